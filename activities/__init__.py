@@ -1,0 +1,1 @@
+"""Activities: all of Tocsin's I/O (channels, config, metrics, hooks)."""

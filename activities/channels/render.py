@@ -1,0 +1,68 @@
+"""Rendering of the channel-neutral message for each channel's API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.models import Message
+
+__all__ = ["slack_blocks", "slack_fallback_text", "SEVERITY_EMOJI", "SEVERITY_COLOR"]
+
+SEVERITY_EMOJI = {
+    "info": ":information_source:",
+    "success": ":white_check_mark:",
+    "warning": ":warning:",
+    "error": ":x:",
+    "critical": ":rotating_light:",
+}
+SEVERITY_COLOR = {"info": 0x0099FF, "success": 0x00FF00, "warning": 0xFFAA00, "error": 0xFF0000, "critical": 0xFF0000}
+
+
+def _trim(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_fallback_text(message: Message) -> str:
+    """The notification/fallback ``text`` of a Slack message."""
+    return _trim(f"{message.title}" + (f" — {message.text.splitlines()[0]}" if message.text else ""), 3000)
+
+
+def slack_blocks(message: Message) -> list[dict[str, Any]]:
+    """Block Kit: header, text, fields, context, link and action buttons."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _trim(message.title, 150), "emoji": True}},
+    ]
+    if message.text:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _trim(message.text, 3000)}})
+    fields = [
+        {"type": "mrkdwn", "text": _trim(f"*{f.title}*\n{f.value}", 2000)} for f in message.fields
+    ]
+    for start in range(0, len(fields), 10):  # Slack allows 10 fields per section
+        blocks.append({"type": "section", "fields": fields[start : start + 10]})
+    context = f"{SEVERITY_EMOJI.get(message.severity, '')} *{message.severity}*"
+    if message.source:
+        context += f" · `{message.source}`"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    elements: list[dict[str, Any]] = []
+    for i, link in enumerate(message.links[:5]):
+        elements.append({
+            "type": "button",
+            "action_id": f"tocsin_link_{i}",
+            "text": {"type": "plain_text", "text": _trim(link.text, 75)},
+            "url": link.url,
+        })
+    for action in message.actions[: 25 - len(elements)]:
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": action.action_id,
+            "text": {"type": "plain_text", "text": _trim(action.text, 75)},
+            "value": action.value or action.action_id,
+        }
+        if action.url:
+            button["url"] = action.url
+        if action.style:
+            button["style"] = action.style
+        elements.append(button)
+    if elements:
+        blocks.append({"type": "actions", "elements": elements})
+    return blocks

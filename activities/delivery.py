@@ -1,0 +1,110 @@
+"""The delivery activities: config snapshot and one send on one channel.
+
+Built once per worker (:class:`DeliveryActivities`), holding the long-lived
+HTTP clients and the config store; Temporal calls its methods.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError
+from activities.config import ConfigStore, resolve_env
+from activities.metrics import NOTIFICATIONS, NOTIFY_LATENCY
+from activities.redact import Redactor
+from workflows.config import Config
+from workflows.models import DeliveryRecord, Message, SendRequest
+
+__all__ = ["DeliveryActivities"]
+
+
+class DeliveryActivities:
+    """Activities that read config and deliver notifications."""
+
+    def __init__(self, store: ConfigStore, *, home: Path, http: httpx.AsyncClient | None = None):
+        self._store = store
+        self._deps = ChannelDeps(http=http or httpx.AsyncClient(timeout=httpx.Timeout(10.0)), home=home)
+        self._channels: dict[tuple[str, str], Channel] = {}
+
+    async def aclose(self) -> None:
+        """Close the long-lived clients."""
+        for channel in self._channels.values():
+            await channel.aclose()
+        await self._deps.http.aclose()
+        session = self._deps.extra.get("aiohttp")
+        if session is not None:
+            await session.close()
+
+    @activity.defn(name="load_config")
+    async def load_config(self) -> Config:
+        """The current config, with channel settings stripped (safe for history)."""
+        return self._store.get().snapshot()
+
+    def _channel(self, name: str, config: Config) -> Channel:
+        spec = config.channels.get(name)
+        if spec is None:
+            raise ApplicationError(f"unknown channel '{name}'", type="UnknownChannel", non_retryable=True)
+        try:
+            settings: dict[str, Any] = resolve_env(spec.settings())
+        except KeyError as exc:
+            raise ApplicationError(
+                f"channel '{name}': environment variable {exc.args[0]} is not set", type="MissingSecret",
+                non_retryable=True) from None
+        cache_key = (name, repr(sorted(settings.items())))
+        channel = self._channels.get(cache_key)
+        if channel is None:
+            cls = REGISTRY.get(spec.type)
+            if cls is None:
+                raise ApplicationError(f"channel '{name}': type '{spec.type}' is not available",
+                                       type="UnknownChannel", non_retryable=True)
+            try:
+                channel = cls(name, settings, self._deps)
+            except ChannelError as exc:
+                raise ApplicationError(str(exc), type=exc.kind, non_retryable=True) from None
+            self._channels[cache_key] = channel
+        return channel
+
+    @staticmethod
+    def _redact(message: Message, redactor: Redactor) -> Message:
+        data = message.model_copy(deep=True)
+        data.title = redactor(data.title)
+        data.text = redactor(data.text)
+        for fld in data.fields:
+            fld.value = redactor(fld.value)
+        return data
+
+    @activity.defn(name="send_notification")
+    async def send(self, request: SendRequest) -> DeliveryRecord:
+        """Send one message on one channel; raise so Temporal retries what can be retried."""
+        config = self._store.get()
+        channel = self._channel(request.channel, config)
+        message = self._redact(request.message, Redactor(config.redact_patterns))
+        attempt = activity.info().attempt
+        started = time.monotonic()
+        try:
+            sent = await channel.send(message, request.idempotency_key, attempt)
+        except ChannelError as exc:
+            NOTIFICATIONS.labels(request.channel, "retry" if exc.retryable else "failed").inc()
+            delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+            raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable,
+                                   next_retry_delay=delay) from None
+        latency = time.monotonic() - started
+        NOTIFICATIONS.labels(request.channel, "duplicate" if sent.duplicate else "delivered").inc()
+        NOTIFY_LATENCY.labels(request.channel).observe(latency)
+        return DeliveryRecord(
+            channel=request.channel,
+            receiver=request.receiver,
+            channel_type=channel.type,
+            outcome="delivered",
+            attempts=attempt,
+            latency_ms=round(latency * 1000, 2),
+            message_id=sent.message_id,
+            url=sent.url,
+        )

@@ -1,0 +1,15 @@
+"""Prometheus metrics of the activities (served by the gateway and the worker)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = ["NOTIFICATIONS", "NOTIFY_LATENCY"]
+
+NOTIFICATIONS = Counter(
+    "tocsin_notifications_total", "Notification sends by channel and outcome", ["channel", "outcome"]
+)
+NOTIFY_LATENCY = Histogram(
+    "tocsin_notification_latency_seconds", "Time a channel API took to accept a notification", ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

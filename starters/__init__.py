@@ -1,0 +1,1 @@
+"""Thin entry points: the ``tocsin`` CLI and the HTTP gateway."""

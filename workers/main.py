@@ -1,0 +1,74 @@
+"""``tocsin worker``: registers every workflow and activity and runs until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import timedelta
+from collections.abc import AsyncIterator
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.config import ConfigStore
+from activities.delivery import DeliveryActivities
+from workers.settings import Settings
+from workflows import ALL_WORKFLOWS
+
+__all__ = ["build_worker", "running_worker", "run_worker", "install_stop_signals"]
+
+log = logging.getLogger("tocsin")
+
+# Deterministic, stateless modules: import once, outside the sandbox.
+PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "yaml",
+               "workflows", "activities", "workers")
+
+
+def build_worker(client: Client, settings: Settings, activities: DeliveryActivities, **kwargs: object) -> Worker:
+    """A worker for Tocsin's task queue with all workflows and activities."""
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=ALL_WORKFLOWS,
+        activities=[activities.load_config, activities.send],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, settings: Settings, store: ConfigStore | None = None) -> AsyncIterator[Worker]:
+    """Run a worker for the duration of the block; clients are closed after."""
+    activities = DeliveryActivities(store or ConfigStore(), home=settings.home)
+    worker = build_worker(client, settings, activities)
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await activities.aclose()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set ``stop`` (a second one exits at once)."""
+    loop = asyncio.get_running_loop()
+
+    def handler() -> None:
+        if stop.is_set():
+            raise SystemExit(130)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler)
+
+
+async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+    """Run a worker until ``stop`` is set."""
+    async with running_worker(client, settings):
+        log.info("worker polling task queue %r on %s", settings.task_queue, settings.address)
+        await stop.wait()
+        log.info("worker stopping")

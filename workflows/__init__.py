@@ -1,0 +1,18 @@
+"""Tocsin's workflows (deterministic) and the models they exchange."""
+
+from __future__ import annotations
+
+__all__ = ["ALL_WORKFLOWS"]
+
+
+def _all() -> list[type]:
+    from workflows.notify import NotifyWorkflow
+    from workflows.pipeline import PipelineWorkflow
+
+    return [NotifyWorkflow, PipelineWorkflow]
+
+
+def __getattr__(name: str) -> object:
+    if name == "ALL_WORKFLOWS":
+        return _all()
+    raise AttributeError(name)

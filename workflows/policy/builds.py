@@ -1,0 +1,161 @@
+"""CI pipeline events: classification, routing labels and the message.
+
+``classify`` is the whole state machine of a pipeline track (one per CI
+workflow name on a branch): failure → ``BuildFailed``; the first success after
+failures → ``BuildFixed``; cancelled → ``BuildCancelled``; a plain success →
+``BuildSucceeded`` and ``started`` → ``BuildStarted`` (quiet by default).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from workflows.config import PipelinesConfig
+from workflows.models import BuildEvent, Link, Message, MessageField, Severity
+
+__all__ = ["Track", "Classified", "classify", "build_labels", "build_message", "format_duration_s"]
+
+_SEVERITY: dict[str, Severity] = {"failure": "error", "cancelled": "warning", "success": "info", "started": "info"}
+
+
+class Track(BaseModel):
+    """State of one CI workflow on one branch."""
+
+    last_status: str | None = None
+    consecutive_failures: int = 0
+    failing_since: str | None = None
+    """Commit of the first failure in the current streak."""
+    last_commit: str | None = None
+
+
+class Classified(BaseModel):
+    """The outcome of one event against a track."""
+
+    alertname: str
+    notify: bool
+    track: Track
+    previous_failures: int = 0
+
+
+def classify(track: Track, event: BuildEvent, settings: PipelinesConfig) -> Classified:
+    """Apply one event to a track.
+
+    Args:
+        track: the state before the event.
+        event: the CI event.
+        settings: the config's ``pipelines`` section.
+
+    Returns:
+        The alert name, whether it notifies, and the new track state.
+    """
+    new = track.model_copy()
+    new.last_commit = event.commit
+    previous = track.consecutive_failures
+    if event.status == "started":
+        return Classified(alertname="BuildStarted", notify=settings.notify_started, track=new)
+    new.last_status = event.status
+    if event.status == "failure":
+        new.consecutive_failures += 1
+        if new.failing_since is None:
+            new.failing_since = event.commit
+        return Classified(alertname="BuildFailed", notify=True, track=new, previous_failures=previous)
+    if event.status == "cancelled":
+        return Classified(alertname="BuildCancelled", notify=True, track=new, previous_failures=previous)
+    new.consecutive_failures = 0
+    new.failing_since = None
+    if previous > 0:
+        return Classified(alertname="BuildFixed", notify=True, track=new, previous_failures=previous)
+    return Classified(alertname="BuildSucceeded", notify=settings.notify_success, track=new)
+
+
+def build_labels(event: BuildEvent, alertname: str) -> dict[str, str]:
+    """The routing labels of a CI event."""
+    labels = {
+        "alertname": alertname,
+        "kind": "build",
+        "repo": event.repo,
+        "branch": event.branch,
+        "workflow": event.workflow,
+        "status": event.status,
+        "severity": _SEVERITY[event.status],
+        "service": event.repo.rsplit("/", 1)[-1],
+    }
+    if event.author:
+        labels["author"] = event.author
+    return labels
+
+
+def format_duration_s(seconds: float) -> str:
+    """``754`` → ``12m 34s``."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+_TITLES = {
+    "BuildFailed": "Build failed",
+    "BuildFixed": "Build fixed",
+    "BuildCancelled": "Build cancelled",
+    "BuildSucceeded": "Build succeeded",
+    "BuildStarted": "Build started",
+}
+_MSG_SEVERITY: dict[str, Severity] = {
+    "BuildFailed": "error",
+    "BuildFixed": "success",
+    "BuildCancelled": "warning",
+    "BuildSucceeded": "success",
+    "BuildStarted": "info",
+}
+
+
+def build_message(event: BuildEvent, result: Classified, source: str) -> Message:
+    """Render a CI event as a channel-neutral message."""
+    title = f"{_TITLES[result.alertname]}: {event.repo}@{event.branch} ({event.workflow})"
+    lines: list[str] = []
+    if result.alertname == "BuildFailed" and result.track.consecutive_failures > 1:
+        lines.append(f"Failing for {result.track.consecutive_failures} builds in a row "
+                     f"(since {(result.track.failing_since or '')[:7]}).")
+    if result.alertname == "BuildFixed":
+        lines.append(f"Green again after {result.previous_failures} failed build(s).")
+    fields = [
+        MessageField(title="Repository", value=event.repo),
+        MessageField(title="Branch", value=event.branch),
+        MessageField(title="Commit", value=event.commit[:7]),
+        MessageField(title="Status", value=event.status),
+    ]
+    if event.author:
+        fields.append(MessageField(title="Author", value=event.author))
+    if event.duration_seconds is not None:
+        fields.append(MessageField(title="Duration", value=format_duration_s(event.duration_seconds)))
+    if event.pr is not None:
+        fields.append(MessageField(title="Pull request", value=f"#{event.pr}"))
+    if event.tests is not None:
+        t = event.tests
+        passed = t.total - t.failed - t.errors - t.skipped
+        fields.append(MessageField(
+            title="Tests", value=f"{passed} passed, {t.failed + t.errors} failed, {t.skipped} skipped"))
+        for failure in t.failures[:5]:
+            name = f"{failure.classname}.{failure.name}" if failure.classname else failure.name
+            lines.append(f"✗ {name}" + (f": {failure.message[:200]}" if failure.message else ""))
+    if event.coverage is not None:
+        fields.append(MessageField(title="Coverage", value=f"{event.coverage.line_percent:.1f}%"))
+    for scan in event.security:
+        fields.append(MessageField(
+            title=f"Security ({scan.tool})",
+            value=f"{scan.error} error, {scan.warning} warning, {scan.note} note"))
+        lines.extend(f"⚠ {item}" for item in scan.top[:3])
+    links = [Link(text="View run", url=event.url)] if event.url else []
+    return Message(
+        title=title,
+        text="\n".join(lines),
+        severity=_MSG_SEVERITY[result.alertname],
+        fields=fields,
+        links=links,
+        labels=build_labels(event, result.alertname),
+        source=source,
+    )

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import signal
 from datetime import timedelta
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -18,7 +19,7 @@ from activities.delivery import DeliveryActivities
 from workers.settings import Settings
 from workflows import ALL_WORKFLOWS
 
-__all__ = ["build_worker", "running_worker", "run_worker", "install_stop_signals"]
+__all__ = ["activity_functions", "build_worker", "running_worker", "run_worker", "install_stop_signals"]
 
 log = logging.getLogger("tocsin")
 
@@ -27,30 +28,36 @@ PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extension
                "workflows", "activities", "workers")
 
 
-def build_worker(client: Client, settings: Settings, activities: DeliveryActivities, **kwargs: object) -> Worker:
-    """A worker for Tocsin's task queue with all workflows and activities."""
+def activity_functions(delivery: DeliveryActivities) -> list[Callable[..., Any]]:
+    """Every activity Tocsin registers."""
+    return [delivery.load_config, delivery.send]
+
+
+def build_worker(client: Client, settings: Settings, activities: Sequence[Callable[..., Any]],
+                 **kwargs: Any) -> Worker:
+    """A worker for Tocsin's task queue with all workflows and the given activities."""
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=ALL_WORKFLOWS,
-        activities=[activities.load_config, activities.send],
+        activities=activities,
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
         graceful_shutdown_timeout=timedelta(seconds=10),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
 @contextlib.asynccontextmanager
 async def running_worker(client: Client, settings: Settings, store: ConfigStore | None = None) -> AsyncIterator[Worker]:
     """Run a worker for the duration of the block; clients are closed after."""
-    activities = DeliveryActivities(store or ConfigStore(), home=settings.home)
-    worker = build_worker(client, settings, activities)
+    delivery = DeliveryActivities(store or ConfigStore(), home=settings.home)
+    worker = build_worker(client, settings, activity_functions(delivery))
     try:
         async with worker:
             yield worker
     finally:
-        await activities.aclose()
+        await delivery.aclose()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

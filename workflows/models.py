@@ -116,6 +116,8 @@ class NotifyResult(BaseModel):
 class TestFailure(BaseModel):
     """One failing test case from a JUnit report."""
 
+    __test__ = False  # not a pytest test class
+
     name: str
     classname: str = ""
     message: str = ""
@@ -123,6 +125,8 @@ class TestFailure(BaseModel):
 
 class TestSummary(BaseModel):
     """Counts from one or more JUnit XML reports."""
+
+    __test__ = False  # not a pytest test class
 
     total: int = 0
     failed: int = 0

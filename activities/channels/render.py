@@ -6,7 +6,7 @@ from typing import Any
 
 from workflows.models import Message
 
-__all__ = ["slack_blocks", "slack_fallback_text", "SEVERITY_EMOJI", "SEVERITY_COLOR"]
+__all__ = ["mrkdwn_escape", "slack_blocks", "slack_fallback_text", "SEVERITY_EMOJI", "SEVERITY_COLOR"]
 
 SEVERITY_EMOJI = {
     "info": ":information_source:",
@@ -16,6 +16,11 @@ SEVERITY_EMOJI = {
     "critical": ":rotating_light:",
 }
 SEVERITY_COLOR = {"info": 0x0099FF, "success": 0x00FF00, "warning": 0xFFAA00, "error": 0xFF0000, "critical": 0xFF0000}
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Escape ``&``, ``<`` and ``>`` as Slack requires (so ``<!channel>`` in a log pings nobody)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _trim(text: str, limit: int) -> str:
@@ -30,33 +35,37 @@ def slack_fallback_text(message: Message) -> str:
 def slack_blocks(message: Message) -> list[dict[str, Any]]:
     """Block Kit: header, text, fields, context, link and action buttons."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _trim(message.title, 150), "emoji": True}},
+        {"type": "header",
+         "text": {"type": "plain_text", "text": _trim(message.title.strip() or "(no title)", 150), "emoji": True}},
     ]
     if message.text:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _trim(message.text, 3000)}})
+        blocks.append({"type": "section",
+                       "text": {"type": "mrkdwn", "text": _trim(mrkdwn_escape(message.text), 3000)}})
     fields = [
-        {"type": "mrkdwn", "text": _trim(f"*{f.title}*\n{f.value}", 2000)} for f in message.fields
+        {"type": "mrkdwn", "text": _trim(f"*{mrkdwn_escape(f.title)}*\n{mrkdwn_escape(f.value)}", 2000)}
+        for f in message.fields
     ]
-    for start in range(0, len(fields), 10):  # Slack allows 10 fields per section
+    # Slack allows 10 fields per section and 50 blocks per message (keep room for the rest).
+    for start in range(0, min(len(fields), 450), 10):
         blocks.append({"type": "section", "fields": fields[start : start + 10]})
     context = f"{SEVERITY_EMOJI.get(message.severity, '')} *{message.severity}*"
     if message.source:
-        context += f" · `{message.source}`"
+        context += f" · `{mrkdwn_escape(message.source)}`"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     elements: list[dict[str, Any]] = []
     for i, link in enumerate(message.links[:5]):
         elements.append({
             "type": "button",
             "action_id": f"tocsin_link_{i}",
-            "text": {"type": "plain_text", "text": _trim(link.text, 75)},
+            "text": {"type": "plain_text", "text": _trim(link.text.strip() or "Open", 75)},
             "url": link.url,
         })
     for action in message.actions[: 25 - len(elements)]:
         button: dict[str, Any] = {
             "type": "button",
-            "action_id": action.action_id,
-            "text": {"type": "plain_text", "text": _trim(action.text, 75)},
-            "value": action.value or action.action_id,
+            "action_id": action.action_id[:255],
+            "text": {"type": "plain_text", "text": _trim(action.text.strip() or action.action_id, 75)},
+            "value": (action.value or action.action_id)[:2000],
         }
         if action.url:
             button["url"] = action.url

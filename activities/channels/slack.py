@@ -38,13 +38,14 @@ class SlackChannel(Channel):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self._timeout = float(self.settings.get("timeout", 10))
         base = self.settings.get("api_url") or "https://slack.com/api/"
         if not base.endswith("/"):
             base += "/"
         self._client = AsyncWebClient(
             token=self.settings["token"],
             base_url=base,
-            timeout=int(self.settings.get("timeout", 10)),
+            timeout=int(self._timeout),
             session=self._session(),
             retry_handlers=[],  # Temporal owns retries
         )
@@ -58,8 +59,10 @@ class SlackChannel(Channel):
         return session
 
     def _classify(self, exc: SlackApiError, call: str) -> ChannelError:
-        status = getattr(exc.response, "status_code", 200)
-        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        # slack-sdk hands back a raw aiohttp response when the body is not JSON.
+        status = getattr(exc.response, "status_code", None) or getattr(exc.response, "status", None) or 200
+        data = getattr(exc.response, "data", None)
+        data = data if isinstance(data, dict) else {}
         error = str(data.get("error") or "")
         if status == 429 or error == "ratelimited":
             headers = getattr(exc.response, "headers", {}) or {}
@@ -73,14 +76,36 @@ class SlackChannel(Channel):
                                 kind="SlackPermanent")
         return ChannelError(f"slack {call}: {error or status}", retryable=True)
 
+    async def _channel_for_history(self) -> str | None:
+        """The channel id (``conversations.history`` needs one; names are looked up once)."""
+        if self._channel_id:
+            return self._channel_id
+        channel = self.settings["channel"]
+        if not channel.startswith("#"):
+            return channel
+        cursor = None
+        for _ in range(20):  # at most 20 pages of 1000 channels
+            resp = await self._client.conversations_list(
+                types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor)
+            for item in resp.get("channels", []) or []:
+                if item.get("name") == channel[1:]:
+                    self._channel_id = item.get("id")
+                    return self._channel_id
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return None
+
     async def _find_existing(self, key: str) -> Sent | None:
-        channel = self._channel_id or self.settings["channel"]
-        if channel.startswith("#"):
-            return None  # history needs a channel id; unknown until the first post answers
         try:
-            resp = await self._client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
-        except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError):
-            return None
+            async with asyncio.timeout(self._timeout):
+                channel = await self._channel_for_history()
+                if channel is None:
+                    return None
+                resp = await self._client.conversations_history(
+                    channel=channel, limit=50, include_all_metadata=True)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError):
+            return None  # cannot tell: post (at-least-once beats never)
         for msg in resp.get("messages", []) or []:
             meta = msg.get("metadata") or {}
             if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("key") == key:
@@ -93,16 +118,19 @@ class SlackChannel(Channel):
             if existing is not None:
                 return existing
         try:
-            resp = await self._client.chat_postMessage(
-                channel=self.settings["channel"],
-                text=slack_fallback_text(message),
-                blocks=slack_blocks(message),
-                metadata={"event_type": EVENT_TYPE, "event_payload": {"key": idempotency_key}},
-                unfurl_links=False,
-            )
+            async with asyncio.timeout(self._timeout):
+                resp = await self._client.chat_postMessage(
+                    channel=self.settings["channel"],
+                    text=slack_fallback_text(message),
+                    blocks=slack_blocks(message),
+                    metadata={"event_type": EVENT_TYPE, "event_payload": {"key": idempotency_key}},
+                    unfurl_links=False,
+                )
         except SlackApiError as exc:
             raise self._classify(exc, "chat.postMessage") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except TimeoutError:
+            raise ChannelError(f"slack chat.postMessage: no answer in {self._timeout:g}s", retryable=True) from None
+        except (aiohttp.ClientError, OSError) as exc:
             raise ChannelError(f"slack chat.postMessage: {type(exc).__name__}: {exc}", retryable=True) from None
         self._channel_id = resp.get("channel") or self._channel_id
         return Sent(message_id=resp.get("ts"), url=None)

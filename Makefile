@@ -1,0 +1,34 @@
+# Tocsin — two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench install system-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: Temporal dev server (gRPC :7233, UI :8233) + worker + gateway (:8080). Ctrl-C stops all.
+run: $(STAMP)
+	$(BIN)/tocsin dev
+
+## system-deps: Debian packages the integration tests use (compose validator, Alertmanager, Prometheus).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+## test: the whole suite (unit, time-skipping workflow tests, integration against a real dev server).
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## bench: CI event in → Slack message out, against a raw one-activity Temporal baseline.
+bench: $(STAMP)
+	$(BIN)/python -m bench.ci_to_slack
+
+clean:
+	rm -rf $(VENV) .tocsin *.egg-info

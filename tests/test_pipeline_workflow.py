@@ -1,0 +1,129 @@
+"""PipelineWorkflow on the time-skipping server: classification, routing, dedupe, continue-as-new."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from starters.actions import send_build_event
+from tests.helpers import outbox, tocsin_worker
+from workflows.models import BuildEvent
+from workflows.pipeline import PipelineInput, PipelineState, PipelineWorkflow
+
+
+REPO = "acme/api"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_repo(task_queue: str) -> None:
+    """Entity workflows outlive a test: give each test its own pipeline id."""
+    global REPO
+    REPO = f"acme/{task_queue}"
+
+
+def event(status: str, commit: str = "abc1234", **kw: object) -> BuildEvent:
+    return BuildEvent(repo=REPO, branch="main", commit=commit, status=status, **kw)  # type: ignore[arg-type]
+
+
+async def wait_seq(handle, seq: int) -> PipelineState:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    for _ in range(200):
+        state = await handle.query(PipelineWorkflow.state)
+        if state.seq >= seq:
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"pipeline never reached seq {seq}: {state}")
+
+
+async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path):
+        wid = await send_build_event(time_env.client, event("success", "1111111"), task_queue)
+        await send_build_event(time_env.client, event("failure", "2222222", author="alice"), task_queue)
+        await send_build_event(time_env.client, event("failure", "3333333"), task_queue)
+        await send_build_event(time_env.client, event("success", "4444444"), task_queue)
+        await send_build_event(time_env.client, event("success", "5555555"), task_queue)
+        handle = time_env.client.get_workflow_handle(wid)
+        state = await wait_seq(handle, 5)
+    titles = [r["message"]["title"] for r in outbox(tmp_path)]
+    assert titles == [
+        f"Build failed: {REPO}@main (ci)",
+        f"Build failed: {REPO}@main (ci)",
+        f"Build fixed: {REPO}@main (ci)",
+    ]
+    assert [n.alertname for n in state.notices] == [
+        "BuildSucceeded", "BuildFailed", "BuildFailed", "BuildFixed", "BuildSucceeded"]
+    assert [n.notified for n in state.notices] == [False, True, True, True, False]
+    assert state.tracks["ci"].consecutive_failures == 0
+    second = outbox(tmp_path)[1]["message"]
+    assert "2 builds in a row" in second["text"]
+    assert second["labels"]["alertname"] == "BuildFailed"
+    assert second["labels"]["severity"] == "error"
+
+
+async def test_duplicate_event_from_ci_retry_is_ignored(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path):
+        ev = event("failure", "abcdef0", url="https://ci.example/runs/9")
+        wid = await send_build_event(time_env.client, ev, task_queue)
+        await send_build_event(time_env.client, ev, task_queue)
+        await send_build_event(time_env.client, event("cancelled", "abcdef1"), task_queue)
+        state = await wait_seq(time_env.client.get_workflow_handle(wid), 2)
+    assert state.seq == 2
+    assert [r["message"]["title"].split(":")[0] for r in outbox(tmp_path)] == ["Build failed", "Build cancelled"]
+
+
+async def test_tracks_are_per_ci_workflow_name(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path):
+        wid = await send_build_event(time_env.client, event("failure", "aaaaaaa", workflow="lint"), task_queue)
+        await send_build_event(time_env.client, event("success", "aaaaaaa", workflow="tests"), task_queue)
+        await send_build_event(time_env.client, event("success", "bbbbbbb", workflow="lint"), task_queue)
+        state = await wait_seq(time_env.client.get_workflow_handle(wid), 3)
+    assert [n.alertname for n in state.notices] == ["BuildFailed", "BuildSucceeded", "BuildFixed"]
+
+
+async def test_routes_by_labels_to_configured_receivers(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+    config = write_config({
+        "channels": {"a": {"type": "console"}, "b": {"type": "console"}},
+        "receivers": [{"name": "default", "channels": ["a"]}, {"name": "lint-team", "channels": ["b"]},
+                      {"name": "quiet"}],
+        "route": {"receiver": "default", "routes": [
+            {"matchers": ['workflow="lint"'], "receiver": "lint-team", "continue": True},
+            {"matchers": ['alertname="BuildCancelled"'], "receiver": "quiet"},
+            {"matchers": ['kind="build"', 'severity=~"error|critical"'], "receiver": "default"},
+        ]},
+    })
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, config):
+        wid = await send_build_event(time_env.client, event("failure", "aaaaaaa", workflow="lint"), task_queue)
+        await send_build_event(time_env.client, event("cancelled", "aaaaaaa"), task_queue)
+        state = await wait_seq(time_env.client.get_workflow_handle(wid), 2)
+    assert state.notices[0].receivers == ["lint-team", "default"]
+    assert sorted(r["channel"] for r in outbox(tmp_path)) == ["a", "b"]
+    assert state.notices[1].receivers == ["quiet"]
+    assert state.notices[1].deliveries == []  # a receiver with no channels drops, as in Alertmanager
+
+
+async def test_continue_as_new_keeps_state_and_numbering(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path):
+        wid = f"pipeline/{REPO}/main"
+        first = await time_env.client.start_workflow(
+            PipelineWorkflow.run, PipelineInput(repo=REPO, branch="main", max_history=20),
+            id=wid, task_queue=task_queue)
+        handle = time_env.client.get_workflow_handle(wid)  # follows the newest run
+        for i in range(8):
+            await handle.signal(PipelineWorkflow.build_event, event("failure", f"{i:07x}"))
+        state = await wait_seq(handle, 8)
+        desc = await handle.describe()
+    assert state.runs > 1, "the entity should have continued-as-new with max_history=20"
+    assert desc.run_id != first.run_id
+    assert desc.status == WorkflowExecutionStatus.RUNNING
+    assert state.tracks["ci"].consecutive_failures == 8
+    keys = [r["key"] for r in outbox(tmp_path)]
+    assert keys == [f"{wid}/event-{i}/console/console" for i in range(1, 9)]

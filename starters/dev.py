@@ -108,7 +108,8 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
             client = await _wait_connect(settings, proc)
             await ensure_search_attributes(client, settings.namespace)
             gw = server(create_app(settings, client), host, gateway_port)
-            gw.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            # tocsin dev owns SIGINT/SIGTERM; uvicorn must neither capture nor re-raise them.
+            gw.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
             async with running_worker(client, settings):
                 gw_task = asyncio.create_task(gw.serve())
                 while not gw.started and not gw_task.done():

@@ -43,3 +43,23 @@ def outbox(home: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cli(*args: str, address: str | None = None, env: dict[str, str] | None = None,
+        cwd: Path | None = None, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+    """Run the real ``tocsin`` console script."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if k not in ("TOCSIN_CONFIG", "TEMPORAL_ADDRESS")}
+    if address:
+        full_env["TEMPORAL_ADDRESS"] = address
+    full_env.update(env or {})
+    exe = str(Path(sys.executable).parent / "tocsin")
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+def address_of(client: Client) -> str:
+    """host:port of a client's Temporal frontend."""
+    return client.service_client.config.target_host

@@ -44,7 +44,6 @@ class ConsoleChannel(Channel):
             lines.append(f"    {fld.title}: {fld.value}")
         for link in message.links:
             lines.append(f"    {link.text}: {link.url}")
-        print("\n".join(lines), file=sys.stdout, flush=True)
         self.deps.home.mkdir(parents=True, exist_ok=True)
         record = {
             "key": idempotency_key,
@@ -55,4 +54,5 @@ class ConsoleChannel(Channel):
         with (self.deps.home / "outbox.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         seen.add(idempotency_key)
+        print("\n".join(lines), file=sys.stdout, flush=True)
         return Sent(message_id=idempotency_key)

@@ -1,0 +1,127 @@
+"""`tocsin dev` (what `make run` runs) and `tocsin worker` as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.helpers import address_of, cli
+
+pytestmark = pytest.mark.integration
+
+TOCSIN = str(Path(sys.executable).parent / "tocsin")
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 90) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line.rstrip())
+        if needle in line:
+            return seen
+    raise AssertionError(f"never saw {needle!r}; output: {seen}; stderr: "
+                         f"{proc.stderr.read() if proc.stderr and proc.poll() is not None else ''}")
+
+
+def start_dev(cwd: Path, ports: list[int]) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("TOCSIN_CONFIG", "TEMPORAL_ADDRESS")}
+    return subprocess.Popen(
+        [TOCSIN, "dev", "--port", str(ports[0]), "--ui-port", str(ports[1]), "--gateway-port", str(ports[2])],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    proc = start_dev(tmp_path, ports)
+    try:
+        banner = wait_for_line(proc, "Press Ctrl-C to stop.")
+        assert any(f"http://127.0.0.1:{ports[1]}" in line for line in banner)
+        assert any(f"http://127.0.0.1:{ports[2]}" in line for line in banner)
+        assert httpx.get(f"http://127.0.0.1:{ports[2]}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ports[1]}/", timeout=5).status_code == 200  # the Temporal UI
+        done = cli("build", "--repo", "acme/api", "--branch", "main", "--commit", "abcdef1", "--status", "failure",
+                   address=f"127.0.0.1:{ports[0]}")
+        assert done.returncode == 0, done.stderr
+        printed = wait_for_line(proc, "Build failed: acme/api@main (ci)", timeout=30)
+        assert printed
+        outbox = tmp_path / ".tocsin" / "outbox.jsonl"
+        assert json.loads(outbox.read_text().splitlines()[0])["message"]["labels"]["alertname"] == "BuildFailed"
+    finally:
+        code = stop(proc)
+    assert code == 0
+    assert (tmp_path / ".tocsin" / "temporal.db").exists()
+    for port in ports:  # everything it started is gone
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open after Ctrl-C"
+
+    proc = start_dev(tmp_path, ports)
+    try:
+        wait_for_line(proc, "Press Ctrl-C to stop.")
+        done = cli("build", "--repo", "acme/api", "--branch", "main", "--commit", "abcdef2", "--status", "success",
+                   address=f"127.0.0.1:{ports[0]}")
+        assert done.returncode == 0, done.stderr
+        # The pipeline remembered the failure across the restart, so this success is a fix.
+        wait_for_line(proc, "Build fixed: acme/api@main (ci)", timeout=30)
+    finally:
+        assert stop(proc) == 0
+
+
+def test_dev_refuses_a_busy_port(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", ports[2]))
+        busy.listen()
+        proc = start_dev(tmp_path, ports)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert f"port {ports[2]} (gateway) is already in use" in err
+
+
+def test_worker_process_stops_cleanly_on_sigterm(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TOCSIN_CONFIG"}
+    env.update(TEMPORAL_ADDRESS=address_of(dev_env.client), TOCSIN_TASK_QUEUE="sigterm-test")
+    proc = subprocess.Popen([TOCSIN, "worker"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_line(proc, "worker polling task queue 'sigterm-test'", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,53 @@
+"""Gateway: /healthz follows Temporal's health; /metrics is Prometheus exposition."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from starters.gateway import create_app
+from workers.settings import Settings
+from workers.temporal import connect
+
+pytestmark = pytest.mark.integration
+
+
+async def _get(app, path: str) -> httpx.Response:  # type: ignore[no-untyped-def]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await client.get(path)
+
+
+async def test_healthz_200_when_temporal_answers(dev_env: WorkflowEnvironment) -> None:
+    resp = await _get(create_app(Settings(), dev_env.client), "/healthz")
+    assert resp.status_code == 200 and resp.json()["status"] == "ok"
+
+
+async def test_healthz_503_when_temporal_is_down() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    settings = replace(Settings(), address=address)
+    app = create_app(settings)  # connects lazily, so the gateway starts while Temporal is down
+    resp = await _get(app, "/healthz")
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["status"] == "unavailable" and body["temporal"] == address and body["reason"]
+
+
+async def test_metrics_exposition(dev_env: WorkflowEnvironment) -> None:
+    app = create_app(Settings(), dev_env.client)
+    await _get(app, "/healthz")
+    resp = await _get(app, "/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    assert 'tocsin_gateway_requests_total{route="/healthz",status="200"}' in resp.text
+
+
+async def test_unknown_route_is_json_404() -> None:
+    resp = await _get(create_app(Settings(), await connect(Settings(), lazy=True)), "/nope")
+    assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints p50/p99 beside a raw-Temporal baseline measured in the same run."""

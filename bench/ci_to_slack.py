@@ -59,7 +59,9 @@ async def main(samples: int, warmup: int) -> int:
     with FakeSlack() as slack:
         config_path = home / "tocsin.yaml"
         config_path.write_text(yaml.safe_dump({
-            "channels": {"ci": {"type": "slack", "token": slack.token, "channel": "#ci", "api_url": slack.url}},
+            # The fake has no rate limit: measure delivery latency, not Slack's 1 msg/s pacing.
+            "channels": {"ci": {"type": "slack", "token": slack.token, "channel": "#ci", "api_url": slack.url,
+                                "rate_per_second": 1000, "burst": 1000}},
             "receivers": [{"name": "ci", "channels": ["ci"]}],
             "route": {"receiver": "ci"},
         }))

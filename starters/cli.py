@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any, Awaitable, Callable, NoReturn, Optional, TypeVar
 
-import click
 import typer
 from temporalio.service import RPCError
 
@@ -270,11 +269,26 @@ def notify(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Exits with ``os._exit`` after flushing: the Temporal client's native runtime
+    threads can otherwise crash the interpreter's teardown (a fatal
+    ``PyGILState_Release`` after the work is already done).
+    """
+    import os
+
+    code = 0
     try:
-        app()
+        app()  # standalone mode: ends with SystemExit carrying the exit code
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def _error_text(exc: BaseException) -> str:
     return str(cause)
 
 
-async def deliver(config: Config, receiver_name: str, message: Message, step: str) -> list[DeliveryRecord]:
+async def deliver(config: Config, receiver_name: str, message: Message, step: str, *,
+                  action: str = "notify", dedup_key: str | None = None,
+                  refs: dict[str, str] | None = None, thread: bool = False) -> list[DeliveryRecord]:
     """Deliver ``message`` to every channel of a receiver (with failover).
 
     Args:
@@ -61,6 +63,10 @@ async def deliver(config: Config, receiver_name: str, message: Message, step: st
         receiver_name: receiver to notify.
         message: what to send.
         step: a name unique within the workflow for this notification.
+        action: lifecycle for incident-style channels (trigger/acknowledge/resolve).
+        dedup_key: stable key across an incident's life.
+        refs: ``channel → message_id`` of earlier sends; with ``thread`` False those channels
+            edit that message in place, with ``thread`` True they reply under it.
 
     Returns:
         One record per channel tried. A receiver with no channels (a
@@ -74,10 +80,13 @@ async def deliver(config: Config, receiver_name: str, message: Message, step: st
     wid = workflow.info().workflow_id
 
     def start(channel: str) -> Any:
+        ref = (refs or {}).get(channel)
         return workflow.start_activity_method(
             DeliveryActivities.send,
             SendRequest(channel=channel, receiver=receiver_name, message=message,
-                        idempotency_key=f"{wid}/{step}/{channel}"),
+                        idempotency_key=f"{wid}/{step}/{channel}", action=action,  # type: ignore[arg-type]
+                        dedup_key=dedup_key,
+                        update_of=None if thread else ref, thread_of=ref if thread else None),
             start_to_close_timeout=SEND_START_TO_CLOSE,
             schedule_to_close_timeout=SEND_SCHEDULE_TO_CLOSE,
             retry_policy=SEND_RETRY,

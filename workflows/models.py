@@ -82,6 +82,14 @@ class SendRequest(BaseModel):
     message: Message
     idempotency_key: str
     """Workflow id + step + channel: a retried send never shows twice."""
+    action: Literal["notify", "trigger", "acknowledge", "resolve"] = "notify"
+    """Lifecycle for incident-style channels (PagerDuty, GitHub issues, Jira)."""
+    update_of: str | None = None
+    """``message_id`` of an earlier send on this channel to edit in place."""
+    thread_of: str | None = None
+    """``message_id`` of an earlier send on this channel to reply under."""
+    dedup_key: str | None = None
+    """Stable across an incident's life (PagerDuty ``dedup_key``, GitHub marker)."""
 
 
 class DeliveryRecord(BaseModel):

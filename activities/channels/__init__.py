@@ -5,11 +5,11 @@ Adding a channel is one module plus one line in :data:`REGISTRY`.
 
 from __future__ import annotations
 
-from activities.channels.base import Channel, ChannelDeps, ChannelError, Sent
+from activities.channels.base import Channel, ChannelDeps, ChannelError, SendContext, Sent
 from activities.channels.console import ConsoleChannel
 from activities.channels.slack import SlackChannel
 
-__all__ = ["REGISTRY", "Channel", "ChannelDeps", "ChannelError", "Sent"]
+__all__ = ["REGISTRY", "Channel", "ChannelDeps", "ChannelError", "SendContext", "Sent"]
 
 REGISTRY: dict[str, type[Channel]] = {
     "console": ConsoleChannel,

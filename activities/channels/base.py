@@ -8,15 +8,16 @@ beside the HTTP status codes they interpret.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 import httpx
 
 from workflows.models import Message
 
-__all__ = ["Channel", "ChannelDeps", "ChannelError", "Sent", "raise_for_http", "parse_retry_after"]
+__all__ = ["Channel", "ChannelDeps", "ChannelError", "Sent", "SendContext", "raise_for_http", "parse_retry_after"]
 
 
 class ChannelError(Exception):
@@ -44,6 +45,30 @@ class Sent:
     """True when the channel found this send already delivered (a retry)."""
 
 
+@dataclass(frozen=True)
+class SendContext:
+    """How a send relates to earlier ones (channels ignore what they cannot express)."""
+
+    attempt: int = 1
+    """Temporal's attempt number, from 1; a retry may need a duplicate check."""
+    action: Literal["notify", "trigger", "acknowledge", "resolve"] = "notify"
+    """Incident-style channels (PagerDuty, GitHub issues, Jira) map these to their own lifecycle."""
+    update_of: str | None = None
+    """``message_id`` of an earlier send on this channel to edit in place (Slack ``chat.update``)."""
+    thread_of: str | None = None
+    """``message_id`` of an earlier send on this channel to reply under (Slack thread)."""
+    dedup_key: str | None = None
+    """A key stable across the life of an incident/pipeline (PagerDuty ``dedup_key``, GitHub marker)."""
+
+
+@dataclass
+class _Bucket:
+    rate: float
+    burst: float
+    tokens: float
+    stamp: float
+
+
 @dataclass
 class ChannelDeps:
     """Long-lived things channels share, built once per worker."""
@@ -59,6 +84,9 @@ class Channel:
 
     type: ClassVar[str] = ""
     required: ClassVar[tuple[str, ...]] = ()
+    rate_per_second: ClassVar[float | None] = None
+    """Default pace for one instance (None: unpaced); the ``rate_per_second`` setting overrides."""
+    burst: ClassVar[int] = 1
 
     def __init__(self, name: str, settings: Mapping[str, Any], deps: ChannelDeps):
         missing = [key for key in self.required if not settings.get(key)]
@@ -70,9 +98,40 @@ class Channel:
         self.settings = dict(settings)
         self.deps = deps
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int,
+                   ctx: SendContext | None = None) -> Sent:
         """Deliver ``message``; ``attempt`` starts at 1 (a retry may need a duplicate check)."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def pace_key(self) -> str:
+        """What the API rate-limits on (a channel, a webhook); instances sharing it share a bucket."""
+        return f"{self.type}:{self.name}"
+
+    def pace(self, now: float | None = None) -> None:
+        """Take one send from this channel's token bucket.
+
+        Raises:
+            ChannelError: retryable, with ``retry_after`` set to when the next send is allowed, so
+                Temporal's retry (not a sleep in the worker) paces the send.
+        """
+        rate = self.settings.get("rate_per_second", self.rate_per_second)
+        if not rate:
+            return
+        rate = float(rate)
+        burst = float(self.settings.get("burst", self.burst))
+        now = time.monotonic() if now is None else now
+        buckets: dict[str, _Bucket] = self.deps.extra.setdefault("pace", {})
+        bucket = buckets.get(self.pace_key())
+        if bucket is None:
+            bucket = buckets[self.pace_key()] = _Bucket(rate, burst, burst, now)
+        bucket.tokens = min(bucket.burst, bucket.tokens + (now - bucket.stamp) * bucket.rate)
+        bucket.stamp = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return
+        wait = (1 - bucket.tokens) / bucket.rate
+        raise ChannelError(f"{self.type} channel '{self.name}': paced to {rate:g}/s, next send in {wait:.2f}s",
+                           retryable=True, retry_after=wait, kind="Paced")
 
     async def aclose(self) -> None:
         """Release per-channel resources."""

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import datetime, timezone
 
-from activities.channels.base import Channel, Sent
+from activities.channels.base import Channel, SendContext, Sent
 from workflows.models import Message
 
 __all__ = ["ConsoleChannel"]
@@ -33,7 +33,8 @@ class ConsoleChannel(Channel):
             self.deps.extra["console_seen"] = seen
         return seen
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int,
+                   ctx: SendContext | None = None) -> Sent:
         seen = self._seen()
         if idempotency_key in seen:
             return Sent(message_id=idempotency_key, duplicate=True)

@@ -15,7 +15,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from activities.channels.base import Channel, ChannelError, Sent, parse_retry_after
+from activities.channels.base import Channel, SendContext, ChannelError, Sent, parse_retry_after
 from activities.channels.render import slack_blocks, slack_fallback_text
 from workflows.models import Message
 
@@ -31,10 +31,12 @@ EVENT_TYPE = "tocsin_notification"
 
 
 class SlackChannel(Channel):
-    """Posts Block Kit messages to one Slack channel."""
+    """Posts Block Kit messages to one Slack channel (edits and thread replies on request)."""
 
     type = "slack"
     required = ("token", "channel")
+    rate_per_second = 1.0  # Slack: about one message per second per channel, short bursts allowed
+    burst = 5
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -112,25 +114,42 @@ class SlackChannel(Channel):
                 return Sent(message_id=msg.get("ts"), duplicate=True)
         return None
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int) -> Sent:
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            raise self._classify(exc, method) from None
+        except TimeoutError:
+            raise ChannelError(f"slack {method}: no answer in {self._timeout:g}s", retryable=True) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ChannelError(f"slack {method}: {type(exc).__name__}: {exc}", retryable=True) from None
+
+    async def send(self, message: Message, idempotency_key: str, attempt: int,
+                   ctx: SendContext | None = None) -> Sent:
+        ctx = ctx or SendContext(attempt=attempt)
+        body: dict[str, Any] = {
+            "text": slack_fallback_text(message),
+            "blocks": slack_blocks(message),
+            "metadata": {"event_type": EVENT_TYPE, "event_payload": {"key": idempotency_key}},
+        }
+        if ctx.update_of:
+            # Editing is idempotent: a retried chat.update leaves the same message.
+            channel = await self._channel_for_history()
+            if channel is None:
+                raise ChannelError(f"slack chat.update: cannot resolve channel {self.settings['channel']}",
+                                   retryable=False, kind="SlackPermanent")
+            resp = await self._call("chat.update", channel=channel, ts=ctx.update_of, **body)
+            return Sent(message_id=resp.get("ts") or ctx.update_of)
         if attempt > 1:
             existing = await self._find_existing(idempotency_key)
             if existing is not None:
                 return existing
-        try:
-            async with asyncio.timeout(self._timeout):
-                resp = await self._client.chat_postMessage(
-                    channel=self.settings["channel"],
-                    text=slack_fallback_text(message),
-                    blocks=slack_blocks(message),
-                    metadata={"event_type": EVENT_TYPE, "event_payload": {"key": idempotency_key}},
-                    unfurl_links=False,
-                )
-        except SlackApiError as exc:
-            raise self._classify(exc, "chat.postMessage") from None
-        except TimeoutError:
-            raise ChannelError(f"slack chat.postMessage: no answer in {self._timeout:g}s", retryable=True) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ChannelError(f"slack chat.postMessage: {type(exc).__name__}: {exc}", retryable=True) from None
+        if ctx.thread_of:
+            body["thread_ts"] = ctx.thread_of
+        resp = await self._call("chat.postMessage", channel=self.settings["channel"], unfurl_links=False, **body)
         self._channel_id = resp.get("channel") or self._channel_id
         return Sent(message_id=resp.get("ts"), url=None)
+
+    def pace_key(self) -> str:
+        return f"slack:{self.settings.get('api_url', '')}:{self.settings['channel']}"

@@ -29,11 +29,10 @@ from temporalio.worker import Worker
 
 from activities.channels.render import slack_blocks, slack_fallback_text
 from activities.config import ConfigStore
-from activities.delivery import DeliveryActivities
 from bench.raw import RawSlack, RawSlackWorkflow
 from starters.actions import send_build_event
 from tests.fakes import FakeSlack
-from workers.main import activity_functions, build_worker
+from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 from workflows.config import PipelinesConfig
 from workflows.models import BuildEvent
@@ -72,7 +71,7 @@ async def main(samples: int, warmup: int) -> int:
             search_attributes=ALL_KEYS, dev_server_log_level="error")
         client = env.client
         settings = replace(Settings(), task_queue="bench-tocsin", home=home)
-        delivery = DeliveryActivities(ConfigStore(config_path), home=home)
+        activities = ActivitySet(client, settings, ConfigStore(config_path))
         raw_client = AsyncWebClient(token=slack.token, base_url=slack.url, retry_handlers=[])
         raw = RawSlack(raw_client)
         sample_event = BuildEvent(repo="acme/api", branch="main", commit="abcdef1", status="failure")
@@ -82,7 +81,7 @@ async def main(samples: int, warmup: int) -> int:
         tocsin_new: list[float] = []
         baseline: list[float] = []
         try:
-            async with build_worker(client, settings, activity_functions(delivery)), \
+            async with build_worker(client, settings, activities.functions()), \
                     Worker(client, task_queue="bench-raw", workflows=[RawSlackWorkflow], activities=[raw.post]):
                 count = 0
                 entity_repo = f"acme/entity-{uuid.uuid4().hex[:6]}"
@@ -111,7 +110,7 @@ async def main(samples: int, warmup: int) -> int:
                         tocsin_new.append(t_new * 1000)
                         tocsin_entity.append(t_entity * 1000)
         finally:
-            await delivery.aclose()
+            await activities.aclose()
             await env.shutdown()
 
     def row(name: str, values: list[float]) -> str:

@@ -268,6 +268,11 @@ def notify(
     typer.echo(run_async(go))
 
 
+from starters import cli_incidents  # noqa: E402
+
+cli_incidents.register(app)
+
+
 def main() -> None:
     """Console-script entry point.
 

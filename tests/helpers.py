@@ -12,8 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.config import ConfigStore
-from activities.delivery import DeliveryActivities
-from workers.main import activity_functions, build_worker
+from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 
 
@@ -26,15 +25,16 @@ def settings_for(task_queue: str, home: Path) -> Settings:
 async def tocsin_worker(client: Client, task_queue: str, home: Path, config: Path | None = None,
                         replace_send: Callable[..., Any] | None = None) -> AsyncIterator[Worker]:
     """A real Tocsin worker; ``replace_send`` swaps the send activity for a test double."""
-    delivery = DeliveryActivities(ConfigStore(config), home=home)
-    acts = activity_functions(delivery)
+    settings = settings_for(task_queue, home)
+    activities = ActivitySet(client, settings, ConfigStore(config))
+    acts = activities.functions()
     if replace_send is not None:
-        acts = [a for a in acts if a != delivery.send] + [replace_send]
+        acts = [a for a in acts if a != activities.delivery.send] + [replace_send]
     try:
-        async with build_worker(client, settings_for(task_queue, home), acts) as worker:
+        async with build_worker(client, settings, acts) as worker:
             yield worker
     finally:
-        await delivery.aclose()
+        await activities.aclose()
 
 
 def outbox(home: Path) -> list[dict[str, Any]]:

@@ -16,10 +16,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.config import ConfigStore
 from activities.delivery import DeliveryActivities
+from activities.deployments import DeploymentActivities
+from activities.incidents import IncidentActivities
 from workers.settings import Settings
 from workflows import ALL_WORKFLOWS
 
-__all__ = ["activity_functions", "build_worker", "running_worker", "run_worker", "install_stop_signals"]
+__all__ = ["ActivitySet", "build_worker", "running_worker", "run_worker", "install_stop_signals"]
 
 log = logging.getLogger("tocsin")
 
@@ -28,9 +30,27 @@ PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extension
                "workflows", "activities", "workers")
 
 
-def activity_functions(delivery: DeliveryActivities) -> list[Callable[..., Any]]:
-    """Every activity Tocsin registers."""
-    return [delivery.load_config, delivery.send]
+class ActivitySet:
+    """Every activity Tocsin registers, built once per worker with its long-lived clients."""
+
+    def __init__(self, client: Client, settings: Settings, store: ConfigStore | None = None):
+        self.store = store or ConfigStore()
+        self.delivery = DeliveryActivities(self.store, home=settings.home)
+        self.incidents = IncidentActivities(client, self.store)
+        self.deployments = DeploymentActivities(client)
+
+    def functions(self) -> list[Callable[..., Any]]:
+        """The activity callables to register."""
+        return [
+            self.delivery.load_config, self.delivery.send,
+            self.incidents.check_suppression, self.incidents.request_rollback, self.incidents.record_metrics,
+            *self.deployments.functions(),
+        ]
+
+    async def aclose(self) -> None:
+        """Close the long-lived clients."""
+        await self.delivery.aclose()
+        await self.deployments.aclose()
 
 
 def build_worker(client: Client, settings: Settings, activities: Sequence[Callable[..., Any]],
@@ -51,13 +71,13 @@ def build_worker(client: Client, settings: Settings, activities: Sequence[Callab
 @contextlib.asynccontextmanager
 async def running_worker(client: Client, settings: Settings, store: ConfigStore | None = None) -> AsyncIterator[Worker]:
     """Run a worker for the duration of the block; clients are closed after."""
-    delivery = DeliveryActivities(store or ConfigStore(), home=settings.home)
-    worker = build_worker(client, settings, activity_functions(delivery))
+    activities = ActivitySet(client, settings, store)
+    worker = build_worker(client, settings, activities.functions())
     try:
         async with worker:
             yield worker
     finally:
-        await delivery.aclose()
+        await activities.aclose()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

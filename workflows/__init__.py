@@ -6,10 +6,20 @@ __all__ = ["ALL_WORKFLOWS"]
 
 
 def _all() -> list[type]:
+    from workflows.deployment import DeployLockWorkflow, DeploymentWorkflow
+    from workflows.incident import IncidentWorkflow
     from workflows.notify import NotifyWorkflow
     from workflows.pipeline import PipelineWorkflow
+    from workflows.silences import SilencesWorkflow
 
-    return [NotifyWorkflow, PipelineWorkflow]
+    return [
+        NotifyWorkflow,
+        PipelineWorkflow,
+        IncidentWorkflow,
+        SilencesWorkflow,
+        DeploymentWorkflow,
+        DeployLockWorkflow,
+    ]
 
 
 def __getattr__(name: str) -> object:

@@ -213,6 +213,8 @@ class Config(_Strict):
     pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig)
     redact_patterns: list[str] = Field(default_factory=list)
     """Extra regular expressions whose matches are replaced by ``[REDACTED]``."""
+    rollback_triggers: list[str] = Field(default_factory=list)
+    """Alert names that, firing for service S in environment E, roll back S/E's deployment."""
 
     @model_validator(mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, Collection
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -55,7 +55,8 @@ def _error_text(exc: BaseException) -> str:
 
 async def deliver(config: Config, receiver_name: str, message: Message, step: str, *,
                   action: str = "notify", dedup_key: str | None = None,
-                  refs: dict[str, str] | None = None, thread: bool = False) -> list[DeliveryRecord]:
+                  refs: dict[str, str] | None = None, thread: bool = False,
+                  only_types: Collection[str] | None = None) -> list[DeliveryRecord]:
     """Deliver ``message`` to every channel of a receiver (with failover).
 
     Args:
@@ -67,6 +68,8 @@ async def deliver(config: Config, receiver_name: str, message: Message, step: st
         dedup_key: stable key across an incident's life.
         refs: ``channel → message_id`` of earlier sends; with ``thread`` False those channels
             edit that message in place, with ``thread`` True they reply under it.
+        only_types: send only on channels of these types (e.g. thread replies on Slack only);
+            backups are not used then.
 
     Returns:
         One record per channel tried. A receiver with no channels (a
@@ -93,9 +96,12 @@ async def deliver(config: Config, receiver_name: str, message: Message, step: st
             summary=f"{receiver_name} → {channel}",
         )
 
-    primaries = {ch: start(ch) for ch in receiver.channels}
+    channels = receiver.channels
+    if only_types is not None:
+        channels = [ch for ch in channels if ch in config.channels and config.channels[ch].type in only_types]
+    primaries = {ch: start(ch) for ch in channels}
     backups: dict[str, Any] = {}
-    if primaries and receiver.backup:
+    if primaries and receiver.backup and only_types is None:
         await workflow.wait(list(primaries.values()), timeout=parse_duration(receiver.failover_after).total_seconds())
         lagging = [ch for ch, task in primaries.items() if not task.done() or task.exception() is not None]
         if lagging:

@@ -1,0 +1,112 @@
+"""Incident activities: suppression (silences, inhibition), rollback triggers, MTTA/MTTR metrics.
+
+Built once per worker with the worker's Temporal client: they read other
+workflows (the silences store, firing incidents, deployments) through it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from prometheus_client import Histogram
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.config import ConfigStore
+from workflows.incident_models import (
+    OPEN_STATUSES,
+    IncidentMetrics,
+    RollbackTrigger,
+    Suppression,
+    SuppressionQuery,
+)
+from workflows.policy.matchers import matches_all, parse_matchers
+
+__all__ = ["IncidentActivities", "MTTA", "MTTR"]
+
+log = logging.getLogger("tocsin.incidents")
+
+_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+MTTA = Histogram("tocsin_incident_mtta_seconds", "Time from first alert to acknowledgement",
+                 ["severity", "service"], buckets=_BUCKETS)
+MTTR = Histogram("tocsin_incident_mttr_seconds", "Time from first alert to resolution",
+                 ["severity", "service"], buckets=_BUCKETS)
+
+
+class IncidentActivities:
+    """Activities used by ``IncidentWorkflow``."""
+
+    def __init__(self, client: Client, store: ConfigStore):
+        self._client = client
+        self._store = store
+
+    async def _silences(self, at: datetime | None) -> list[dict]:  # type: ignore[type-arg]
+        from workflows.silences import SILENCES_ID, SilencesWorkflow
+
+        try:
+            state = await self._client.get_workflow_handle_for(SilencesWorkflow.run, SILENCES_ID).query(
+                SilencesWorkflow.list)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return []
+            raise
+        now = at or datetime.now(timezone.utc)
+        return [r.model_dump() for r in state.silences if r.active(now)]
+
+    async def _firing_elsewhere(self, incident: str) -> list[dict[str, str]]:
+        from workflows.incident import IncidentWorkflow
+
+        statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES if s not in ("silenced", "inhibited"))
+        query = f"TocsinKind = 'incident' AND TocsinStatus IN ({statuses}) AND ExecutionStatus = 'Running'"
+        labels: list[dict[str, str]] = []
+        async for wf in self._client.list_workflows(query, limit=500):
+            if wf.id == incident:
+                continue
+            try:
+                state = await self._client.get_workflow_handle_for(IncidentWorkflow.run, wf.id).query(
+                    IncidentWorkflow.state)
+            except RPCError:
+                continue
+            labels.extend(a.labels for a in state.firing())
+        return labels
+
+    @activity.defn(name="check_suppression")
+    async def check_suppression(self, query: SuppressionQuery) -> Suppression:
+        """Active silences matching any firing alert; inhibit rules matched by incidents firing now."""
+        result = Suppression()
+        if not query.alerts:
+            return result
+        for silence in await self._silences(query.at):
+            matchers = [m for text in silence["matchers"] for m in parse_matchers(text)]
+            if all(matches_all(matchers, labels) for labels in query.alerts):
+                result.silenced_by.append(f"silence {silence['id']} ({silence['created_by']})")
+        config = self._store.get()
+        if config.inhibit_rules and not result.silenced_by:
+            from workflows.policy.inhibit import inhibited
+
+            sources = await self._firing_elsewhere(query.incident)
+            if all(inhibited(labels, sources, config.inhibit_rules) for labels in query.alerts):
+                result.inhibited_by.append("inhibit_rules")
+        return result
+
+    @activity.defn(name="request_rollback")
+    async def request_rollback(self, trigger: RollbackTrigger) -> str:
+        """Signal the service/environment's running (else latest) deployment to roll back."""
+        from starters.deployments import find_deployment
+
+        wid = await find_deployment(self._client, trigger.service, trigger.environment)
+        if wid is None:
+            return "no deployment found"
+        await self._client.get_workflow_handle(wid).signal(
+            "rollback", {"by": f"tocsin:{trigger.incident}", "reason": trigger.reason, "source": trigger.incident})
+        return f"signalled {wid}"
+
+    @activity.defn(name="record_incident_metrics")
+    async def record_metrics(self, metrics: IncidentMetrics) -> None:
+        """Observe MTTA/MTTR histograms (exported on /metrics)."""
+        if metrics.mtta_seconds is not None:
+            MTTA.labels(metrics.severity, metrics.service).observe(metrics.mtta_seconds)
+        if metrics.mttr_seconds is not None:
+            MTTR.labels(metrics.severity, metrics.service).observe(metrics.mttr_seconds)

@@ -1,0 +1,221 @@
+"""IncidentWorkflow on the time-skipping server: grouping, the L1–L4 ladder, human actions, suppression."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.config import load_config_file
+from starters.incidents import ActionRefused, UnknownIncident, dispatch_alerts, fingerprint, incident_action
+from starters.silences import add_silence
+from tests.helpers import outbox, settings_for, tocsin_worker
+from workflows.incident import IncidentWorkflow
+from workflows.incident_models import Alert, AlertBatch, HumanAction, IncidentState
+
+LEVELS = ["oncall", "senior", "cto", "emergency"]
+
+
+def config_dict(**route_extra: object) -> dict:  # type: ignore[type-arg]
+    return {
+        "channels": {name: {"type": "console"} for name in ["default", *LEVELS]},
+        "receivers": [{"name": "default", "channels": ["default"]},
+                      *({"name": name, "channels": [name]} for name in LEVELS)],
+        "route": {"receiver": "default", "group_by": ["alertname", "service"], "group_wait": "30s",
+                  "group_interval": "1m",
+                  "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default",
+                              **route_extra}]},
+        "escalation_policies": {"default": {"levels": [
+            {"after": "0m", "receiver": "oncall"}, {"after": "5m", "receiver": "senior"},
+            {"after": "10m", "receiver": "cto"}, {"after": "15m", "receiver": "emergency"}],
+            "ack_timeout": "30m"}},
+    }
+
+
+def alert(name: str = "HighErrorRate", service: str = "payments", status: str = "firing",
+          severity: str = "critical") -> Alert:
+    labels = {"alertname": name, "service": service, "severity": severity}
+    return Alert(fingerprint=fingerprint(labels), status=status, labels=labels,  # type: ignore[arg-type]
+                 annotations={"summary": f"{name} on {service}"})
+
+
+def levels_sent(home: Path, incident: str) -> list[str]:
+    """Channels reached by escalation rungs, in order (rung sends only)."""
+    return [r["channel"] for r in outbox(home) if r["key"].startswith(f"{incident}/rung-")]
+
+
+async def state_of(env: WorkflowEnvironment, wid: str) -> IncidentState:
+    return await env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
+
+
+async def until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never became true")
+
+
+@pytest.fixture
+def cfg(write_config):  # type: ignore[no-untyped-def]
+    return write_config(config_dict())
+
+
+@pytest.fixture
+def service(task_queue: str) -> str:
+    return f"svc-{task_queue}"  # incidents outlive tests: a fresh group per test
+
+
+STARTED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+async def _terminate_leftovers(time_env: WorkflowEnvironment):  # type: ignore[no-untyped-def]
+    """Time skipping is global: incidents of one test must not keep timers running into the next."""
+    yield
+    from temporalio.service import RPCError
+
+    for wid in STARTED:
+        try:
+            await time_env.client.get_workflow_handle(wid).terminate("test over")
+        except RPCError:
+            pass
+    STARTED.clear()
+
+
+async def start(env: WorkflowEnvironment, cfg: Path, task_queue: str, *alerts: Alert) -> str:
+    [wid] = await dispatch_alerts(env.client, load_config_file(cfg), list(alerts), task_queue, source="test")
+    STARTED.append(wid)
+    return wid
+
+
+async def test_ladder_climbs_every_five_minutes_until_acknowledged(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        wid = await start(time_env, cfg, task_queue, alert(service=service))
+        await time_env.sleep(timedelta(seconds=31))  # group_wait
+        await until(lambda: _count(tmp_path, wid, 1))
+        assert levels_sent(tmp_path, wid) == ["oncall"]
+        await time_env.sleep(timedelta(minutes=5))
+        await until(lambda: _count(tmp_path, wid, 2))
+        assert levels_sent(tmp_path, wid) == ["oncall", "senior"]
+        result = await incident_action(time_env.client, wid, "acknowledge", HumanAction(by="alice", note="on it"))
+        assert result.accepted and result.status == "acknowledged"
+        await time_env.sleep(timedelta(minutes=20))
+        state = await state_of(time_env, wid)
+    assert levels_sent(tmp_path, wid) == ["oncall", "senior"], "acknowledge stops the ladder"
+    assert state.status == "acknowledged" and state.acknowledged_by == "alice" and state.level == 2
+    assert state.mtta_seconds is not None and 5 * 60 < state.mtta_seconds < 7 * 60
+    assert any(e.action == "acknowledged" and e.actor == "alice" for e in state.timeline)
+
+
+async def _count(home: Path, wid: str, n: int) -> bool:
+    return len(levels_sent(home, wid)) >= n
+
+
+async def test_unacknowledged_incident_reaches_l4_once_each(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        wid = await start(time_env, cfg, task_queue, alert(service=service))
+        for _ in range(5):
+            await time_env.sleep(timedelta(minutes=5))
+            await asyncio.sleep(0.2)
+        await until(lambda: _count(tmp_path, wid, 4))
+        await time_env.sleep(timedelta(minutes=30))
+        state = await state_of(time_env, wid)
+    assert levels_sent(tmp_path, wid) == LEVELS
+    assert state.level == 4 and state.rungs_done == 4
+
+
+async def test_resolved_within_group_wait_sends_nothing(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        wid = await start(time_env, cfg, task_queue, alert(service=service))
+        await dispatch_alerts(time_env.client, load_config_file(cfg), [alert(service=service, status="resolved")],
+                              task_queue, source="test")
+        result = await time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).result()
+    assert result.status == "resolved" and result.resolved_by == "alertmanager"
+    assert [r for r in outbox(tmp_path) if r["key"].startswith(wid)] == []
+    assert any("nothing was sent" in e.detail for e in result.timeline)
+
+
+async def test_grouping_puts_alerts_of_one_group_in_one_incident(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        a1, a2 = alert(service=service), alert(service=service)
+        a2.labels["instance"] = "b"
+        a2.fingerprint = fingerprint(a2.labels)
+        ids = await dispatch_alerts(time_env.client, load_config_file(cfg), [a1, a2, alert("Other", service)],
+                                    task_queue, source="test")
+        STARTED.extend(ids)
+        assert len(ids) == 2  # grouped by alertname+service
+        await time_env.sleep(timedelta(seconds=31))
+        await until(lambda: _count(tmp_path, ids[0], 1))
+        state = await state_of(time_env, ids[0])
+    assert len(state.alerts) == 2 and state.group_labels == {"alertname": "HighErrorRate", "service": service}
+
+
+async def test_actions_carry_identity_and_refuse_after_resolve(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        wid = await start(time_env, cfg, task_queue, alert(service=service))
+        await time_env.sleep(timedelta(seconds=31))
+        await until(lambda: _count(tmp_path, wid, 1))
+        done = await incident_action(time_env.client, wid, "resolve", HumanAction(by="bob", note="rolled back"))
+        assert done.status == "resolved"
+        final = await time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).result()
+        with pytest.raises(ActionRefused):
+            await incident_action(time_env.client, wid, "acknowledge", HumanAction(by="carol"))
+        with pytest.raises(UnknownIncident):
+            await incident_action(time_env.client, "incident/doesnotexist", "acknowledge", HumanAction(by="x"))
+    assert final.resolved_by == "bob" and final.mttr_seconds is not None
+    resolved_notice = [r for r in outbox(tmp_path) if r["key"].startswith(f"{wid}/resolved-")]
+    assert [r["channel"] for r in resolved_notice] == ["oncall"], "everyone notified hears it was resolved"
+    assert resolved_notice[0]["message"]["title"].startswith("[RESOLVED]")
+
+
+async def test_escalate_now_and_ack_timeout_reescalate(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        wid = await start(time_env, cfg, task_queue, alert(service=service))
+        await time_env.sleep(timedelta(seconds=31))
+        await until(lambda: _count(tmp_path, wid, 1))
+        await incident_action(time_env.client, wid, "escalate_now", HumanAction(by="dave"))
+        await until(lambda: _count(tmp_path, wid, 2))
+        await incident_action(time_env.client, wid, "acknowledge", HumanAction(by="erin"))
+        await time_env.sleep(timedelta(minutes=31))  # ack_timeout 30m
+        await until(lambda: _count(tmp_path, wid, 3))
+        state = await state_of(time_env, wid)
+    assert levels_sent(tmp_path, wid)[:3] == ["oncall", "senior", "cto"]
+    assert any(e.action == "ack timed out" for e in state.timeline)
+    assert state.status == "notified"
+
+
+async def test_silence_holds_notifications_and_expiry_releases_them(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        from dataclasses import replace
+
+        import starters.silences as silences_mod
+
+        async def connect_here(settings):  # type: ignore[no-untyped-def]
+            return time_env.client
+
+        monkeypatch.setattr(silences_mod, "connect", connect_here)
+        record = await add_silence(settings_for(task_queue, tmp_path), [f'service="{service}"'], "1h", "ops",
+                                   "maintenance")
+        wid = await start(time_env, cfg, task_queue, alert(service=service))
+        await time_env.sleep(timedelta(seconds=31))
+        await asyncio.sleep(0.5)
+        state = await state_of(time_env, wid)
+        assert state.status == "silenced" and record.id in state.suppressed_by[0]
+        assert levels_sent(tmp_path, wid) == []
+        await time_env.sleep(timedelta(minutes=61))
+        await until(lambda: _count(tmp_path, wid, 1))
+    expired = [r for r in outbox(tmp_path) if "Silence" in r["message"]["title"]]
+    assert expired and "expired" in expired[0]["message"]["title"] and "ops" in expired[0]["message"]["text"]
+    _ = replace

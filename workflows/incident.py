@@ -1,0 +1,426 @@
+"""``IncidentWorkflow``: one per alert group, ``incident/<hash>``.
+
+States: triggered → notified → acknowledged → resolved (and silenced /
+inhibited while suppressed). Alerts arrive by signal-with-start
+(``add_alerts``); people act through updates with identity
+(``acknowledge``, ``resolve``, ``escalate_now``, ``snooze``).
+
+The escalation ladder is a schedule computed from the first notification;
+``rungs_done`` counts the rungs already delivered, so each level notifies
+exactly once — across a worker crash too (the sends' idempotency keys name
+the rung), and if the worker was down while timers fired, every missed rung is
+delivered when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.incidents import IncidentActivities
+    from workflows import search
+    from workflows.config import Config, EscalationPolicy
+    from workflows.delivery import deliver, load_config
+    from workflows.incident_models import (
+        ActionResult,
+        AlertBatch,
+        HumanAction,
+        IncidentInput,
+        IncidentMetrics,
+        IncidentState,
+        RollbackTrigger,
+        SnoozeAction,
+        Suppression,
+        SuppressionQuery,
+        TimelineEntry,
+        model_dump_alerts,
+    )
+    from workflows.models import Message
+    from workflows.policy.durations import parse_duration
+    from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
+    from workflows.policy.routing import RouteNode, build_tree
+
+__all__ = ["IncidentWorkflow"]
+
+ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+SUPPRESSION_RECHECK = timedelta(minutes=1)
+
+
+def _find_node(config: Config, path: str) -> RouteNode:
+    root = build_tree(config.route)
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.path == path:
+            return node
+        stack.extend(node.children)
+    return root
+
+
+@workflow.defn(name="IncidentWorkflow")
+class IncidentWorkflow:
+    """One alert group's incident, from first alert to resolution."""
+
+    def __init__(self) -> None:
+        self._st: IncidentState | None = None
+        self._pending: list[AlertBatch] = []
+        self._events: list[tuple[str, str, str]] = []
+        """(event, actor, note) waiting to be announced: acknowledged, resolved, escalated…"""
+        self._advance = False
+        self._ack_seq = 0
+
+    # ------------------------------------------------------------------ handlers
+
+    @property
+    def st(self) -> IncidentState:
+        assert self._st is not None
+        return self._st
+
+    def _log(self, actor: str, action: str, detail: str = "") -> None:
+        self.st.timeline.append(TimelineEntry(at=workflow.now(), actor=actor, action=action, detail=detail))
+
+    @workflow.signal(name="add_alerts")
+    def add_alerts(self, batch: AlertBatch) -> None:
+        """Alerts for this group, firing or resolved."""
+        self._pending.append(batch)
+
+    @workflow.query(name="state")
+    def state(self) -> IncidentState:
+        """The incident: status, alerts, escalation level, timeline, MTTA/MTTR."""
+        return self.st
+
+    def _refuse_if_resolved(self, action: HumanAction) -> None:
+        if not action.by.strip():
+            raise ValueError("'by' is required: every action has an identity")
+        if self._st is not None and self._st.status == "resolved":
+            raise ValueError(f"incident is already resolved (by {self._st.resolved_by})")
+
+    @workflow.update(name="acknowledge")
+    async def acknowledge(self, action: HumanAction) -> ActionResult:
+        """Someone owns the incident: the ladder stops."""
+        await workflow.wait_condition(lambda: self._st is not None)
+        if self.st.status == "acknowledged":
+            return ActionResult(accepted=True, status="acknowledged",
+                                detail=f"already acknowledged by {self.st.acknowledged_by}")
+        now = workflow.now()
+        self.st.status = "acknowledged"
+        self.st.acknowledged_by = action.by
+        self.st.acknowledged_at = now
+        if self.st.mtta_seconds is None:
+            self.st.mtta_seconds = (now - (self.st.created_at or now)).total_seconds()
+        self._ack_seq += 1
+        self._log(action.by, "acknowledged", f"via {action.via}" + (f": {action.note}" if action.note else ""))
+        self._events.append(("acknowledged", action.by, action.note))
+        return ActionResult(accepted=True, status="acknowledged")
+
+    @acknowledge.validator
+    def _validate_ack(self, action: HumanAction) -> None:
+        self._refuse_if_resolved(action)
+
+    @workflow.update(name="resolve")
+    async def resolve(self, action: HumanAction) -> ActionResult:
+        """Close the incident; everyone notified is told."""
+        await workflow.wait_condition(lambda: self._st is not None)
+        self._mark_resolved(action.by, f"via {action.via}" + (f": {action.note}" if action.note else ""))
+        return ActionResult(accepted=True, status="resolved")
+
+    @resolve.validator
+    def _validate_resolve(self, action: HumanAction) -> None:
+        self._refuse_if_resolved(action)
+
+    @workflow.update(name="escalate_now")
+    async def escalate_now(self, action: HumanAction) -> ActionResult:
+        """Skip the wait: notify the next level at once."""
+        await workflow.wait_condition(lambda: self._st is not None)
+        self._log(action.by, "escalate_now", action.note)
+        if self.st.status == "acknowledged":
+            self.st.status = "notified"
+        self._advance = True
+        return ActionResult(accepted=True, status=self.st.status)
+
+    @escalate_now.validator
+    def _validate_escalate(self, action: HumanAction) -> None:
+        self._refuse_if_resolved(action)
+
+    @workflow.update(name="snooze")
+    async def snooze(self, action: SnoozeAction) -> ActionResult:
+        """Hold escalation until a time; the ladder resumes where it was."""
+        await workflow.wait_condition(lambda: self._st is not None)
+        now = workflow.now()
+        if self.st.escalation_restart is not None:
+            current = max(self.st.snoozed_until or now, now)
+            self.st.escalation_restart += max(timedelta(0), action.until - current)
+        self.st.snoozed_until = action.until
+        self._log(action.by, "snoozed", f"until {action.until.isoformat()}" + (f": {action.note}" if action.note else ""))
+        return ActionResult(accepted=True, status=self.st.status, detail=f"snoozed until {action.until.isoformat()}")
+
+    @snooze.validator
+    def _validate_snooze(self, action: SnoozeAction) -> None:
+        self._refuse_if_resolved(action)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _mark_resolved(self, actor: str, detail: str) -> None:
+        if self.st.status == "resolved":
+            return
+        now = workflow.now()
+        self.st.status = "resolved"
+        self.st.resolved_by = actor
+        self.st.resolved_at = now
+        self.st.mttr_seconds = (now - (self.st.created_at or now)).total_seconds()
+        self._log(actor, "resolved", detail)
+        self._events.append(("resolved", actor, detail))
+
+    def _apply_pending(self) -> bool:
+        """Merge queued alerts; True when the group changed. Malformed input never raises."""
+        changed = False
+        while self._pending:
+            batch = self._pending.pop(0)
+            for alert in batch.alerts:
+                known = self.st.alerts.get(alert.fingerprint)
+                if known is not None and known.status == alert.status and known.labels == alert.labels:
+                    continue
+                self.st.alerts[alert.fingerprint] = alert
+                changed = True
+                self._log(batch.source, f"alert {alert.status}", alert.labels.get("alertname", alert.fingerprint))
+        if changed:
+            severity = group_severity([a.labels for a in self.st.firing()] or
+                                      [a.labels for a in self.st.alerts.values()])
+            if severity != self.st.severity:
+                self.st.severity = severity
+                workflow.upsert_search_attributes([search.SEVERITY.value_set(severity)])
+        if changed and self.st.alerts and not self.st.firing() and self.st.status != "resolved":
+            self._mark_resolved("alertmanager", "all alerts resolved")
+        return changed
+
+    def _set_status(self, status: str) -> None:
+        if self.st.status != status:
+            self.st.status = status  # type: ignore[assignment]
+        workflow.upsert_search_attributes([search.STATUS.value_set(status)])
+
+    def _policy(self, config: Config) -> EscalationPolicy | None:
+        if self.st.escalation and self.st.escalation in config.escalation_policies:
+            return config.escalation_policies[self.st.escalation]
+        return None
+
+    def _schedule(self, config: Config, node: RouteNode) -> list[Rung]:
+        """The rungs of this incident: the escalation ladder, or the route receiver with repeats."""
+        start = self.st.escalation_restart or workflow.now()
+        policy = self._policy(config)
+        if policy is not None and policy.levels:
+            return ladder(policy, start)
+        repeat = max(node.repeat_interval, node.group_interval)
+        # No ladder: notify the route's receiver, then repeat every repeat_interval while unacknowledged.
+        return [Rung(i, 1, node.receiver, start + repeat * i) for i in range(0, 1000)]
+
+    def _message(self, note: str = "") -> Message:
+        return incident_message(incident=self.st.id, status=self.st.status, severity=self.st.severity,  # type: ignore[arg-type]
+                                group_labels=self.st.group_labels,
+                                alerts=model_dump_alerts(list(self.st.alerts.values())),
+                                level=self.st.level or None, note=note)
+
+    async def _notify_rung(self, config: Config, rung: Rung) -> None:
+        rcv = rung.receiver
+        step = f"rung-{rung.index}"
+        self.st.level = max(self.st.level, rung.level)
+        message = self._message()
+        refs = self.st.refs.get(rcv)
+        records = await deliver(config, rcv, message, step, action="trigger", dedup_key=self.st.id,
+                                refs=refs)
+        fresh = {r.channel: r.message_id for r in records if r.outcome == "delivered" and r.message_id}
+        self.st.refs[rcv] = {**fresh, **(refs or {})}
+        outcome = ", ".join(f"{r.channel}:{r.outcome}" for r in records) or "no channels"
+        self._log("tocsin", f"notified L{rung.level}", f"{rcv} ({outcome})")
+        others = [r for r in self.st.refs if r != rcv]
+        if rung.level > 1 and others:
+            note = Message(title=f"Escalated to L{rung.level}: {rcv}", severity=message.severity,
+                           source=self.st.id, labels=message.labels)
+            await asyncio.gather(*(deliver(config, other, note, f"{step}-thread-{other}", refs=self.st.refs[other],
+                                           thread=True, only_types=("slack",)) for other in others))
+
+    async def _announce(self, config: Config, event: str, actor: str, note: str) -> None:
+        """Tell every notified receiver: edit the main message, reply in its thread, mirror to PagerDuty."""
+        self.st.updates_sent += 1
+        n = self.st.updates_sent
+        action = {"acknowledged": "acknowledge", "resolved": "resolve"}.get(event, "trigger")
+        main = self._message()
+        text = {"acknowledged": f"Acknowledged by {actor}", "resolved": f"Resolved by {actor}",
+                "updated": "Alerts changed"}.get(event, event)
+        reply = Message(title=text, text=note, severity=main.severity, source=self.st.id, labels=main.labels)
+        jobs = []
+        for rcv, refs in self.st.refs.items():
+            jobs.append(deliver(config, rcv, main, f"{event}-{n}", action=action, dedup_key=self.st.id,  # type: ignore[arg-type]
+                                refs=refs))
+            if refs:
+                jobs.append(deliver(config, rcv, reply, f"{event}-{n}-thread", refs=refs, thread=True,
+                                    only_types=("slack",)))
+        await asyncio.gather(*jobs)
+
+    async def _suppression(self) -> Suppression:
+        return await workflow.execute_activity_method(
+            IncidentActivities.check_suppression,
+            SuppressionQuery(incident=self.st.id, alerts=[a.labels for a in self.st.firing()], at=workflow.now()),
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+
+    async def _maybe_rollback(self, config: Config) -> None:
+        if self.st.rollback_requested or not config.rollback_triggers:
+            return
+        for alert in self.st.firing():
+            name = alert.labels.get("alertname", "")
+            service = alert.labels.get("service")
+            env = alert.labels.get("env") or alert.labels.get("environment")
+            if name in config.rollback_triggers and service and env:
+                self.st.rollback_requested = True
+                result = await workflow.execute_activity_method(
+                    IncidentActivities.request_rollback,
+                    RollbackTrigger(service=service, environment=env, alertname=name, incident=self.st.id,
+                                    reason=f"rollback trigger {name} fired ({self.st.id})"),
+                    start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+                self._log("tocsin", "rollback requested", f"{service}/{env}: {result}")
+                return
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, input: IncidentInput) -> IncidentState:
+        now = workflow.now()
+        self._st = input.state or IncidentState(id=input.id, route_path=input.route_path,
+                                                group_labels=input.group_labels, created_at=now)
+        self._pending[:0] = input.pending
+        self._apply_pending()
+        config = await load_config()
+        node = _find_node(config, self.st.route_path)
+        self.st.receiver, self.st.escalation = node.receiver, node.escalation
+
+        if self.st.notified_at is None and self.st.status != "resolved":
+            if input.state is None:
+                self._log("tocsin", "triggered", f"route {node.path} → {node.receiver}")
+                self._set_status("triggered")
+            # group_wait: collect the group; an alert resolved within it sends nothing.
+            deadline = (self.st.created_at or now) + node.group_wait
+            while workflow.now() < deadline and self.st.status != "resolved":
+                try:
+                    await workflow.wait_condition(lambda: bool(self._pending) or self.st.status == "resolved",
+                                                  timeout=deadline - workflow.now())
+                except asyncio.TimeoutError:
+                    pass
+                self._apply_pending()
+            if self.st.status == "resolved":
+                self._events.clear()
+                self._log("tocsin", "closed", "resolved within group_wait: nothing was sent")
+                self._set_status("resolved")
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self.st
+            # Silences and inhibitions hold notifications, never drop them.
+            while self.st.status != "resolved":
+                held = await self._suppression()
+                if not held.any():
+                    break
+                if self.st.suppressed_by != held.silenced_by + held.inhibited_by:
+                    self.st.suppressed_by = held.silenced_by + held.inhibited_by
+                    self._log("tocsin", "silenced" if held.silenced_by else "inhibited", ", ".join(self.st.suppressed_by))
+                self._set_status("silenced" if held.silenced_by else "inhibited")
+                try:
+                    await workflow.wait_condition(lambda: bool(self._pending) or self.st.status == "resolved",
+                                                  timeout=SUPPRESSION_RECHECK)
+                except asyncio.TimeoutError:
+                    pass
+                self._apply_pending()
+            if self.st.status == "resolved":
+                self._log("tocsin", "closed", "resolved while suppressed: recorded, nothing was sent")
+                self._events.clear()
+                self._set_status("resolved")
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self.st
+            self.st.suppressed_by = []
+            self.st.notified_at = workflow.now()
+            self.st.escalation_restart = self.st.notified_at
+            if self.st.status in ("triggered", "silenced", "inhibited"):
+                self._set_status("notified")
+            await self._maybe_rollback(config)
+
+        last_update = workflow.now()
+        dirty = False
+        while True:
+            config = await load_config() if self._events or dirty else config
+            schedule = self._schedule(config, node)
+            # Deliver every rung that is due (all of them if the worker was down), exactly once each.
+            while self.st.status not in ("acknowledged", "resolved") and self.st.rungs_done < len(schedule):
+                now = workflow.now()
+                if self.st.snoozed_until and now < self.st.snoozed_until:
+                    break
+                rung = schedule[self.st.rungs_done]
+                if rung.due > now and not self._advance:
+                    break
+                if self._advance and rung.due > now:
+                    # escalate now: pull the ladder forward so the rest keeps its spacing
+                    self.st.escalation_restart = (self.st.escalation_restart or now) - (rung.due - now)
+                    self._advance = False
+                await self._notify_rung(config, rung)
+                self.st.rungs_done += 1
+                schedule = self._schedule(config, node)
+            if (self._advance and self.st.status not in ("acknowledged", "resolved")
+                    and self.st.rungs_done >= len(schedule) and schedule):
+                # Ladder exhausted: escalating again re-notifies the last level.
+                last = schedule[-1]
+                await self._notify_rung(config, Rung(self.st.rungs_done, last.level, last.receiver, workflow.now()))
+                self.st.rungs_done += 1
+            self._advance = False
+            # Announce human actions and alert changes.
+            while self._events:
+                event, actor, note = self._events.pop(0)
+                await self._announce(config, event, actor, note)
+                if event == "resolved":
+                    break
+            if dirty and workflow.now() - last_update >= node.group_interval and self.st.status != "resolved":
+                dirty = False
+                last_update = workflow.now()
+                await self._announce(config, "updated", "alertmanager", f"{len(self.st.firing())} firing")
+                await self._maybe_rollback(config)
+            if self.st.status == "resolved":
+                break
+            self._set_status(self.st.status)
+            # Sleep until the next thing that can happen.
+            wakes: list[datetime] = []
+            now = workflow.now()
+            if self.st.status != "acknowledged" and self.st.rungs_done < len(schedule):
+                wakes.append(max(schedule[self.st.rungs_done].due, self.st.snoozed_until or now))
+            policy = self._policy(config)
+            if self.st.status == "acknowledged" and policy and policy.ack_timeout and self.st.acknowledged_at:
+                wakes.append(self.st.acknowledged_at + parse_duration(policy.ack_timeout))
+            if dirty:
+                wakes.append(last_update + node.group_interval)
+            timeout = max(min(wakes) - now, timedelta(0)) if wakes else None
+            ack_seq = self._ack_seq
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._pending) or bool(self._events) or self._advance
+                    or self.st.status == "resolved" or self._ack_seq != ack_seq,
+                    timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+            if self._apply_pending():
+                dirty = True
+            if (self.st.status == "acknowledged" and policy and policy.ack_timeout and self.st.acknowledged_at
+                    and workflow.now() >= self.st.acknowledged_at + parse_duration(policy.ack_timeout)):
+                self._log("tocsin", "ack timed out", f"still open {policy.ack_timeout} after acknowledgement: re-escalating")
+                self.st.status = "notified"
+                self.st.acknowledged_at = None
+                self._advance = True
+            info = workflow.info()
+            if info.is_continue_as_new_suggested() or info.get_current_history_length() > input.max_history:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(input.model_copy(update={"state": self.st, "pending": self._pending}))
+
+        self._set_status("resolved")
+        await workflow.execute_activity_method(
+            IncidentActivities.record_metrics,
+            IncidentMetrics(severity=self.st.severity, service=self.st.group_labels.get("service", ""),
+                            mtta_seconds=self.st.mtta_seconds, mttr_seconds=self.st.mttr_seconds),
+            start_to_close_timeout=timedelta(seconds=10), retry_policy=ACTIVITY_RETRY)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.st

@@ -1,0 +1,162 @@
+"""Models of the incident workflow: alerts in, human actions, state out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["Alert", "AlertBatch", "HumanAction", "SnoozeAction", "TimelineEntry", "IncidentState",
+           "IncidentInput", "ActionResult", "RollbackTrigger", "IncidentMetrics", "SuppressionQuery",
+           "Suppression", "OPEN_STATUSES"]
+
+IncidentStatus = Literal["triggered", "notified", "acknowledged", "resolved", "silenced", "inhibited"]
+OPEN_STATUSES = ("triggered", "notified", "acknowledged", "silenced", "inhibited")
+
+
+class Alert(BaseModel):
+    """One alert, as Alertmanager sends it (webhook v4) or as ``tocsin alert`` makes it."""
+
+    fingerprint: str
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    generator_url: str = ""
+
+
+class AlertBatch(BaseModel):
+    """Signal ``add_alerts``: alerts for this incident's group (firing or resolved)."""
+
+    alerts: list[Alert]
+    source: str = "alertmanager"
+    """Where they came from: ``alertmanager``, ``cli:<user>``…"""
+
+
+class HumanAction(BaseModel):
+    """An action by a person: who, and why (when is the workflow's clock)."""
+
+    by: str
+    note: str = ""
+    via: str = "cli"
+    """``cli``, ``slack``, ``pagerduty``, ``ui``…"""
+
+
+class SnoozeAction(HumanAction):
+    """Hold escalation until ``until``."""
+
+    until: datetime
+
+
+class ActionResult(BaseModel):
+    """What an update did."""
+
+    accepted: bool
+    status: str
+    detail: str = ""
+
+
+class TimelineEntry(BaseModel):
+    """One event in the incident's audit timeline."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str = ""
+
+
+class IncidentState(BaseModel):
+    """Everything an incident knows (query ``state``; carried over on continue-as-new)."""
+
+    id: str
+    route_path: str
+    group_labels: dict[str, str] = Field(default_factory=dict)
+    status: IncidentStatus = "triggered"
+    severity: str = "warning"
+    receiver: str = ""
+    escalation: str | None = None
+    alerts: dict[str, Alert] = Field(default_factory=dict)
+    """By fingerprint."""
+    level: int = 0
+    """Highest escalation level notified (L1 = 1)."""
+    rungs_done: int = 0
+    """Escalation schedule entries already delivered (exactly once each)."""
+    refs: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """receiver → channel → message_id of the incident's main message there."""
+    created_at: datetime | None = None
+    notified_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    snoozed_until: datetime | None = None
+    escalation_restart: datetime | None = None
+    """When the ladder (re)started: first notification, or an ack that timed out."""
+    suppressed_by: list[str] = Field(default_factory=list)
+    rollback_requested: bool = False
+    updates_sent: int = 0
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    mtta_seconds: float | None = None
+    mttr_seconds: float | None = None
+
+    def firing(self) -> list[Alert]:
+        """Alerts still firing."""
+        return [a for a in self.alerts.values() if a.status == "firing"]
+
+
+class IncidentInput(BaseModel):
+    """Input of ``IncidentWorkflow`` (also its continue-as-new input)."""
+
+    id: str
+    route_path: str
+    group_labels: dict[str, str] = Field(default_factory=dict)
+    state: IncidentState | None = None
+    pending: list[AlertBatch] = Field(default_factory=list)
+    max_history: int = 5000
+
+
+class RollbackTrigger(BaseModel):
+    """Activity input: ask the service/environment's deployment to roll back."""
+
+    service: str
+    environment: str
+    alertname: str
+    incident: str
+    reason: str
+
+
+class IncidentMetrics(BaseModel):
+    """Activity input: observe MTTA/MTTR histograms."""
+
+    severity: str
+    service: str
+    mtta_seconds: float | None = None
+    mttr_seconds: float | None = None
+
+
+class SuppressionQuery(BaseModel):
+    """Activity input: is this incident silenced or inhibited right now?"""
+
+    incident: str
+    alerts: list[dict[str, str]]
+    """Label sets of the firing alerts."""
+    at: datetime | None = None
+    """The incident's clock (``workflow.now()``): silences are judged at this instant."""
+
+
+class Suppression(BaseModel):
+    """Activity result."""
+
+    silenced_by: list[str] = Field(default_factory=list)
+    inhibited_by: list[str] = Field(default_factory=list)
+
+    def any(self) -> bool:
+        """True when notifications should be held."""
+        return bool(self.silenced_by or self.inhibited_by)
+
+
+def model_dump_alerts(alerts: list[Alert]) -> list[dict[str, Any]]:
+    """Alerts as plain dicts for the pure message renderer."""
+    return [a.model_dump(mode="json") for a in alerts]

@@ -5,6 +5,7 @@ Shared by the gateway and the CLI so both behave the same.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -97,8 +98,9 @@ async def dispatch_alerts(client: Client, config: Config, alerts: list[Alert], t
     Returns:
         The incident ids, in first-seen order.
     """
-    ids = []
-    for wid, group in group_alerts(config, alerts).items():
+    groups = group_alerts(config, alerts)
+
+    async def start(wid: str, group: _Group) -> None:
         labels = [a.labels for a in group.alerts]
         service = next((lbl["service"] for lbl in labels if lbl.get("service")), "")
         env = next((lbl.get("env") or lbl.get("environment") or "" for lbl in labels
@@ -118,8 +120,9 @@ async def dispatch_alerts(client: Client, config: Config, alerts: list[Alert], t
             search_attributes=TypedSearchAttributes(attrs),
             static_summary=f"Incident: {', '.join(names)[:150]}" + (f" on {service}" if service else ""),
         )
-        ids.append(wid)
-    return ids
+
+    await asyncio.gather(*(start(wid, group) for wid, group in groups.items()))
+    return list(groups)
 
 
 class UnknownIncident(Exception):

@@ -126,7 +126,7 @@ def test_build_labels_and_message() -> None:
     labels = build_labels(event, result.alertname)
     assert labels == {"alertname": "BuildFailed", "kind": "build", "repo": "acme/api", "branch": "main",
                       "workflow": "tests", "status": "failure", "severity": "error", "service": "api",
-                      "author": "alice"}
+                      "author": "alice", "commit": "0123456789abcdef", "pr": "42", "url": "https://ci/1"}
     msg = build_message(event, result, "pipeline/acme/api/main")
     fields = {f.title: f.value for f in msg.fields}
     assert fields["Commit"] == "0123456" and fields["Duration"] == "12m 34s" and fields["Pull request"] == "#42"

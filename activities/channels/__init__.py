@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from activities.channels.base import Channel, ChannelDeps, ChannelError, SendContext, Sent
 from activities.channels.console import ConsoleChannel
+from activities.channels.email import EmailChannel
+from activities.channels.github import GitHubChannel
+from activities.channels.jira import JiraChannel
 from activities.channels.slack import SlackChannel
 
 __all__ = ["REGISTRY", "Channel", "ChannelDeps", "ChannelError", "SendContext", "Sent"]
@@ -14,4 +17,7 @@ __all__ = ["REGISTRY", "Channel", "ChannelDeps", "ChannelError", "SendContext", 
 REGISTRY: dict[str, type[Channel]] = {
     "console": ConsoleChannel,
     "slack": SlackChannel,
+    "email": EmailChannel,
+    "github": GitHubChannel,
+    "jira": JiraChannel,
 }

@@ -82,6 +82,12 @@ def build_labels(event: BuildEvent, alertname: str) -> dict[str, str]:
     }
     if event.author:
         labels["author"] = event.author
+    # Identify the build for channels that act on it (GitHub commit status, sticky PR comment).
+    labels["commit"] = event.commit
+    if event.pr is not None:
+        labels["pr"] = str(event.pr)
+    if event.url:
+        labels["url"] = event.url
     return labels
 
 

@@ -1,0 +1,364 @@
+"""The ``github`` channel: commit statuses, sticky PR comments and tracking issues.
+
+Settings: ``token`` (needs ``repo:status`` and issues read/write, or a fine-grained token
+with "Commit statuses" and "Issues"/"Pull requests" write), ``repo`` (``owner/name``;
+the message's ``labels.repo`` is deliberately not used: the channel writes only where
+it was configured to), ``api_url`` (default ``https://api.github.com``; GitHub Enterprise
+Server: ``https://HOST/api/v3``), ``labels`` (extra issue labels, optional), ``timeout``.
+
+What one send does, by context:
+
+* ``ctx.action`` is ``trigger``/``acknowledge``/``resolve`` — a **tracking issue** for
+  ``ctx.dedup_key``: trigger finds the open issue whose body carries
+  ``<!-- tocsin:{dedup_key} -->`` (listing open issues labelled ``tocsin``) and comments
+  on it, or opens it; acknowledge comments; resolve comments and closes it
+  (``state_reason: completed``). Nothing open to acknowledge/resolve: no-op, ``duplicate``.
+* otherwise, with ``labels.commit`` (a full SHA; or a ``Commit`` field holding one) and
+  ``labels.kind == "build"`` — a **commit status** ``tocsin/<workflow>`` (idempotent: the
+  latest status per context wins);
+* and/or with ``labels.pr`` — one **sticky comment** per pull request and per ``source``
+  workflow, found by ``<!-- tocsin:sticky:{source} -->`` and edited in place;
+* otherwise (a plain notify) — an **issue** marked with the idempotency key, so a retry
+  finds it instead of opening a second one.
+
+Every issue and comment body also carries ``<!-- tocsin-send:{idempotency_key} -->``; a
+retry (``attempt > 1``) looks for it before commenting again.
+
+At-least-once corners: markers are found by listing (up to 10 pages of 100 open issues or
+comments); a repository with more open ``tocsin`` issues than that could get a duplicate.
+Two workers racing on the *first* send of the same sticky comment or tracking issue (not a
+retry: Temporal runs one attempt at a time) could both create one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from typing import Any, AsyncIterator, Literal, Mapping
+
+import httpx
+
+from activities.channels.base import Channel, ChannelDeps, ChannelError, SendContext, Sent, parse_retry_after
+from workflows.models import Message
+
+__all__ = ["GitHubChannel", "render_markdown", "marker", "send_marker", "sticky_marker", "STATUS_STATE"]
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+ISSUE_LABEL = "tocsin"
+MAX_PAGES = 10
+TITLE_LIMIT = 256
+BODY_LIMIT = 65536
+DESCRIPTION_LIMIT = 140
+
+STATUS_STATE: dict[str, str] = {
+    "success": "success",
+    "failure": "failure",
+    "cancelled": "error",
+    "started": "pending",
+}
+"""``labels.status`` of a build event → GitHub commit status ``state``."""
+
+_EMOJI = {"info": "ℹ️", "success": "✅", "warning": "⚠️", "error": "❌", "critical": "🚨"}
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._:/|=@+,#\[\]()-]{1,200}$")
+_SHA = re.compile(r"^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$")
+_MENTION = re.compile(r"(?<![\w`])@([A-Za-z0-9][A-Za-z0-9-]*(?:/[A-Za-z0-9_.-]+)?)")
+
+
+def _token(key: str) -> str:
+    """``key`` as it appears inside an HTML comment (hashed when it could end the comment)."""
+    if _SAFE_KEY.match(key) and "--" not in key:
+        return key
+    return "sha256-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def marker(key: str) -> str:
+    """The hidden marker of the issue tracking ``key`` (a dedup key or, for plain notifies, the idempotency key)."""
+    return f"<!-- tocsin:{_token(key)} -->"
+
+
+def send_marker(idempotency_key: str) -> str:
+    """The hidden marker of one send (found by a retry before it comments again)."""
+    return f"<!-- tocsin-send:{_token(idempotency_key)} -->"
+
+
+def sticky_marker(source: str) -> str:
+    """The hidden marker of the sticky PR comment of one workflow."""
+    return f"<!-- tocsin:sticky:{_token(source or 'tocsin')} -->"
+
+
+def _md(text: str) -> str:
+    """User text made safe for GitHub Markdown: no raw HTML (so no fake markers), no @mentions."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MENTION.sub(r"`@\1`", text)
+
+
+def _cell(text: str) -> str:
+    return _md(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def _trim(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_markdown(message: Message, *, markers: tuple[str, ...] = ()) -> str:
+    """Markdown body of an issue or comment: heading, text, a fields table, links, footer, markers."""
+    lines = [f"### {_EMOJI.get(message.severity, '')} {_md(message.title)}".replace("  ", " ")]
+    if message.text:
+        lines += ["", _md(message.text)]
+    if message.fields:
+        lines += ["", "| | |", "| --- | --- |"]
+        lines += [f"| **{_cell(f.title)}** | {_cell(f.value)} |" for f in message.fields]
+    links = [f"[{_md(link.text or link.url).replace(']', '&#93;')}]({link.url.replace(' ', '%20').replace(')', '%29')})"
+             for link in message.links if link.url.lower().startswith(("http://", "https://"))]
+    if links:
+        lines += ["", " · ".join(links)]
+    footer = f"<sub>{message.severity} · sent by Tocsin"
+    if message.source:
+        footer += f" from `{message.source.replace('`', '')}`"
+    lines += ["", footer + "</sub>"]
+    tail = "\n" + "\n".join(markers) if markers else ""
+    body = "\n".join(lines)
+    if len(body) + len(tail) > BODY_LIMIT:
+        body = body[: BODY_LIMIT - len(tail) - 20] + "\n\n…(truncated)"
+    return body + tail
+
+
+class GitHubChannel(Channel):
+    """Reports to one GitHub repository: commit statuses, sticky PR comments, issues."""
+
+    type = "github"
+    required = ("token", "repo")
+    rate_per_second = 1.0  # GitHub: at most ~80 content-creating requests a minute per user
+    burst = 10
+
+    def __init__(self, name: str, settings: Mapping[str, Any], deps: ChannelDeps):
+        super().__init__(name, settings, deps)
+        repo = str(self.settings["repo"]).strip().strip("/")
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise ChannelError(f"channel '{name}' (github): repo must be owner/name, not {repo!r}",
+                               retryable=False, kind="ChannelMisconfigured")
+        self.repo = repo
+        self.api_url = str(self.settings.get("api_url") or DEFAULT_API_URL).rstrip("/")
+        self._timeout = float(self.settings.get("timeout", 10))
+        extra = self.settings.get("labels") or []
+        self._labels = [ISSUE_LABEL] + [str(x) for x in ([extra] if isinstance(extra, str) else extra)
+                                        if str(x) != ISSUE_LABEL]
+        self._headers = {
+            "Authorization": f"Bearer {self.settings['token']}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "tocsin-notifier",
+        }
+
+    def pace_key(self) -> str:
+        # Secondary rate limits count per user (token), not per repository.
+        token = hashlib.sha256(str(self.settings["token"]).encode()).hexdigest()[:12]
+        return f"github:{self.api_url}:{token}"
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _request(self, verb: str, path: str, *, json: Any = None,
+                       params: Mapping[str, Any] | None = None, url: str | None = None) -> httpx.Response:
+        what = f"github {verb} {path}"
+        try:
+            response = await self.deps.http.request(
+                verb, url or f"{self.api_url}{path}", json=json, params=params, headers=self._headers,
+                timeout=self._timeout)
+        except httpx.TimeoutException:
+            raise ChannelError(f"{what}: no answer in {self._timeout:g}s", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+        if not 200 <= response.status_code < 300:
+            raise self._error(response, what)
+        return response
+
+    @staticmethod
+    def _error(response: httpx.Response, what: str) -> ChannelError:
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        message = ""
+        if isinstance(data, dict):
+            message = str(data.get("message") or "")
+            details = []
+            for err in data.get("errors") or []:
+                if isinstance(err, dict):
+                    details.append(str(err.get("message") or " ".join(
+                        str(err.get(k)) for k in ("resource", "field", "code") if err.get(k))))
+                elif err:
+                    details.append(str(err))
+            if details:
+                message = f"{message} ({'; '.join(details)})" if message else "; ".join(details)
+        message = message or response.text[:300] or response.reason_phrase
+        headers = response.headers
+        if status == 401:
+            return ChannelError(f"{what}: bad credentials (401): {message}", retryable=False, kind="BadCredentials")
+        if status in (403, 429):
+            remaining = headers.get("x-ratelimit-remaining")
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            limited = status == 429 or remaining == "0" or retry_after is not None \
+                or "rate limit" in message.lower()
+            if limited:
+                if retry_after is None and remaining == "0":
+                    try:
+                        retry_after = max(0.0, float(headers.get("x-ratelimit-reset", "")) - time.time())
+                    except ValueError:
+                        retry_after = None
+                if retry_after is None:
+                    retry_after = 60.0  # secondary limit without a hint: GitHub asks for at least a minute
+                return ChannelError(f"{what}: rate limited ({status}): {message}", retryable=True,
+                                    retry_after=retry_after, kind="RateLimited")
+            return ChannelError(f"{what}: forbidden (403): {message}", retryable=False, kind="BadCredentials")
+        if status >= 500 or status == 408:
+            return ChannelError(f"{what}: server error {status}: {message}", retryable=True)
+        return ChannelError(f"{what}: rejected ({status}): {message}", retryable=False, kind="GitHubRejected")
+
+    async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of a list endpoint, following ``Link: rel="next"`` (at most :data:`MAX_PAGES`)."""
+        response = await self._request("GET", path, params={**params, "per_page": 100})
+        for page in range(MAX_PAGES):
+            items = response.json()
+            yield items if isinstance(items, list) else []
+            nxt = response.links.get("next", {}).get("url")
+            if not nxt or page == MAX_PAGES - 1:
+                return
+            response = await self._request("GET", path, url=nxt)
+
+    # ------------------------------------------------------------------ lookups
+
+    async def _find_open_issue(self, mark: str) -> dict[str, Any] | None:
+        async for items in self._pages(f"/repos/{self.repo}/issues",
+                                       {"state": "open", "labels": ISSUE_LABEL, "sort": "created",
+                                        "direction": "desc"}):
+            for issue in items:
+                if "pull_request" not in issue and mark in (issue.get("body") or ""):
+                    return issue
+        return None
+
+    async def _find_comment(self, number: int | str, mark: str) -> dict[str, Any] | None:
+        async for items in self._pages(f"/repos/{self.repo}/issues/{number}/comments", {}):
+            for comment in items:
+                if mark in (comment.get("body") or ""):
+                    return comment
+        return None
+
+    # ------------------------------------------------------------------ actions
+
+    async def _comment(self, number: int | str, body: str) -> dict[str, Any]:
+        response = await self._request("POST", f"/repos/{self.repo}/issues/{number}/comments", json={"body": body})
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def _open_issue(self, message: Message, body: str) -> Sent:
+        title = _trim(" ".join(message.title.split()) or "(no title)", TITLE_LIMIT)
+        response = await self._request("POST", f"/repos/{self.repo}/issues",
+                                       json={"title": title, "body": body, "labels": self._labels})
+        issue = response.json()
+        return Sent(message_id=str(issue.get("number")), url=issue.get("html_url"))
+
+    async def _commit_status(self, message: Message, sha: str, state: str) -> Sent:
+        workflow = message.labels.get("workflow") or "ci"
+        payload: dict[str, Any] = {
+            "state": state,
+            "context": f"tocsin/{workflow}",
+            "description": _trim(" ".join(message.title.split()), DESCRIPTION_LIMIT),
+        }
+        url = message.labels.get("url") or next(
+            (link.url for link in message.links if link.url.lower().startswith(("http://", "https://"))), None)
+        if url:
+            payload["target_url"] = url
+        response = await self._request("POST", f"/repos/{self.repo}/statuses/{sha}", json=payload)
+        data = response.json()
+        return Sent(message_id=str(data.get("id", "")) or None, url=url)
+
+    async def _sticky(self, message: Message, pr: str, idempotency_key: str) -> Sent:
+        mark = sticky_marker(message.source)
+        body = render_markdown(message, markers=(mark, send_marker(idempotency_key)))
+        existing = await self._find_comment(pr, mark)
+        if existing is not None:
+            if existing.get("body") == body:
+                return Sent(message_id=str(existing.get("id")), url=existing.get("html_url"), duplicate=True)
+            response = await self._request("PATCH", f"/repos/{self.repo}/issues/comments/{existing['id']}",
+                                           json={"body": body})
+            data = response.json()
+            return Sent(message_id=str(data.get("id", existing["id"])), url=data.get("html_url"))
+        data = await self._comment(pr, body)
+        return Sent(message_id=str(data.get("id")), url=data.get("html_url"))
+
+    async def _tracking(self, message: Message, idempotency_key: str, attempt: int,
+                        action: Literal["trigger", "acknowledge", "resolve"], dedup_key: str) -> Sent:
+        mark, sent_mark = marker(dedup_key), send_marker(idempotency_key)
+        issue = await self._find_open_issue(mark)
+        if issue is None:
+            if action != "trigger":
+                return Sent(duplicate=True)  # nothing open to acknowledge or resolve
+            return await self._open_issue(message, render_markdown(message, markers=(mark, sent_mark)))
+        number = issue["number"]
+        found = Sent(message_id=str(number), url=issue.get("html_url"))
+        if sent_mark in (issue.get("body") or ""):
+            found.duplicate = True  # a retried trigger whose issue was opened by the first attempt
+            return found
+        already = attempt > 1 and await self._find_comment(number, sent_mark) is not None
+        if not already:
+            prefix = {"trigger": "Still firing", "acknowledge": "Acknowledged", "resolve": "Resolved"}[action]
+            shown = message.model_copy(update={"title": f"{prefix}: {message.title}"})
+            await self._comment(number, render_markdown(shown, markers=(sent_mark,)))
+        if action == "resolve":
+            await self._request("PATCH", f"/repos/{self.repo}/issues/{number}",
+                                json={"state": "closed", "state_reason": "completed"})
+        found.duplicate = already and action != "resolve"
+        return found
+
+    @staticmethod
+    def _commit_of(message: Message) -> str | None:
+        sha = (message.labels.get("commit") or "").strip()
+        if not sha:
+            sha = next((f.value.strip() for f in message.fields if f.title.lower() == "commit"), "")
+        return sha if _SHA.match(sha) else None
+
+    @staticmethod
+    def _pr_of(message: Message) -> str | None:
+        pr = (message.labels.get("pr") or "").strip().lstrip("#")
+        return pr if pr.isdigit() and int(pr) > 0 else None
+
+    async def send(self, message: Message, idempotency_key: str, attempt: int,
+                   ctx: SendContext | None = None) -> Sent:
+        """Report ``message`` on GitHub the way its context asks (see the module docstring).
+
+        Args:
+            message: what to report; ``labels`` ``commit``, ``pr``, ``kind``, ``status``,
+                ``workflow`` and ``url`` choose and shape the report.
+            idempotency_key: stable across retries; marks what this send created.
+            attempt: Temporal's attempt number; from 2 on, comments are looked for first.
+            ctx: ``action`` and ``dedup_key`` for tracking issues.
+
+        Returns:
+            ``Sent`` with the issue number, comment id or status id, and its web URL.
+
+        Raises:
+            ChannelError: retryable for 429/rate-limited 403, 5xx, timeouts and connection errors.
+        """
+        ctx = ctx or SendContext(attempt=attempt)
+        if ctx.action in ("trigger", "acknowledge", "resolve"):
+            return await self._tracking(message, idempotency_key, attempt, ctx.action,
+                                        ctx.dedup_key or idempotency_key)
+        results: list[Sent] = []
+        sha = self._commit_of(message)
+        state = STATUS_STATE.get(message.labels.get("status", ""))
+        if sha and state and message.labels.get("kind") == "build":
+            results.append(await self._commit_status(message, sha, state))
+        pr = self._pr_of(message)
+        if pr:
+            results.append(await self._sticky(message, pr, idempotency_key))
+        if results:
+            return results[-1]
+        mark = marker(idempotency_key)
+        if attempt > 1:
+            issue = await self._find_open_issue(mark)
+            if issue is not None:
+                return Sent(message_id=str(issue["number"]), url=issue.get("html_url"), duplicate=True)
+        return await self._open_issue(message, render_markdown(message, markers=(mark,)))

@@ -7,6 +7,8 @@ workflows (the silences store, firing incidents, deployments) through it.
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 from datetime import datetime, timezone
 
 from prometheus_client import Histogram
@@ -38,22 +40,32 @@ MTTR = Histogram("tocsin_incident_mttr_seconds", "Time from first alert to resol
 class IncidentActivities:
     """Activities used by ``IncidentWorkflow``."""
 
+    SILENCES_TTL = 1.0
+    """Seconds a worker reuses the silences it read (a new silence applies within this)."""
+
     def __init__(self, client: Client, store: ConfigStore):
         self._client = client
         self._store = store
+        self._silences_cache: tuple[float, list[Any]] | None = None
 
     async def _silences(self, at: datetime | None) -> list[dict]:  # type: ignore[type-arg]
         from workflows.silences import SILENCES_ID, SilencesWorkflow
 
-        try:
-            state = await self._client.get_workflow_handle_for(SilencesWorkflow.run, SILENCES_ID).query(
-                SilencesWorkflow.list)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return []
-            raise
+        cached = self._silences_cache
+        if cached is not None and time.monotonic() - cached[0] < self.SILENCES_TTL:
+            records = cached[1]
+        else:
+            try:
+                state = await self._client.get_workflow_handle_for(SilencesWorkflow.run, SILENCES_ID).query(
+                    SilencesWorkflow.list)
+                records = state.silences
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                records = []
+            self._silences_cache = (time.monotonic(), records)
         now = at or datetime.now(timezone.utc)
-        return [r.model_dump() for r in state.silences if r.active(now)]
+        return [r.model_dump() for r in records if r.active(now)]
 
     async def _firing_elsewhere(self, incident: str) -> list[dict[str, str]]:
         from workflows.incident import IncidentWorkflow

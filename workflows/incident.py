@@ -261,7 +261,8 @@ class IncidentWorkflow:
         await asyncio.gather(*jobs)
 
     async def _suppression(self) -> Suppression:
-        return await workflow.execute_activity_method(
+        # A local activity: a read, on the hot path of every first notification.
+        return await workflow.execute_local_activity_method(
             IncidentActivities.check_suppression,
             SuppressionQuery(incident=self.st.id, alerts=[a.labels for a in self.st.firing()], at=workflow.now()),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)

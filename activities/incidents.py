@@ -19,6 +19,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.config import ConfigStore
 from workflows.incident_models import (
     OPEN_STATUSES,
+    HeldIncident,
+    RouteState,
+    RouteStateQuery,
     IncidentMetrics,
     RollbackTrigger,
     Suppression,
@@ -102,6 +105,50 @@ class IncidentActivities:
             if all(inhibited(labels, sources, config.inhibit_rules) for labels in query.alerts):
                 result.inhibited_by.append("inhibit_rules")
         return result
+
+    @activity.defn(name="route_state")
+    async def route_state(self, query: RouteStateQuery) -> RouteState:
+        """Time-interval muting of a route at an instant, and whether its receiver is a digest."""
+        from workflows.policy.routing import build_tree
+        from workflows.policy.timeintervals import active_names
+
+        config = self._store.get()
+        stack = [build_tree(config.route)]
+        node = stack[0]
+        while stack:
+            candidate = stack.pop()
+            if candidate.path == query.route_path:
+                node = candidate
+                break
+            stack.extend(candidate.children)
+        muted = active_names(config.time_intervals, node.mute_time_intervals, query.at)
+        if node.active_time_intervals and not active_names(config.time_intervals, node.active_time_intervals,
+                                                            query.at):
+            muted += [f"outside {', '.join(node.active_time_intervals)}"]
+        receiver = config.receiver(node.receiver)
+        return RouteState(muted_by=muted, digest=bool(receiver and receiver.digest))
+
+    @activity.defn(name="held_incidents")
+    async def held_incidents(self, receiver: str) -> list[HeldIncident]:
+        """Incidents of a digest receiver waiting for the digest (from visibility and their state)."""
+        from workflows.incident import IncidentWorkflow
+
+        held: list[HeldIncident] = []
+        async for wf in self._client.list_workflows(
+                "TocsinKind = 'incident' AND TocsinStatus = 'held' AND ExecutionStatus = 'Running'", limit=1000):
+            try:
+                st = await self._client.get_workflow_handle_for(IncidentWorkflow.run, wf.id).query(
+                    IncidentWorkflow.state)
+            except RPCError:
+                continue
+            if st.receiver != receiver or not st.held_for_digest or st.digest:
+                continue
+            names = sorted({a.labels.get("alertname", "?") for a in st.alerts.values()})
+            service = st.group_labels.get("service", "")
+            held.append(HeldIncident(id=st.id, title=", ".join(names) + (f" on {service}" if service else ""),
+                                     severity=st.severity, status=st.status, first_seen=st.created_at,
+                                     alerts=len(st.alerts), resolved=st.resolved_at is not None))
+        return sorted(held, key=lambda h: (h.first_seen is None, h.first_seen))
 
     @activity.defn(name="request_rollback")
     async def request_rollback(self, trigger: RollbackTrigger) -> str:

@@ -107,10 +107,15 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
         try:
             client = await _wait_connect(settings, proc)
             await ensure_search_attributes(client, settings.namespace)
-            gw = server(create_app(settings, client), host, gateway_port)
+            from activities.config import ConfigStore
+            from workers.schedules import ensure_schedules
+
+            store = ConfigStore()
+            await ensure_schedules(client, store.get(), settings.task_queue)
+            gw = server(create_app(settings, client, store), host, gateway_port)
             # tocsin dev owns SIGINT/SIGTERM; uvicorn must neither capture nor re-raise them.
             gw.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-            async with running_worker(client, settings):
+            async with running_worker(client, settings, store):
                 gw_task = asyncio.create_task(gw.serve())
                 while not gw.started and not gw_task.done():
                     await asyncio.sleep(0.05)

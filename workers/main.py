@@ -16,7 +16,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.config import ConfigStore
 from activities.delivery import DeliveryActivities
-from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
 from workers.settings import Settings
 from workflows import ALL_WORKFLOWS
@@ -37,20 +36,18 @@ class ActivitySet:
         self.store = store or ConfigStore()
         self.delivery = DeliveryActivities(self.store, home=settings.home)
         self.incidents = IncidentActivities(client, self.store)
-        self.deployments = DeploymentActivities(client)
 
     def functions(self) -> list[Callable[..., Any]]:
         """The activity callables to register."""
         return [
             self.delivery.load_config, self.delivery.send,
             self.incidents.check_suppression, self.incidents.request_rollback, self.incidents.record_metrics,
-            *self.deployments.functions(),
+            self.incidents.route_state, self.incidents.held_incidents,
         ]
 
     async def aclose(self) -> None:
         """Close the long-lived clients."""
         await self.delivery.aclose()
-        await self.deployments.aclose()
 
 
 def build_worker(client: Client, settings: Settings, activities: Sequence[Callable[..., Any]],
@@ -94,8 +91,14 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    """Run a worker until ``stop`` is set."""
-    async with running_worker(client, settings):
+    """Run a worker until ``stop`` is set (after putting the config's schedules in place)."""
+    from workers.schedules import ensure_schedules
+
+    store = ConfigStore()
+    scheduled = await ensure_schedules(client, store.get(), settings.task_queue)
+    if scheduled:
+        log.info("schedules: %s", ", ".join(scheduled))
+    async with running_worker(client, settings, store):
         log.info("worker polling task queue %r on %s", settings.task_queue, settings.address)
         await stop.wait()
         log.info("worker stopping")

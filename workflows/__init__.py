@@ -6,10 +6,10 @@ __all__ = ["ALL_WORKFLOWS"]
 
 
 def _all() -> list[type]:
-    from workflows.deployment import DeployLockWorkflow, DeploymentWorkflow
     from workflows.incident import IncidentWorkflow
     from workflows.notify import NotifyWorkflow
     from workflows.pipeline import PipelineWorkflow
+    from workflows.report import ReportWorkflow
     from workflows.silences import SilencesWorkflow
 
     return [
@@ -17,8 +17,7 @@ def _all() -> list[type]:
         PipelineWorkflow,
         IncidentWorkflow,
         SilencesWorkflow,
-        DeploymentWorkflow,
-        DeployLockWorkflow,
+        ReportWorkflow,
     ]
 
 

@@ -85,6 +85,12 @@ class Receiver(_Strict):
     """Channels that take over when a primary has not delivered in time."""
     failover_after: str = "20s"
     """How long a primary may try before the backup channels are used."""
+    digest: bool = False
+    """Hold notifications for this receiver and send them as one digest on a schedule."""
+    digest_at: str = "08:00"
+    """Local time of day (HH:MM) the digest is sent, by a Temporal Schedule."""
+    digest_timezone: str = "UTC"
+    """IANA zone of ``digest_at``, e.g. ``Asia/Seoul``."""
 
     _v_failover = field_validator("failover_after")(lambda cls, v: _duration(v))
 

@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         IncidentMetrics,
         IncidentState,
         RollbackTrigger,
+        RouteState,
+        RouteStateQuery,
         SnoozeAction,
         Suppression,
         SuppressionQuery,
@@ -87,6 +89,13 @@ class IncidentWorkflow:
     def add_alerts(self, batch: AlertBatch) -> None:
         """Alerts for this group, firing or resolved."""
         self._pending.append(batch)
+
+    @workflow.signal(name="digest_sent")
+    def digest_sent(self, report: str) -> None:
+        """The receiver's scheduled digest carried this incident."""
+        if self._st is not None and self._st.held_for_digest and self._st.digest is None:
+            self._st.digest = report
+            self._log(report, "sent in digest")
 
     @workflow.query(name="state")
     def state(self) -> IncidentState:
@@ -209,6 +218,8 @@ class IncidentWorkflow:
 
     def _schedule(self, config: Config, node: RouteNode) -> list[Rung]:
         """The rungs of this incident: the escalation ladder, or the route receiver with repeats."""
+        if self.st.held_for_digest:
+            return []  # the digest was the notification
         start = self.st.escalation_restart or workflow.now()
         policy = self._policy(config)
         if policy is not None and policy.levels:
@@ -266,6 +277,45 @@ class IncidentWorkflow:
             IncidentActivities.check_suppression,
             SuppressionQuery(incident=self.st.id, alerts=[a.labels for a in self.st.firing()], at=workflow.now()),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+
+    async def _route_state(self) -> RouteState:
+        return await workflow.execute_local_activity_method(
+            IncidentActivities.route_state, RouteStateQuery(route_path=self.st.route_path, at=workflow.now()),
+            start_to_close_timeout=timedelta(seconds=10), retry_policy=ACTIVITY_RETRY)
+
+    async def _hold(self) -> bool:
+        """Time-based routing: wait while the route is muted; hold for a digest receiver.
+
+        Returns:
+            True when the incident should go on to notify; False when it ended
+            (resolved while muted) or the digest already carried it.
+        """
+        while True:
+            route = await self._route_state()
+            if route.digest:
+                self.st.held_for_digest = True
+                self._log("tocsin", "held for digest", self.st.receiver)
+                self._set_status("held")
+                while self.st.digest is None:
+                    await workflow.wait_condition(lambda: self.st.digest is not None or bool(self._pending))
+                    self._apply_pending()  # a resolution while held is recorded; the digest still lists it
+                self._events.clear()
+                return False
+            if not route.muted_by:
+                return True
+            if self.st.status != "muted":
+                self._log("tocsin", "muted", ", ".join(route.muted_by))
+                self._set_status("muted")
+            try:
+                await workflow.wait_condition(lambda: bool(self._pending) or self.st.status == "resolved",
+                                              timeout=SUPPRESSION_RECHECK)
+            except asyncio.TimeoutError:
+                pass
+            self._apply_pending()
+            if self.st.status == "resolved":
+                self._events.clear()
+                self._log("tocsin", "closed", "resolved while muted by time: recorded, nothing was sent")
+                return False
 
     async def _maybe_rollback(self, config: Config) -> None:
         if self.st.rollback_requested or not config.rollback_triggers:
@@ -338,6 +388,20 @@ class IncidentWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self.st
             self.st.suppressed_by = []
+            if not await self._hold():
+                if self.st.status != "resolved" and self.st.held_for_digest:
+                    # Carried by the digest and still firing: stay open, quietly, until resolved.
+                    self._set_status("notified")
+                    await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
+                    while self.st.status != "resolved":
+                        self._apply_pending()
+                        if self.st.status != "resolved":
+                            await workflow.wait_condition(
+                                lambda: self.st.status == "resolved" or bool(self._pending))
+                    self._events.clear()
+                self._set_status("resolved")
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self.st
             self.st.notified_at = workflow.now()
             self.st.escalation_restart = self.st.notified_at
             if self.st.status in ("triggered", "silenced", "inhibited"):

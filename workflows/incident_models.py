@@ -7,12 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Alert", "AlertBatch", "HumanAction", "SnoozeAction", "TimelineEntry", "IncidentState",
+__all__ = ["RouteStateQuery", "RouteState", "HeldIncident", "Alert", "AlertBatch", "HumanAction", "SnoozeAction", "TimelineEntry", "IncidentState",
            "IncidentInput", "ActionResult", "RollbackTrigger", "IncidentMetrics", "SuppressionQuery",
            "Suppression", "OPEN_STATUSES"]
 
-IncidentStatus = Literal["triggered", "notified", "acknowledged", "resolved", "silenced", "inhibited"]
-OPEN_STATUSES = ("triggered", "notified", "acknowledged", "silenced", "inhibited")
+IncidentStatus = Literal["triggered", "notified", "acknowledged", "resolved", "silenced", "inhibited", "muted",
+                         "held"]
+OPEN_STATUSES = ("triggered", "notified", "acknowledged", "silenced", "inhibited", "muted", "held")
 
 
 class Alert(BaseModel):
@@ -95,6 +96,10 @@ class IncidentState(BaseModel):
     escalation_restart: datetime | None = None
     """When the ladder (re)started: first notification, or an ack that timed out."""
     suppressed_by: list[str] = Field(default_factory=list)
+    held_for_digest: bool = False
+    """Waiting for (or included in) the receiver's scheduled digest."""
+    digest: str | None = None
+    """The digest report that carried this incident."""
     rollback_requested: bool = False
     updates_sent: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
@@ -144,6 +149,34 @@ class SuppressionQuery(BaseModel):
     """Label sets of the firing alerts."""
     at: datetime | None = None
     """The incident's clock (``workflow.now()``): silences are judged at this instant."""
+
+
+class RouteStateQuery(BaseModel):
+    """Activity input: is this route muted by time, or a digest receiver, at ``at``?"""
+
+    route_path: str
+    at: datetime
+
+
+class RouteState(BaseModel):
+    """Activity result."""
+
+    muted_by: list[str] = Field(default_factory=list)
+    """Time intervals that mute the route now (mute_time_intervals active, or active_time_intervals not)."""
+    digest: bool = False
+    """The route's receiver collects notifications into a scheduled digest."""
+
+
+class HeldIncident(BaseModel):
+    """One incident waiting for its receiver's digest."""
+
+    id: str
+    title: str
+    severity: str
+    status: str
+    first_seen: datetime | None = None
+    alerts: int = 0
+    resolved: bool = False
 
 
 class Suppression(BaseModel):

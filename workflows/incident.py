@@ -134,7 +134,8 @@ class IncidentWorkflow:
     async def resolve(self, action: HumanAction) -> ActionResult:
         """Close the incident; everyone notified is told."""
         await workflow.wait_condition(lambda: self._st is not None)
-        self._mark_resolved(action.by, f"via {action.via}" + (f": {action.note}" if action.note else ""))
+        self._mark_resolved(action.by, f"via {action.via}" + (f": {action.note}" if action.note else ""),
+                            note=action.note)
         return ActionResult(accepted=True, status="resolved")
 
     @resolve.validator
@@ -173,7 +174,7 @@ class IncidentWorkflow:
 
     # ------------------------------------------------------------------ helpers
 
-    def _mark_resolved(self, actor: str, detail: str) -> None:
+    def _mark_resolved(self, actor: str, detail: str, note: str | None = None) -> None:
         if self.st.status == "resolved":
             return
         now = workflow.now()
@@ -182,7 +183,7 @@ class IncidentWorkflow:
         self.st.resolved_at = now
         self.st.mttr_seconds = (now - (self.st.created_at or now)).total_seconds()
         self._log(actor, "resolved", detail)
-        self._events.append(("resolved", actor, detail))
+        self._events.append(("resolved", actor, detail if note is None else note))
 
     def _apply_pending(self) -> bool:
         """Merge queued alerts; True when the group changed. Malformed input never raises."""

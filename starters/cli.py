@@ -89,7 +89,10 @@ def dev(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: int = typer.Option(0, "--metrics-port", envvar="TOCSIN_METRICS_PORT",
+                                     help="Serve Prometheus /metrics (notifications, MTTA/MTTR) on this port; 0: off."),
+) -> None:
     """Run one worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM."""
     from workers.main import install_stop_signals, run_worker
     from workers.temporal import connect, ensure_search_attributes
@@ -97,6 +100,13 @@ def worker() -> None:
     _setup_logging()
     settings = Settings()
     _load_config_or_exit(None)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(metrics_port)
+        except OSError as exc:
+            fail(f"--metrics-port: cannot listen on {metrics_port}: {exc.strerror}")
 
     async def go() -> None:
         client = await connect(settings, identity=None)

@@ -53,11 +53,14 @@ def incident_config(tmp: Path, *, group_wait: str = "1s", levels: tuple[str, ...
 def stack(dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str):  # type: ignore[no-untyped-def]
     """A real `tocsin worker` and `tocsin gateway` against the dev server, with a console config."""
     config = incident_config(tmp_path)
+    metrics_port = free_port()
     env = base_env(TEMPORAL_ADDRESS=address_of(dev_env.client), TOCSIN_TASK_QUEUE=task_queue,
                    TOCSIN_CONFIG=str(config), TOCSIN_HOME=str(tmp_path / ".tocsin"),
                    TOCSIN_GATEWAY_TOKEN=TOKEN, PAGERDUTY_WEBHOOK_SECRET=PD_SECRET)
-    with process([TOCSIN, "worker"], tmp_path, env, tmp_path / "worker.log"), tocsin_gateway(tmp_path, env) as url:
-        yield {"url": url, "env": env, "home": tmp_path / ".tocsin", "config": config}
+    with process([TOCSIN, "worker", "--metrics-port", str(metrics_port)], tmp_path, env, tmp_path / "worker.log"), \
+            tocsin_gateway(tmp_path, env) as url:
+        yield {"url": url, "env": env, "home": tmp_path / ".tocsin", "config": config,
+               "metrics": f"http://127.0.0.1:{metrics_port}/metrics"}
 
 
 def am_payload(alerts: list[dict], status: str = "firing") -> dict:  # type: ignore[type-arg]
@@ -112,6 +115,12 @@ async def test_webhook_drives_incident_and_cli_actions(dev_env: WorkflowEnvironm
     [wid] = first["incidents"]
     assert again["incidents"] == [wid], "a retried webhook lands on the same incident"
     await wait_for(lambda: _has(stack["home"], wid, 2))
+    query = (f"TocsinKind = 'incident' AND TocsinSeverity = 'critical' AND TocsinService = '{service}' "
+             "AND TocsinStatus IN ('triggered', 'notified', 'acknowledged')")
+
+    async def open_critical() -> list[str]:
+        return [wf.id async for wf in dev_env.client.list_workflows(query)]
+    assert await wait_for(open_critical) == [wid], "the Temporal UI lists open critical incidents by query"
     env = {"TOCSIN_TASK_QUEUE": stack["env"]["TOCSIN_TASK_QUEUE"]}
     done = await asyncio.to_thread(cli, "ack", wid, "--by", "alice", "--note", "looking",
                                    address=address_of(dev_env.client), env=env)
@@ -154,6 +163,8 @@ async def test_resolved_webhook_resolves_and_tells_everyone(dev_env: WorkflowEnv
     notified = set(sent(stack["home"], wid))
     told = set(sent(stack["home"], wid, "resolved-"))
     assert notified and told == notified
+    metrics = httpx.get(stack["metrics"]).text
+    assert 'tocsin_incident_mttr_seconds_count{service="' + service + '",severity="critical"} 1.0' in metrics
 
 
 async def test_pagerduty_webhook_signature_and_mirroring(dev_env: WorkflowEnvironment, stack) -> None:  # type: ignore[no-untyped-def]

@@ -304,3 +304,13 @@ async def test_fake_alert_lifecycle(fake: FakePagerDuty):
         assert form.status_code == 400
     assert [(a["dedup_key"], a["status"]) for a in fake.alerts] == [
         ("d1", "resolved"), ("d1", "triggered"), (generated, "triggered")]
+
+
+def test_channel_urgency_setting_overrides_the_label() -> None:
+    from workflows.models import Message as Msg
+
+    warning = Msg(title="queue slow", severity="warning")
+    assert pagerduty_event(warning, "rk", "d", "trigger", urgency="high")["payload"]["severity"] == "critical"
+    critical = Msg(title="down", severity="critical", labels={"urgency": "high"})
+    assert pagerduty_event(critical, "rk", "d", "trigger", urgency="low")["payload"]["severity"] == "warning"
+    assert pagerduty_event(critical, "rk", "d", "trigger")["payload"]["severity"] == "critical"

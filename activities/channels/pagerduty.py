@@ -27,7 +27,9 @@ info. Urgency rule (PagerDuty services set urgency from severity: critical and
 error page with high urgency, warning and info with low): a label
 ``urgency=high`` raises info/warning/success to ``critical``; ``urgency=low``
 lowers error/critical to ``warning``; a severity already in the asked urgency
-band is kept.
+band is kept. The channel setting ``urgency: high|low`` applies the same rule to
+every event of that channel (one channel instance per urgency, e.g.
+``pagerduty-high`` for market hours and ``pagerduty-low`` otherwise).
 
 Answers: 202 → ``Sent(message_id=dedup_key)``; 400 → not retryable, with
 PagerDuty's ``errors``; 429 → retryable (PagerDuty sends no ``Retry-After`` and
@@ -59,10 +61,15 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def pagerduty_severity(message: Message) -> str:
-    """PagerDuty's severity for ``message``, after the urgency rule (see the module docstring)."""
+def pagerduty_severity(message: Message, urgency: str | None = None) -> str:
+    """PagerDuty's severity for ``message``, after the urgency rule (see the module docstring).
+
+    Args:
+        message: the message.
+        urgency: the channel's ``urgency`` setting, which wins over the message's ``urgency`` label.
+    """
     severity = _SEVERITY.get(message.severity, "info")
-    urgency = message.labels.get("urgency", "").strip().lower()
+    urgency = (urgency or message.labels.get("urgency", "")).strip().lower()
     if urgency == "high" and severity not in _HIGH:
         return "critical"
     if urgency == "low" and severity in _HIGH:
@@ -75,7 +82,8 @@ def dedup_key_for(key: str) -> str:
     return key if len(key) <= 255 else hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def pagerduty_event(message: Message, routing_key: str, dedup_key: str, action: str) -> dict[str, Any]:
+def pagerduty_event(message: Message, routing_key: str, dedup_key: str, action: str,
+                    urgency: str | None = None) -> dict[str, Any]:
     """The Events API v2 body.
 
     Args:
@@ -83,6 +91,7 @@ def pagerduty_event(message: Message, routing_key: str, dedup_key: str, action: 
         routing_key: the integration key.
         dedup_key: the alert's key (already within 255 characters).
         action: ``trigger``, ``acknowledge`` or ``resolve``.
+        urgency: the channel's ``urgency`` setting (``high``/``low``), if any.
     """
     event: dict[str, Any] = {"routing_key": routing_key, "dedup_key": dedup_key, "event_action": action}
     if action != "trigger":
@@ -100,7 +109,7 @@ def pagerduty_event(message: Message, routing_key: str, dedup_key: str, action: 
     payload: dict[str, Any] = {
         "summary": _trim(summary, 1024),
         "source": labels.get("service") or message.source or "tocsin",
-        "severity": pagerduty_severity(message),
+        "severity": pagerduty_severity(message, urgency),
     }
     for key in ("component", "group", "class"):
         if labels.get(key):
@@ -156,7 +165,8 @@ class PagerDutyChannel(Channel):
             raise ChannelError(f"{what}: {action} needs the incident's dedup_key, and none was given",
                                retryable=False, kind="ChannelPermanent")
         dedup_key = dedup_key_for(ctx.dedup_key or idempotency_key)
-        event = pagerduty_event(message, str(self.settings["routing_key"]), dedup_key, action)
+        event = pagerduty_event(message, str(self.settings["routing_key"]), dedup_key, action,
+                                self.settings.get("urgency"))
         try:
             response = await self.deps.http.post(self._url, json=event, timeout=self._timeout)
         except httpx.TimeoutException:

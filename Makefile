@@ -26,9 +26,10 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-## bench: CI event in → Slack message out, against a raw one-activity Temporal baseline.
+## bench: CI event → Slack and alert webhook → Slack, each against a raw one-activity Temporal baseline.
 bench: $(STAMP)
 	$(BIN)/python -m bench.ci_to_slack
+	$(BIN)/python -m bench.alert_to_slack
 
 clean:
 	rm -rf $(VENV) .tocsin *.egg-info

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporalio.service import RPCError
 
 from workers.settings import Settings
 from workers.temporal import connect
@@ -19,29 +18,28 @@ def _summary(values: list[float]) -> dict[str, float | int]:
 
 async def collect_status(settings: Settings, service: str | None) -> dict[str, Any]:
     """Everything ``tocsin status`` shows, as one dict (``--json`` prints it)."""
-    from workflows.incident import IncidentWorkflow
-
     client = await connect(settings)
     extra = f" AND TocsinService = '{service}'" if service else ""
     incidents: list[dict[str, Any]] = []
     mtta: list[float] = []
     mttr: list[float] = []
-    async for wf in client.list_workflows(f"TocsinKind = 'incident'{extra}", limit=500):
-        try:
-            st = await client.get_workflow_handle_for(IncidentWorkflow.run, wf.id).query(IncidentWorkflow.state)
-        except RPCError:
+    # Everything comes from visibility (search attributes + memo): no query needs a worker.
+    async for wf in client.list_workflows(f"TocsinKind = 'incident'{extra}", limit=1000):
+        memo = await wf.memo()
+        status = wf.typed_search_attributes.get(_status_key()) or "triggered"
+        if memo.get("mtta_seconds") is not None:
+            mtta.append(float(memo["mtta_seconds"]))
+        if status == "resolved":
+            if memo.get("mttr_seconds") is not None:
+                mttr.append(float(memo["mttr_seconds"]))
             continue
-        if st.mtta_seconds is not None:
-            mtta.append(st.mtta_seconds)
-        if st.mttr_seconds is not None and st.status == "resolved":
-            mttr.append(st.mttr_seconds)
-        if st.status == "resolved":
+        if wf.status is not None and wf.status.name != "RUNNING":
             continue
-        names = sorted({a.labels.get("alertname", "?") for a in st.alerts.values()})
-        incidents.append({"id": st.id, "status": st.status, "severity": st.severity, "title": ", ".join(names),
-                          "service": st.group_labels.get("service", ""), "level": st.level,
-                          "acknowledged_by": st.acknowledged_by, "mtta_seconds": st.mtta_seconds,
-                          "created_at": st.created_at})
+        incidents.append({"id": wf.id, "status": status,
+                          "severity": memo.get("severity") or wf.typed_search_attributes.get(_severity_key()) or "",
+                          "title": memo.get("title", ""), "service": memo.get("service", ""),
+                          "level": memo.get("level", 0), "acknowledged_by": memo.get("acknowledged_by"),
+                          "mtta_seconds": memo.get("mtta_seconds"), "created_at": wf.start_time})
     deployments = [
         {"id": wf.id, "status": (wf.typed_search_attributes.get(_status_key()) or "running")}
         async for wf in client.list_workflows(
@@ -60,3 +58,9 @@ def _status_key():  # type: ignore[no-untyped-def]
     from workflows.search import STATUS
 
     return STATUS
+
+
+def _severity_key():  # type: ignore[no-untyped-def]
+    from workflows.search import SEVERITY
+
+    return SEVERITY

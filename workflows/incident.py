@@ -74,6 +74,8 @@ class IncidentWorkflow:
         """(event, actor, note) waiting to be announced: acknowledged, resolved, escalated…"""
         self._advance = False
         self._ack_seq = 0
+        self._published_status: str | None = None
+        self._published_memo: dict[str, object] | None = None
 
     # ------------------------------------------------------------------ handlers
 
@@ -208,9 +210,18 @@ class IncidentWorkflow:
         return changed
 
     def _set_status(self, status: str) -> None:
-        if self.st.status != status:
-            self.st.status = status  # type: ignore[assignment]
-        workflow.upsert_search_attributes([search.STATUS.value_set(status)])
+        """Set the status and publish what changed: ``TocsinStatus`` and a memo for ``tocsin status``."""
+        self.st.status = status  # type: ignore[assignment]
+        if status != self._published_status:
+            self._published_status = status
+            workflow.upsert_search_attributes([search.STATUS.value_set(status)])
+        names = sorted({a.labels.get("alertname", "?") for a in self.st.alerts.values()})
+        memo = {"title": ", ".join(names), "severity": self.st.severity, "level": self.st.level,
+                "acknowledged_by": self.st.acknowledged_by, "mtta_seconds": self.st.mtta_seconds,
+                "mttr_seconds": self.st.mttr_seconds, "service": self.st.group_labels.get("service", "")}
+        if memo != self._published_memo:
+            self._published_memo = memo
+            workflow.upsert_memo(memo)
 
     def _policy(self, config: Config) -> EscalationPolicy | None:
         if self.st.escalation and self.st.escalation in config.escalation_policies:

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.config import ConfigStore
 from workflows.incident_models import (
     OPEN_STATUSES,
+    AlertBatch,
     HeldIncident,
     RouteState,
     RouteStateQuery,
@@ -152,15 +153,23 @@ class IncidentActivities:
 
     @activity.defn(name="request_rollback")
     async def request_rollback(self, trigger: RollbackTrigger) -> str:
-        """Signal the service/environment's running (else latest) deployment to roll back."""
-        from starters.deployments import find_deployment
+        """Abort the service/environment's running deployment, or roll back its last one."""
+        from starters.deployments import request_rollback
+        from workflows.deployment import RollbackRequest
 
-        wid = await find_deployment(self._client, trigger.service, trigger.environment)
-        if wid is None:
-            return "no deployment found"
-        await self._client.get_workflow_handle(wid).signal(
-            "rollback", {"by": f"tocsin:{trigger.incident}", "reason": trigger.reason, "source": trigger.incident})
-        return f"signalled {wid}"
+        outcome = await request_rollback(
+            self._client, trigger.service, trigger.environment,
+            RollbackRequest(by=f"tocsin:{trigger.incident}", reason=trigger.reason, source=trigger.incident),
+            activity.info().task_queue)
+        return " ".join(str(part) for part in vars(outcome).values() if part)
+
+    @activity.defn(name="raise_alerts")
+    async def raise_alerts(self, batch: AlertBatch) -> list[str]:
+        """Raise alerts from inside Tocsin (a rollback's incident): routed and grouped like any other."""
+        from starters.incidents import dispatch_alerts
+
+        return await dispatch_alerts(self._client, self._store.get(), batch.alerts, activity.info().task_queue,
+                                     source=batch.source)
 
     @activity.defn(name="record_incident_metrics")
     async def record_metrics(self, metrics: IncidentMetrics) -> None:

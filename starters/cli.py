@@ -150,10 +150,14 @@ def _load_config_or_exit(path: Optional[Path]) -> Any:
 def config_check(
     config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: $TOCSIN_CONFIG or ./tocsin.yaml)."),
 ) -> None:
-    """Validate the config; errors name their key path."""
+    """Validate the config: errors name their key path (exit 2); warnings are printed and exit 0."""
     from activities.config import config_path
+    from workflows.config import validate_references
 
     cfg = _load_config_or_exit(config)
+    for issue in validate_references(cfg):
+        if issue.level == "warning":
+            typer.echo(f"warning: {issue.path}: {issue.message}", err=True)
     where = config_path(config)
     typer.echo(f"{where if where else 'built-in defaults'}: ok "
                f"({len(cfg.channels)} channels, {len(cfg.receivers)} receivers)")
@@ -161,20 +165,45 @@ def config_check(
 
 @routes_app.command("test")
 def routes_test(
-    labels: list[str] = typer.Argument(None, help="label=value pairs of the alert."),
+    labels: list[str] = typer.Argument(None, help="label=value pairs of the alert (label=\"value\" also works)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Config file."),
+    tree: bool = typer.Option(False, "--tree", help="Also print the matching routes tree, as amtool does."),
+    at: Optional[str] = typer.Option(
+        None, "--at", metavar="ISO8601",
+        help="Evaluate mute_time_intervals/active_time_intervals at this instant and leave out the receivers "
+             "of routes muted then (no time zone = UTC)."),
 ) -> None:
-    """Print the receivers an alert with these labels reaches, comma-separated, in route order."""
-    from workflows.policy.routing import receivers_for
+    """Print the receivers an alert with these labels reaches, comma-separated, in route order.
 
+    The output is byte for byte what `amtool config routes test` prints for the
+    same tree (receivers are not de-duplicated; --tree prints amtool's
+    "Matching routes" tree first). Labels parse as amtool parses them.
+    """
+    from datetime import datetime, timezone
+
+    from workflows.policy.matchers import MatcherError, parse_matcher
+    from workflows.policy.routing import routes_test_output
+
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at.strip())
+        except ValueError:
+            bad_input("--at", f"not an ISO 8601 date-time: {at!r} (e.g. 2024-03-10T09:30:00+09:00)")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
     cfg = _load_config_or_exit(config)
     parsed: dict[str, str] = {}
     for item in labels or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            bad_input("labels", f"expected label=value, got {item!r}")
-        parsed[name] = value.strip('"')
-    typer.echo(",".join(receivers_for(cfg.route, parsed)))
+        try:
+            matcher = parse_matcher(item)
+        except MatcherError as exc:
+            bad_input("labels", f"failed to parse {item!r}: {exc}")
+        if matcher.op != "=":
+            bad_input("labels", f"labels must be specified as key=value pairs, got {item!r}")
+        parsed[matcher.name] = matcher.value
+    typer.echo(routes_test_output(cfg.route, parsed, tree=tree, at=when, time_intervals=cfg.time_intervals),
+               nl=False)
 
 
 # ---------------------------------------------------------------- CI events
@@ -281,6 +310,10 @@ def notify(
 from starters import cli_incidents  # noqa: E402
 
 cli_incidents.register(app)
+
+from starters import cli_deploy  # noqa: E402
+
+cli_deploy.register(app)
 
 
 def main() -> None:

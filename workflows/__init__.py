@@ -6,6 +6,7 @@ __all__ = ["ALL_WORKFLOWS"]
 
 
 def _all() -> list[type]:
+    from workflows.deployment import DeployLockWorkflow, DeploymentWorkflow
     from workflows.incident import IncidentWorkflow
     from workflows.notify import NotifyWorkflow
     from workflows.pipeline import PipelineWorkflow
@@ -18,6 +19,8 @@ def _all() -> list[type]:
         IncidentWorkflow,
         SilencesWorkflow,
         ReportWorkflow,
+        DeploymentWorkflow,
+        DeployLockWorkflow,
     ]
 
 

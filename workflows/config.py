@@ -9,12 +9,19 @@ reach workflow history except through that recorded activity result.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from workflows.environments import EnvironmentConfig, environment_issues
+from workflows.policy import timeintervals as _ti
 from workflows.policy.durations import DurationError, parse_duration
-from workflows.policy.matchers import MatcherError, parse_matchers
+from workflows.policy.matchers import (
+    MatcherError,
+    compile_go_regex,
+    is_classic_label_name,
+    parse_matchers,
+)
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -56,6 +63,46 @@ def _duration(value: Any) -> str | None:
     except DurationError as exc:
         raise ValueError(str(exc)) from None
     return str(value)
+
+
+def _matcher_text(value: str) -> str:
+    """One ``matchers`` entry: Alertmanager's matcher syntax (may hold several, or none)."""
+    try:
+        parse_matchers(value, allow_empty=True)
+    except MatcherError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _go_regex(value: str) -> str:
+    """A legacy ``match_re`` value: a Go (RE2) regex, anchored as Alertmanager anchors it."""
+    try:
+        compile_go_regex("^(?:" + value + ")$")
+    except MatcherError as exc:
+        raise ValueError(str(exc).replace(f" in `^(?:{value})$`", f" in {value!r}")) from None
+    return value
+
+
+def _checked(parse: Callable[[Any], Any]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        parse(value)
+        return value
+
+    return check
+
+
+MatcherText = Annotated[str, AfterValidator(_matcher_text)]
+GoRegex = Annotated[str, AfterValidator(_go_regex)]
+
+
+def _nonzero(field: str) -> Callable[[Any, Any], Any]:
+    def check(cls: Any, value: Any) -> Any:
+        value = _duration(value)
+        if value is not None and parse_duration(value) == timedelta(0):
+            raise ValueError(f"{field} cannot be zero")
+        return value
+
+    return check
 
 
 class _Strict(BaseModel):
@@ -103,10 +150,10 @@ class Route(_Strict):
     group_wait: str | None = None
     group_interval: str | None = None
     repeat_interval: str | None = None
-    matchers: list[str] = Field(default_factory=list)
+    matchers: list[MatcherText] = Field(default_factory=list)
     match: dict[str, str] = Field(default_factory=dict)
     """Legacy equality matchers (Alertmanager ``match``)."""
-    match_re: dict[str, str] = Field(default_factory=dict)
+    match_re: dict[str, GoRegex] = Field(default_factory=dict)
     """Legacy regex matchers (Alertmanager ``match_re``)."""
     continue_: bool = Field(default=False, alias="continue")
     routes: list["Route"] = Field(default_factory=list)
@@ -115,45 +162,60 @@ class Route(_Strict):
     escalation: str | None = None
     """Name of an ``escalation_policies`` entry (Tocsin's addition)."""
 
-    _v_durations = field_validator("group_wait", "group_interval", "repeat_interval")(
-        lambda cls, v: _duration(v)
-    )
+    _v_wait = field_validator("group_wait")(lambda cls, v: _duration(v))
+    _v_group_interval = field_validator("group_interval")(_nonzero("group_interval"))
+    _v_repeat_interval = field_validator("repeat_interval")(_nonzero("repeat_interval"))
 
-    @field_validator("matchers")
+    @field_validator("group_by")
     @classmethod
-    def _v_matchers(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                parse_matchers(item)
-            except MatcherError as exc:
-                raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("match_re")
-    @classmethod
-    def _v_match_re(cls, value: dict[str, str]) -> dict[str, str]:
-        import re
-
-        for name, pattern in value.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regex for {name}: {exc}") from None
+    def _v_group_by(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        seen: set[str] = set()
+        for name in value:
+            if name == "":
+                raise ValueError("invalid label name '' in group_by list")
+            if name in seen:
+                raise ValueError(f"duplicated label '{name}' in group_by")
+            seen.add(name)
+        if "..." in seen and len(seen) > 1:
+            raise ValueError("cannot have wildcard group_by ('...') and other labels at the same time")
         return value
 
 
 class TimeRange(_Strict):
-    start_time: str
-    end_time: str
+    """``start_time``/``end_time`` as ``HH:MM``; the end is exclusive and may be ``24:00``."""
+
+    start_time: Annotated[str, BeforeValidator(_ti.yaml_time), AfterValidator(_checked(_ti.parse_time))]
+    end_time: Annotated[str, BeforeValidator(_ti.yaml_time), AfterValidator(_checked(_ti.parse_time))]
+
+    @model_validator(mode="after")
+    def _v_order(self) -> "TimeRange":
+        if _ti.parse_time(self.start_time) >= _ti.parse_time(self.end_time):
+            raise ValueError(f"start_time {self.start_time} must be before end_time {self.end_time}")
+        return self
+
+
+def _range_item(parse: Callable[[str], Any]) -> Any:
+    return Annotated[str, BeforeValidator(_ti.yaml_scalar), AfterValidator(_checked(parse))]
 
 
 class TimeSpec(_Strict):
+    """One Alertmanager time interval spec; every field given must match."""
+
     times: list[TimeRange] = Field(default_factory=list)
-    weekdays: list[str] = Field(default_factory=list)
-    days_of_month: list[str] = Field(default_factory=list)
-    months: list[str] = Field(default_factory=list)
-    years: list[str] = Field(default_factory=list)
+    weekdays: list[_range_item(_ti.parse_weekday_range)] = Field(default_factory=list)  # type: ignore[valid-type]
+    days_of_month: list[_range_item(_ti.parse_day_of_month_range)] = Field(default_factory=list)  # type: ignore[valid-type]
+    months: list[_range_item(_ti.parse_month_range)] = Field(default_factory=list)  # type: ignore[valid-type]
+    years: list[_range_item(_ti.parse_year_range)] = Field(default_factory=list)  # type: ignore[valid-type]
     location: str | None = None
+    """IANA time zone (default UTC)."""
+
+    @field_validator("location")
+    @classmethod
+    def _v_location(cls, value: str | None) -> str | None:
+        _ti.load_location(value)
+        return value
 
 
 class TimeInterval(_Strict):
@@ -162,17 +224,34 @@ class TimeInterval(_Strict):
     name: str
     time_intervals: list[TimeSpec] = Field(default_factory=list)
 
+    @field_validator("name")
+    @classmethod
+    def _v_name(cls, value: str) -> str:
+        if not value:
+            raise ValueError("missing name in time interval")
+        return value
+
 
 class InhibitRule(_Strict):
     """Alertmanager ``inhibit_rules`` entry."""
 
-    source_matchers: list[str] = Field(default_factory=list)
-    target_matchers: list[str] = Field(default_factory=list)
+    name: str | None = None
+    """Optional, for humans (Alertmanager ≥ 0.29)."""
+    source_matchers: list[MatcherText] = Field(default_factory=list)
+    target_matchers: list[MatcherText] = Field(default_factory=list)
     source_match: dict[str, str] = Field(default_factory=dict)
-    source_match_re: dict[str, str] = Field(default_factory=dict)
+    source_match_re: dict[str, GoRegex] = Field(default_factory=dict)
     target_match: dict[str, str] = Field(default_factory=dict)
-    target_match_re: dict[str, str] = Field(default_factory=dict)
+    target_match_re: dict[str, GoRegex] = Field(default_factory=dict)
     equal: list[str] = Field(default_factory=list)
+
+    @field_validator("equal")
+    @classmethod
+    def _v_equal(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name:
+                raise ValueError("invalid label name '' in equal list")
+        return value
 
 
 class EscalationLevel(_Strict):
@@ -215,7 +294,8 @@ class Config(_Strict):
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     time_intervals: list[TimeInterval] = Field(default_factory=list)
     escalation_policies: dict[str, EscalationPolicy] = Field(default_factory=dict)
-    environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    """Per environment: approvers, approvals, freeze windows, canary, hooks (see ``workflows.environments``)."""
     pipelines: PipelinesConfig = Field(default_factory=PipelinesConfig)
     redact_patterns: list[str] = Field(default_factory=list)
     """Extra regular expressions whose matches are replaced by ``[REDACTED]``."""
@@ -263,59 +343,135 @@ def default_config() -> Config:
     )
 
 
+def _route_has_matchers(route: Route) -> bool:
+    if route.match or route.match_re:
+        return True
+    return any(parse_matchers(text, allow_empty=True) for text in route.matchers)
+
+
 def validate_references(config: Config) -> list[ConfigIssue]:
-    """Cross-reference checks pydantic cannot do: names that must exist.
+    """Checks pydantic cannot do alone: names that must exist, tree-wide rules, warnings.
+
+    Errors follow Alertmanager's ``config.Load`` rules (root route: a receiver,
+    no matchers, no ``continue``, no time intervals; every receiver and time
+    interval named must exist and be unique; legacy ``match`` keys must be
+    classic label names). Warnings (``level="warning"``) flag routes that can
+    never match (after a sibling without matchers or ``continue``, which
+    catches every alert), receivers nothing uses, and a ``repeat_interval``
+    shorter than or not a multiple of its ``group_interval``.
 
     Returns:
         Every issue found, each naming its key path.
     """
+    from workflows.policy.durations import format_duration
+
     issues: list[ConfigIssue] = []
+
+    def error(path: str, message: str) -> None:
+        issues.append(ConfigIssue(path=path, message=message))
+
+    def warn(path: str, message: str) -> None:
+        issues.append(ConfigIssue(path=path, message=message, level="warning"))
+
     seen: set[str] = set()
     for i, rcv in enumerate(config.receivers):
+        if not rcv.name:
+            error(f"receivers[{i}].name", "missing name in receiver")
         if rcv.name in seen:
-            issues.append(ConfigIssue(path=f"receivers[{i}].name", message=f"duplicate receiver '{rcv.name}'"))
+            error(f"receivers[{i}].name", f"duplicate receiver '{rcv.name}'")
         seen.add(rcv.name)
         for key in ("channels", "backup"):
             for j, ch in enumerate(getattr(rcv, key)):
                 if ch not in config.channels:
-                    issues.append(
-                        ConfigIssue(path=f"receivers[{i}].{key}[{j}]", message=f"unknown channel '{ch}'")
-                    )
-    intervals = {ti.name for ti in config.time_intervals}
+                    error(f"receivers[{i}].{key}[{j}]", f"unknown channel '{ch}'")
 
-    def walk(route: Route, path: str, root: bool) -> None:
-        if root and route.receiver is None:
-            issues.append(ConfigIssue(path=f"{path}.receiver", message="the root route needs a receiver"))
-        if root and (route.matchers or route.match or route.match_re):
-            issues.append(ConfigIssue(path=f"{path}.matchers", message="the root route must not have matchers"))
-        if route.receiver is not None and route.receiver not in seen:
-            issues.append(ConfigIssue(path=f"{path}.receiver", message=f"unknown receiver '{route.receiver}'"))
+    intervals: set[str] = set()
+    for i, ti in enumerate(config.time_intervals):
+        if ti.name in intervals:
+            error(f"time_intervals[{i}].name", f"duplicate time interval '{ti.name}'")
+        intervals.add(ti.name)
+
+    def legacy_keys(mapping: dict[str, str], path: str) -> None:
+        for key in mapping:
+            if not is_classic_label_name(key):
+                error(f"{path}.{key}", f"invalid label name '{key}'")
+
+    used: set[str] = set()
+    group_interval_default, repeat_default = timedelta(minutes=5), timedelta(hours=4)
+
+    def walk(route: Route, path: str, root: bool, group_interval: timedelta, repeat: timedelta) -> None:
+        if root:
+            if not route.receiver:
+                error(f"{path}.receiver", "the root route needs a receiver")
+            if route.matchers or route.match or route.match_re:
+                error(f"{path}.matchers", "the root route must not have matchers")
+            if route.continue_:
+                error(f"{path}.continue", "the root route cannot have continue")
+            if route.mute_time_intervals:
+                error(f"{path}.mute_time_intervals", "the root route must not have any mute time intervals")
+            if route.active_time_intervals:
+                error(f"{path}.active_time_intervals", "the root route must not have any active time intervals")
+        if route.receiver:
+            used.add(route.receiver)
+            if route.receiver not in seen:
+                error(f"{path}.receiver", f"unknown receiver '{route.receiver}'")
+        legacy_keys(route.match, f"{path}.match")
+        legacy_keys(route.match_re, f"{path}.match_re")
         if route.escalation is not None and route.escalation not in config.escalation_policies:
-            issues.append(
-                ConfigIssue(path=f"{path}.escalation", message=f"unknown escalation policy '{route.escalation}'")
-            )
+            error(f"{path}.escalation", f"unknown escalation policy '{route.escalation}'")
         for key in ("mute_time_intervals", "active_time_intervals"):
             for j, name in enumerate(getattr(route, key)):
                 if name not in intervals:
-                    issues.append(ConfigIssue(path=f"{path}.{key}[{j}]", message=f"unknown time interval '{name}'"))
+                    error(f"{path}.{key}[{j}]", f"unknown time interval '{name}'")
+        if route.group_interval is not None:
+            group_interval = parse_duration(route.group_interval)
+        if route.repeat_interval is not None:
+            repeat = parse_duration(route.repeat_interval)
+        if route.group_interval is not None or route.repeat_interval is not None:
+            where = f"{path}.repeat_interval" if route.repeat_interval is not None else f"{path}.group_interval"
+            if repeat < group_interval:
+                warn(where, f"repeat_interval ({format_duration(repeat)}) is less than group_interval "
+                            f"({format_duration(group_interval)}): notifications will not repeat until the next "
+                            f"group_interval")
+            elif group_interval > timedelta(0) and repeat % group_interval:
+                rounded = group_interval * -(-repeat // group_interval)
+                warn(where, f"repeat_interval ({format_duration(repeat)}) is not a multiple of group_interval "
+                            f"({format_duration(group_interval)}): it is rounded up to {format_duration(rounded)}")
+        catch_all: str | None = None
         for k, child in enumerate(route.routes):
-            walk(child, f"{path}.routes[{k}]", False)
+            child_path = f"{path}.routes[{k}]"
+            if catch_all is not None:
+                warn(child_path, f"unreachable: {catch_all} has no matchers and no 'continue', "
+                                 "so it catches every alert before this route")
+            elif not child.continue_ and not _route_has_matchers(child):
+                catch_all = child_path
+            walk(child, child_path, False, group_interval, repeat)
 
-    walk(config.route, "route", True)
+    walk(config.route, "route", True, group_interval_default, repeat_default)
+
+    for i, rule in enumerate(config.inhibit_rules):
+        for key in ("source_match", "source_match_re", "target_match", "target_match_re"):
+            legacy_keys(getattr(rule, key), f"inhibit_rules[{i}].{key}")
+
     for name, policy in config.escalation_policies.items():
         for j, level in enumerate(policy.levels):
+            used.add(level.receiver)
             if level.receiver not in seen:
-                issues.append(
-                    ConfigIssue(
-                        path=f"escalation_policies.{name}.levels[{j}].receiver",
-                        message=f"unknown receiver '{level.receiver}'",
-                    )
-                )
+                error(f"escalation_policies.{name}.levels[{j}].receiver", f"unknown receiver '{level.receiver}'")
         afters = [parse_duration(level.after) for level in policy.levels]
         if afters != sorted(afters):
-            issues.append(
-                ConfigIssue(path=f"escalation_policies.{name}.levels", message="levels must be in increasing 'after' order")
-            )
+            error(f"escalation_policies.{name}.levels", "levels must be in increasing 'after' order")
+
+    intervals_known = {ti.name for ti in config.time_intervals}
+    for path, message in environment_issues(config.environments, seen, intervals_known):
+        error(path, message)
+    for env in config.environments.values():
+        if env.receiver:
+            used.add(env.receiver)
+    for i, rcv in enumerate(config.receivers):
+        if rcv.name and rcv.name not in used:
+            warn(f"receivers[{i}]", f"receiver '{rcv.name}' is not used by any route, escalation policy "
+                                    "or environment")
     return issues
 
 

@@ -1,0 +1,194 @@
+"""``tocsin audit export``: who did what, when, where — from Temporal itself.
+
+Nothing here keeps its own records: the trail is rebuilt from Temporal's
+visibility (which workflows: ``TocsinKind`` deployment, incident, pipeline)
+and their histories (what happened: starts, signals and updates with the
+identity they carry, status changes, the end). Each line is a JSON object::
+
+    {"time": ..., "workflow_id": ..., "kind": ..., "actor": ..., "action": ..., "detail": ...,
+     "prev_sha256": ...}
+
+``prev_sha256`` is the SHA-256 of the previous line's exact text (64 zeros
+for the first), so editing, dropping or reordering a line breaks the chain
+(:func:`verify_chain`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Iterable
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecution
+from temporalio.converter import decode_typed_search_attributes
+
+from activities.deployments import quote
+from workflows import search
+
+__all__ = ["GENESIS", "AUDIT_KINDS", "audit_query", "audit_records", "chain_lines", "export_audit", "verify_chain"]
+
+GENESIS = "0" * 64
+AUDIT_KINDS = ("deployment", "incident", "pipeline")
+_CLOSE = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "timed_out",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "cancelled",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: "continued_as_new",
+}
+_ACTOR_KEYS = ("by", "actor", "author", "user")
+_DETAIL_SKIP = set(_ACTOR_KEYS) | {"at", "sent_at", "tests", "coverage", "security", "state", "pending"}
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def audit_query(since: datetime | None = None, service: str | None = None, env: str | None = None) -> str:
+    """The visibility query for the workflows an export covers."""
+    parts = ["TocsinKind IN (" + ", ".join(quote(k) for k in AUDIT_KINDS) + ")"]
+    if service:
+        parts.append(f"TocsinService = {quote(service)}")
+    if env:
+        parts.append(f"TocsinEnvironment = {quote(env)}")
+    if since is not None:
+        parts.append(f"(ExecutionStatus = 'Running' OR CloseTime >= '{_iso(since)}')")
+    return " AND ".join(parts)
+
+
+def _first(values: list[Any]) -> Any:
+    return values[0] if values else None
+
+
+def _actor(arg: Any) -> str | None:
+    if isinstance(arg, dict):
+        for key in _ACTOR_KEYS:
+            if isinstance(arg.get(key), str) and arg[key]:
+                return arg[key]
+    return None
+
+
+def _detail(arg: Any) -> str:
+    if isinstance(arg, dict):
+        items = [f"{k}={v}" for k, v in arg.items()
+                 if k not in _DETAIL_SKIP and v not in (None, "", [], {}) and not isinstance(v, (dict, list))]
+        return ", ".join(items)
+    if arg is None:
+        return ""
+    return str(arg)[:500]
+
+
+async def _workflow_records(client: Client, execution: WorkflowExecution) -> list[dict[str, Any]]:
+    kind = execution.typed_search_attributes.get(search.KIND) or ""
+    wid = execution.id
+    decode = client.data_converter.payload_converter.from_payloads
+    history = await client.get_workflow_handle(wid, run_id=execution.run_id).fetch_history()
+    records: list[dict[str, Any]] = []
+    updates: dict[str, tuple[str, str, Any]] = {}
+
+    def add(event: Any, actor: str, action: str, detail: str) -> None:
+        records.append({"time": _iso(event.event_time.ToDatetime(tzinfo=timezone.utc)), "workflow_id": wid,
+                        "kind": kind, "actor": actor, "action": action, "detail": detail,
+                        "_order": event.event_id})
+
+    for event in history.events:
+        et = event.event_type
+        if et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            attrs = event.workflow_execution_started_event_attributes
+            if attrs.continued_execution_run_id:
+                continue  # the same entity carrying on, not a new human action
+            arg = _first(decode(list(attrs.input.payloads))) if attrs.HasField("input") else None
+            add(event, _actor(arg) or attrs.identity or "unknown", "started",
+                f"{attrs.workflow_type.name}" + (f": {_detail(arg)}" if _detail(arg) else ""))
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            attrs = event.workflow_execution_signaled_event_attributes
+            if attrs.signal_name.startswith("lock_"):
+                continue  # lock bookkeeping between workflows
+            arg = _first(decode(list(attrs.input.payloads))) if attrs.HasField("input") else None
+            add(event, _actor(arg) or attrs.identity or "unknown", attrs.signal_name, _detail(arg))
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            attrs = event.workflow_execution_update_accepted_event_attributes
+            request = attrs.accepted_request
+            arg = _first(decode(list(request.input.args.payloads))) if request.input.HasField("args") else None
+            updates[request.meta.update_id] = (request.input.name,
+                                               _actor(arg) or request.meta.identity or "unknown", arg)
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            attrs = event.workflow_execution_update_completed_event_attributes
+            name, actor, arg = updates.pop(attrs.meta.update_id, ("update", "unknown", None))
+            if attrs.outcome.HasField("failure"):
+                outcome = f"refused: {attrs.outcome.failure.message}"
+            else:
+                outcome = "accepted"
+            detail = _detail(arg)
+            add(event, actor, name, outcome + (f" ({detail})" if detail else ""))
+        elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            attrs = event.upsert_workflow_search_attributes_event_attributes
+            status = decode_typed_search_attributes(attrs.search_attributes).get(search.STATUS)
+            if status:
+                add(event, "tocsin", "status", status)
+        elif et in _CLOSE:
+            add(event, "tocsin", _CLOSE[et], "")
+    return records
+
+
+async def audit_records(client: Client, since: datetime | None = None, service: str | None = None,
+                        env: str | None = None) -> list[dict[str, Any]]:
+    """Every audit record, oldest first (not yet chained).
+
+    Args:
+        client: a Temporal client with the pydantic data converter.
+        since: leave out events before this instant.
+        service: only this service's workflows (``TocsinService``).
+        env: only this environment's workflows (``TocsinEnvironment``).
+    """
+    records: list[dict[str, Any]] = []
+    async for execution in client.list_workflows(audit_query(since, service, env)):
+        records.extend(await _workflow_records(client, execution))
+    if since is not None:
+        cutoff = _iso(since)
+        records = [r for r in records if r["time"] >= cutoff]
+    records.sort(key=lambda r: (r["time"], r["workflow_id"], r["_order"]))
+    for record in records:
+        del record["_order"]
+    return records
+
+
+def chain_lines(records: Iterable[dict[str, Any]]) -> list[str]:
+    """JSON lines, each carrying ``prev_sha256`` of the line before it."""
+    lines: list[str] = []
+    prev = GENESIS
+    for record in records:
+        line = json.dumps({**record, "prev_sha256": prev}, ensure_ascii=False, separators=(",", ":"))
+        lines.append(line)
+        prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
+    return lines
+
+
+async def export_audit(client: Client, since: datetime | None = None, service: str | None = None,
+                       env: str | None = None) -> AsyncIterator[str]:
+    """The export, line by line (no trailing newlines)."""
+    for line in chain_lines(await audit_records(client, since, service, env)):
+        yield line
+
+
+def verify_chain(lines: Iterable[str]) -> int | None:
+    """Check a chain.
+
+    Returns:
+        None when intact, else the 1-based number of the first line whose
+        ``prev_sha256`` does not match (or that is not JSON).
+    """
+    prev = GENESIS
+    for number, line in enumerate((ln for ln in lines if ln.strip()), start=1):
+        line = line.rstrip("\n")
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return number
+        if record.get("prev_sha256") != prev:
+            return number
+        prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
+    return None

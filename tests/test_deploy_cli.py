@@ -1,0 +1,260 @@
+"""Deployments end to end: the real `tocsin` CLI and a real `tocsin worker` against a dev server.
+
+Approval by someone other than the deployer walks the canary (exit 0);
+self-approval and unknown approvers are refused (exit 2); a rejection ends
+the deployment (exit 4); `tocsin rollback` aborts a running rollout (exit 3)
+or rolls back the last one; `tocsin audit export` shows who did what in a
+valid sha256 chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
+
+from starters.audit import verify_chain
+from tests.fakes.hooks import FakeHooks
+from tests.helpers import address_of, cli
+from tests.procs import TOCSIN, base_env, process
+from workflows.deployment import DeploymentWorkflow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hooks() -> Iterator[FakeHooks]:
+    with FakeHooks() as fake:
+        yield fake
+
+
+@pytest.fixture
+def stack(dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, hooks: FakeHooks) -> Iterator[dict[str, Any]]:
+    """A console config with prod/dev environments and a real `tocsin worker`."""
+    hook_cfg = {"deploy": {"url": hooks.url + "/deploy"}, "rollback": {"url": hooks.url + "/rollback"},
+                "health": [hooks.url + "/health"], "health_deadline": "20s"}
+    config = {
+        "channels": {"console": {"type": "console"}},
+        "receivers": [{"name": "deploys", "channels": ["console"]}],
+        "route": {"receiver": "deploys", "group_by": ["alertname", "service"]},
+        "environments": {
+            "prod": {"approvers": ["alice", "bob", "dave"], "required_approvals": 1, "four_eyes": True,
+                     "approval_timeout": "10m", "receiver": "deploys",
+                     "canary": {"steps": [50, 100], "bake": "1s"}, "hooks": hook_cfg},
+            "stage": {"required_approvals": 0, "canary": {"steps": [10, 100], "bake": "1h"}, "hooks": hook_cfg},
+        },
+    }
+    path = tmp_path / "tocsin.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = base_env(TEMPORAL_ADDRESS=address_of(dev_env.client), TOCSIN_TASK_QUEUE=task_queue,
+                   TOCSIN_CONFIG=str(path), TOCSIN_HOME=str(tmp_path / ".tocsin"))
+    with process([TOCSIN, "worker"], tmp_path, env, tmp_path / "worker.log"):
+        yield {"env": env, "service": f"shop-{uuid.uuid4().hex[:6]}", "cwd": tmp_path}
+
+
+def run(stack: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return cli(*args, env=stack["env"], cwd=stack["cwd"])
+
+
+async def arun(stack: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(run, stack, *args)
+
+
+class Deploy:
+    """`tocsin deploy --wait` running in the background."""
+
+    def __init__(self, stack: dict[str, Any], *args: str):
+        self.proc = subprocess.Popen([TOCSIN, "deploy", *args, "--wait"], env=stack["env"], cwd=stack["cwd"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        assert self.proc.stdout is not None
+        self.id = self.proc.stdout.readline().strip()
+        self.first_line_after = time.monotonic() - started
+
+    async def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        out, err = await asyncio.to_thread(self.proc.communicate, timeout=timeout)
+        return self.proc.returncode, out, err
+
+
+async def until_stage(dev_env: WorkflowEnvironment, wid: str, *stages: str, timeout: float = 30) -> Any:
+    handle = dev_env.client.get_workflow_handle(wid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = await handle.query(DeploymentWorkflow.state)
+            if state.stage in stages:
+                return state
+        except Exception:  # noqa: BLE001 - not started yet
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{wid} never reached {stages}")
+
+
+async def test_approved_by_another_walks_the_canary_refusals_and_audit(
+        dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks) -> None:
+    svc = stack["service"]
+    deploy = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v1.0.0", "--by", "dave",
+                    "--commit", "abc1234", "--changes-url", "https://git.example/compare/v0...v1")
+    assert deploy.id == f"deploy/{svc}/prod/v1.0.0"
+    assert deploy.first_line_after < 15
+    await until_stage(dev_env, deploy.id, "pending_approval")
+
+    self_approval = await arun(stack, "approve", deploy.id, "--by", "dave")
+    assert self_approval.returncode == 2 and "four eyes" in self_approval.stderr
+    stranger = await arun(stack, "approve", deploy.id, "--by", "mallory", "--comment", "looks fine")
+    assert stranger.returncode == 2 and "mallory is not an approver" in stranger.stderr
+    ok = await arun(stack, "approve", deploy.id, "--by", "alice", "--comment", "ship it")
+    assert ok.returncode == 0, ok.stderr
+    assert "approved by alice (1/1 approvals)" in ok.stdout
+
+    code, out, err = await deploy.finish()
+    assert code == 0, err
+    assert out.strip() == ""  # the id was the only line on stdout (read above)
+    assert "stage: canary" in err and "deployed" in err
+    assert [c.body["weight"] for c in hooks.calls_to("/deploy")] == [50, 100]
+    late = await arun(stack, "approve", deploy.id, "--by", "bob")
+    assert late.returncode == 2
+
+    # a rejected one, then the audit trail
+    second = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v1.1.0", "--by", "dave")
+    await until_stage(dev_env, second.id, "pending_approval")
+    no_reason = await arun(stack, "reject", second.id, "--by", "bob", "--reason", " ")
+    assert no_reason.returncode == 2
+    rejected = await arun(stack, "reject", second.id, "--by", "bob", "--reason", "not during the sale")
+    assert rejected.returncode == 0, rejected.stderr
+    code, _, err = await second.finish()
+    assert code == 4 and "not during the sale" in err
+
+    export = await arun(stack, "audit", "export", "--service", svc)
+    assert export.returncode == 0, export.stderr
+    lines = export.stdout.splitlines()
+    assert verify_chain(lines) is None
+    records = [json.loads(line) for line in lines]
+    assert {r["kind"] for r in records} == {"deployment"}
+    first = [r for r in records if r["workflow_id"] == deploy.id]
+    who = [(r["actor"], r["action"], r["detail"].split(":")[0].split(" (")[0])
+           for r in first if r["action"] in ("approve", "started")]
+    assert who == [("dave", "started", "DeploymentWorkflow"), ("dave", "approve", "refused"),
+                   ("mallory", "approve", "refused"), ("alice", "approve", "accepted")]
+    assert "four eyes" in next(r["detail"] for r in first if r["actor"] == "dave" and r["action"] == "approve")
+    assert "comment=ship it" in next(r["detail"] for r in first if r["actor"] == "alice")
+    statuses = [r["detail"] for r in first if r["action"] == "status"]
+    assert statuses[0] == "starting" and statuses[-1] == "deployed" and "pending_approval" in statuses
+    reject_line = next(r for r in records if r["action"] == "reject")
+    assert reject_line["actor"] == "bob" and "not during the sale" in reject_line["detail"]
+
+    # tampering shows: change who approved, and the chain breaks on the next line
+    tampered = [line.replace('"actor":"alice"', '"actor":"bob"') for line in lines]
+    broken_at = next(i for i, line in enumerate(lines, 1) if '"actor":"alice"' in line) + 1
+    assert verify_chain(tampered) == broken_at
+    path = stack["cwd"] / "audit.jsonl"
+    path.write_text("\n".join(tampered) + "\n")
+    check = await arun(stack, "audit", "verify", str(path))
+    assert check.returncode == 2 and f"line {broken_at}" in check.stderr
+    path.write_text(export.stdout)
+    assert (await arun(stack, "audit", "verify", str(path))).returncode == 0
+
+
+async def test_rollback_aborts_running_then_rolls_back_last(
+        dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks) -> None:
+    svc = stack["service"]
+    running = Deploy(stack, "--service", svc, "--env", "stage", "--version", "v2", "--by", "erin")
+    await until_stage(dev_env, running.id, "canary")
+    done = await arun(stack, "rollback", "--service", svc, "--env", "stage", "--by", "frank",
+                      "--reason", "p99 latency doubled")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == running.id and "signalled" in done.stderr
+    code, _, err = await running.finish()
+    assert code == 3 and "p99 latency doubled" in err
+    assert hooks.calls_to("/rollback")[0].body["by"] == "frank"
+
+    # nothing running and the latest is rolled back: nothing to do
+    nothing = await arun(stack, "rollback", "--service", svc, "--env", "stage", "--by", "frank", "--reason", "x")
+    assert nothing.returncode == 1 and "nothing to roll back" in nothing.stderr
+
+    # the last one deployed: a rollback run is started
+    promoted = Deploy(stack, "--service", svc, "--env", "stage", "--version", "v3", "--by", "erin")
+    await until_stage(dev_env, promoted.id, "canary")
+    await dev_env.client.get_workflow_handle(promoted.id).signal(
+        "promote", {"by": "erin", "reason": "bake is too long for a test"})
+    code, _, _ = await promoted.finish()
+    assert code == 0
+    back = await arun(stack, "rollback", "--service", svc, "--env", "stage", "--by", "frank", "--reason", "bad data")
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.strip() == f"{promoted.id}/rollback"
+    result = await dev_env.client.get_workflow_handle_for(DeploymentWorkflow.run, back.stdout.strip()).result()
+    assert result.outcome == "rolled_back" and result.version == "v3"
+    assert [c.body["reason"] for c in hooks.calls_to("/rollback")][-1] == "bad data"
+
+
+def test_bad_input_exits_2(stack: dict[str, Any]) -> None:
+    svc = stack["service"]
+    base = ["deploy", "--service", svc, "--version", "v1", "--by", "dave"]
+    emergency = run(stack, *base, "--env", "prod", "--emergency")
+    assert emergency.returncode == 2 and "--reason" in emergency.stderr
+    unknown = run(stack, *base, "--env", "moon")
+    assert unknown.returncode == 2 and "unknown environment 'moon'" in unknown.stderr
+    commit = run(stack, *base, "--env", "prod", "--commit", "not-a-sha")
+    assert commit.returncode == 2 and "--commit" in commit.stderr
+    since = run(stack, "audit", "export", "--since", "last tuesday")
+    assert since.returncode == 2 and "--since" in since.stderr
+
+
+async def test_gates_read_pipelines_and_incidents_from_temporal(
+        dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks) -> None:
+    svc = stack["service"]
+    try:
+        await _gates_scenario(dev_env, stack, svc)
+    finally:
+        # entity workflows outlive this test's worker: end them so later tests never query them
+        async for wf in dev_env.client.list_workflows(
+                f"TocsinService='{svc}' AND ExecutionStatus='Running'"):
+            await dev_env.client.get_workflow_handle(wf.id).terminate("test over")
+
+
+async def _gates_scenario(dev_env: WorkflowEnvironment, stack: dict[str, Any], svc: str) -> None:
+    build = await arun(stack, "build", "--repo", svc, "--branch", "main", "--commit", "cafe1234",
+                       "--status", "success", "--author", "carol")
+    assert build.returncode == 0, build.stderr
+    green = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v5", "--by", "dave", "--commit", "cafe1234")
+    state = await until_stage(dev_env, green.id, "pending_approval")
+    gates = {g.name: (g.passed, g.detail) for g in state.gates}
+    assert gates["pipeline"][0] and gates["pipeline"][1].startswith("green")
+    assert gates["incidents"] == (True, "no open critical incident")
+    await arun(stack, "reject", green.id, "--by", "dave", "--reason", "withdrawn")  # the deployer may withdraw
+    assert (await green.finish())[0] == 4
+
+    alert = await arun(stack, "alert", "--name", "CheckoutDown", "--severity", "critical", "--service", svc)
+    assert alert.returncode == 0, alert.stderr
+    incident = alert.stdout.strip()
+    query = f"TocsinKind='incident' AND TocsinService='{svc}'"
+    for _ in range(100):
+        if (await dev_env.client.count_workflows(query)).count:
+            break
+        await asyncio.sleep(0.1)
+    blocked = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v6", "--by", "dave")
+    code, _, err = await blocked.finish()
+    assert code == 4 and "incidents gate" in err and incident in err
+
+    hotfix = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v7", "--by", "dave",
+                    "--emergency", "--reason", f"fix for {incident}")
+    state = await until_stage(dev_env, hotfix.id, "pending_approval")
+    assert state.emergency and [g.overridden for g in state.gates] == [False, True, False]
+    await arun(stack, "approve", hotfix.id, "--by", "bob")
+    assert (await hotfix.finish())[0] == 0
+
+    export = await arun(stack, "audit", "export", "--service", svc, "--since", "1h")
+    records = [json.loads(line) for line in export.stdout.splitlines()]
+    assert verify_chain(export.stdout.splitlines()) is None
+    assert {"deployment", "pipeline", "incident"} <= {r["kind"] for r in records}
+    assert any(r["kind"] == "pipeline" and r["actor"] == "carol" for r in records)
+    assert any(r["workflow_id"] == hotfix.id and r["action"] == "started" and "emergency=True" in r["detail"]
+               for r in records)

@@ -99,7 +99,7 @@ class IncidentActivities:
             if all(matches_all(matchers, labels) for labels in query.alerts):
                 result.silenced_by.append(f"silence {silence['id']} ({silence['created_by']})")
         config = self._store.get()
-        if config.inhibit_rules and not result.silenced_by:
+        if query.inhibition and config.inhibit_rules and not result.silenced_by:
             from workflows.policy.inhibit import inhibited
 
             sources = await self._firing_elsewhere(query.incident)

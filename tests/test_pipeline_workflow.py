@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datetime import timedelta
+
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -31,8 +33,15 @@ def event(status: str, commit: str = "abc1234", **kw: object) -> BuildEvent:
 async def wait_seq(handle, seq: int) -> PipelineState:  # type: ignore[no-untyped-def]
     import asyncio
 
+    from temporalio.service import RPCError
+
+    state = None
     for _ in range(200):
-        state = await handle.query(PipelineWorkflow.state)
+        try:
+            state = await handle.query(PipelineWorkflow.state, rpc_timeout=timedelta(seconds=5))
+        except RPCError:  # a query can race a continue-as-new; ask the new run again
+            await asyncio.sleep(0.05)
+            continue
         if state.seq >= seq:
             return state
         await asyncio.sleep(0.05)
@@ -127,3 +136,22 @@ async def test_continue_as_new_keeps_state_and_numbering(
     assert state.tracks["ci"].consecutive_failures == 8
     keys = [r["key"] for r in outbox(tmp_path)]
     assert keys == [f"{wid}/event-{i}/console/console" for i in range(1, 9)]
+
+
+async def test_silence_keeps_build_notifications_quiet_but_recorded(
+        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import starters.silences as silences_mod
+    from starters.silences import add_silence
+    from tests.helpers import settings_for
+
+    async def here(settings):  # type: ignore[no-untyped-def]
+        return time_env.client
+
+    monkeypatch.setattr(silences_mod, "connect", here)
+    async with tocsin_worker(time_env.client, task_queue, tmp_path):
+        await add_silence(settings_for(task_queue, tmp_path), [f'repo="{REPO}"'], "1h", "ops", "repo migration")
+        wid = await send_build_event(time_env.client, event("failure", "abcdef9"), task_queue)
+        state = await wait_seq(time_env.client.get_workflow_handle(wid), 1)
+    assert state.notices[0].alertname == "BuildFailed" and state.notices[0].silenced_by
+    assert state.notices[0].deliveries == [] and outbox(tmp_path) == []
+    assert state.tracks["ci"].consecutive_failures == 1, "the failure still counts"

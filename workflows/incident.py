@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.models import Message
     from workflows.policy.durations import parse_duration
     from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
-    from workflows.policy.routing import RouteNode, build_tree
+    from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval
 
 __all__ = ["IncidentWorkflow"]
 
@@ -236,7 +236,7 @@ class IncidentWorkflow:
         policy = self._policy(config)
         if policy is not None and policy.levels:
             return ladder(policy, start)
-        repeat = max(node.repeat_interval, node.group_interval)
+        repeat = effective_repeat_interval(node)
         # No ladder: notify the route's receiver, then repeat every repeat_interval while unacknowledged.
         return [Rung(i, 1, node.receiver, start + repeat * i) for i in range(0, 1000)]
 

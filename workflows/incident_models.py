@@ -149,6 +149,8 @@ class SuppressionQuery(BaseModel):
     """Label sets of the firing alerts."""
     at: datetime | None = None
     """The incident's clock (``workflow.now()``): silences are judged at this instant."""
+    inhibition: bool = True
+    """Also evaluate inhibit rules against the incidents firing now (silences only when False)."""
 
 
 class RouteStateQuery(BaseModel):

@@ -9,12 +9,15 @@ carrying its state and any queued events, before its history grows large.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.incidents import IncidentActivities
     from workflows import search
+    from workflows.incident_models import SuppressionQuery
     from workflows.delivery import deliver, load_config
     from workflows.models import BuildEvent, DeliveryRecord
     from workflows.policy.builds import Track, build_labels, build_message, classify
@@ -36,6 +39,8 @@ class PipelineNotice(BaseModel):
     notified: bool
     receivers: list[str] = Field(default_factory=list)
     deliveries: list[DeliveryRecord] = Field(default_factory=list)
+    silenced_by: list[str] = Field(default_factory=list)
+    """Silences that kept this event quiet (it is still recorded)."""
 
 
 class PipelineState(BaseModel):
@@ -115,8 +120,16 @@ class PipelineWorkflow:
         seq = self._state.seq
         notice = PipelineNotice(seq=seq, alertname=result.alertname, commit=event.commit,
                                 workflow=event.workflow, notified=result.notify)
+        labels = build_labels(event, result.alertname)
         if result.notify:
-            labels = build_labels(event, result.alertname)
+            held = await workflow.execute_local_activity_method(
+                IncidentActivities.check_suppression,
+                SuppressionQuery(incident=workflow.info().workflow_id, alerts=[labels], at=workflow.now(),
+                                 inhibition=False),
+                start_to_close_timeout=timedelta(seconds=30))
+            # A maintenance window keeps it quiet; the event is still recorded here.
+            notice.silenced_by = held.silenced_by
+        if result.notify and not notice.silenced_by:
             receivers: list[str] = []
             for node in match_routes(build_tree(config.route), labels):
                 if node.receiver not in receivers:

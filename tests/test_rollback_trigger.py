@@ -1,0 +1,57 @@
+"""Rollback triggers: a CriticalErrorRate alert for service S in env E rolls back S/E's running deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.config import load_config_file
+from starters.deployments import start_deployment
+from starters.incidents import dispatch_alerts, fingerprint
+from tests.fakes.hooks import FakeHooks
+from tests.helpers import tocsin_worker
+from workflows.deployment import DeployInput, DeploymentWorkflow
+from workflows.incident import IncidentWorkflow
+from workflows.incident_models import Alert
+
+pytestmark = pytest.mark.integration
+
+
+async def test_rollback_trigger_alert_rolls_back_the_running_deployment(
+        dev_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+    service = f"orders-{uuid.uuid4().hex[:6]}"
+    with FakeHooks() as hooks:
+        hook_cfg = {"deploy": {"url": hooks.url + "/deploy"}, "rollback": {"url": hooks.url + "/rollback"}}
+        path = write_config({
+            "channels": {"log": {"type": "console"}},
+            "receivers": [{"name": "ops", "channels": ["log"]}],
+            "route": {"receiver": "ops", "group_by": ["alertname", "service"], "group_wait": "0s"},
+            "rollback_triggers": ["CriticalErrorRate", "CriticalP95Latency"],
+            "environments": {"stage": {"required_approvals": 0, "receiver": "ops",
+                                       "canary": {"steps": [10, 100], "bake": "1h"}, "hooks": hook_cfg}},
+        })
+        client = dev_env.client
+        async with tocsin_worker(client, task_queue, tmp_path, path):
+            handle, _ = await start_deployment(
+                client, DeployInput(service=service, env="stage", version="v2", by="dave"), task_queue)
+            for _ in range(300):
+                st = await handle.query(DeploymentWorkflow.state)
+                if st.stage == "canary" and st.weight == 10:
+                    break
+                await asyncio.sleep(0.05)
+            assert st.stage == "canary", st.stage
+            labels = {"alertname": "CriticalErrorRate", "severity": "critical", "service": service, "env": "stage"}
+            [incident] = await dispatch_alerts(
+                client, load_config_file(path), [Alert(fingerprint=fingerprint(labels), labels=labels)],
+                task_queue, source="test")
+            result = await asyncio.wait_for(handle.result(), timeout=60)
+            inc = await client.get_workflow_handle_for(IncidentWorkflow.run, incident).query(IncidentWorkflow.state)
+    assert result.outcome == "rolled_back"
+    rollback = [e for e in result.timeline if e.action == "rollback"]
+    assert rollback and rollback[0].actor == f"tocsin:{incident}" and "CriticalErrorRate" in rollback[0].detail
+    assert hooks.calls_to("/rollback")[0].body["service"] == service
+    assert any(e.action == "rollback requested" and "signalled" in e.detail for e in inc.timeline)

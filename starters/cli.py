@@ -8,7 +8,6 @@ rejected or approval expired.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import sys

@@ -100,3 +100,18 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEMPORAL_ADDRESS", raising=False)
     if Path("tocsin.yaml").exists() and os.environ.get("CI"):
         raise RuntimeError("a tocsin.yaml in the working directory would leak into tests")
+
+
+@pytest.fixture
+async def deps(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Channel dependencies as a worker builds them (one shared HTTP client), closed after the test."""
+    import httpx
+
+    from activities.channels import ChannelDeps
+
+    made = ChannelDeps(http=httpx.AsyncClient(), home=tmp_path)
+    yield made
+    await made.http.aclose()
+    session = made.extra.get("aiohttp")
+    if session is not None:
+        await session.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -49,7 +50,6 @@ def cli(*args: str, address: str | None = None, env: dict[str, str] | None = Non
         cwd: Path | None = None, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
     """Run the real ``tocsin`` console script."""
     import os
-    import subprocess
     import sys
 
     full_env = {k: v for k, v in os.environ.items() if k not in ("TOCSIN_CONFIG", "TEMPORAL_ADDRESS")}

@@ -33,13 +33,6 @@ def fake(discord_server: FakeDiscord):
 
 
 @pytest.fixture
-async def deps(tmp_path):
-    deps = ChannelDeps(http=httpx.AsyncClient(), home=tmp_path)
-    yield deps
-    await deps.http.aclose()
-
-
-@pytest.fixture
 def make_channel(fake: FakeDiscord, deps: ChannelDeps):
     """DiscordChannels sharing one ChannelDeps, like a worker's."""
 

@@ -35,13 +35,6 @@ def fake(pd_server: FakePagerDuty):
 
 
 @pytest.fixture
-async def deps(tmp_path):
-    deps = ChannelDeps(http=httpx.AsyncClient(), home=tmp_path)
-    yield deps
-    await deps.http.aclose()
-
-
-@pytest.fixture
 def make_channel(fake: FakePagerDuty, deps: ChannelDeps):
     def make(**overrides) -> PagerDutyChannel:
         return PagerDutyChannel("oncall", {"routing_key": fake.routing_key, "api_url": fake.url, **overrides}, deps)

@@ -36,13 +36,6 @@ def fake(twilio_server: FakeTwilio):
 
 
 @pytest.fixture
-async def deps(tmp_path):
-    deps = ChannelDeps(http=httpx.AsyncClient(), home=tmp_path)
-    yield deps
-    await deps.http.aclose()
-
-
-@pytest.fixture
 def make_channel(fake: FakeTwilio, deps: ChannelDeps):
     def make(**overrides) -> SmsChannel:
         settings = {"provider": "twilio", "account_sid": fake.account_sid, "auth_token": fake.auth_token,

@@ -32,13 +32,6 @@ def fake(teams_server: FakeTeams):
     teams_server.reset()
 
 
-@pytest.fixture
-async def deps(tmp_path):
-    deps = ChannelDeps(http=httpx.AsyncClient(), home=tmp_path)
-    yield deps
-    await deps.http.aclose()
-
-
 @pytest.fixture(params=["workflow", "connector"])
 def kind(request) -> str:
     return request.param

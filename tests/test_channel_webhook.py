@@ -40,13 +40,6 @@ def fake(receiver: FakeWebhookReceiver):
 
 
 @pytest.fixture
-async def deps(tmp_path):
-    deps = ChannelDeps(http=httpx.AsyncClient(), home=tmp_path)
-    yield deps
-    await deps.http.aclose()
-
-
-@pytest.fixture
 def make_channel(fake: FakeWebhookReceiver, deps: ChannelDeps):
     def make(**overrides) -> WebhookChannel:
         return WebhookChannel("hook", {"url": fake.url, "secret": SECRET, **overrides}, deps)

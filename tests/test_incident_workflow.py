@@ -14,7 +14,7 @@ from starters.incidents import ActionRefused, UnknownIncident, dispatch_alerts, 
 from starters.silences import add_silence
 from tests.helpers import outbox, settings_for, tocsin_worker
 from workflows.incident import IncidentWorkflow
-from workflows.incident_models import Alert, AlertBatch, HumanAction, IncidentState
+from workflows.incident_models import Alert, HumanAction, IncidentState
 
 LEVELS = ["oncall", "senior", "cto", "emergency"]
 

@@ -930,7 +930,7 @@ class DeploymentWorkflow:
             await self._wait(interval)
 
     async def _health(self) -> None:
-        s, hooks = self._s, self._env.hooks
+        hooks = self._env.hooks
         if not hooks.health:
             return
         self._set_stage("verifying")

@@ -136,6 +136,28 @@ class Channel:
     async def aclose(self) -> None:
         """Release per-channel resources."""
 
+    async def request(self, verb: str, url: str, what: str, *, timeout: float | None = None,
+                      **kwargs: Any) -> httpx.Response:
+        """One HTTP call on the worker's shared client.
+
+        Args:
+            verb: HTTP method.
+            url: where (never put into error text: URLs often carry tokens).
+            what: how errors name the call, e.g. ``"github GET /repos/…"``.
+            timeout: seconds; default the channel's ``timeout`` setting (10).
+
+        Raises:
+            ChannelError: retryable, for a timeout or a transport failure. HTTP
+                statuses are the caller's to classify (``raise_for_http``).
+        """
+        limit = float(self.settings.get("timeout", 10)) if timeout is None else timeout
+        try:
+            return await self.deps.http.request(verb, url, timeout=limit, **kwargs)
+        except httpx.TimeoutException:
+            raise ChannelError(f"{what}: no answer in {limit:g}s", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+
 
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds form)."""

@@ -150,12 +150,7 @@ class DiscordChannel(Channel):
         return f"discord {call} (channel '{self.name}', webhook {self._webhook_id})"
 
     async def _request(self, verb: str, url: str, call: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self.deps.http.request(verb, url, timeout=self._timeout, **kwargs)
-        except httpx.TimeoutException:
-            raise ChannelError(f"{self._what(call)}: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise ChannelError(f"{self._what(call)}: {type(exc).__name__}: {exc}", retryable=True) from None
+        return await self.request(verb, url, self._what(call), timeout=self._timeout, **kwargs)
 
     def _check(self, response: httpx.Response, call: str) -> dict[str, Any]:
         """The JSON answer of a 2xx; raises a classified :class:`ChannelError` otherwise."""

@@ -246,15 +246,10 @@ class EmailChannel(Channel):
     async def _send_sendgrid(self, message: Message, idempotency_key: str) -> Sent:
         base = str(self.settings.get("api_url") or DEFAULT_SENDGRID_URL).rstrip("/")
         body = self.sendgrid_body(message, idempotency_key)
-        try:
-            response = await self.deps.http.post(
-                f"{base}/v3/mail/send", json=body, timeout=self._timeout,
-                headers={"Authorization": f"Bearer {self.settings['api_key']}",
-                         "Content-Type": "application/json", "Accept": "application/json"})
-        except httpx.TimeoutException:
-            raise ChannelError(f"sendgrid mail/send: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"sendgrid mail/send: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = await self.request(
+            "POST", f"{base}/v3/mail/send", "sendgrid mail/send", json=body, timeout=self._timeout,
+            headers={"Authorization": f"Bearer {self.settings['api_key']}",
+                     "Content-Type": "application/json", "Accept": "application/json"})
         status = response.status_code
         if status in (200, 202):
             return Sent(message_id=response.headers.get("x-message-id") or message_id_for(idempotency_key))

@@ -162,14 +162,8 @@ class GitHubChannel(Channel):
     async def _request(self, verb: str, path: str, *, json: Any = None,
                        params: Mapping[str, Any] | None = None, url: str | None = None) -> httpx.Response:
         what = f"github {verb} {path}"
-        try:
-            response = await self.deps.http.request(
-                verb, url or f"{self.api_url}{path}", json=json, params=params, headers=self._headers,
-                timeout=self._timeout)
-        except httpx.TimeoutException:
-            raise ChannelError(f"{what}: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = await self.request(verb, url or f"{self.api_url}{path}", what, json=json, params=params,
+                                      headers=self._headers, timeout=self._timeout)
         if not 200 <= response.status_code < 300:
             raise self._error(response, what)
         return response

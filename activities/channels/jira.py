@@ -116,14 +116,9 @@ class JiraChannel(Channel):
     async def _request(self, verb: str, path: str, *, json: Any = None,
                        params: Mapping[str, Any] | None = None, ok_missing: bool = False) -> httpx.Response:
         what = f"jira {verb} {path}"
-        try:
-            response = await self.deps.http.request(
-                verb, f"{self.base}{path}", json=json, params=params, auth=self._auth, timeout=self._timeout,
-                headers={"Accept": "application/json", "User-Agent": "tocsin-notifier"})
-        except httpx.TimeoutException:
-            raise ChannelError(f"{what}: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = await self.request(verb, f"{self.base}{path}", what, json=json, params=params, auth=self._auth,
+                                      timeout=self._timeout,
+                                      headers={"Accept": "application/json", "User-Agent": "tocsin-notifier"})
         if ok_missing and response.status_code in (404, 410):
             return response
         if not 200 <= response.status_code < 300:

@@ -43,7 +43,6 @@ import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 
 from activities.channels.base import Channel, ChannelError, SendContext, Sent, raise_for_http
 from workflows.models import Message
@@ -167,12 +166,7 @@ class PagerDutyChannel(Channel):
         dedup_key = dedup_key_for(ctx.dedup_key or idempotency_key)
         event = pagerduty_event(message, str(self.settings["routing_key"]), dedup_key, action,
                                 self.settings.get("urgency"))
-        try:
-            response = await self.deps.http.post(self._url, json=event, timeout=self._timeout)
-        except httpx.TimeoutException:
-            raise ChannelError(f"{what}: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = await self.request("POST", self._url, what, json=event, timeout=self._timeout)
         try:
             data = response.json()
         except ValueError:

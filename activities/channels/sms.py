@@ -122,13 +122,7 @@ class SmsChannel(Channel):
         return f"sms:{self._sid}:{self._from}"
 
     async def _request(self, verb: str, what: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self.deps.http.request(verb, self._messages_url, auth=self._auth, timeout=self._timeout,
-                                                **kwargs)
-        except httpx.TimeoutException:
-            raise ChannelError(f"{what}: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+        return await self.request(verb, self._messages_url, what, auth=self._auth, timeout=self._timeout, **kwargs)
 
     async def _find_existing(self, to: str, ref: str) -> str | None:
         """The sid of an earlier message to ``to`` carrying ``ref``, if Twilio lists one."""

@@ -151,12 +151,7 @@ class TeamsChannel(Channel):
             ChannelError: classified as described in the module docstring.
         """
         what = self._what()
-        try:
-            response = await self.deps.http.post(self._url, json=teams_payload(message), timeout=self._timeout)
-        except httpx.TimeoutException:
-            raise ChannelError(f"{what}: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = await self.request("POST", self._url, what, json=teams_payload(message), timeout=self._timeout)
         raise_for_http(response, what)
         self._check_body(response, what)
         return Sent()

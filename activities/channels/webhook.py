@@ -58,7 +58,6 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 
 from activities.channels.base import Channel, ChannelError, SendContext, Sent, raise_for_http
 from workflows.models import Message
@@ -153,11 +152,6 @@ class WebhookChannel(Channel):
         }
         # Only scheme and host: webhook paths and query strings often carry a token.
         what = f"webhook POST to {self._where} (channel '{self.name}')"
-        try:
-            response = await self.deps.http.post(self._url, content=raw, headers=headers, timeout=self._timeout)
-        except httpx.TimeoutException:
-            raise ChannelError(f"{what}: no answer in {self._timeout:g}s", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = await self.request("POST", self._url, what, content=raw, headers=headers, timeout=self._timeout)
         raise_for_http(response, what)
         return Sent(message_id=idempotency_key)

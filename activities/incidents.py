@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from prometheus_client import Histogram
 from temporalio import activity
@@ -61,11 +61,12 @@ class IncidentActivities:
         else:
             try:
                 state = await self._client.get_workflow_handle_for(SilencesWorkflow.run, SILENCES_ID).query(
-                    SilencesWorkflow.list)
+                    SilencesWorkflow.list, rpc_timeout=timedelta(seconds=5))
                 records = state.silences
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise
+                    # The store did not answer: notify rather than hold everything (never silently lost).
+                    log.warning("silences store did not answer (%s): notifying without silences", exc.message)
                 records = []
             self._silences_cache = (time.monotonic(), records)
         now = at or datetime.now(timezone.utc)

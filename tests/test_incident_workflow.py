@@ -195,8 +195,9 @@ async def test_escalate_now_and_ack_timeout_reescalate(
 
 
 async def test_silence_holds_notifications_and_expiry_releases_them(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str,
+        fresh_time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    time_env = fresh_time_env  # the silences store outlives the test: keep it off the shared server
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         from dataclasses import replace
 

@@ -132,3 +132,19 @@ def test_build_labels_and_message() -> None:
     assert fields["Commit"] == "0123456" and fields["Duration"] == "12m 34s" and fields["Pull request"] == "#42"
     assert msg.links[0].url == "https://ci/1" and msg.severity == "error"
     assert format_duration_s(3725) == "1h 2m 5s"
+
+
+def test_escalation_ladder_schedule_with_repeats() -> None:
+    from datetime import datetime, timezone
+
+    from workflows.config import EscalationPolicy
+    from workflows.policy.incidents import DEFAULT_LADDER, ladder
+
+    t0 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
+    rungs = ladder(DEFAULT_LADDER, t0)
+    assert [(r.level, r.receiver, (r.due - t0).total_seconds() / 60) for r in rungs] == [
+        (1, "critical", 0), (2, "senior", 5), (3, "cto", 10), (4, "emergency", 15)]
+    policy = EscalationPolicy.model_validate({"levels": [{"after": "0m", "receiver": "a"},
+                                                         {"after": "3m", "receiver": "b"}], "repeat": 2})
+    assert [(r.index, r.level, r.receiver, (r.due - t0).total_seconds() / 60) for r in ladder(policy, t0)] == [
+        (0, 1, "a", 0), (1, 2, "b", 3), (2, 2, "b", 6), (3, 2, "b", 9)]

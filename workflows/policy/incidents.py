@@ -56,25 +56,25 @@ class Rung:
         return f"Rung(L{self.level} #{self.index} {self.receiver} at {self.due.isoformat()})"
 
 
-def ladder(policy: EscalationPolicy, start: datetime, *, speedup: float = 1.0) -> list[Rung]:
+def ladder(policy: EscalationPolicy, start: datetime) -> list[Rung]:
     """The full schedule of an escalation policy from ``start``.
 
     Args:
         policy: levels (``after`` measured from the first notification) and ``repeat``.
-        start: when the incident was first notified.
-        speedup: divide every wait by this (market hours may shorten waits).
+        start: when the incident was first notified (market hours shorten waits by attaching a
+            policy with shorter ``after`` values on a route active in market hours).
 
     Returns:
         Rungs in time order; repeats of the last level follow it, spaced like the
         last two levels (or 5 minutes when there is only one level).
     """
     rungs: list[Rung] = []
-    afters = [parse_duration(level.after) / speedup for level in policy.levels]
+    afters = [parse_duration(level.after) for level in policy.levels]
     for i, (level, after) in enumerate(zip(policy.levels, afters)):
         rungs.append(Rung(i, i + 1, level.receiver, start + after))
     if policy.levels and policy.repeat > 0:
-        gap = afters[-1] - afters[-2] if len(afters) > 1 else timedelta(minutes=5) / speedup
-        gap = gap if gap > timedelta(0) else timedelta(minutes=5) / speedup
+        gap = afters[-1] - afters[-2] if len(afters) > 1 else timedelta(minutes=5)
+        gap = gap if gap > timedelta(0) else timedelta(minutes=5)
         for r in range(policy.repeat):
             rungs.append(Rung(len(rungs), len(policy.levels), policy.levels[-1].receiver,
                               start + afters[-1] + gap * (r + 1)))

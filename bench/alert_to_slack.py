@@ -11,10 +11,7 @@ incident (``group_wait: 0s``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -24,13 +21,11 @@ from pathlib import Path
 import httpx
 import yaml
 from slack_sdk.web.async_client import AsyncWebClient
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.channels.render import slack_blocks, slack_fallback_text
 from activities.config import ConfigStore
-from bench.ci_to_slack import percentile, wait_count
+from bench.common import report, run_cli, start_dev_server, wait_count
 from bench.raw import RawSlack, RawSlackWorkflow
 from starters.gateway import create_app, server
 from tests.fakes import FakeSlack
@@ -38,7 +33,6 @@ from tests.procs import free_port
 from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 from workflows.policy.incidents import incident_message
-from workflows.search import ALL_KEYS
 
 
 async def main(samples: int, warmup: int) -> int:
@@ -52,11 +46,7 @@ async def main(samples: int, warmup: int) -> int:
             "receivers": [{"name": "chat", "channels": ["chat"]}],
             "route": {"receiver": "chat", "group_by": ["alertname", "service"], "group_wait": "0s"},
         }))
-        env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
-            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-            dev_server_database_filename=str(home / "temporal.db"),
-            search_attributes=ALL_KEYS, dev_server_log_level="error")
+        env = await start_dev_server(home)
         client = env.client
         settings = replace(Settings(), task_queue="bench-tocsin", home=home, gateway_token="bench-token")
         store = ConfigStore(config_path)
@@ -108,19 +98,10 @@ async def main(samples: int, warmup: int) -> int:
             await activities.aclose()
             await env.shutdown()
 
-    def row(name: str, values: list[float]) -> str:
-        return f"{name:<40} p50 {statistics.median(values):7.1f} ms   p99 {percentile(values, 99):7.1f} ms"
-
-    print(f"Alert in → Slack message out ({samples} samples each, {warmup} warm-up, interleaved)")
-    print(row("raw Temporal: 1 workflow, 1 activity", baseline))
-    print(row("Alertmanager webhook → incident → Slack", tocsin))
-    print(f"p50 ratio vs raw: {statistics.median(tocsin) / statistics.median(baseline):.2f}x (target ≤ 1.5)")
+    report("Alert in → Slack message out", samples, warmup, baseline,
+           {"Alertmanager webhook → incident → Slack": tocsin})
     return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=10)
-    args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.samples, args.warmup)))
+    run_cli(main, __doc__ or "")

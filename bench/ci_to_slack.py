@@ -11,10 +11,6 @@ both see the same machine conditions. Latency is from the client call
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -23,12 +19,11 @@ from pathlib import Path
 
 import yaml
 from slack_sdk.web.async_client import AsyncWebClient
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.channels.render import slack_blocks, slack_fallback_text
 from activities.config import ConfigStore
+from bench.common import report, run_cli, start_dev_server, wait_count
 from bench.raw import RawSlack, RawSlackWorkflow
 from starters.actions import send_build_event
 from tests.fakes import FakeSlack
@@ -37,20 +32,6 @@ from workers.settings import Settings
 from workflows.config import PipelinesConfig
 from workflows.models import BuildEvent
 from workflows.policy.builds import Track, build_message, classify
-from workflows.search import ALL_KEYS
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
-    return ordered[index]
-
-
-async def wait_count(slack: FakeSlack, count: int) -> float:
-    """Wait until the fake holds ``count`` messages; return the last one's receipt time."""
-    messages = await slack.await_messages(count, timeout=30)
-    return float(messages[count - 1]["received"])
 
 
 async def main(samples: int, warmup: int) -> int:
@@ -64,11 +45,7 @@ async def main(samples: int, warmup: int) -> int:
             "receivers": [{"name": "ci", "channels": ["ci"]}],
             "route": {"receiver": "ci"},
         }))
-        env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
-            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-            dev_server_database_filename=str(home / "temporal.db"),
-            search_attributes=ALL_KEYS, dev_server_log_level="error")
+        env = await start_dev_server(home)
         client = env.client
         settings = replace(Settings(), task_queue="bench-tocsin", home=home)
         activities = ActivitySet(client, settings, ConfigStore(config_path))
@@ -113,23 +90,10 @@ async def main(samples: int, warmup: int) -> int:
             await activities.aclose()
             await env.shutdown()
 
-    def row(name: str, values: list[float]) -> str:
-        return f"{name:<38} p50 {statistics.median(values):7.1f} ms   p99 {percentile(values, 99):7.1f} ms"
-
-    print(f"CI event in → Slack message out ({samples} samples each, {warmup} warm-up, interleaved)")
-    print(row("raw Temporal: 1 workflow, 1 activity", baseline))
-    print(row("tocsin build → new pipeline", tocsin_new))
-    print(row("tocsin build → running pipeline", tocsin_entity))
-    base = statistics.median(baseline)
-    ratio_new = statistics.median(tocsin_new) / base
-    ratio_entity = statistics.median(tocsin_entity) / base
-    print(f"p50 ratio vs raw: new pipeline {ratio_new:.2f}x, running pipeline {ratio_entity:.2f}x (target ≤ 1.5)")
+    report("CI event in → Slack message out", samples, warmup, baseline,
+           {"tocsin build → new pipeline": tocsin_new, "tocsin build → running pipeline": tocsin_entity})
     return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=10)
-    args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.samples, args.warmup)))
+    run_cli(main, __doc__ or "")

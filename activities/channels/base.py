@@ -8,6 +8,7 @@ beside the HTTP status codes they interpret.
 
 from __future__ import annotations
 
+import abc
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ class ChannelDeps:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Channel:
+class Channel(abc.ABC):
     """Base class: one named channel instance with resolved settings."""
 
     type: ClassVar[str] = ""
@@ -98,10 +99,10 @@ class Channel:
         self.settings = dict(settings)
         self.deps = deps
 
+    @abc.abstractmethod
     async def send(self, message: Message, idempotency_key: str, attempt: int,
                    ctx: SendContext | None = None) -> Sent:
         """Deliver ``message``; ``attempt`` starts at 1 (a retry may need a duplicate check)."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def pace_key(self) -> str:
         """What the API rate-limits on (a channel, a webhook); instances sharing it share a bucket."""

@@ -31,6 +31,7 @@ All state is guarded by one lock; every public method is thread-safe.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import math
@@ -142,7 +143,7 @@ class Fault:
 _DROP = object()
 
 
-class FakeServer:
+class FakeServer(abc.ABC):
     """Base class of the local API fakes. See the module docstring.
 
     Subclasses implement :meth:`route`, :meth:`handle` (called with the lock held) and,
@@ -412,9 +413,9 @@ class FakeServer:
             return dict(parse_qsl(request.raw.decode("utf-8"), keep_blank_values=True))
         return request.raw.decode("utf-8")
 
+    @abc.abstractmethod
     def handle(self, request: Request) -> Response:
         """Answer a request like the real API (lock held)."""
-        raise NotImplementedError
 
     def accepted(self, request: Request, response: Response) -> bool:
         """Whether a response means the request took effect (for :meth:`fail_after_accept`)."""

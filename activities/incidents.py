@@ -28,7 +28,8 @@ from workflows.incident_models import (
     Suppression,
     SuppressionQuery,
 )
-from workflows.policy.matchers import matches_all, parse_matchers
+from workflows.policy.matchers import matches_all
+from workflows.policy.silences import silence_matchers
 
 __all__ = ["IncidentActivities", "MTTA", "MTTR"]
 
@@ -96,7 +97,7 @@ class IncidentActivities:
         if not query.alerts:
             return result
         for silence in await self._silences(query.at):
-            matchers = [m for text in silence["matchers"] for m in parse_matchers(text)]
+            matchers = silence_matchers(silence["matchers"])
             if all(matches_all(matchers, labels) for labels in query.alerts):
                 result.silenced_by.append(f"silence {silence['id']} ({silence['created_by']})")
         config = self._store.get()

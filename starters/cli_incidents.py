@@ -111,13 +111,13 @@ def register(app: typer.Typer) -> None:
         """Add a silence (maintenance window); prints its id."""
         from starters.silences import add_silence
         from workflows.policy.durations import DurationError, parse_duration
-        from workflows.policy.matchers import MatcherError, parse_matchers
+        from workflows.policy.matchers import MatcherError
+        from workflows.policy.silences import silence_matchers
 
-        for text in matcher:
-            try:
-                parse_matchers(text)
-            except MatcherError as exc:
-                bad_input("--matcher", str(exc))
+        try:
+            silence_matchers(matcher)
+        except MatcherError as exc:
+            bad_input("--matcher", str(exc))
         try:
             if parse_duration(duration).total_seconds() <= 0:
                 bad_input("--duration", "must be positive")

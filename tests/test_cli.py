@@ -153,3 +153,13 @@ def test_config_check_names_time_interval_paths(write_config) -> None:  # type: 
     assert done.returncode == 2
     assert "tocsin: time_intervals[0].time_intervals[0].weekdays[1]: funday is not a valid weekday" in done.stderr
     assert "tocsin: time_intervals[0].time_intervals[0].location: unknown time zone 'Nowhere/City'" in done.stderr
+
+
+def test_silence_add_refuses_a_matcher_set_that_silences_everything() -> None:
+    done = cli("silence", "add", "--matcher", 'service=~".*"', "--duration", "1h", "--by", "ops", "--comment", "x",
+               address=closed_port())
+    assert done.returncode == 2
+    assert done.stderr.strip() == "tocsin: --matcher: at least one matcher must not match the empty string"
+    done = cli("silence", "add", "--matcher", 'service="api"', "--duration", "soon", "--by", "ops",
+               "--comment", "x", address=closed_port())
+    assert done.returncode == 2 and done.stderr.startswith("tocsin: --duration:")

@@ -18,7 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.delivery import deliver, load_config
     from workflows.models import Message
     from workflows.policy.durations import DurationError, parse_duration
-    from workflows.policy.matchers import MatcherError, parse_matchers
+    from workflows.policy.matchers import MatcherError
+    from workflows.policy.silences import silence_matchers
 
 __all__ = ["SilencesWorkflow", "SilenceRecord", "AddSilence", "ExpireSilence", "SilencesState", "SILENCES_ID"]
 
@@ -94,13 +95,10 @@ class SilencesWorkflow:
 
     @add.validator
     def _validate_add(self, request: AddSilence) -> None:
-        if not request.matchers:
-            raise ValueError("--matcher: at least one matcher is required")
-        for text in request.matchers:
-            try:
-                parse_matchers(text)
-            except MatcherError as exc:
-                raise ValueError(f"--matcher: {exc}") from None
+        try:
+            silence_matchers(request.matchers)  # Alertmanager's rules: one matcher must not match ""
+        except MatcherError as exc:
+            raise ValueError(f"--matcher: {exc}") from None
         try:
             if parse_duration(request.duration) <= timedelta(0):
                 raise ValueError("--duration: must be positive")

@@ -13,10 +13,7 @@ from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.discord import LIMITS, DiscordChannel, discord_payload
 from workflows.models import Action, Link, Message, MessageField
 
-try:
-    from tests.fakes.discord import FakeDiscord
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from fakes.discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,7 @@ from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.email import EmailChannel, message_id_for, render_html, render_text
 from workflows.models import Link, Message, MessageField
 
-try:
-    from tests.fakes.sendgrid import FakeSendGrid
-except ImportError:  # tests/ itself on sys.path
-    from fakes.sendgrid import FakeSendGrid  # type: ignore[no-redef]
+from tests.fakes.sendgrid import FakeSendGrid
 
 
 def build_message(**overrides: Any) -> Message:

@@ -13,10 +13,7 @@ from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.github import GitHubChannel, marker, render_markdown, send_marker, sticky_marker
 from workflows.models import Link, Message, MessageField
 
-try:
-    from tests.fakes.github import FakeGitHub
-except ImportError:  # tests/ itself on sys.path
-    from fakes.github import FakeGitHub  # type: ignore[no-redef]
+from tests.fakes.github import FakeGitHub
 
 REPO = "acme/api"
 SHA = "3f786850e387550fdab836ed7e6dc881de23001b"

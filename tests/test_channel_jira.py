@@ -14,10 +14,7 @@ from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.jira import JiraChannel, issue_label, render_wiki, send_ref, wiki_escape
 from workflows.models import Link, Message, MessageField
 
-try:
-    from tests.fakes.jira import FakeJira
-except ImportError:  # tests/ itself on sys.path
-    from fakes.jira import FakeJira  # type: ignore[no-redef]
+from tests.fakes.jira import FakeJira
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,7 @@ from activities.channels.pagerduty import (RATE_LIMIT_BACKOFF, PagerDutyChannel,
                                            pagerduty_severity)
 from workflows.models import Action, Link, Message, MessageField
 
-try:
-    from tests.fakes.pagerduty import FakePagerDuty, validate_event
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from fakes.pagerduty import FakePagerDuty, validate_event
+from tests.fakes.pagerduty import FakePagerDuty, validate_event
 
 OTHER_KEY = "0THERKEY0123456789abcdefABCDEF01"
 

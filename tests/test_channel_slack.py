@@ -14,10 +14,7 @@ from activities.channels.base import ChannelDeps, ChannelError
 from activities.channels.slack import EVENT_TYPE, SlackChannel
 from workflows.models import Action, Link, Message, MessageField
 
-try:
-    from tests.fakes.slack import FakeSlack, channel_id_for
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from fakes.slack import FakeSlack, channel_id_for
+from tests.fakes.slack import FakeSlack, channel_id_for
 
 CHANNEL_ID = "C0123ABCD"
 

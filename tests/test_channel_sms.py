@@ -14,10 +14,7 @@ from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.sms import MAX_CHARS, SmsChannel, sms_body, sms_ref
 from workflows.models import Message
 
-try:
-    from tests.fakes.twilio import FakeTwilio, segments
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from fakes.twilio import FakeTwilio, segments
+from tests.fakes.twilio import FakeTwilio, segments
 
 ALICE, BOB, BAD = "+15551230001", "+15551230002", "+15559999999"
 

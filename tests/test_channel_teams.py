@@ -13,10 +13,7 @@ from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.teams import MAX_BYTES, TeamsChannel, teams_card, teams_payload
 from workflows.models import Action, Link, Message, MessageField
 
-try:
-    from tests.fakes.teams import FakeTeams, validate_teams_message
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from fakes.teams import FakeTeams, validate_teams_message
+from tests.fakes.teams import FakeTeams, validate_teams_message
 
 
 @pytest.fixture(scope="module")

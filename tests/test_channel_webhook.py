@@ -18,10 +18,7 @@ from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.webhook import WebhookChannel, sign, webhook_body
 from workflows.models import Link, Message, MessageField
 
-try:
-    from tests.fakes.webhook import FakeWebhookReceiver, verify_signature
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from fakes.webhook import FakeWebhookReceiver, verify_signature
+from tests.fakes.webhook import FakeWebhookReceiver, verify_signature
 
 SECRET = "whsec-test-secret"
 

@@ -9,10 +9,7 @@ from hypothesis import strategies as st
 from activities.channels.render import SEVERITY_EMOJI, slack_blocks, slack_fallback_text
 from workflows.models import SEVERITIES, Action, Link, Message, MessageField
 
-try:
-    from tests.fakes.slack import validate_blocks
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from fakes.slack import validate_blocks
+from tests.fakes.slack import validate_blocks
 
 
 def of_type(blocks: list[dict], kind: str) -> list[dict]:

@@ -17,6 +17,16 @@ from workers.temporal import ensure_search_attributes
 from workflows.search import ALL_KEYS
 
 BIN = Path(sys.executable).parent
+LAYERS = ("unit", "workflows", "channels", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers come from the folder (tests/<layer>/...), never by hand: ``-m unit`` runs the fast layer."""
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(root).parts
+        if parts and parts[0] in LAYERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 def _binary(name: str) -> str:

@@ -27,8 +27,6 @@ from tests.helpers import address_of, cli
 from tests.procs import TOCSIN, base_env, process
 from workflows.deployment import DeploymentWorkflow
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def hooks() -> Iterator[FakeHooks]:

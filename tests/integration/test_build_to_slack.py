@@ -15,8 +15,6 @@ from tests.helpers import address_of, cli, outbox, tocsin_worker
 from workflows.notify import NotifyWorkflow
 from workflows.pipeline import PipelineWorkflow
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:

@@ -6,14 +6,11 @@ import socket
 from dataclasses import replace
 
 import httpx
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from starters.gateway import create_app
 from workers.settings import Settings
 from workers.temporal import connect
-
-pytestmark = pytest.mark.integration
 
 
 async def _get(app, path: str) -> httpx.Response:  # type: ignore[no-untyped-def]

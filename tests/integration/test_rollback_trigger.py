@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import load_config_file
@@ -17,8 +16,6 @@ from tests.helpers import tocsin_worker
 from workflows.deployment import DeployInput, DeploymentWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.incident_models import Alert
-
-pytestmark = pytest.mark.integration
 
 
 async def test_rollback_trigger_alert_rolls_back_the_running_deployment(

@@ -9,7 +9,7 @@ import pytest
 from activities.config import load_config_file
 from tests.helpers import cli
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "tocsin.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "tocsin.yaml"
 
 
 def route(at: str, *labels: str) -> str:

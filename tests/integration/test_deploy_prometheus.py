@@ -27,7 +27,6 @@ from tests.fakes.hooks import FakeHooks
 from tests.helpers import address_of
 from tests.procs import TOCSIN, base_env, free_port, process, wait_http
 
-pytestmark = pytest.mark.integration
 
 PROMETHEUS = "/usr/bin/prometheus"
 ERROR_RATE = 'sum(increase(http_requests_total{job="{service}",code="500"}[5s]))'

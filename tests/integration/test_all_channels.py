@@ -18,7 +18,6 @@ from email.message import Message as MimeMessage
 from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
 from aiosmtpd.controller import Controller
 from temporalio.testing import WorkflowEnvironment
 
@@ -34,7 +33,6 @@ from tests.fakes.webhook import FakeWebhookReceiver
 from tests.helpers import address_of, cli, outbox, tocsin_worker
 from workflows.notify import NotifyWorkflow
 
-pytestmark = pytest.mark.integration
 
 SECRETS = ["xoxb-123456789012-abcdefghijklmnop", "AKIAIOSFODNN7EXAMPLE", "hunter2hunter2"]
 TEXT = (f"deploy of payments failed; slack token {SECRETS[0]}, aws key {SECRETS[1]}, "

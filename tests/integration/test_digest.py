@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import pytest
 from temporalio.client import ScheduleSpec
 from temporalio.testing import WorkflowEnvironment
 
@@ -17,7 +16,6 @@ from workers.schedules import digest_schedule_id, ensure_schedules
 from workflows.incident import IncidentWorkflow
 from workflows.incident_models import Alert
 
-pytestmark = pytest.mark.integration
 
 ALWAYS = [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}]
 

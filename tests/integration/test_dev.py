@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import address_of, cli
 
-pytestmark = pytest.mark.integration
 
 TOCSIN = str(Path(sys.executable).parent / "tocsin")
 

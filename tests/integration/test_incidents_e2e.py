@@ -25,7 +25,6 @@ from tests.helpers import address_of, cli, outbox
 from tests.procs import TOCSIN, alertmanager_binary, base_env, free_port, process, tocsin_gateway, wait_http
 from workflows.incident import IncidentWorkflow
 
-pytestmark = pytest.mark.integration
 TOKEN = "gw-secret-token"
 PD_SECRET = "pd-webhook-secret"
 

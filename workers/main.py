@@ -12,23 +12,17 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.config import ConfigStore
 from activities.delivery import DeliveryActivities
 from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
+from workers.registry import WORKFLOWS, workflow_runner
 from workers.settings import Settings
-from workflows import ALL_WORKFLOWS
 
 __all__ = ["ActivitySet", "build_worker", "running_worker", "run_worker", "install_stop_signals"]
 
 log = logging.getLogger("tocsin")
-
-# Deterministic, stateless modules: import once, outside the sandbox.
-PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "yaml",
-               "workflows", "activities", "workers")
-
 
 class ActivitySet:
     """Every activity Tocsin registers, built once per worker with its long-lived clients."""
@@ -60,10 +54,9 @@ def build_worker(client: Client, settings: Settings, activities: Sequence[Callab
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=ALL_WORKFLOWS,
+        workflows=WORKFLOWS,
         activities=activities,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
+        workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=10),
         **kwargs,
     )

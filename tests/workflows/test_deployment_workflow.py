@@ -117,14 +117,11 @@ async def replay(handle: WorkflowHandle) -> None:
     """The recorded history replays on today's code (determinism check)."""
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Replayer
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-    from workers.main import PASSTHROUGH
-    from workflows.deployment import DeployLockWorkflow
+    from workers.registry import WORKFLOWS, workflow_runner
 
-    replayer = Replayer(workflows=[DeploymentWorkflow, DeployLockWorkflow], data_converter=pydantic_data_converter,
-                        workflow_runner=SandboxedWorkflowRunner(
-                            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)))
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
+                        workflow_runner=workflow_runner())
     await replayer.replay_workflow(await handle.fetch_history())
 
 

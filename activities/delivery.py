@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
-from activities.config import ConfigStore, resolve_env
+from operations.config import ConfigStore, resolve_env
 from activities.metrics import NOTIFICATIONS, NOTIFY_LATENCY
 from activities.redact import Redactor
 from workflows.config import Config

@@ -16,8 +16,8 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.config import ConfigStore
-from workflows.incident_models import (
+from operations.config import ConfigStore
+from workflows.incident.models import (
     OPEN_STATUSES,
     AlertBatch,
     HeldIncident,
@@ -54,7 +54,8 @@ class IncidentActivities:
         self._silences_cache: tuple[float, list[Any]] | None = None
 
     async def _silences(self, at: datetime | None) -> list[dict]:  # type: ignore[type-arg]
-        from workflows.silences import SILENCES_ID, SilencesWorkflow
+        from workflows.silences.models import SILENCES_ID
+        from workflows.silences.workflow import SilencesWorkflow
 
         cached = self._silences_cache
         if cached is not None and time.monotonic() - cached[0] < self.SILENCES_TTL:
@@ -74,7 +75,7 @@ class IncidentActivities:
         return [r.model_dump() for r in records if r.active(now)]
 
     async def _firing_elsewhere(self, incident: str) -> list[dict[str, str]]:
-        from workflows.incident import IncidentWorkflow
+        from workflows.incident.workflow import IncidentWorkflow
 
         statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES if s not in ("silenced", "inhibited"))
         query = f"TocsinKind = 'incident' AND TocsinStatus IN ({statuses}) AND ExecutionStatus = 'Running'"
@@ -134,7 +135,7 @@ class IncidentActivities:
     @activity.defn(name="held_incidents")
     async def held_incidents(self, receiver: str) -> list[HeldIncident]:
         """Incidents of a digest receiver waiting for the digest (from visibility and their state)."""
-        from workflows.incident import IncidentWorkflow
+        from workflows.incident.workflow import IncidentWorkflow
 
         held: list[HeldIncident] = []
         async for wf in self._client.list_workflows(

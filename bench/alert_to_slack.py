@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.worker import Worker
 
 from activities.channels.render import slack_blocks, slack_fallback_text
-from activities.config import ConfigStore
+from operations.config import ConfigStore
 from bench.common import report, run_cli, start_dev_server, wait_count
 from bench.raw import RawSlack, RawSlackWorkflow
 from starters.gateway import create_app, server

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.worker import Worker
 
 from activities.channels.render import slack_blocks, slack_fallback_text
-from activities.config import ConfigStore
+from operations.config import ConfigStore
 from bench.common import report, run_cli, start_dev_server, wait_count
 from bench.raw import RawSlack, RawSlackWorkflow
 from starters.actions import send_build_event
@@ -30,7 +30,7 @@ from tests.fakes import FakeSlack
 from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 from workflows.config import PipelinesConfig
-from workflows.models import BuildEvent
+from workflows.pipeline.models import BuildEvent
 from workflows.policy.builds import Track, build_message, classify
 
 

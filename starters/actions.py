@@ -11,9 +11,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from workflows import search
-from workflows.models import BuildEvent, Message, NotifyInput
-from workflows.notify import NotifyWorkflow
-from workflows.pipeline import PipelineInput, PipelineWorkflow
+from workflows.pipeline.models import BuildEvent
+from workflows.models import Message
+from workflows.notify.models import NotifyInput
+from workflows.notify.workflow import NotifyWorkflow
+from workflows.pipeline.models import PipelineInput
+from workflows.pipeline.workflow import PipelineWorkflow
 
 __all__ = ["pipeline_id", "send_build_event", "start_notify"]
 

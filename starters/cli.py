@@ -135,7 +135,7 @@ def gateway(
 
 
 def _load_config_or_exit(path: Optional[Path]) -> Any:
-    from activities.config import ConfigError, load_config_file
+    from operations.config import ConfigError, load_config_file
 
     try:
         return load_config_file(path)
@@ -150,7 +150,7 @@ def config_check(
     config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: $TOCSIN_CONFIG or ./tocsin.yaml)."),
 ) -> None:
     """Validate the config: errors name their key path (exit 2); warnings are printed and exit 0."""
-    from activities.config import config_path
+    from operations.config import config_path
     from workflows.config import validate_references
 
     cfg = _load_config_or_exit(config)
@@ -231,7 +231,7 @@ def build(
     sarif: list[Path] = typer.Option(None, "--sarif", help="SARIF report (repeatable)."),
 ) -> None:
     """Send one CI event to the pipeline's workflow (pipeline/<repo>/<branch>)."""
-    from workflows.models import BUILD_STATUSES, BuildEvent
+    from workflows.pipeline.models import BUILD_STATUSES, BuildEvent
 
     if status not in BUILD_STATUSES:
         bad_input("--status", f"must be one of {'|'.join(BUILD_STATUSES)}, got {status!r}")

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         """Raise an alert by hand (fires an incident); prints the incident id."""
         from starters.incidents import dispatch_alerts, fingerprint
         from workers.temporal import connect
-        from workflows.incident_models import Alert
+        from workflows.incident.models import Alert
 
         if severity not in ("info", "warning", "error", "critical"):
             bad_input("--severity", f"must be one of info|warning|error|critical, got {severity!r}")
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             by: str = typer.Option(..., "--by", help="Who acknowledges."),
             note: str = typer.Option("", help="Why / what you are doing.")) -> None:
         """Acknowledge an incident: its escalation stops."""
-        from workflows.incident_models import HumanAction
+        from workflows.incident.models import HumanAction
 
         if not by.strip():
             bad_input("--by", "must not be empty")
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
                 by: str = typer.Option(..., "--by", help="Who resolves."),
                 note: str = typer.Option("", help="Resolution note.")) -> None:
         """Resolve an incident; everyone notified is told."""
-        from workflows.incident_models import HumanAction
+        from workflows.incident.models import HumanAction
 
         if not by.strip():
             bad_input("--by", "must not be empty")

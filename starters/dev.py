@@ -107,7 +107,7 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
         try:
             client = await _wait_connect(settings, proc)
             await ensure_search_attributes(client, settings.namespace)
-            from activities.config import ConfigStore
+            from operations.config import ConfigStore
             from workers.schedules import ensure_schedules
 
             store = ConfigStore()

@@ -26,11 +26,11 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.config import ConfigStore
+from operations.config import ConfigStore
 from starters.incidents import ActionRefused, AMWebhook, UnknownIncident, dispatch_alerts, incident_action
 from workers.settings import Settings
 from workers.temporal import connect
-from workflows.incident_models import HumanAction
+from workflows.incident.models import HumanAction
 
 __all__ = ["create_app", "serve"]
 

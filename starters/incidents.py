@@ -17,8 +17,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows import search
 from workflows.config import Config
-from workflows.incident import IncidentWorkflow
-from workflows.incident_models import ActionResult, Alert, AlertBatch, HumanAction, IncidentInput
+from workflows.incident.workflow import IncidentWorkflow
+from workflows.incident.models import ActionResult, Alert, AlertBatch, HumanAction, IncidentInput
 from workflows.policy.incidents import group_severity, incident_id
 from workflows.policy.routing import build_tree, match_routes
 

@@ -9,7 +9,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from workers.settings import Settings
 from workers.temporal import connect
 from workflows import search
-from workflows.silences import SILENCES_ID, AddSilence, ExpireSilence, SilenceRecord, SilencesState, SilencesWorkflow
+from workflows.silences.models import SILENCES_ID, AddSilence, ExpireSilence, SilenceRecord, SilencesState
+from workflows.silences.workflow import SilencesWorkflow
 
 __all__ = ["add_silence", "list_silences", "expire_silence", "SilenceRefused"]
 

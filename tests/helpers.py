@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.config import ConfigStore
+from operations.config import ConfigStore
 from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 

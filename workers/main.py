@@ -13,7 +13,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.config import ConfigStore
+from operations.config import ConfigStore
 from activities.delivery import DeliveryActivities
 from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities

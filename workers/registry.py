@@ -5,11 +5,11 @@ from __future__ import annotations
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workflows.deployment import DeployLockWorkflow, DeploymentWorkflow
-from workflows.incident import IncidentWorkflow
-from workflows.notify import NotifyWorkflow
-from workflows.pipeline import PipelineWorkflow
-from workflows.report import ReportWorkflow
-from workflows.silences import SilencesWorkflow
+from workflows.incident.workflow import IncidentWorkflow
+from workflows.notify.workflow import NotifyWorkflow
+from workflows.pipeline.workflow import PipelineWorkflow
+from workflows.report.workflow import ReportWorkflow
+from workflows.silences.workflow import SilencesWorkflow
 
 __all__ = ["WORKFLOWS", "PASSTHROUGH", "workflow_runner"]
 

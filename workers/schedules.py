@@ -22,7 +22,8 @@ from temporalio.service import RPCError
 
 from workflows import search
 from workflows.config import Config
-from workflows.report import ReportInput, ReportWorkflow
+from workflows.report.models import ReportInput
+from workflows.report.workflow import ReportWorkflow
 
 __all__ = ["digest_schedule_id", "ensure_schedules"]
 

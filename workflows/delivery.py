@@ -18,11 +18,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.config import Config
+from workflows.models import DeliveryRecord, Message, SendRequest
+from workflows.policy.durations import parse_duration
+
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
-    from workflows.config import Config
-    from workflows.models import DeliveryRecord, Message, SendRequest
-    from workflows.policy.durations import parse_duration
 
 __all__ = ["SEND_RETRY", "load_config", "deliver"]
 

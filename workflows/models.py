@@ -5,33 +5,22 @@ without breaking running workflows.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 __all__ = [
     "Severity",
-    "BuildStatus",
     "MessageField",
     "Link",
     "Action",
     "Message",
     "SendRequest",
     "DeliveryRecord",
-    "NotifyInput",
-    "NotifyResult",
-    "TestFailure",
-    "TestSummary",
-    "CoverageSummary",
-    "SecuritySummary",
-    "BuildEvent",
 ]
 
 Severity = Literal["info", "success", "warning", "error", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "success", "warning", "error", "critical")
-BuildStatus = Literal["started", "success", "failure", "cancelled"]
-BUILD_STATUSES: tuple[str, ...] = ("started", "success", "failure", "cancelled")
 
 
 class MessageField(BaseModel):
@@ -106,83 +95,3 @@ class DeliveryRecord(BaseModel):
     error: str | None = None
     backup: bool = False
     """True when a backup channel delivered in place of a primary."""
-
-
-class NotifyInput(BaseModel):
-    """Input of ``NotifyWorkflow``: one message to one receiver."""
-
-    receiver: str
-    message: Message
-
-
-class NotifyResult(BaseModel):
-    """Result of ``NotifyWorkflow``."""
-
-    deliveries: list[DeliveryRecord] = Field(default_factory=list)
-
-
-class TestFailure(BaseModel):
-    """One failing test case from a JUnit report."""
-
-    __test__ = False  # not a pytest test class
-
-    name: str
-    classname: str = ""
-    message: str = ""
-
-
-class TestSummary(BaseModel):
-    """Counts from one or more JUnit XML reports."""
-
-    __test__ = False  # not a pytest test class
-
-    total: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-    duration_seconds: float = 0.0
-    failures: list[TestFailure] = Field(default_factory=list)
-    """The first few failing cases (names and messages)."""
-
-
-class CoverageSummary(BaseModel):
-    """Line coverage from a Cobertura XML, LCOV or coverage.py JSON report."""
-
-    format: str
-    line_percent: float
-    lines_covered: int = 0
-    lines_valid: int = 0
-
-
-class SecuritySummary(BaseModel):
-    """Findings from one SARIF run, counted by level."""
-
-    tool: str
-    error: int = 0
-    warning: int = 0
-    note: int = 0
-    top: list[str] = Field(default_factory=list)
-    """The first few findings, ``rule: message (file:line)``."""
-
-
-class BuildEvent(BaseModel):
-    """One CI event (``tocsin build``), signalled to ``PipelineWorkflow``."""
-
-    repo: str
-    branch: str
-    commit: str
-    status: BuildStatus
-    workflow: str = "ci"
-    url: str | None = None
-    pr: int | None = None
-    author: str | None = None
-    duration_seconds: float | None = None
-    tests: TestSummary | None = None
-    coverage: CoverageSummary | None = None
-    security: list[SecuritySummary] = Field(default_factory=list)
-    sent_at: datetime | None = None
-    """When the CLI sent the event (for latency measurements only)."""
-
-    def dedupe_key(self) -> str:
-        """Same key for a CI retry of the same event."""
-        return f"{self.workflow}|{self.commit}|{self.status}|{self.url or ''}"

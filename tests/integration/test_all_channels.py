@@ -31,7 +31,7 @@ from tests.fakes.teams import FakeTeams
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.webhook import FakeWebhookReceiver
 from tests.helpers import address_of, cli, outbox, tocsin_worker
-from workflows.notify import NotifyWorkflow
+from workflows.notify.workflow import NotifyWorkflow
 
 
 SECRETS = ["xoxb-123456789012-abcdefghijklmnop", "AKIAIOSFODNN7EXAMPLE", "hunter2hunter2"]

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from activities.config import parse_config
+from operations.config import parse_config
 from tests.helpers import cli
 from workflows.policy.matchers import (
     Matcher,

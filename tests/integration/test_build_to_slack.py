@@ -12,8 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.fakes import FakeSlack
 from tests.helpers import address_of, cli, outbox, tocsin_worker
-from workflows.notify import NotifyWorkflow
-from workflows.pipeline import PipelineWorkflow
+from workflows.notify.workflow import NotifyWorkflow
+from workflows.pipeline.workflow import PipelineWorkflow
 
 
 @pytest.fixture

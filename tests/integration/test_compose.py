@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from activities.config import ConfigError, load_config_file
+from operations.config import ConfigError, load_config_file
 from workflows.search import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]

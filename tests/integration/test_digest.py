@@ -9,12 +9,12 @@ from pathlib import Path
 from temporalio.client import ScheduleSpec
 from temporalio.testing import WorkflowEnvironment
 
-from activities.config import load_config_file
+from operations.config import load_config_file
 from starters.incidents import dispatch_alerts, fingerprint
 from tests.helpers import outbox, tocsin_worker
 from workers.schedules import digest_schedule_id, ensure_schedules
-from workflows.incident import IncidentWorkflow
-from workflows.incident_models import Alert
+from workflows.incident.workflow import IncidentWorkflow
+from workflows.incident.models import Alert
 
 
 ALWAYS = [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}]

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import address_of, cli, outbox
 from tests.procs import TOCSIN, alertmanager_binary, base_env, free_port, process, tocsin_gateway, wait_http
-from workflows.incident import IncidentWorkflow
+from workflows.incident.workflow import IncidentWorkflow
 
 TOKEN = "gw-secret-token"
 PD_SECRET = "pd-webhook-secret"

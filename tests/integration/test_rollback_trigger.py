@@ -8,14 +8,14 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from activities.config import load_config_file
+from operations.config import load_config_file
 from starters.deployments import start_deployment
 from starters.incidents import dispatch_alerts, fingerprint
 from tests.fakes.hooks import FakeHooks
 from tests.helpers import tocsin_worker
 from workflows.deployment import DeployInput, DeploymentWorkflow
-from workflows.incident import IncidentWorkflow
-from workflows.incident_models import Alert
+from workflows.incident.workflow import IncidentWorkflow
+from workflows.incident.models import Alert
 
 
 async def test_rollback_trigger_alert_rolls_back_the_running_deployment(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.config import ConfigError, ConfigStore, load_config_file, resolve_env
+from operations.config import ConfigError, ConfigStore, load_config_file, resolve_env
 from workflows.config import default_config
 
 
@@ -99,7 +99,7 @@ def test_store_reloads_changed_file_and_keeps_last_good(write_config) -> None:  
 
 
 def _parse(data: dict) -> tuple[list[str], list[str]]:  # type: ignore[type-arg]
-    from activities.config import parse_config
+    from operations.config import parse_config
 
     base = {"receivers": [{"name": "r"}, {"name": "s"}], "route": {"receiver": "r", "routes": [{"receiver": "s"}]}}
     try:

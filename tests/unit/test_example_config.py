@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.config import load_config_file
+from operations.config import load_config_file
 from tests.helpers import cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "tocsin.yaml"

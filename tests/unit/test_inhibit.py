@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from activities.config import ConfigError, parse_config
+from operations.config import ConfigError, parse_config
 from workflows.config import InhibitRule
 from workflows.policy.inhibit import inhibited, inhibited_by, parse_rule
 

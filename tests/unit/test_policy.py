@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from workflows.config import PipelinesConfig, Route
-from workflows.models import BuildEvent
+from workflows.pipeline.models import BuildEvent
 from workflows.policy.builds import Track, build_labels, build_message, classify, format_duration_s
 from workflows.policy.durations import DurationError, format_duration, parse_duration
 from workflows.policy.matchers import MatcherError, parse_matcher, parse_matchers

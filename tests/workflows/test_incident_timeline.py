@@ -8,12 +8,12 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from activities.config import load_config_file
+from operations.config import load_config_file
 from starters.incidents import dispatch_alerts, fingerprint, incident_action
 from tests.fakes import FakeSlack
 from tests.fakes.pagerduty import FakePagerDuty
-from workflows.incident import IncidentWorkflow
-from workflows.incident_models import Alert, HumanAction
+from workflows.incident.workflow import IncidentWorkflow
+from workflows.incident.models import Alert, HumanAction
 from tests.helpers import tocsin_worker
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.config import load_config_file
+from operations.config import load_config_file
 from starters.incidents import ActionRefused, UnknownIncident, dispatch_alerts, fingerprint, incident_action
 from starters.silences import add_silence
 from tests.helpers import outbox, settings_for, tocsin_worker
-from workflows.incident import IncidentWorkflow
-from workflows.incident_models import Alert, HumanAction, IncidentState
+from workflows.incident.workflow import IncidentWorkflow
+from workflows.incident.models import Alert, HumanAction, IncidentState
 
 LEVELS = ["oncall", "senior", "cto", "emergency"]
 

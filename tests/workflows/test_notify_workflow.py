@@ -11,8 +11,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import outbox, tocsin_worker
-from workflows.models import DeliveryRecord, Message, NotifyInput, NotifyResult, SendRequest
-from workflows.notify import NotifyWorkflow
+from workflows.models import DeliveryRecord, Message, SendRequest
+from workflows.notify.models import NotifyInput, NotifyResult
+from workflows.notify.workflow import NotifyWorkflow
 
 CONFIG = {
     "channels": {"primary": {"type": "console"}, "backup": {"type": "console"}, "other": {"type": "console"}},

@@ -12,8 +12,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from starters.actions import send_build_event
 from tests.helpers import outbox, tocsin_worker
-from workflows.models import BuildEvent
-from workflows.pipeline import PipelineInput, PipelineState, PipelineWorkflow
+from workflows.pipeline.models import BuildEvent
+from workflows.pipeline.models import PipelineInput, PipelineState
+from workflows.pipeline.workflow import PipelineWorkflow
 
 
 REPO = "acme/api"

@@ -1,4 +1,8 @@
-"""Models of the incident workflow: alerts in, human actions, state out."""
+"""Contracts of ``IncidentWorkflow`` (``incident/<hash>``): alerts in, human actions, state out.
+
+Code outside Temporal (``operations/``) calls the workflow by these names and
+models only; it never imports the workflow class.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.search import OPEN_INCIDENT_STATUSES
+
 __all__ = ["RouteStateQuery", "RouteState", "HeldIncident", "Alert", "AlertBatch", "HumanAction", "SnoozeAction", "TimelineEntry", "IncidentState",
            "IncidentInput", "ActionResult", "RollbackTrigger", "IncidentMetrics", "SuppressionQuery",
-           "Suppression", "OPEN_STATUSES"]
+           "Suppression", "OPEN_STATUSES", "WORKFLOW", "SIGNAL_ADD_ALERTS", "SIGNAL_DIGEST_SENT", "QUERY_STATE",
+           "UPDATE_ACKNOWLEDGE", "UPDATE_RESOLVE", "UPDATE_ESCALATE", "UPDATE_SNOOZE"]
+
+WORKFLOW = "IncidentWorkflow"
+SIGNAL_ADD_ALERTS = "add_alerts"
+SIGNAL_DIGEST_SENT = "digest_sent"
+QUERY_STATE = "state"
+UPDATE_ACKNOWLEDGE = "acknowledge"
+UPDATE_RESOLVE = "resolve"
+UPDATE_ESCALATE = "escalate_now"
+UPDATE_SNOOZE = "snooze"
 
 IncidentStatus = Literal["triggered", "notified", "acknowledged", "resolved", "silenced", "inhibited", "muted",
                          "held"]
-OPEN_STATUSES = ("triggered", "notified", "acknowledged", "silenced", "inhibited", "muted", "held")
+OPEN_STATUSES = OPEN_INCIDENT_STATUSES
 
 
 class Alert(BaseModel):

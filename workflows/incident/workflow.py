@@ -20,31 +20,32 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows import search
+from workflows.config import Config, EscalationPolicy
+from workflows.delivery import deliver, load_config
+from workflows.incident.models import (
+    ActionResult,
+    AlertBatch,
+    HumanAction,
+    IncidentInput,
+    IncidentMetrics,
+    IncidentState,
+    RollbackTrigger,
+    RouteState,
+    RouteStateQuery,
+    SnoozeAction,
+    Suppression,
+    SuppressionQuery,
+    TimelineEntry,
+    model_dump_alerts,
+)
+from workflows.models import Message
+from workflows.policy.durations import parse_duration
+from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
+from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval
+
 with workflow.unsafe.imports_passed_through():
     from activities.incidents import IncidentActivities
-    from workflows import search
-    from workflows.config import Config, EscalationPolicy
-    from workflows.delivery import deliver, load_config
-    from workflows.incident_models import (
-        ActionResult,
-        AlertBatch,
-        HumanAction,
-        IncidentInput,
-        IncidentMetrics,
-        IncidentState,
-        RollbackTrigger,
-        RouteState,
-        RouteStateQuery,
-        SnoozeAction,
-        Suppression,
-        SuppressionQuery,
-        TimelineEntry,
-        model_dump_alerts,
-    )
-    from workflows.models import Message
-    from workflows.policy.durations import parse_duration
-    from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
-    from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval
 
 __all__ = ["IncidentWorkflow"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.delivery import deliver, load_config
-    from workflows.models import NotifyInput, NotifyResult
+from workflows.delivery import deliver, load_config
+from workflows.notify.models import NotifyInput, NotifyResult
+
 
 __all__ = ["NotifyWorkflow"]
 

@@ -11,61 +11,22 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
+
+from workflows import search
+from workflows.incident.models import SuppressionQuery
+from workflows.delivery import deliver, load_config
+from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineNotice, PipelineState, Track
+from workflows.policy.builds import build_labels, build_message, classify
+from workflows.policy.routing import build_tree, match_routes
 
 with workflow.unsafe.imports_passed_through():
     from activities.incidents import IncidentActivities
-    from workflows import search
-    from workflows.incident_models import SuppressionQuery
-    from workflows.delivery import deliver, load_config
-    from workflows.models import BuildEvent, DeliveryRecord
-    from workflows.policy.builds import Track, build_labels, build_message, classify
-    from workflows.policy.routing import build_tree, match_routes
 
-__all__ = ["PipelineWorkflow", "PipelineInput", "PipelineState", "PipelineNotice"]
+__all__ = ["PipelineWorkflow"]
 
 RECENT_KEYS = 200
 RECENT_NOTICES = 20
-
-
-class PipelineNotice(BaseModel):
-    """One processed event and what it notified."""
-
-    seq: int
-    alertname: str
-    commit: str
-    workflow: str
-    notified: bool
-    receivers: list[str] = Field(default_factory=list)
-    deliveries: list[DeliveryRecord] = Field(default_factory=list)
-    silenced_by: list[str] = Field(default_factory=list)
-    """Silences that kept this event quiet (it is still recorded)."""
-
-
-class PipelineState(BaseModel):
-    """Everything the entity remembers across continue-as-new."""
-
-    tracks: dict[str, Track] = Field(default_factory=dict)
-    """One track per CI workflow name."""
-    seq: int = 0
-    """Events processed so far (numbers each notification's idempotency key)."""
-    recent_keys: list[str] = Field(default_factory=list)
-    """Dedupe keys of recent events: a CI retry of the same event changes nothing."""
-    notices: list[PipelineNotice] = Field(default_factory=list)
-    runs: int = 1
-    """How many runs (continue-as-new generations) this entity has had."""
-
-
-class PipelineInput(BaseModel):
-    """Input of ``PipelineWorkflow`` (also its continue-as-new input)."""
-
-    repo: str
-    branch: str
-    state: PipelineState | None = None
-    pending: list[BuildEvent] = Field(default_factory=list)
-    max_history: int = 2000
-    """Continue-as-new once the history holds this many events."""
 
 
 @workflow.defn(name="PipelineWorkflow")

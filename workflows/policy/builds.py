@@ -11,21 +11,12 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from workflows.config import PipelinesConfig
-from workflows.models import BuildEvent, Link, Message, MessageField, Severity
+from workflows.models import Link, Message, MessageField, Severity
+from workflows.pipeline.models import BuildEvent, Track
 
 __all__ = ["Track", "Classified", "classify", "build_labels", "build_message", "format_duration_s"]
 
 _SEVERITY: dict[str, Severity] = {"failure": "error", "cancelled": "warning", "success": "info", "started": "info"}
-
-
-class Track(BaseModel):
-    """State of one CI workflow on one branch."""
-
-    last_status: str | None = None
-    consecutive_failures: int = 0
-    failing_since: str | None = None
-    """Commit of the first failure in the current streak."""
-    last_commit: str | None = None
 
 
 class Classified(BaseModel):

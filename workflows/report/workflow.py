@@ -10,31 +10,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.delivery import deliver, load_config
+from workflows.incident.models import HeldIncident
+from workflows.models import Message, MessageField
+from workflows.report.models import ReportInput, ReportResult
+
 with workflow.unsafe.imports_passed_through():
     from activities.incidents import IncidentActivities
-    from workflows.delivery import deliver, load_config
-    from workflows.incident_models import HeldIncident
-    from workflows.models import DeliveryRecord, Message, MessageField
 
-__all__ = ["ReportWorkflow", "ReportInput", "ReportResult", "digest_message"]
-
-
-class ReportInput(BaseModel):
-    """Which report to run."""
-
-    kind: str = "digest"
-    receiver: str
-
-
-class ReportResult(BaseModel):
-    """What the report carried and where it went."""
-
-    incidents: list[str] = Field(default_factory=list)
-    deliveries: list[DeliveryRecord] = Field(default_factory=list)
+__all__ = ["ReportWorkflow", "digest_message"]
 
 
 def digest_message(receiver: str, held: list[HeldIncident], source: str) -> Message:

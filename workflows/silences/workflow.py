@@ -8,63 +8,22 @@ silence expires on time (a timer), and its creator is told.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workflows import search
-    from workflows.delivery import deliver, load_config
-    from workflows.models import Message
-    from workflows.policy.durations import DurationError, parse_duration
-    from workflows.policy.matchers import MatcherError
-    from workflows.policy.silences import silence_matchers
+from workflows import search
+from workflows.delivery import deliver, load_config
+from workflows.models import Message
+from workflows.policy.durations import DurationError, parse_duration
+from workflows.policy.matchers import MatcherError
+from workflows.policy.silences import silence_matchers
+from workflows.silences.models import AddSilence, ExpireSilence, SilenceRecord, SilencesState
 
-__all__ = ["SilencesWorkflow", "SilenceRecord", "AddSilence", "ExpireSilence", "SilencesState", "SILENCES_ID"]
 
-SILENCES_ID = "silences/default"
+__all__ = ["SilencesWorkflow"]
+
 KEEP_EXPIRED = 200
-
-
-class SilenceRecord(BaseModel):
-    """One silence (a maintenance window)."""
-
-    id: str
-    matchers: list[str]
-    starts_at: datetime
-    ends_at: datetime
-    created_by: str
-    comment: str
-    expired_by: str | None = None
-    """Who expired it early (None: it ran out on time or is active)."""
-
-    def active(self, at: datetime) -> bool:
-        """Whether it mutes alerts at ``at``."""
-        return self.starts_at <= at < self.ends_at
-
-
-class AddSilence(BaseModel):
-    """Update ``add``."""
-
-    matchers: list[str]
-    duration: str
-    by: str
-    comment: str
-
-
-class ExpireSilence(BaseModel):
-    """Update ``expire``."""
-
-    id: str
-    by: str
-
-
-class SilencesState(BaseModel):
-    """Every silence, newest first; expired ones kept for the record (bounded)."""
-
-    silences: list[SilenceRecord] = Field(default_factory=list)
-    seq: int = 0
 
 
 @workflow.defn(name="SilencesWorkflow")

@@ -1,0 +1,147 @@
+"""Contracts of ``PipelineWorkflow`` (``pipeline/<repo>/<branch>``): CI events in, state out.
+
+Code outside Temporal (``operations/``) calls the workflow by these names and
+models only; it never imports the workflow class.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from workflows.models import DeliveryRecord
+
+__all__ = [
+    "WORKFLOW", "SIGNAL_BUILD_EVENT", "QUERY_STATE", "pipeline_id",
+    "BuildStatus", "BUILD_STATUSES", "TestFailure", "TestSummary", "CoverageSummary", "SecuritySummary",
+    "BuildEvent", "Track", "PipelineNotice", "PipelineState", "PipelineInput",
+]
+
+WORKFLOW = "PipelineWorkflow"
+SIGNAL_BUILD_EVENT = "build_event"
+QUERY_STATE = "state"
+
+BuildStatus = Literal["started", "success", "failure", "cancelled"]
+BUILD_STATUSES: tuple[str, ...] = ("started", "success", "failure", "cancelled")
+
+
+def pipeline_id(repo: str, branch: str) -> str:
+    """``pipeline/<repo>/<branch>``."""
+    return f"pipeline/{repo}/{branch}"
+
+
+class TestFailure(BaseModel):
+    """One failing test case from a JUnit report."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    classname: str = ""
+    message: str = ""
+
+
+class TestSummary(BaseModel):
+    """Counts from one or more JUnit XML reports."""
+
+    __test__ = False  # not a pytest test class
+
+    total: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    duration_seconds: float = 0.0
+    failures: list[TestFailure] = Field(default_factory=list)
+    """The first few failing cases (names and messages)."""
+
+
+class CoverageSummary(BaseModel):
+    """Line coverage from a Cobertura XML, LCOV or coverage.py JSON report."""
+
+    format: str
+    line_percent: float
+    lines_covered: int = 0
+    lines_valid: int = 0
+
+
+class SecuritySummary(BaseModel):
+    """Findings from one SARIF run, counted by level."""
+
+    tool: str
+    error: int = 0
+    warning: int = 0
+    note: int = 0
+    top: list[str] = Field(default_factory=list)
+    """The first few findings, ``rule: message (file:line)``."""
+
+
+class BuildEvent(BaseModel):
+    """One CI event (``tocsin build``), signalled to ``PipelineWorkflow``."""
+
+    repo: str
+    branch: str
+    commit: str
+    status: BuildStatus
+    workflow: str = "ci"
+    url: str | None = None
+    pr: int | None = None
+    author: str | None = None
+    duration_seconds: float | None = None
+    tests: TestSummary | None = None
+    coverage: CoverageSummary | None = None
+    security: list[SecuritySummary] = Field(default_factory=list)
+    sent_at: datetime | None = None
+    """When the CLI sent the event (for latency measurements only)."""
+
+    def dedupe_key(self) -> str:
+        """Same key for a CI retry of the same event."""
+        return f"{self.workflow}|{self.commit}|{self.status}|{self.url or ''}"
+
+class Track(BaseModel):
+    """State of one CI workflow on one branch."""
+
+    last_status: str | None = None
+    consecutive_failures: int = 0
+    failing_since: str | None = None
+    """Commit of the first failure in the current streak."""
+    last_commit: str | None = None
+
+
+class PipelineNotice(BaseModel):
+    """One processed event and what it notified."""
+
+    seq: int
+    alertname: str
+    commit: str
+    workflow: str
+    notified: bool
+    receivers: list[str] = Field(default_factory=list)
+    deliveries: list[DeliveryRecord] = Field(default_factory=list)
+    silenced_by: list[str] = Field(default_factory=list)
+    """Silences that kept this event quiet (it is still recorded)."""
+
+
+class PipelineState(BaseModel):
+    """Everything the entity remembers across continue-as-new."""
+
+    tracks: dict[str, Track] = Field(default_factory=dict)
+    """One track per CI workflow name."""
+    seq: int = 0
+    """Events processed so far (numbers each notification's idempotency key)."""
+    recent_keys: list[str] = Field(default_factory=list)
+    """Dedupe keys of recent events: a CI retry of the same event changes nothing."""
+    notices: list[PipelineNotice] = Field(default_factory=list)
+    runs: int = 1
+    """How many runs (continue-as-new generations) this entity has had."""
+
+
+class PipelineInput(BaseModel):
+    """Input of ``PipelineWorkflow`` (also its continue-as-new input)."""
+
+    repo: str
+    branch: str
+    state: PipelineState | None = None
+    pending: list[BuildEvent] = Field(default_factory=list)
+    max_history: int = 2000
+    """Continue-as-new once the history holds this many events."""

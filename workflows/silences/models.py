@@ -1,0 +1,56 @@
+"""Contracts of ``SilencesWorkflow`` (``silences/default``): silences, and the updates that add and expire them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+__all__ = ["WORKFLOW", "UPDATE_ADD", "UPDATE_EXPIRE", "QUERY_LIST", "SILENCES_ID",
+           "SilenceRecord", "AddSilence", "ExpireSilence", "SilencesState"]
+
+WORKFLOW = "SilencesWorkflow"
+UPDATE_ADD = "add"
+UPDATE_EXPIRE = "expire"
+QUERY_LIST = "list"
+SILENCES_ID = "silences/default"
+
+
+class SilenceRecord(BaseModel):
+    """One silence (a maintenance window)."""
+
+    id: str
+    matchers: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    expired_by: str | None = None
+    """Who expired it early (None: it ran out on time or is active)."""
+
+    def active(self, at: datetime) -> bool:
+        """Whether it mutes alerts at ``at``."""
+        return self.starts_at <= at < self.ends_at
+
+
+class AddSilence(BaseModel):
+    """Update ``add``."""
+
+    matchers: list[str]
+    duration: str
+    by: str
+    comment: str
+
+
+class ExpireSilence(BaseModel):
+    """Update ``expire``."""
+
+    id: str
+    by: str
+
+
+class SilencesState(BaseModel):
+    """Every silence, newest first; expired ones kept for the record (bounded)."""
+
+    silences: list[SilenceRecord] = Field(default_factory=list)
+    seq: int = 0

@@ -13,17 +13,20 @@ with its points and why. Factors:
   another less than an hour ago: 0.5.
 
 Freeze windows reuse the config's Alertmanager-style ``time_intervals``
-(:func:`active_intervals`).
+(:func:`active_intervals`), evaluated by :mod:`workflows.policy.timeintervals`
+exactly as routes' mute and active time intervals are.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, time, timedelta, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
+
+from workflows.policy import timeintervals
 
 __all__ = [
     "RiskFactor",
@@ -138,90 +141,34 @@ def score_risk(data: RiskInput, now: datetime) -> RiskScore:
     return RiskScore(score=score, level=level, factors=factors)
 
 
-# ---------------------------------------------------------------- time intervals (freeze windows)
-
-_WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-           "october", "november", "december"]
-_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
-
-
-def _minutes(text: str) -> int:
-    match = _HHMM.match(text.strip())
-    if not match:
-        raise ValueError(f"bad time {text!r}")
-    return int(match.group(1)) * 60 + int(match.group(2))
-
-
-def _ranges(items: Iterable[str], names: list[str] | None = None) -> list[tuple[int, int]]:
-    def value(token: str) -> int:
-        token = token.strip().lower()
-        if names is not None and token in names:
-            return names.index(token) + (0 if names is _WEEKDAYS else 1)
-        return int(token)
-
-    out = []
-    for item in items:
-        lo, _, hi = str(item).partition(":")
-        out.append((value(lo), value(hi) if hi else value(lo)))
-    return out
-
-
-def _field(spec: Any, key: str) -> Any:
-    return spec.get(key) if isinstance(spec, dict) else getattr(spec, key, None)
-
-
-def _spec_matches(spec: Any, when: datetime) -> bool:
-    location = _field(spec, "location")
-    local = when.astimezone(ZoneInfo(location) if location else timezone.utc)
-    times = _field(spec, "times") or []
-    if times:
-        minute = local.hour * 60 + local.minute
-        if not any(_minutes(_field(t, "start_time")) <= minute < _minutes(_field(t, "end_time")) for t in times):
-            return False
-    weekdays = _field(spec, "weekdays") or []
-    if weekdays:
-        day = (local.weekday() + 1) % 7  # sunday = 0, as in Alertmanager
-        if not any(lo <= day <= hi for lo, hi in _ranges(weekdays, _WEEKDAYS)):
-            return False
-    days = _field(spec, "days_of_month") or []
-    if days:
-        import calendar
-
-        last = calendar.monthrange(local.year, local.month)[1]
-
-        def norm(d: int) -> int:
-            return last + d + 1 if d < 0 else d
-
-        if not any(norm(lo) <= local.day <= norm(hi) for lo, hi in _ranges(days)):
-            return False
-    months = _field(spec, "months") or []
-    if months and not any(lo <= local.month <= hi for lo, hi in _ranges(months, _MONTHS)):
-        return False
-    years = _field(spec, "years") or []
-    if years and not any(lo <= local.year <= hi for lo, hi in _ranges(years)):
-        return False
-    return True
+# ---------------------------------------------------------------- freeze windows
 
 
 def active_intervals(time_intervals: Iterable[Any], names: Iterable[str], when: datetime) -> list[str]:
     """Which of the named time intervals contain ``when`` (Alertmanager semantics).
 
+    Each interval is evaluated by :func:`workflows.policy.timeintervals.active`,
+    the evaluator routes use for ``mute_time_intervals``.
+
     Args:
-        time_intervals: the config's ``time_intervals`` entries (models or dicts
-            with ``name`` and ``time_intervals``).
+        time_intervals: the config's ``time_intervals`` entries (models or
+            mappings with ``name`` and ``time_intervals``).
         names: the intervals to check (e.g. an environment's ``freeze``).
         when: the instant to test.
 
     Returns:
-        The names, among ``names``, of intervals active at ``when``; an unknown
-        name is never active.
+        The names, among ``names``, of intervals active at ``when``, in the
+        order of ``time_intervals`` and without repeats; an unknown name is
+        never active.
+
+    Raises:
+        TimeIntervalError: a checked interval has an invalid spec (a validated
+            config never has one).
     """
     wanted = list(names)
-    active: list[str] = []
+    found: list[str] = []
     for interval in time_intervals:
-        name = _field(interval, "name")
-        if name in wanted and name not in active:
-            if any(_spec_matches(spec, when) for spec in (_field(interval, "time_intervals") or [])):
-                active.append(name)
-    return active
+        name = interval.get("name") if isinstance(interval, Mapping) else getattr(interval, "name", None)
+        if name in wanted and name not in found and timeintervals.active(interval, when):
+            found.append(name)
+    return found

@@ -1,14 +1,15 @@
-"""The generic part of Tocsin's local API fakes: an HTTP/1.1 server, faults, records, waiters.
+"""The generic part of Tocsin's local API fakes: an aiohttp server, faults, records, waiters.
 
 Each fake (Slack, Discord, Teams, PagerDuty, Twilio, a webhook receiver) is a
 :class:`FakeServer` subclass that says which *route* a request is for
 (:meth:`FakeServer.route`), how to read its body (:meth:`FakeServer.parse`) and
 how the real API answers it (:meth:`FakeServer.handle`). Everything else lives
-here: a minimal asyncio server on ``127.0.0.1`` in a background thread
-(keep-alive, ``Content-Length`` and chunked bodies), recording of every request,
-fault injection, and waiting for accepted items from sync or async code. It
-depends on the standard library only, never sleeps unless a delay is injected,
-and works from any process that can reach the URL.
+here: an :mod:`aiohttp.web` server on ``127.0.0.1`` running in its own event loop
+in a background thread (so a fake works the same from synchronous tests, from
+other threads and from async tests, whose loop it never blocks), recording of
+every request, fault injection, and waiting for accepted items from sync or
+async code. It never sleeps unless a delay is injected, and works from any
+process that can reach the URL.
 
 Fault injection (each fault is consumed by one request, in order; ``route=``
 restricts a fault to one route)::
@@ -26,7 +27,8 @@ Reading what happened::
     fake.calls("execute")   # the requests for one route
     fake.wait_for(1)        # block until one item was accepted (await fake.await_for(1) from async code)
 
-All state is guarded by one lock; every public method is thread-safe.
+All state is guarded by one lock; every public method is thread-safe. The request, answer,
+record and fault types live in :mod:`tests.fakes.wire` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -34,110 +36,26 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FakeServer", "Recorded", "Request", "Response", "Fault", "JSON", "REASONS", "fmt_seconds",
-           "retry_after_header"]
+from aiohttp import web
+from multidict import CIMultiDict
 
-JSON = "application/json; charset=utf-8"
-REASONS = {
-    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-    410: "Gone", 413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
-}
+from .wire import JSON, Fault, Recorded, Request, Response, fmt_seconds, retry_after_header
+
+__all__ = ["FakeServer", "Recorded", "Request", "Response", "Fault", "JSON", "fmt_seconds", "retry_after_header"]
+
 MAX_HEADER = 64 * 1024
+"""Longest request line or header field accepted."""
 MAX_BODY = 8 * 1024 * 1024
-
-
-def fmt_seconds(value: float) -> str:
-    """``Retry-After`` text: whole seconds as ``3``, fractions as ``0.5``."""
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-@dataclass
-class Recorded:
-    """One request as a fake saw it."""
-
-    method: str
-    """The route name (the API method for Slack, e.g. ``chat.postMessage``); the path when unknown."""
-    headers: dict[str, str]
-    """Request headers, keys lower-cased."""
-    body: Any
-    """The parsed body (what the fake's ``parse`` returned; ``{}`` when it could not be parsed)."""
-    time: float
-    """``time.perf_counter()`` when the request was read."""
-    status: int = 0
-    """The HTTP status answered (0: the connection was dropped)."""
-    response: Any = None
-    """The answer (a dict for JSON answers, else text)."""
-    verb: str = "POST"
-    path: str = ""
-    query: dict[str, str] = field(default_factory=dict)
-    raw: bytes = b""
-    """The body bytes exactly as received (signatures are computed over these)."""
-
-    @property
-    def route(self) -> str:
-        """Alias of :attr:`method` for fakes whose routes are not API methods."""
-        return self.method
-
-
-@dataclass
-class Request:
-    """What :meth:`FakeServer.handle` is given."""
-
-    verb: str
-    target: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    raw: bytes
-    time: float
-    route: str = ""
-    params: dict[str, str] = field(default_factory=dict)
-    """Values the fake's ``route`` picked out of the path (ids, tokens)."""
-    body: Any = None
-    """What ``parse`` returned."""
-    parse_error: str | None = None
-    """Why ``parse`` failed, if it did (``body`` is then None)."""
-
-    @property
-    def content_type(self) -> str:
-        """The media type, lower-cased, without parameters."""
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-@dataclass
-class Response:
-    """An answer: ``payload`` is a dict/list (sent as JSON), text or bytes."""
-
-    status: int
-    payload: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = JSON
-
-
-@dataclass
-class Fault:
-    """One injected fault (see the module docstring)."""
-
-    kind: str  # "status" | "ratelimit" | "respond" | "delay" | "drop" | "after_accept"
-    route: str | None = None
-    status: int = 500
-    retry_after: float | None = 1
-    seconds: float = 0.0
-    body: Any = None
-    content_type: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+"""Largest request body accepted (larger ones get aiohttp's 413)."""
+SHUTDOWN_GRACE = 0.05
+"""Seconds :meth:`FakeServer.stop` lets in-flight (delayed) requests finish before it cuts them off."""
 
 
 _DROP = object()
@@ -161,11 +79,9 @@ class FakeServer(abc.ABC):
         self._requests: list[Recorded] = []
         self._accepted: list[Any] = []
         self._faults: deque[Fault] = deque()
-        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future, int]] = []
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int]] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.base_events.Server | None = None
-        self._transports: set[asyncio.Transport] = set()
         self._started = threading.Event()
         self._start_error: BaseException | None = None
 
@@ -183,8 +99,12 @@ class FakeServer(abc.ABC):
         """The URL a client is configured with (subclasses add their API's path)."""
         return self.base_url
 
-    def start(self) -> "FakeServer":
-        """Start serving in a background thread; returns once the socket listens."""
+    def start(self) -> FakeServer:
+        """Start serving in a background thread; returns once the socket listens.
+
+        Raises:
+            RuntimeError: when the server could not listen within 10 seconds.
+        """
         if self._thread is not None:
             return self
         self._started.clear()
@@ -201,14 +121,14 @@ class FakeServer(abc.ABC):
         return self
 
     def stop(self) -> None:
-        """Stop serving and close open connections. Safe to call twice."""
+        """Stop serving and close open connections (in-flight requests are cut off). Safe to call twice."""
         thread, loop = self._thread, self._loop
         if thread is None:
             return
         if loop is not None and not loop.is_closed():
             try:
-                loop.call_soon_threadsafe(self._shutdown)
-            except RuntimeError:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # closed meanwhile
                 pass
         thread.join(10)
         self._thread = None
@@ -222,39 +142,30 @@ class FakeServer(abc.ABC):
         self.stop()
 
     def _run(self) -> None:
+        """The server thread: listen, report the port to :meth:`start`, serve until :meth:`stop`."""
         loop = asyncio.new_event_loop()
-        self._loop = loop
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE,
+                               max_line_size=MAX_HEADER, max_field_size=MAX_HEADER)
         try:
-            self._server = loop.run_until_complete(
-                asyncio.start_server(self._serve, "127.0.0.1", self._want_port, limit=MAX_HEADER, backlog=1024))
-            self.port = self._server.sockets[0].getsockname()[1]
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, "127.0.0.1", self._want_port, backlog=1024)
+            loop.run_until_complete(site.start())
+            self.port = runner.addresses[0][1]
         except BaseException as exc:  # noqa: BLE001 - reported by start()
             self._start_error = exc
             self._started.set()
+            loop.run_until_complete(runner.cleanup())
             loop.close()
             return
+        self._loop = loop
         self._started.set()
         try:
             loop.run_forever()
         finally:
-            self._server.close()
-            for transport in list(self._transports):
-                transport.abort()
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(self._server.wait_closed())
+            loop.run_until_complete(runner.cleanup())
             loop.close()
-
-    def _shutdown(self) -> None:
-        assert self._loop is not None
-        if self._server is not None:
-            self._server.close()
-        for transport in list(self._transports):
-            transport.abort()
-        self._loop.stop()
 
     # ------------------------------------------------------------------ records
 
@@ -277,7 +188,7 @@ class FakeServer(abc.ABC):
             self._faults.clear()
             self.reset_state()
 
-    def reset_state(self) -> None:
+    def reset_state(self) -> None:  # noqa: B027 - an optional hook, deliberately not abstract
         """Subclass hook: forget API state (lock held)."""
 
     # ------------------------------------------------------------------ faults
@@ -361,12 +272,12 @@ class FakeServer(abc.ABC):
         with self._cond:
             if len(self._accepted) >= count:
                 return self._items()
-            fut: asyncio.Future = loop.create_future()
+            fut: asyncio.Future[None] = loop.create_future()
             waiter = (loop, fut, count)
             self._async_waiters.append(waiter)
         try:
             await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with self._cond:
                 have = len(self._accepted)
             raise TimeoutError(f"{type(self).__name__}: {have} of {count} {self.noun}(s) after {timeout}s") from None
@@ -427,7 +338,11 @@ class FakeServer(abc.ABC):
 
     def error_response(self, status: int, request: Request) -> Response:
         """The API's own answer for a server error ``status``."""
-        return Response(status, {"error": REASONS.get(status, "error")})
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "error"
+        return Response(status, {"error": phrase})
 
     def rate_limit_response(self, fault: Fault, request: Request) -> Response:
         """The API's own 429 (override to use its body and retry hint)."""
@@ -450,110 +365,19 @@ class FakeServer(abc.ABC):
 
     # ------------------------------------------------------------------ HTTP
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        transport = writer.transport
-        self._transports.add(transport)  # type: ignore[arg-type]
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                except asyncio.LimitOverrunError:
-                    await self._write(writer, Response(431, {"error": "headers_too_large"}), False)
-                    return
-                lines = head.decode("latin-1").split("\r\n")
-                try:
-                    verb, target, version = lines[0].split(" ", 2)
-                except ValueError:
-                    await self._write(writer, Response(400, {"error": "bad_request"}), False)
-                    return
-                headers: dict[str, str] = {}
-                for line in lines[1:]:
-                    if not line:
-                        continue
-                    name, _, value = line.partition(":")
-                    key = name.strip().lower()
-                    value = value.strip()
-                    headers[key] = f"{headers[key]}, {value}" if key in headers else value
-                connection = headers.get("connection", "").lower()
-                keep_alive = ("close" not in connection) if version == "HTTP/1.1" else ("keep-alive" in connection)
-                if headers.get("expect", "").lower() == "100-continue":
-                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                try:
-                    body = await self._read_body(reader, headers)
-                except ValueError as exc:
-                    await self._write(writer, Response(400, {"error": str(exc)}), False)
-                    return
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                response = await self._dispatch(verb.upper(), target, headers, body)
-                if response is _DROP:
-                    return
-                await self._write(writer, response, keep_alive)
-                if not keep_alive:
-                    return
-        except asyncio.CancelledError:
-            return  # shutting down; returning (not re-raising) keeps asyncio.streams quiet on 3.11
-        except Exception:  # noqa: BLE001 - a broken connection must not kill the server
-            return
-        finally:
-            self._transports.discard(transport)  # type: ignore[arg-type]
-            try:
-                writer.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    @staticmethod
-    async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            parts = []
-            total = 0
-            while True:
-                size_line = await reader.readuntil(b"\r\n")
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                        pass
-                    return b"".join(parts)
-                total += size
-                if total > MAX_BODY:
-                    raise ValueError("request_too_large")
-                parts.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-        length = headers.get("content-length")
-        if not length:
-            return b""
-        try:
-            n = int(length)
-        except ValueError:
-            raise ValueError("bad_content_length") from None
-        if n < 0 or n > MAX_BODY:
-            raise ValueError("request_too_large")
-        return await reader.readexactly(n) if n else b""
-
-    @staticmethod
-    async def _write(writer: asyncio.StreamWriter, response: Response, keep_alive: bool) -> None:
-        payload = response.payload
-        if payload is None:
-            data = b""
-        elif isinstance(payload, bytes):
-            data = payload
-        elif isinstance(payload, str):
-            data = payload.encode("utf-8")
-        else:
-            data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        reason = REASONS.get(response.status, "Status")
-        head = [f"HTTP/1.1 {response.status} {reason}"]
-        if response.status != 204:
-            head.append(f"Content-Type: {response.content_type}")
-            head.append(f"Content-Length: {len(data)}")
-        else:
-            data = b""
-        head.append(f"Connection: {'keep-alive' if keep_alive else 'close'}")
-        head.extend(f"{k}: {v}" for k, v in response.headers.items())
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
-        await writer.drain()
+    async def _serve(self, web_request: web.Request) -> web.StreamResponse:
+        """The aiohttp handler for every path: dispatch, then answer (or drop the connection)."""
+        raw = await web_request.read()
+        headers: dict[str, str] = {}
+        for name, value in web_request.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        response = await self._dispatch(web_request.method.upper(), web_request.raw_path, headers, raw)
+        if response is _DROP:
+            if web_request.transport is not None:
+                web_request.transport.abort()
+            raise asyncio.CancelledError  # nothing to answer: the connection is gone
+        return _web_response(response)
 
     async def _dispatch(self, verb: str, target: str, headers: dict[str, str], raw: bytes) -> Any:
         now = time.perf_counter()
@@ -570,11 +394,7 @@ class FakeServer(abc.ABC):
         else:
             record.body = request.body if request.body is not None else {}
         if route is None:
-            response = self.not_found(request)
-            record.status, record.response = response.status, response.payload
-            with self._cond:
-                self._requests.append(record)
-            return response
+            return self._record(record, self.not_found(request))
         request.route = route
 
         with self._cond:
@@ -586,29 +406,44 @@ class FakeServer(abc.ABC):
             with self._cond:
                 self._requests.append(record)
             return _DROP
-
         if fault is not None and fault.kind != "after_accept":
-            response = self.fault_response(fault, request)
-        else:
-            with self._cond:
-                response = self.handle(request)
-                if fault is not None:  # after_accept: it took effect, the answer is lost
-                    if self.accepted(request, response):
-                        response = self.error_response(fault.status, request)
-                    else:  # rejected requests do not use up the fault
-                        self._faults.appendleft(fault)
+            return self._record(record, self.fault_response(fault, request))
+        with self._cond:
+            response = self.handle(request)
+            if fault is not None:  # after_accept: it took effect, the answer is lost
+                if self.accepted(request, response):
+                    response = self.error_response(fault.status, request)
+                else:  # rejected requests do not use up the fault
+                    self._faults.appendleft(fault)
+        return self._record(record, response)
+
+    def _record(self, record: Recorded, response: Response) -> Response:
+        """Note the answer on the record and keep it; returns ``response``."""
         record.status, record.response = response.status, response.payload
         with self._cond:
             self._requests.append(record)
         return response
 
 
-def _resolve(fut: asyncio.Future) -> None:
+def _web_response(response: Response) -> web.Response:
+    """An aiohttp response for a fake's :class:`Response` (dicts and lists as compact JSON)."""
+    payload = response.payload
+    if payload is None or response.status == 204:
+        data = b""
+    elif isinstance(payload, bytes):
+        data = payload
+    elif isinstance(payload, str):
+        data = payload.encode("utf-8")
+    else:
+        data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    headers: CIMultiDict[str] = CIMultiDict()
+    if response.status != 204:
+        headers["Content-Type"] = response.content_type
+    headers.extend(response.headers)
+    return web.Response(status=response.status, body=data, headers=headers)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-def retry_after_header(seconds: float | None) -> dict[str, str]:
-    """A ``Retry-After`` header in whole seconds (rounded up), or none."""
-    return {} if seconds is None else {"Retry-After": str(max(0, math.ceil(seconds)))}
 

@@ -43,10 +43,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import urlencode
 
-try:
-    from tests.fakes.base import Fault, FakeServer, Request, Response
-except ImportError:  # tests/ itself on sys.path
-    from fakes.base import Fault, FakeServer, Request, Response  # type: ignore[no-redef]
+from .base import Fault, FakeServer, Request, Response
 
 __all__ = ["FakeGitHub", "API_VERSIONS"]
 

@@ -38,10 +38,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-try:
-    from tests.fakes.base import Fault, FakeServer, Request, Response, fmt_seconds
-except ImportError:  # tests/ itself on sys.path
-    from fakes.base import Fault, FakeServer, Request, Response, fmt_seconds  # type: ignore[no-redef]
+from .base import Fault, FakeServer, Request, Response, fmt_seconds
 
 __all__ = ["FakeJira", "STATUSES", "TRANSITIONS"]
 

@@ -27,10 +27,7 @@ import re
 import time
 from typing import Any, Iterable
 
-try:
-    from tests.fakes.base import Fault, FakeServer, Request, Response
-except ImportError:  # tests/ itself on sys.path
-    from fakes.base import Fault, FakeServer, Request, Response  # type: ignore[no-redef]
+from .base import Fault, FakeServer, Request, Response
 
 __all__ = ["FakeSendGrid", "RESERVED_HEADERS"]
 

@@ -1,9 +1,8 @@
 """A local fake of the Slack Web API, for unit tests, integration tests and benchmarks.
 
-It is a :class:`~tests.fakes.base.FakeServer` (a minimal asyncio HTTP/1.1
-server on 127.0.0.1 in a background thread, standard library only), so it is
-fast, works from any process that can reach the URL, and never sleeps unless a
-delay is injected.
+It is a :class:`~tests.fakes.base.FakeServer` (an aiohttp server on 127.0.0.1
+in a background thread), so it is fast, works from sync and async tests and from
+any process that can reach the URL, and never sleeps unless a delay is injected.
 
 Methods (``GET`` or ``POST /api/<method>``, like Slack): ``auth.test``,
 ``chat.postMessage``, ``chat.update``, ``conversations.history``. Arguments

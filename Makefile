@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install system-deps clean
+.PHONY: run test bench install system-deps clean histories
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP) system-deps
 bench: $(STAMP)
 	$(BIN)/python -m bench.ci_to_slack
 	$(BIN)/python -m bench.alert_to_slack
+
+## histories: re-record tests/histories/*.json (one scenario per workflow type, time-skipping server) from this tree.
+histories: $(STAMP)
+	$(BIN)/python scripts/record_histories.py
 
 clean:
 	rm -rf $(VENV) .tocsin *.egg-info

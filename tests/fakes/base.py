@@ -40,7 +40,7 @@ import threading
 import time
 from collections import deque
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
@@ -99,7 +99,7 @@ class FakeServer(abc.ABC):
         """The URL a client is configured with (subclasses add their API's path)."""
         return self.base_url
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         """Start serving in a background thread; returns once the socket listens.
 
         Raises:
@@ -135,7 +135,7 @@ class FakeServer(abc.ABC):
         self._loop = None
         self.port = 0
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

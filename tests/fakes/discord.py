@@ -152,14 +152,6 @@ class FakeDiscord(FakeServer):
         self._by_id: dict[str, dict[str, Any]] = {}
         self._seq = 0
 
-    def start(self) -> "FakeDiscord":
-        """Start serving; returns once the socket listens."""
-        super().start()
-        return self
-
-    def __enter__(self) -> "FakeDiscord":
-        return self.start()
-
     @property
     def webhook_url(self) -> str:
         """The webhook URL as Discord shows it (unversioned), for the ``webhook_url`` setting."""

@@ -105,14 +105,6 @@ class FakePagerDuty(FakeServer):
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
         self._seq = 0
 
-    def start(self) -> "FakePagerDuty":
-        """Start serving; returns once the socket listens."""
-        super().start()
-        return self
-
-    def __enter__(self) -> "FakePagerDuty":
-        return self.start()
-
     @property
     def routing_key(self) -> str:
         """The first accepted integration key."""

@@ -155,14 +155,6 @@ class FakeSlack(FakeServer):
         """Base URL for slack-sdk (``base_url``) or the ``api_url`` setting."""
         return f"{self.base_url}/api/"
 
-    def start(self) -> "FakeSlack":
-        """Start serving in a background thread; returns once the socket listens."""
-        super().start()
-        return self
-
-    def __enter__(self) -> "FakeSlack":
-        return self.start()
-
     # ------------------------------------------------------------------ state and faults
 
     @property

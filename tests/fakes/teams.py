@@ -169,14 +169,6 @@ class FakeTeams(FakeServer):
         self.connector_id = connector_id
         self.tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
-    def start(self) -> "FakeTeams":
-        """Start serving; returns once the socket listens."""
-        super().start()
-        return self
-
-    def __enter__(self) -> "FakeTeams":
-        return self.start()
-
     @property
     def workflow_url(self) -> str:
         """A Workflows ("Teams webhook") trigger URL, signed."""

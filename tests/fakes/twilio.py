@@ -78,14 +78,6 @@ class FakeTwilio(FakeServer):
         self.unsubscribed = set(unsubscribed)
         self._seq = 0
 
-    def start(self) -> "FakeTwilio":
-        """Start serving; returns once the socket listens."""
-        super().start()
-        return self
-
-    def __enter__(self) -> "FakeTwilio":
-        return self.start()
-
     @property
     def from_number(self) -> str:
         """The account's first sending number."""

@@ -70,14 +70,6 @@ class FakeWebhookReceiver(FakeServer):
         self.tolerance = tolerance
         self._seen: dict[str, dict[str, Any]] = {}
 
-    def start(self) -> "FakeWebhookReceiver":
-        """Start serving; returns once the socket listens."""
-        super().start()
-        return self
-
-    def __enter__(self) -> "FakeWebhookReceiver":
-        return self.start()
-
     @property
     def url(self) -> str:
         """The receiver's endpoint, for the ``url`` setting."""

@@ -16,20 +16,28 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from operations.alerts import dispatch_alerts
 from operations.config import ConfigStore
+from operations.context import Context
+from operations.deployments import rollback
+from workflows import incident, search, silences
+from workflows.identity import Actor
 from workflows.incident.models import (
-    OPEN_STATUSES,
     AlertBatch,
     HeldIncident,
     RouteState,
     RouteStateQuery,
     IncidentMetrics,
+    IncidentState,
     RollbackTrigger,
     Suppression,
     SuppressionQuery,
 )
+from workflows.policy.inhibit import inhibited
 from workflows.policy.matchers import matches_all
+from workflows.policy.routing import find_node
 from workflows.policy.silences import silence_matchers
+from workflows.policy.timeintervals import active_names
 
 __all__ = ["IncidentActivities", "MTTA", "MTTR"]
 
@@ -54,16 +62,13 @@ class IncidentActivities:
         self._silences_cache: tuple[float, list[Any]] | None = None
 
     async def _silences(self, at: datetime | None) -> list[dict]:  # type: ignore[type-arg]
-        from workflows.silences.models import SILENCES_ID
-        from workflows.silences.workflow import SilencesWorkflow
-
         cached = self._silences_cache
         if cached is not None and time.monotonic() - cached[0] < self.SILENCES_TTL:
             records = cached[1]
         else:
             try:
-                state = await self._client.get_workflow_handle_for(SilencesWorkflow.run, SILENCES_ID).query(
-                    SilencesWorkflow.list, rpc_timeout=timedelta(seconds=5))
+                state = await self._client.get_workflow_handle(silences.SILENCES_ID).query(
+                    silences.QUERY_LIST, result_type=silences.SilencesState, rpc_timeout=timedelta(seconds=5))
                 records = state.silences
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
@@ -75,21 +80,21 @@ class IncidentActivities:
         return [r.model_dump() for r in records if r.active(now)]
 
     async def _firing_elsewhere(self, incident: str) -> list[dict[str, str]]:
-        from workflows.incident.workflow import IncidentWorkflow
-
-        statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES if s not in ("silenced", "inhibited"))
-        query = f"TocsinKind = 'incident' AND TocsinStatus IN ({statuses}) AND ExecutionStatus = 'Running'"
+        statuses = [s for s in search.OPEN_INCIDENT_STATUSES if s not in ("silenced", "inhibited")]
+        query = search.query("incident", status=statuses, running=True)
         labels: list[dict[str, str]] = []
         async for wf in self._client.list_workflows(query, limit=500):
             if wf.id == incident:
                 continue
             try:
-                state = await self._client.get_workflow_handle_for(IncidentWorkflow.run, wf.id).query(
-                    IncidentWorkflow.state)
+                state = await self._incident_state(wf.id)
             except RPCError:
                 continue
             labels.extend(a.labels for a in state.firing())
         return labels
+
+    async def _incident_state(self, wid: str) -> IncidentState:
+        return await self._client.get_workflow_handle(wid).query(incident.QUERY_STATE, result_type=IncidentState)
 
     @activity.defn(name="check_suppression")
     async def check_suppression(self, query: SuppressionQuery) -> Suppression:
@@ -103,8 +108,6 @@ class IncidentActivities:
                 result.silenced_by.append(f"silence {silence['id']} ({silence['created_by']})")
         config = self._store.get()
         if query.inhibition and config.inhibit_rules and not result.silenced_by:
-            from workflows.policy.inhibit import inhibited
-
             sources = await self._firing_elsewhere(query.incident)
             if all(inhibited(labels, sources, config.inhibit_rules) for labels in query.alerts):
                 result.inhibited_by.append("inhibit_rules")
@@ -113,18 +116,9 @@ class IncidentActivities:
     @activity.defn(name="route_state")
     async def route_state(self, query: RouteStateQuery) -> RouteState:
         """Time-interval muting of a route at an instant, and whether its receiver is a digest."""
-        from workflows.policy.routing import build_tree
-        from workflows.policy.timeintervals import active_names
-
         config = self._store.get()
-        stack = [build_tree(config.route)]
-        node = stack[0]
-        while stack:
-            candidate = stack.pop()
-            if candidate.path == query.route_path:
-                node = candidate
-                break
-            stack.extend(candidate.children)
+        tree = config.route_tree()
+        node = find_node(tree, query.route_path) or tree
         muted = active_names(config.time_intervals, node.mute_time_intervals, query.at)
         if node.active_time_intervals and not active_names(config.time_intervals, node.active_time_intervals,
                                                             query.at):
@@ -135,14 +129,11 @@ class IncidentActivities:
     @activity.defn(name="held_incidents")
     async def held_incidents(self, receiver: str) -> list[HeldIncident]:
         """Incidents of a digest receiver waiting for the digest (from visibility and their state)."""
-        from workflows.incident.workflow import IncidentWorkflow
-
         held: list[HeldIncident] = []
-        async for wf in self._client.list_workflows(
-                "TocsinKind = 'incident' AND TocsinStatus = 'held' AND ExecutionStatus = 'Running'", limit=1000):
+        async for wf in self._client.list_workflows(search.query("incident", status="held", running=True),
+                                                    limit=1000):
             try:
-                st = await self._client.get_workflow_handle_for(IncidentWorkflow.run, wf.id).query(
-                    IncidentWorkflow.state)
+                st = await self._incident_state(wf.id)
             except RPCError:
                 continue
             if st.receiver != receiver or not st.held_for_digest or st.digest:
@@ -154,25 +145,20 @@ class IncidentActivities:
                                      alerts=len(st.alerts), resolved=st.resolved_at is not None))
         return sorted(held, key=lambda h: (h.first_seen is None, h.first_seen))
 
+    def _context(self) -> Context:
+        return Context(self._client, self._store.get(), activity.info().task_queue)
+
     @activity.defn(name="request_rollback")
     async def request_rollback(self, trigger: RollbackTrigger) -> str:
         """Abort the service/environment's running deployment, or roll back its last one."""
-        from starters.deployments import request_rollback
-        from workflows.deployment import RollbackRequest
-
-        outcome = await request_rollback(
-            self._client, trigger.service, trigger.environment,
-            RollbackRequest(by=f"tocsin:{trigger.incident}", reason=trigger.reason, source=trigger.incident),
-            activity.info().task_queue)
+        outcome = await rollback(self._context(), Actor.system(f"tocsin:{trigger.incident}", via="alertmanager"),
+                                 trigger.service, trigger.environment, trigger.reason, source=trigger.incident)
         return " ".join(str(part) for part in vars(outcome).values() if part)
 
     @activity.defn(name="raise_alerts")
     async def raise_alerts(self, batch: AlertBatch) -> list[str]:
         """Raise alerts from inside Tocsin (a rollback's incident): routed and grouped like any other."""
-        from starters.incidents import dispatch_alerts
-
-        return await dispatch_alerts(self._client, self._store.get(), batch.alerts, activity.info().task_queue,
-                                     source=batch.source)
+        return await dispatch_alerts(self._context(), batch.alerts, source=batch.source)
 
     @activity.defn(name="record_incident_metrics")
     async def record_metrics(self, metrics: IncidentMetrics) -> None:

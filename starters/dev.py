@@ -17,8 +17,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from operations.config import ConfigStore
 from starters.gateway import create_app, server
 from workers.main import install_stop_signals, running_worker
+from workers.schedules import ensure_schedules
 from workers.settings import Settings
 from workers.temporal import TemporalUnavailable, connect, ensure_search_attributes
 from workflows.search import ALL_KEYS
@@ -107,9 +109,6 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
         try:
             client = await _wait_connect(settings, proc)
             await ensure_search_attributes(client, settings.namespace)
-            from operations.config import ConfigStore
-            from workers.schedules import ensure_schedules
-
             store = ConfigStore()
             await ensure_schedules(client, store.get(), settings.task_queue)
             gw = server(create_app(settings, client, store), host, gateway_port)

@@ -18,6 +18,7 @@ from activities.delivery import DeliveryActivities
 from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
 from workers.registry import WORKFLOWS, workflow_runner
+from workers.schedules import ensure_schedules
 from workers.settings import Settings
 
 __all__ = ["ActivitySet", "build_worker", "running_worker", "run_worker", "install_stop_signals"]
@@ -89,8 +90,6 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     """Run a worker until ``stop`` is set (after putting the config's schedules in place)."""
-    from workers.schedules import ensure_schedules
-
     store = ConfigStore()
     scheduled = await ensure_schedules(client, store.get(), settings.task_queue)
     if scheduled:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution
 from temporalio.converter import decode_typed_search_attributes
 
-from activities.deployments import quote
+from operations.context import Context, temporal_errors
 from workflows import search
 
 __all__ = ["GENESIS", "AUDIT_KINDS", "audit_query", "audit_records", "chain_lines", "export_audit", "verify_chain"]
@@ -49,14 +50,7 @@ def _iso(when: datetime) -> str:
 
 def audit_query(since: datetime | None = None, service: str | None = None, env: str | None = None) -> str:
     """The visibility query for the workflows an export covers."""
-    parts = ["TocsinKind IN (" + ", ".join(quote(k) for k in AUDIT_KINDS) + ")"]
-    if service:
-        parts.append(f"TocsinService = {quote(service)}")
-    if env:
-        parts.append(f"TocsinEnvironment = {quote(env)}")
-    if since is not None:
-        parts.append(f"(ExecutionStatus = 'Running' OR CloseTime >= '{_iso(since)}')")
-    return " AND ".join(parts)
+    return search.query(AUDIT_KINDS, service=service, env=env, closed_since=since)
 
 
 def _first(values: list[Any]) -> Any:
@@ -167,11 +161,11 @@ def chain_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def export_audit(client: Client, since: datetime | None = None, service: str | None = None,
-                       env: str | None = None) -> AsyncIterator[str]:
-    """The export, line by line (no trailing newlines)."""
-    for line in chain_lines(await audit_records(client, since, service, env)):
-        yield line
+async def export_audit(ctx: Context, since: datetime | None = None, service: str | None = None,
+                       env: str | None = None) -> list[str]:
+    """The export: chained JSON lines (no trailing newlines), oldest first."""
+    with temporal_errors():
+        return chain_lines(await audit_records(ctx.client, since, service, env))
 
 
 def verify_chain(lines: Iterable[str]) -> int | None:

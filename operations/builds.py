@@ -1,0 +1,76 @@
+"""CI events and ad-hoc notifications: ``tocsin build``, ``tocsin notify``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from operations.context import Context, temporal_errors
+from operations.errors import BadInput
+from workflows import notify, pipeline, search
+from workflows.config import Config
+from workflows.identity import Actor
+from workflows.models import Message
+from workflows.notify import NotifyInput
+from workflows.pipeline import BuildEvent, PipelineInput, pipeline_id
+
+__all__ = ["send_build_event", "send_notification", "check_receiver"]
+
+
+async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str:
+    """Signal-with-start the pipeline's entity workflow with one CI event.
+
+    Returns:
+        The workflow id, ``pipeline/<repo>/<branch>``.
+    """
+    del actor  # recorded by the door's identity on the client; builds carry their author
+    if event.sent_at is None:
+        event = event.model_copy(update={"sent_at": datetime.now(timezone.utc)})
+    wid = pipeline_id(event.repo, event.branch)
+    with temporal_errors():
+        await ctx.client.start_workflow(
+            pipeline.WORKFLOW,
+            PipelineInput(repo=event.repo, branch=event.branch),
+            id=wid,
+            task_queue=ctx.task_queue,
+            start_signal=pipeline.SIGNAL_BUILD_EVENT,
+            start_signal_args=[event],
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(search.KIND, "pipeline"),
+                SearchAttributePair(search.SERVICE, event.repo),
+            ]),
+            static_summary=f"CI pipeline {event.repo}@{event.branch}",
+        )
+    return wid
+
+
+def check_receiver(config: Config, receiver: str) -> None:
+    """Raise :class:`BadInput` naming ``--receiver`` unless the config has that receiver."""
+    if config.receiver(receiver) is None:
+        known = ", ".join(r.name for r in config.receivers) or "none"
+        raise BadInput("--receiver", f"unknown receiver {receiver!r} (known: {known})")
+
+
+async def send_notification(ctx: Context, actor: Actor, receiver: str, message: Message) -> str:
+    """Start one ``NotifyWorkflow`` (``notify/<uuid>``) to a receiver of the config.
+
+    Raises:
+        BadInput: ``--receiver`` is not in the config.
+    """
+    del actor
+    check_receiver(ctx.config, receiver)
+    with temporal_errors():
+        handle = await ctx.client.start_workflow(
+            notify.WORKFLOW,
+            NotifyInput(receiver=receiver, message=message),
+            id=f"notify/{uuid.uuid4()}",
+            task_queue=ctx.task_queue,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(search.KIND, "notification"),
+                SearchAttributePair(search.SEVERITY, message.severity),
+            ]),
+            static_summary=message.title[:200],
+        )
+    return handle.id

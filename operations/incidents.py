@@ -1,0 +1,97 @@
+"""People acting on incidents: acknowledge, resolve, escalate now, snooze."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from operations.context import Context, require_actor, temporal_errors
+from operations.errors import BadInput, NotFound, Refused
+from workflows import incident
+from workflows.identity import Actor
+from workflows.incident import ActionResult, HumanAction, IncidentState, SnoozeAction
+
+__all__ = ["acknowledge", "resolve", "escalate", "snooze", "incident_state"]
+
+
+def _check_id(incident_id: str) -> str:
+    incident_id = incident_id.strip()
+    if not incident_id:
+        raise BadInput("ID", "must not be empty")
+    return incident_id
+
+
+async def _act(ctx: Context, incident_id: str, update: str, action: HumanAction) -> ActionResult:
+    """Run one human action (an update with identity) on an incident.
+
+    Raises:
+        NotFound: no such incident.
+        Refused: the incident refused (already resolved, closed).
+    """
+    handle = ctx.client.get_workflow_handle(incident_id)
+    with temporal_errors():
+        try:
+            return await handle.execute_update(update, action, result_type=ActionResult)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise Refused(getattr(cause, "message", None) or str(cause)) from None
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND and "completed" not in exc.message:
+                raise
+        # Not running: closed (resolved) or never existed?
+        try:
+            desc = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise NotFound(f"no incident {incident_id}") from None
+            raise
+    closed = desc.status.name.lower() if desc.status else "closed"
+    raise Refused(f"incident {incident_id} is closed ({closed}), it was resolved")
+
+
+def _action(actor: Actor, note: str) -> HumanAction:
+    require_actor(actor)
+    return HumanAction(by=actor.name, note=note, via=actor.via)
+
+
+async def acknowledge(ctx: Context, actor: Actor, incident_id: str, note: str = "") -> ActionResult:
+    """Someone owns the incident: its escalation stops."""
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_ACKNOWLEDGE, _action(actor, note))
+
+
+async def resolve(ctx: Context, actor: Actor, incident_id: str, note: str = "") -> ActionResult:
+    """Close the incident; everyone notified is told."""
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_RESOLVE, _action(actor, note))
+
+
+async def escalate(ctx: Context, actor: Actor, incident_id: str, note: str = "") -> ActionResult:
+    """Notify the next level now."""
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_ESCALATE, _action(actor, note))
+
+
+async def snooze(ctx: Context, actor: Actor, incident_id: str, duration: timedelta, note: str = "") -> ActionResult:
+    """Hold escalation for ``duration``; the ladder resumes where it was."""
+    require_actor(actor)
+    if duration <= timedelta(0):
+        raise BadInput("--for", "must be positive")
+    until = datetime.now(timezone.utc) + duration
+    action = SnoozeAction(by=actor.name, note=note, via=actor.via, until=until)
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_SNOOZE, action)
+
+
+async def incident_state(ctx: Context, incident_id: str) -> IncidentState:
+    """The incident's state (a query: needs a worker).
+
+    Raises:
+        NotFound: no such incident.
+    """
+    handle = ctx.client.get_workflow_handle(_check_id(incident_id))
+    with temporal_errors():
+        try:
+            return await handle.query(incident.QUERY_STATE, result_type=IncidentState)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise NotFound(f"no incident {incident_id}") from None
+            raise

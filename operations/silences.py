@@ -1,0 +1,87 @@
+"""Silences (maintenance windows): updates on the durable ``SilencesWorkflow``."""
+
+from __future__ import annotations
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from operations.context import Context, require_actor, temporal_errors
+from operations.errors import BadInput, NotFound, Refused
+from workflows import search, silences
+from workflows.identity import Actor
+from workflows.policy.durations import DurationError, parse_duration
+from workflows.policy.matchers import MatcherError
+from workflows.policy.silences import silence_matchers
+from workflows.silences import SILENCES_ID, AddSilence, ExpireSilence, SilenceRecord, SilencesState
+
+__all__ = ["add_silence", "list_silences", "expire_silence"]
+
+
+def _validate(matchers: list[str], duration: str, comment: str) -> None:
+    try:
+        silence_matchers(matchers)
+    except MatcherError as exc:
+        raise BadInput("--matcher", str(exc)) from None
+    try:
+        if parse_duration(duration).total_seconds() <= 0:
+            raise BadInput("--duration", "must be positive")
+    except DurationError as exc:
+        raise BadInput("--duration", str(exc)) from None
+    if not comment.strip():
+        raise BadInput("--comment", "must not be empty")
+
+
+async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration: str, comment: str) -> SilenceRecord:
+    """Start the store if needed and add one silence.
+
+    Raises:
+        BadInput: a matcher, the duration or the comment is wrong.
+        Refused: the store refused it.
+    """
+    require_actor(actor)
+    _validate(matchers, duration, comment)
+    with temporal_errors():
+        handle = await ctx.client.start_workflow(
+            silences.WORKFLOW, None, id=SILENCES_ID, task_queue=ctx.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "silences")]))
+        try:
+            return await handle.execute_update(
+                silences.UPDATE_ADD, AddSilence(matchers=matchers, duration=duration, by=actor.name, comment=comment),
+                result_type=SilenceRecord)
+        except WorkflowUpdateFailedError as exc:
+            raise Refused(getattr(exc.cause, "message", str(exc.cause))) from None
+
+
+async def list_silences(ctx: Context) -> SilencesState:
+    """Every silence the store holds (none when it was never started)."""
+    with temporal_errors():
+        try:
+            return await ctx.client.get_workflow_handle(SILENCES_ID).query(
+                silences.QUERY_LIST, result_type=SilencesState)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return SilencesState()
+            raise
+
+
+async def expire_silence(ctx: Context, actor: Actor, silence_id: str) -> SilenceRecord:
+    """End a silence now.
+
+    Raises:
+        NotFound: unknown silence (or no store).
+        Refused: the store refused (already expired).
+    """
+    require_actor(actor)
+    handle = ctx.client.get_workflow_handle(SILENCES_ID)
+    with temporal_errors():
+        try:
+            return await handle.execute_update(silences.UPDATE_EXPIRE, ExpireSilence(id=silence_id, by=actor.name),
+                                               result_type=SilenceRecord)
+        except WorkflowUpdateFailedError as exc:
+            raise Refused(getattr(exc.cause, "message", str(exc.cause))) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise NotFound(f"unknown silence {silence_id}") from None
+            raise

@@ -1,0 +1,128 @@
+"""What every ``tocsin`` command shares: the app, one-line failures, and running an operation.
+
+Exit codes: 0 success; 1 operational error (Temporal unreachable…); 2 bad
+input (the message names the field) or a refusal; 3 deployment rolled back;
+4 deployment rejected or approval expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import typer
+from temporalio.service import RPCError
+
+from operations import Actor, BadInput, Context, NotFound, OperationError, Refused
+from operations.config import ConfigError, load_config_file
+from workers.settings import Settings
+from workers.temporal import TemporalUnavailable, connect
+from workflows.config import Config
+
+__all__ = [
+    "app", "EXIT_OK", "EXIT_ERROR", "EXIT_BAD_INPUT", "EXIT_ROLLED_BACK", "EXIT_REJECTED",
+    "fail", "bad_input", "run_async", "run_op", "load_config_or_exit", "actor_from", "check_url", "setup_logging",
+    "non_empty",
+]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="tocsin",
+    help="Durable CI/CD notifications, incident escalation and deployments on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ROLLED_BACK, EXIT_REJECTED = 0, 1, 2, 3, 4
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print one line to stderr and exit."""
+    typer.echo(f"tocsin: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def bad_input(field: str, message: str) -> NoReturn:
+    """Exit 2 naming the field."""
+    fail(f"{field}: {message}", EXIT_BAD_INPUT)
+
+
+def non_empty(field: str, value: str | None) -> str:
+    """The stripped value, or exit 2 naming the field when it is empty."""
+    if value is None or not value.strip():
+        bad_input(field, "must not be empty")
+    return value.strip()
+
+
+def run_async(factory: Callable[[], Awaitable[T]], refused: tuple[str, int] = ("refused", EXIT_BAD_INPUT)) -> T:
+    """Run a coroutine, mapping failures to exit codes once for every command.
+
+    :class:`BadInput` → 2 naming the field; :class:`NotFound` → 2 naming the id;
+    :class:`Refused` → ``refused`` (prefix, exit code; 2 by default) with the reason; any other
+    operation error, an unreachable Temporal or an RPC failure → 1.
+    """
+
+    async def go() -> T:
+        return await factory()
+
+    try:
+        return asyncio.run(go())
+    except BadInput as exc:
+        bad_input(exc.field, exc.message)
+    except NotFound as exc:
+        fail(f"ID: {exc}", EXIT_BAD_INPUT)
+    except Refused as exc:
+        fail(f"{refused[0]}: {exc}", refused[1])
+    except (OperationError, TemporalUnavailable) as exc:
+        fail(str(exc))
+    except RPCError as exc:
+        fail(f"Temporal refused the request: {exc.message}")
+
+
+def run_op(op: Callable[[Context], Awaitable[T]], config: Config | None = None,
+           refused: tuple[str, int] = ("refused", EXIT_BAD_INPUT)) -> T:
+    """Connect to Temporal and run one operation with a :class:`Context`."""
+    settings = Settings()
+    cfg = config if config is not None else load_config_or_exit(None)
+
+    async def go() -> T:
+        client = await connect(settings)
+        return await op(Context(client, cfg, settings.task_queue))
+
+    return run_async(go, refused)
+
+
+def load_config_or_exit(path: Path | None) -> Config:
+    """The config (file or built-in default); exit 2 listing each error with its key path."""
+    try:
+        return load_config_file(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            typer.echo(f"tocsin: {issue}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def actor_from(by: str | None, field: str = "--by") -> Actor:
+    """The actor of a direct-mode command: the typed ``--by``, recorded as unverified."""
+    return Actor(name=non_empty(field, by), verified=False, method="unverified", via="cli")
+
+
+def check_url(field: str, url: str | None) -> None:
+    """Exit 2 unless ``url`` is an http(s) URL (or None)."""
+    if url is not None and not re.match(r"^https?://[^\s/]+", url):
+        bad_input(field, f"not an http(s) URL: {url!r}")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log lines with time, level and logger; Temporal's and HTTP clients' chatter at WARNING."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("temporalio", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

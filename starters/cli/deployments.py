@@ -1,0 +1,242 @@
+"""Deployments and the audit trail: ``deploy``, ``approve``, ``reject``, ``rollback``, ``audit``.
+
+Exit codes follow the contract: 0 success (deployed, decision accepted); 1
+operational error; 2 bad input or a refused decision (the reason is printed);
+3 rolled back; 4 rejected or approval expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+
+from operations import BadInput, Context, OperationError
+from operations.audit import export_audit, verify_chain
+from operations.deployments import approve as approve_deployment
+from operations.deployments import check_environment, deployment_state, rollback as rollback_deployment
+from operations.deployments import reject as reject_deployment
+from operations.deployments import start_deployment
+from starters.cli.common import (
+    EXIT_BAD_INPUT,
+    actor_from,
+    app,
+    bad_input,
+    check_url,
+    fail,
+    load_config_or_exit,
+    non_empty,
+    run_op,
+)
+from workflows.deployment import OUTCOME_EXIT_CODES, DeployInput
+from workflows.policy.durations import DurationError, parse_duration
+
+__all__ = ["audit_app", "parse_since"]
+
+audit_app = typer.Typer(help="Export and verify the audit trail.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(audit_app, name="audit")
+
+_SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@-]*$")
+
+
+def parse_since(text: str) -> datetime:
+    """``--since``: an ISO-8601 instant (UTC when no zone) or a duration ago (``24h``, ``7d``).
+
+    Raises:
+        ValueError: neither.
+    """
+    try:
+        return datetime.now(timezone.utc) - parse_duration(text)
+    except DurationError:
+        pass
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _name(field: str, value: str) -> str:
+    value = non_empty(field, value)
+    if not _NAME.match(value):
+        bad_input(field, f"letters, digits and . _ : + @ - only, got {value!r}")
+    return value
+
+
+def _echo_err(text: str) -> None:
+    typer.echo(text, err=True)
+    sys.stderr.flush()
+
+
+def _check_deploy(commit: Optional[str], changes_url: Optional[str], change_size: Optional[int], emergency: bool,
+                  reason: Optional[str]) -> None:
+    if commit is not None and not _SHA.match(commit):
+        bad_input("--commit", f"not a commit SHA (7-64 hex digits): {commit!r}")
+    check_url("--changes-url", changes_url)
+    if change_size is not None and change_size < 0:
+        bad_input("--change-size", f"must not be negative, got {change_size}")
+    if emergency and not (reason or "").strip():
+        bad_input("--reason", "an --emergency deployment needs a reason")
+    if reason is not None and not emergency:
+        bad_input("--reason", "only with --emergency")
+
+
+@app.command()
+def deploy(
+    service: str = typer.Option(..., help="Service to deploy."),
+    env: str = typer.Option(..., "--env", help="Environment (a key of environments: in the config)."),
+    version: str = typer.Option(..., help="Version to deploy."),
+    by: str = typer.Option(..., metavar="USER", help="Who is deploying."),
+    commit: Optional[str] = typer.Option(None, metavar="SHA", help="Commit SHA (its pipeline must be green when known)."),
+    changes_url: Optional[str] = typer.Option(None, "--changes-url", metavar="URL", help="Link to the changes."),
+    change_size: Optional[int] = typer.Option(None, "--change-size", metavar="LINES",
+                                              help="Lines changed (a risk factor)."),
+    emergency: bool = typer.Option(False, "--emergency", help="Override freeze windows (needs --reason)."),
+    reason: Optional[str] = typer.Option(None, metavar="TEXT", help="Why: required with --emergency."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the deployment; exit 0 deployed, 3 rolled back, "
+                                                    "4 rejected or expired."),
+) -> None:
+    """Start a deployment; prints its id first, at once."""
+    service, env, version = _name("--service", service), _name("--env", env), _name("--version", version)
+    actor = actor_from(by)
+    _check_deploy(commit, changes_url, change_size, emergency, reason)
+    cfg = load_config_or_exit(None)
+    try:
+        check_environment(cfg, env)
+    except BadInput as exc:
+        bad_input(exc.field, exc.message)
+    request = DeployInput(service=service, env=env, version=version, by=actor.name, commit=commit,
+                          changes_url=changes_url, change_size=change_size, emergency=emergency,
+                          reason=(reason or "").strip() or None)
+
+    async def go(ctx: Context) -> int:
+        handle, started = await start_deployment(ctx, actor, request)
+        typer.echo(handle.id)
+        sys.stdout.flush()
+        if not started:
+            _echo_err(f"tocsin: {handle.id} is already running; following it" if wait
+                      else f"tocsin: {handle.id} is already running")
+        return await _follow(ctx, handle) if wait else 0
+
+    raise typer.Exit(run_op(go, cfg))
+
+
+@app.command()
+def approve(
+    deployment: str = typer.Argument(..., metavar="ID", help="Deployment id (deploy/<service>/<env>/<version>)."),
+    by: str = typer.Option(..., metavar="USER", help="Who approves."),
+    comment: Optional[str] = typer.Option(None, metavar="TEXT", help="Why (optional)."),
+) -> None:
+    """Approve a deployment; answers at once whether the approval was accepted."""
+    actor = actor_from(by)
+    note = comment.strip() if comment and comment.strip() else None
+    answer = run_op(lambda ctx: approve_deployment(ctx, actor, deployment, note), refused=("approve refused", 2))
+    typer.echo(f"{deployment}: approved by {actor.name} ({answer.approvals}/{answer.required} approvals)")
+
+
+@app.command()
+def reject(
+    deployment: str = typer.Argument(..., metavar="ID", help="Deployment id."),
+    by: str = typer.Option(..., metavar="USER", help="Who rejects."),
+    reason: str = typer.Option(..., metavar="TEXT", help="Why."),
+) -> None:
+    """Reject a deployment; answers at once whether the rejection was accepted."""
+    actor = actor_from(by)
+    why = non_empty("--reason", reason)
+    run_op(lambda ctx: reject_deployment(ctx, actor, deployment, why), refused=("reject refused", 2))
+    typer.echo(f"{deployment}: rejected by {actor.name}")
+
+
+@app.command()
+def rollback(
+    service: str = typer.Option(..., help="Service."),
+    env: str = typer.Option(..., "--env", help="Environment."),
+    by: str = typer.Option(..., metavar="USER", help="Who rolls back."),
+    reason: str = typer.Option(..., metavar="TEXT", help="Why."),
+) -> None:
+    """Roll back: abort the running deployment, or roll back the last deployed version."""
+    service, env = _name("--service", service), _name("--env", env)
+    actor = actor_from(by)
+    why = non_empty("--reason", reason)
+    outcome = run_op(lambda ctx: rollback_deployment(ctx, actor, service, env, why))
+    if outcome.action == "nothing":
+        fail(f"nothing to roll back: {outcome.detail}")
+    typer.echo(outcome.workflow_id)
+    _echo_err(f"tocsin: {'rollback signalled to' if outcome.action == 'signalled' else 'rollback started as'} "
+              f"{outcome.workflow_id}")
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Optional[str] = typer.Option(None, metavar="T", help="ISO-8601 instant, or a duration ago (24h, 7d)."),
+    service: Optional[str] = typer.Option(None, help="Only this service."),
+    env: Optional[str] = typer.Option(None, "--env", help="Only this environment."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                          help="Write here instead of stdout."),
+) -> None:
+    """JSON lines {time, workflow_id, kind, actor, action, detail, prev_sha256} from Temporal's histories."""
+    when = None
+    if since is not None:
+        try:
+            when = parse_since(since)
+        except ValueError:
+            bad_input("--since", f"not an ISO-8601 time or a duration: {since!r}")
+    lines = run_op(lambda ctx: export_audit(ctx, when, service, env))
+    text = "".join(line + "\n" for line in lines)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    tip = hashlib.sha256(lines[-1].encode("utf-8")).hexdigest() if lines else "none"
+    _echo_err(f"tocsin: {len(lines)} records; chain tip sha256 {tip}")
+
+
+@audit_app.command("verify")
+def audit_verify(file: Path = typer.Argument(..., metavar="FILE", help="An export (JSON lines).")) -> None:
+    """Check an export's sha256 chain; exit 2 naming the first broken line."""
+    if not file.exists():
+        bad_input("FILE", f"no such file: {file}")
+    lines = file.read_text(encoding="utf-8").splitlines()
+    broken = verify_chain(lines)
+    if broken is not None:
+        fail(f"{file}: chain broken at line {broken}", EXIT_BAD_INPUT)
+    tip = hashlib.sha256(lines[-1].encode("utf-8")).hexdigest() if lines else "none"
+    typer.echo(f"{file}: {len([ln for ln in lines if ln.strip()])} records, chain intact; tip sha256 {tip}")
+
+
+async def _follow(ctx: Context, handle: WorkflowHandle) -> int:
+    """Print the deployment's timeline on stderr as it grows; return the exit code of its outcome."""
+    result_task = asyncio.ensure_future(handle.result())
+    shown, last_stage = 0, ""
+    while True:
+        await asyncio.wait({result_task}, timeout=0.5)
+        try:
+            state = await asyncio.wait_for(deployment_state(ctx, handle.id), timeout=5)
+        except (OperationError, Exception):  # noqa: BLE001 - progress is best effort; the result decides
+            state = None
+        if state is not None:
+            # the timeline is capped: show what is new since the last poll
+            for entry in state.timeline[shown:] if len(state.timeline) >= shown else state.timeline:
+                _echo_err(f"{entry.at:%H:%M:%S} {entry.actor}: {entry.action}"
+                          + (f" — {entry.detail}" if entry.detail else ""))
+            shown = len(state.timeline)
+            if state.stage != last_stage:
+                last_stage = state.stage
+                _echo_err(f"stage: {state.stage}" + (f" ({state.weight}%)" if state.stage == "canary" else ""))
+        if result_task.done():
+            break
+    try:
+        result = result_task.result()
+    except WorkflowFailureError as exc:
+        _echo_err(f"tocsin: deployment failed: {exc.cause or exc}")
+        return 1
+    _echo_err(f"{result.outcome}: {result.reason}")
+    return OUTCOME_EXIT_CODES.get(result.outcome, 1)
+
+

@@ -1,0 +1,134 @@
+"""Processes and config: ``dev``, ``worker``, ``gateway``, ``config check``, ``routes test``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from prometheus_client import start_http_server
+
+from operations.config import config_path
+from starters.cli.common import app, bad_input, fail, load_config_or_exit, run_async, setup_logging
+from starters.dev import run_dev
+from starters.gateway import serve
+from workers.main import install_stop_signals, run_worker
+from workers.settings import Settings
+from workers.temporal import connect, ensure_search_attributes
+from workflows.config import validate_references
+from workflows.policy.matchers import MatcherError, parse_matcher
+from workflows.policy.routing import routes_test_output
+
+__all__ = ["config_app", "routes_app"]
+
+config_app = typer.Typer(help="Inspect the config file.", no_args_is_help=True, rich_markup_mode=None)
+routes_app = typer.Typer(help="Test the route tree.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(config_app, name="config")
+app.add_typer(routes_app, name="routes")
+
+
+@app.command()
+def dev(
+    port: int = typer.Option(7233, help="Temporal gRPC port."),
+    ui_port: int = typer.Option(8233, "--ui-port", help="Temporal UI port."),
+    gateway_port: int = typer.Option(8080, "--gateway-port", help="Gateway HTTP port."),
+    host: str = typer.Option("127.0.0.1", help="Interface the gateway and the dev server listen on."),
+) -> None:
+    """Embedded dev server + worker + gateway (what `make run` calls)."""
+    setup_logging()
+    code = asyncio.run(run_dev(host=host, port=port, ui_port=ui_port, gateway_port=gateway_port))
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker(
+    metrics_port: int = typer.Option(0, "--metrics-port", envvar="TOCSIN_METRICS_PORT",
+                                     help="Serve Prometheus /metrics (notifications, MTTA/MTTR) on this port; 0: off."),
+) -> None:
+    """Run one worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM."""
+    setup_logging()
+    settings = Settings()
+    load_config_or_exit(None)
+    if metrics_port:
+        try:
+            start_http_server(metrics_port)
+        except OSError as exc:
+            fail(f"--metrics-port: cannot listen on {metrics_port}: {exc.strerror}")
+
+    async def go() -> None:
+        client = await connect(settings, identity=None)
+        added = await ensure_search_attributes(client, settings.namespace)
+        if added:
+            logging.getLogger("tocsin").info("registered search attributes: %s", ", ".join(added))
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_worker(client, settings, stop)
+
+    run_async(go)
+
+
+@app.command()
+def gateway(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Run the HTTP gateway (webhooks, /healthz, /metrics)."""
+    setup_logging()
+    asyncio.run(serve(Settings(), host=host, port=port))
+
+
+@config_app.command("check")
+def config_check(
+    config: Optional[Path] = typer.Option(None, "--config", metavar="FILE",
+                                          help="Config file (default: $TOCSIN_CONFIG or ./tocsin.yaml)."),
+) -> None:
+    """Validate the config: errors name their key path (exit 2); warnings are printed and exit 0."""
+    cfg = load_config_or_exit(config)
+    for issue in validate_references(cfg):
+        if issue.level == "warning":
+            typer.echo(f"warning: {issue.path}: {issue.message}", err=True)
+    where = config_path(config)
+    typer.echo(f"{where if where else 'built-in defaults'}: ok "
+               f"({len(cfg.channels)} channels, {len(cfg.receivers)} receivers)")
+
+
+def _parse_at(at: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(at.strip())
+    except ValueError:
+        bad_input("--at", f"not an ISO 8601 date-time: {at!r} (e.g. 2024-03-10T09:30:00+09:00)")
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+@routes_app.command("test")
+def routes_test(
+    labels: list[str] = typer.Argument(None, help="label=value pairs of the alert (label=\"value\" also works)."),
+    config: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="Config file."),
+    tree: bool = typer.Option(False, "--tree", help="Also print the matching routes tree, as amtool does."),
+    at: Optional[str] = typer.Option(
+        None, "--at", metavar="ISO8601",
+        help="Evaluate mute_time_intervals/active_time_intervals at this instant and leave out the receivers "
+             "of routes muted then (no time zone = UTC)."),
+) -> None:
+    """Print the receivers an alert with these labels reaches, comma-separated, in route order.
+
+    The output is byte for byte what `amtool config routes test` prints for the
+    same tree (receivers are not de-duplicated; --tree prints amtool's
+    "Matching routes" tree first). Labels parse as amtool parses them.
+    """
+    when = _parse_at(at) if at is not None else None
+    cfg = load_config_or_exit(config)
+    parsed: dict[str, str] = {}
+    for item in labels or []:
+        try:
+            matcher = parse_matcher(item)
+        except MatcherError as exc:
+            bad_input("labels", f"failed to parse {item!r}: {exc}")
+        if matcher.op != "=":
+            bad_input("labels", f"labels must be specified as key=value pairs, got {item!r}")
+        parsed[matcher.name] = matcher.value
+    typer.echo(routes_test_output(cfg.route, parsed, tree=tree, at=when, time_intervals=cfg.time_intervals),
+               nl=False)

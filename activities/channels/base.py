@@ -18,7 +18,8 @@ import httpx
 
 from workflows.models import Message
 
-__all__ = ["Channel", "ChannelDeps", "ChannelError", "Sent", "SendContext", "raise_for_http", "parse_retry_after"]
+__all__ = ["Channel", "ChannelDeps", "ChannelError", "Sent", "SendContext", "raise_for_http", "parse_retry_after",
+           "json_object"]
 
 
 class ChannelError(Exception):
@@ -168,6 +169,15 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body when it is a JSON object, else ``{}`` (error pages are often HTML, text or empty)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def raise_for_http(response: httpx.Response, what: str) -> None:

@@ -34,8 +34,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from activities.channels.base import Channel, ChannelError, SendContext, Sent, parse_retry_after, raise_for_http
-from activities.channels.render import SEVERITY_COLOR
+from activities.channels.base import (Channel, ChannelError, SendContext, Sent, json_object, parse_retry_after,
+                                      raise_for_http)
+from activities.channels.render import SEVERITY_COLOR, trim
 from workflows.models import Message
 
 __all__ = ["DiscordChannel", "discord_payload", "LIMITS"]
@@ -46,10 +47,6 @@ LIMITS = {"title": 256, "description": 4096, "fields": 25, "field_name": 256, "f
 
 _WEBHOOK_PATH = re.compile(r"^(?P<prefix>.*?)/api(?:/v\d+)?/webhooks/(?P<id>\d+)/(?P<token>[A-Za-z0-9_.-]+)/?$")
 _API_VERSION = "v10"
-
-
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _link_text(text: str) -> str:
@@ -78,16 +75,16 @@ def discord_payload(message: Message) -> dict[str, Any]:
     footer = message.severity + (f" · {message.source}" if message.source else "")
 
     embed: dict[str, Any] = {
-        "title": _trim(message.title.strip() or "(no title)", LIMITS["title"]),
+        "title": trim(message.title.strip() or "(no title)", LIMITS["title"]),
         "color": SEVERITY_COLOR.get(message.severity, SEVERITY_COLOR["info"]),
-        "footer": {"text": _trim(footer, LIMITS["footer"])},
+        "footer": {"text": trim(footer, LIMITS["footer"])},
     }
     web = [url for _, url in links if url.startswith(("http://", "https://"))]
     if web:
         embed["url"] = web[0]
     fields = [
-        {"name": _trim(f.title.strip() or "-", LIMITS["field_name"]),
-         "value": _trim(f.value.strip() or "-", LIMITS["field_value"]),
+        {"name": trim(f.title.strip() or "-", LIMITS["field_name"]),
+         "value": trim(f.value.strip() or "-", LIMITS["field_value"]),
          "inline": bool(f.short)}
         for f in message.fields[: LIMITS["fields"]]
     ]
@@ -101,16 +98,16 @@ def discord_payload(message: Message) -> dict[str, Any]:
     def describe(budget: int) -> str:
         """Text (shortened to fit ``budget``) then the links line."""
         if not text:
-            return _trim(link_line, budget) if link_line else ""
+            return trim(link_line, budget) if link_line else ""
         room = budget - (len(link_line) + 2 if link_line else 0)
-        return "\n\n".join(part for part in (_trim(text, max(room, 1)), link_line) if part)
+        return "\n\n".join(part for part in (trim(text, max(room, 1)), link_line) if part)
 
     description = describe(LIMITS["description"])
     # Over the 6000-character budget: drop fields from the end, then shorten the text (links stay).
     while fields and total(description) > LIMITS["total"]:
         fields.pop()
     if total(description) > LIMITS["total"]:
-        description = _trim(describe(LIMITS["total"] - total("")), LIMITS["total"] - total(""))
+        description = trim(describe(LIMITS["total"] - total("")), LIMITS["total"] - total(""))
     if description:
         embed["description"] = description
     if fields:
@@ -155,11 +152,7 @@ class DiscordChannel(Channel):
     def _check(self, response: httpx.Response, call: str) -> dict[str, Any]:
         """The JSON answer of a 2xx; raises a classified :class:`ChannelError` otherwise."""
         what = self._what(call)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        body = data if isinstance(data, dict) else {}
+        body = json_object(response)
         if response.status_code == 429:
             retry_after = body.get("retry_after")
             if not isinstance(retry_after, (int, float)) or isinstance(retry_after, bool) or retry_after < 0:

@@ -48,8 +48,9 @@ from typing import Any, Literal, Mapping
 import httpx
 from sendgrid.helpers.mail import CustomArg, From, Header, Mail, To
 
-from activities.channels.base import Channel, ChannelDeps, ChannelError, SendContext, Sent, parse_retry_after
-from activities.channels.render import SEVERITY_COLOR
+from activities.channels.base import (Channel, ChannelDeps, ChannelError, SendContext, Sent, json_object,
+                                      parse_retry_after)
+from activities.channels.render import SEVERITY_COLOR, trim
 from workflows.models import Message
 
 __all__ = ["EmailChannel", "message_id_for", "render_text", "render_html", "email_subject"]
@@ -81,8 +82,7 @@ def _header_safe(value: str) -> str:
 
 def email_subject(message: Message, prefix: str = "") -> str:
     """The subject line: the title on one line, at most 200 characters."""
-    subject = _one_line(f"{prefix}{message.title}") or "(no title)"
-    return subject if len(subject) <= 200 else subject[:199] + "…"
+    return trim(_one_line(f"{prefix}{message.title}") or "(no title)", 200)
 
 
 def render_text(message: Message) -> str:
@@ -258,16 +258,11 @@ class EmailChannel(Channel):
     @staticmethod
     def _sendgrid_error(response: httpx.Response) -> ChannelError:
         status = response.status_code
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
         reasons: list[str] = []
-        if isinstance(data, dict):
-            for err in data.get("errors") or []:
-                if isinstance(err, dict) and err.get("message"):
-                    field = f"{err['field']}: " if err.get("field") else ""
-                    reasons.append(f"{field}{err['message']}")
+        for err in json_object(response).get("errors") or []:
+            if isinstance(err, dict) and err.get("message"):
+                field = f"{err['field']}: " if err.get("field") else ""
+                reasons.append(f"{field}{err['message']}")
         why = "; ".join(reasons) or response.text[:300] or response.reason_phrase
         what = "sendgrid mail/send"
         if status == 429:

@@ -39,7 +39,9 @@ from typing import Any, AsyncIterator, Literal, Mapping
 
 import httpx
 
-from activities.channels.base import Channel, ChannelDeps, ChannelError, SendContext, Sent, parse_retry_after
+from activities.channels.base import (Channel, ChannelDeps, ChannelError, SendContext, Sent, json_object,
+                                      parse_retry_after)
+from activities.channels.render import trim
 from workflows.models import Message
 
 __all__ = ["GitHubChannel", "render_markdown", "marker", "send_marker", "sticky_marker", "STATUS_STATE"]
@@ -96,10 +98,6 @@ def _md(text: str) -> str:
 
 def _cell(text: str) -> str:
     return _md(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
-
-
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def render_markdown(message: Message, *, markers: tuple[str, ...] = ()) -> str:
@@ -171,22 +169,17 @@ class GitHubChannel(Channel):
     @staticmethod
     def _error(response: httpx.Response, what: str) -> ChannelError:
         status = response.status_code
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        message = ""
-        if isinstance(data, dict):
-            message = str(data.get("message") or "")
-            details = []
-            for err in data.get("errors") or []:
-                if isinstance(err, dict):
-                    details.append(str(err.get("message") or " ".join(
-                        str(err.get(k)) for k in ("resource", "field", "code") if err.get(k))))
-                elif err:
-                    details.append(str(err))
-            if details:
-                message = f"{message} ({'; '.join(details)})" if message else "; ".join(details)
+        data = json_object(response)
+        message = str(data.get("message") or "")
+        details = []
+        for err in data.get("errors") or []:
+            if isinstance(err, dict):
+                details.append(str(err.get("message") or " ".join(
+                    str(err.get(k)) for k in ("resource", "field", "code") if err.get(k))))
+            elif err:
+                details.append(str(err))
+        if details:
+            message = f"{message} ({'; '.join(details)})" if message else "; ".join(details)
         message = message or response.text[:300] or response.reason_phrase
         headers = response.headers
         if status == 401:
@@ -248,7 +241,7 @@ class GitHubChannel(Channel):
         return data
 
     async def _open_issue(self, message: Message, body: str) -> Sent:
-        title = _trim(" ".join(message.title.split()) or "(no title)", TITLE_LIMIT)
+        title = trim(" ".join(message.title.split()) or "(no title)", TITLE_LIMIT)
         response = await self._request("POST", f"/repos/{self.repo}/issues",
                                        json={"title": title, "body": body, "labels": self._labels})
         issue = response.json()
@@ -259,7 +252,7 @@ class GitHubChannel(Channel):
         payload: dict[str, Any] = {
             "state": state,
             "context": f"tocsin/{workflow}",
-            "description": _trim(" ".join(message.title.split()), DESCRIPTION_LIMIT),
+            "description": trim(" ".join(message.title.split()), DESCRIPTION_LIMIT),
         }
         url = message.labels.get("url") or next(
             (link.url for link in message.links if link.url.lower().startswith(("http://", "https://"))), None)

@@ -38,7 +38,9 @@ from typing import Any, Literal, Mapping
 
 import httpx
 
-from activities.channels.base import Channel, ChannelDeps, ChannelError, SendContext, Sent, parse_retry_after
+from activities.channels.base import (Channel, ChannelDeps, ChannelError, SendContext, Sent, json_object,
+                                      parse_retry_after)
+from activities.channels.render import trim
 from workflows.models import Message
 
 __all__ = ["JiraChannel", "issue_label", "send_ref", "render_wiki", "wiki_escape"]
@@ -128,18 +130,13 @@ class JiraChannel(Channel):
     @staticmethod
     def _error(response: httpx.Response, what: str) -> ChannelError:
         status = response.status_code
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        reasons: list[str] = []
-        if isinstance(data, dict):
-            reasons += [str(m) for m in data.get("errorMessages") or []]
-            errors = data.get("errors")
-            if isinstance(errors, dict):
-                reasons += [f"{field}: {why}" for field, why in errors.items()]
-            if data.get("message"):
-                reasons.append(str(data["message"]))
+        data = json_object(response)
+        reasons = [str(m) for m in data.get("errorMessages") or []]
+        errors = data.get("errors")
+        if isinstance(errors, dict):
+            reasons += [f"{field}: {why}" for field, why in errors.items()]
+        if data.get("message"):
+            reasons.append(str(data["message"]))
         why = "; ".join(reasons) or response.text[:300] or response.reason_phrase
         if status == 429:
             return ChannelError(f"{what}: rate limited (429)", retryable=True,
@@ -176,9 +173,7 @@ class JiraChannel(Channel):
         return Sent(message_id=key, url=f"{self.base}/browse/{key}", duplicate=duplicate)
 
     async def _create(self, message: Message, label: str) -> Sent:
-        summary = " ".join(message.title.split()) or "(no title)"
-        if len(summary) > SUMMARY_LIMIT:
-            summary = summary[: SUMMARY_LIMIT - 1] + "…"
+        summary = trim(" ".join(message.title.split()) or "(no title)", SUMMARY_LIMIT)
         fields = {
             "project": {"key": self.project},
             "summary": summary,

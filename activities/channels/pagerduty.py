@@ -44,7 +44,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
-from activities.channels.base import Channel, ChannelError, SendContext, Sent, raise_for_http
+from activities.channels.base import Channel, ChannelError, SendContext, Sent, json_object, raise_for_http
+from activities.channels.render import trim
 from workflows.models import Message
 
 __all__ = ["PagerDutyChannel", "pagerduty_event", "pagerduty_severity", "dedup_key_for", "DEFAULT_API_URL"]
@@ -54,10 +55,6 @@ RATE_LIMIT_BACKOFF = 30.0
 """Seconds to wait after a 429 (PagerDuty gives no hint; its docs suggest retrying about 30 s apart)."""
 _SEVERITY = {"critical": "critical", "error": "error", "warning": "warning", "info": "info", "success": "info"}
 _HIGH = ("critical", "error")
-
-
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def pagerduty_severity(message: Message, urgency: str | None = None) -> str:
@@ -106,7 +103,7 @@ def pagerduty_event(message: Message, routing_key: str, dedup_key: str, action: 
     if message.text.strip():
         details["text"] = message.text
     payload: dict[str, Any] = {
-        "summary": _trim(summary, 1024),
+        "summary": trim(summary, 1024),
         "source": labels.get("service") or message.source or "tocsin",
         "severity": pagerduty_severity(message, urgency),
     }
@@ -167,11 +164,7 @@ class PagerDutyChannel(Channel):
         event = pagerduty_event(message, str(self.settings["routing_key"]), dedup_key, action,
                                 self.settings.get("urgency"))
         response = await self.request("POST", self._url, what, json=event, timeout=self._timeout)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        body = data if isinstance(data, dict) else {}
+        body = json_object(response)
         if response.status_code == 429:
             hint = f": {body['message']}" if body.get("message") else ""
             raise ChannelError(f"{what}: rate limited (429){hint}", retryable=True, retry_after=RATE_LIMIT_BACKOFF,

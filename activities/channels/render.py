@@ -6,7 +6,7 @@ from typing import Any
 
 from workflows.models import Message
 
-__all__ = ["mrkdwn_escape", "slack_blocks", "slack_fallback_text", "SEVERITY_EMOJI", "SEVERITY_COLOR"]
+__all__ = ["mrkdwn_escape", "slack_blocks", "slack_fallback_text", "trim", "SEVERITY_EMOJI", "SEVERITY_COLOR"]
 
 SEVERITY_EMOJI = {
     "info": ":information_source:",
@@ -23,26 +23,35 @@ def mrkdwn_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def trim(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, the last of them ``…`` when it was cut.
+
+    Args:
+        text: any text.
+        limit: the most characters the result may have (from 1; 0 gives ``…`` for any non-empty text).
+
+    Returns:
+        ``text`` itself when it fits, else its start and ``…``.
+    """
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 def slack_fallback_text(message: Message) -> str:
     """The notification/fallback ``text`` of a Slack message."""
-    return _trim(f"{message.title}" + (f" — {message.text.splitlines()[0]}" if message.text else ""), 3000)
+    return trim(f"{message.title}" + (f" — {message.text.splitlines()[0]}" if message.text else ""), 3000)
 
 
 def slack_blocks(message: Message) -> list[dict[str, Any]]:
     """Block Kit: header, text, fields, context, link and action buttons."""
     blocks: list[dict[str, Any]] = [
         {"type": "header",
-         "text": {"type": "plain_text", "text": _trim(message.title.strip() or "(no title)", 150), "emoji": True}},
+         "text": {"type": "plain_text", "text": trim(message.title.strip() or "(no title)", 150), "emoji": True}},
     ]
     if message.text:
         blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": _trim(mrkdwn_escape(message.text), 3000)}})
+                       "text": {"type": "mrkdwn", "text": trim(mrkdwn_escape(message.text), 3000)}})
     fields = [
-        {"type": "mrkdwn", "text": _trim(f"*{mrkdwn_escape(f.title)}*\n{mrkdwn_escape(f.value)}", 2000)}
+        {"type": "mrkdwn", "text": trim(f"*{mrkdwn_escape(f.title)}*\n{mrkdwn_escape(f.value)}", 2000)}
         for f in message.fields
     ]
     # Slack allows 10 fields per section and 50 blocks per message (keep room for the rest).
@@ -57,14 +66,14 @@ def slack_blocks(message: Message) -> list[dict[str, Any]]:
         elements.append({
             "type": "button",
             "action_id": f"tocsin_link_{i}",
-            "text": {"type": "plain_text", "text": _trim(link.text.strip() or "Open", 75)},
+            "text": {"type": "plain_text", "text": trim(link.text.strip() or "Open", 75)},
             "url": link.url,
         })
     for action in message.actions[: 25 - len(elements)]:
         button: dict[str, Any] = {
             "type": "button",
             "action_id": action.action_id[:255],
-            "text": {"type": "plain_text", "text": _trim(action.text.strip() or action.action_id, 75)},
+            "text": {"type": "plain_text", "text": trim(action.text.strip() or action.action_id, 75)},
             "value": (action.value or action.action_id)[:2000],
         }
         if action.url:

@@ -46,7 +46,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from activities.channels.base import Channel, ChannelError, SendContext, Sent, parse_retry_after
+from activities.channels.base import Channel, ChannelError, SendContext, Sent, json_object, parse_retry_after
+from activities.channels.render import trim
 from workflows.models import Message
 
 __all__ = ["SmsChannel", "sms_body", "sms_ref", "MAX_CHARS", "DEFAULT_API_URL"]
@@ -76,10 +77,7 @@ def sms_body(message: Message, ref: str | None = None) -> str:
     if first:
         text += f" — {first}"
     suffix = f" ref:{ref}" if ref else ""
-    limit = MAX_CHARS - len(suffix)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text + suffix
+    return trim(text, MAX_CHARS - len(suffix)) + suffix
 
 
 class SmsChannel(Channel):
@@ -145,11 +143,7 @@ class SmsChannel(Channel):
 
     def _classify(self, response: httpx.Response, what: str) -> ChannelError:
         status = response.status_code
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        body = data if isinstance(data, dict) else {}
+        body = json_object(response)
         code = body.get("code")
         detail = f"error {code}: {body.get('message')}" if code else response.text[:300]
         if status == 429:

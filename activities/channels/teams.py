@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from activities.channels.base import Channel, ChannelError, SendContext, Sent, parse_retry_after, raise_for_http
+from activities.channels.render import trim
 from workflows.models import Message
 
 __all__ = ["TeamsChannel", "teams_card", "teams_payload", "MAX_BYTES"]
@@ -43,10 +44,6 @@ MAX_BYTES = 27_000
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 _TITLE_COLOR = {"error": "attention", "critical": "attention", "warning": "warning", "success": "good"}
 _BODY_ERROR = re.compile(r"HTTP error (\d{3})", re.IGNORECASE)
-
-
-def _trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 def teams_card(message: Message, *, text_limit: int = 8000, max_facts: int = 30,
@@ -62,23 +59,23 @@ def teams_card(message: Message, *, text_limit: int = 8000, max_facts: int = 30,
     Returns:
         The card object (the ``content`` of the attachment).
     """
-    title: dict[str, Any] = {"type": "TextBlock", "text": _trim(message.title.strip() or "(no title)", 500),
+    title: dict[str, Any] = {"type": "TextBlock", "text": trim(message.title.strip() or "(no title)", 500),
                              "weight": "bolder", "size": "medium", "wrap": True}
     if message.severity in _TITLE_COLOR:
         title["color"] = _TITLE_COLOR[message.severity]
     body: list[dict[str, Any]] = [title]
     if message.text.strip():
-        body.append({"type": "TextBlock", "text": _trim(message.text.strip(), text_limit), "wrap": True})
-    facts = [{"title": _trim(f.title.strip() or "-", 200), "value": _trim(f.value.strip() or "-", fact_limit)}
+        body.append({"type": "TextBlock", "text": trim(message.text.strip(), text_limit), "wrap": True})
+    facts = [{"title": trim(f.title.strip() or "-", 200), "value": trim(f.value.strip() or "-", fact_limit)}
              for f in message.fields[:max_facts]]
     if facts:
         body.append({"type": "FactSet", "facts": facts})
     context = message.severity + (f" · {message.source}" if message.source else "")
     body.append({"type": "TextBlock", "text": context, "isSubtle": True, "size": "small", "wrap": True,
                  "spacing": "small"})
-    actions = [{"type": "Action.OpenUrl", "title": _trim(link.text.strip() or "Open", 100), "url": link.url}
+    actions = [{"type": "Action.OpenUrl", "title": trim(link.text.strip() or "Open", 100), "url": link.url}
                for link in message.links]
-    actions += [{"type": "Action.OpenUrl", "title": _trim(action.text.strip() or action.action_id, 100),
+    actions += [{"type": "Action.OpenUrl", "title": trim(action.text.strip() or action.action_id, 100),
                  "url": action.url} for action in message.actions if action.url]
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

@@ -25,13 +25,15 @@ from activities.channels.render import slack_blocks, slack_fallback_text
 from operations.config import ConfigStore
 from bench.common import report, run_cli, start_dev_server, wait_count
 from bench.raw import RawSlack, RawSlackWorkflow
-from starters.actions import send_build_event
+from operations.builds import send_build_event
 from tests.fakes import FakeSlack
+from tests.helpers import ops, person
 from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 from workflows.config import PipelinesConfig
 from workflows.pipeline.models import BuildEvent
-from workflows.policy.builds import Track, build_message, classify
+from workflows.pipeline.models import Track
+from workflows.policy.builds import build_message, classify
 
 
 async def main(samples: int, warmup: int) -> int:
@@ -73,13 +75,13 @@ async def main(samples: int, warmup: int) -> int:
                     event = BuildEvent(repo=f"acme/new-{uuid.uuid4().hex[:8]}", branch="main",
                                        commit=f"{i:07x}", status="failure")
                     t0 = time.perf_counter()
-                    await send_build_event(client, event, settings.task_queue)
+                    await send_build_event(ops(client, settings.task_queue), person("ci"), event)
                     count += 1
                     t_new = await wait_count(slack, count) - t0
                     # Tocsin, next event of a running pipeline (signal to the entity)
                     event = BuildEvent(repo=entity_repo, branch="main", commit=f"{i:07x}", status="failure")
                     t0 = time.perf_counter()
-                    await send_build_event(client, event, settings.task_queue)
+                    await send_build_event(ops(client, settings.task_queue), person("ci"), event)
                     count += 1
                     t_entity = await wait_count(slack, count) - t0
                     if i >= warmup:

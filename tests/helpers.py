@@ -12,9 +12,11 @@ from typing import Any, AsyncIterator, Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from operations.config import ConfigStore
+from operations import Actor, Context
+from operations.config import ConfigStore, load_config_file
 from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
+from workflows.config import Config, default_config
 
 
 def settings_for(task_queue: str, home: Path) -> Settings:
@@ -63,3 +65,17 @@ def cli(*args: str, address: str | None = None, env: dict[str, str] | None = Non
 def address_of(client: Client) -> str:
     """host:port of a client's Temporal frontend."""
     return client.service_client.config.target_host
+
+
+def ops(client: Client, task_queue: str, config: Path | Config | None = None) -> Context:
+    """An operations :class:`Context` for tests (the config file's, or the built-in default)."""
+    if isinstance(config, Config):
+        cfg = config
+    else:
+        cfg = load_config_file(config) if config is not None else default_config()
+    return Context(client, cfg, task_queue)
+
+
+def person(name: str, via: str = "cli") -> Actor:
+    """An unverified actor, as the direct-mode CLI makes one."""
+    return Actor(name=name, via=via)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from starters.audit import verify_chain
+from operations.audit import verify_chain
 from tests.fakes.hooks import FakeHooks
 from tests.helpers import address_of, cli
 from tests.procs import TOCSIN, base_env, process

@@ -10,8 +10,8 @@ from temporalio.client import ScheduleSpec
 from temporalio.testing import WorkflowEnvironment
 
 from operations.config import load_config_file
-from starters.incidents import dispatch_alerts, fingerprint
-from tests.helpers import outbox, tocsin_worker
+from operations.alerts import dispatch_alerts, fingerprint
+from tests.helpers import ops, outbox, tocsin_worker
 from workers.schedules import digest_schedule_id, ensure_schedules
 from workflows.incident.workflow import IncidentWorkflow
 from workflows.incident.models import Alert
@@ -61,8 +61,8 @@ async def test_warnings_are_held_off_hours_and_sent_as_one_digest(
         return Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": name})
 
     async with tocsin_worker(client, task_queue, tmp_path, path):
-        ids = await dispatch_alerts(client, cfg, [warn("DiskAlmostFull"), warn("SlowQueries"), warn("CertExpiring")],
-                                    task_queue, source="test")
+        ids = await dispatch_alerts(ops(client, task_queue, cfg),
+                                    [warn("DiskAlmostFull"), warn("SlowQueries"), warn("CertExpiring")], source="test")
         assert len(ids) == 6  # each warning reaches the digest route and the (muted) chat route
 
         async def statuses() -> dict[str, str] | None:
@@ -75,7 +75,7 @@ async def test_warnings_are_held_off_hours_and_sent_as_one_digest(
         held = [wid for wid, status in by_status.items() if status == "held"]
         assert outbox(tmp_path) == [], "nothing is sent off-hours"
         resolved = Alert(**{**warn("CertExpiring").model_dump(), "status": "resolved"})
-        await dispatch_alerts(client, cfg, [resolved], task_queue, source="test")
+        await dispatch_alerts(ops(client, task_queue, cfg), [resolved], source="test")
         await asyncio.sleep(1)
 
         await client.get_schedule_handle(digest_schedule_id(receiver)).trigger()

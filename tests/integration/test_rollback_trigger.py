@@ -8,11 +8,10 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from operations.config import load_config_file
-from starters.deployments import start_deployment
-from starters.incidents import dispatch_alerts, fingerprint
+from operations.alerts import dispatch_alerts, fingerprint
+from operations.deployments import start_deployment
 from tests.fakes.hooks import FakeHooks
-from tests.helpers import tocsin_worker
+from tests.helpers import ops, person, tocsin_worker
 from workflows.deployment import DeployInput, DeploymentWorkflow
 from workflows.incident.workflow import IncidentWorkflow
 from workflows.incident.models import Alert
@@ -34,7 +33,8 @@ async def test_rollback_trigger_alert_rolls_back_the_running_deployment(
         client = dev_env.client
         async with tocsin_worker(client, task_queue, tmp_path, path):
             handle, _ = await start_deployment(
-                client, DeployInput(service=service, env="stage", version="v2", by="dave"), task_queue)
+                ops(client, task_queue, path), person("dave"),
+                DeployInput(service=service, env="stage", version="v2", by="dave"))
             for _ in range(300):
                 st = await handle.query(DeploymentWorkflow.state)
                 if st.stage == "canary" and st.weight == 10:
@@ -43,8 +43,7 @@ async def test_rollback_trigger_alert_rolls_back_the_running_deployment(
             assert st.stage == "canary", st.stage
             labels = {"alertname": "CriticalErrorRate", "severity": "critical", "service": service, "env": "stage"}
             [incident] = await dispatch_alerts(
-                client, load_config_file(path), [Alert(fingerprint=fingerprint(labels), labels=labels)],
-                task_queue, source="test")
+                ops(client, task_queue, path), [Alert(fingerprint=fingerprint(labels), labels=labels)], source="test")
             result = await asyncio.wait_for(handle.result(), timeout=60)
             inc = await client.get_workflow_handle_for(IncidentWorkflow.run, incident).query(IncidentWorkflow.state)
     assert result.outcome == "rolled_back"

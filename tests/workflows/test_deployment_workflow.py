@@ -19,11 +19,12 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.config import ConfigStore
+from operations.config import ConfigStore
 from activities.deployments import ContextRequest, DeployContext
-from starters.deployments import DecisionRefused, decide, start_deployment
+from operations import BadInput, Refused
+from operations.deployments import approve, reject, start_deployment
 from tests.fakes.hooks import FakeHooks
-from tests.helpers import outbox, settings_for
+from tests.helpers import ops, outbox, person, settings_for
 from workers.main import ActivitySet, build_worker
 from workflows.deployment import (
     ControlRequest,
@@ -113,6 +114,9 @@ async def until_stage(handle: WorkflowHandle, *stages: str, timeout: float = 15.
     raise AssertionError(f"never reached {stages}: {s.stage} {[(e.action, e.detail) for e in s.timeline]}")
 
 
+ANYONE = person("ci")
+
+
 async def replay(handle: WorkflowHandle) -> None:
     """The recorded history replays on today's code (determinism check)."""
     from temporalio.contrib.pydantic import pydantic_data_converter
@@ -138,12 +142,12 @@ async def test_approved_deploy_walks_canary_and_passes_health(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
         service: str) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
-        handle, started = await start_deployment(time_env.client, request(service, commit="abc1234"), task_queue)
+        handle, started = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, commit="abc1234"))
         assert started and handle.id == f"deploy/{service}/prod/v1.2.3"
         s = await until_stage(handle, "pending_approval")
         assert s.required_approvals == 1 and s.risk is not None
         assert [g.name for g in s.gates] == ["freeze", "incidents", "pipeline"] and all(g.passed for g in s.gates)
-        answer = await decide(time_env.client, handle.id, "approve", Decision(by="alice", comment="lgtm"))
+        answer = await approve(ops(time_env.client, task_queue), person("alice"), handle.id, "lgtm")
         assert answer.approvals == 1 and answer.required == 1
         result = await handle.result()
     assert result.outcome == "deployed"
@@ -167,22 +171,22 @@ async def test_four_eyes_unknown_approver_refused_and_n_of_m(
         service: str) -> None:
     cfg = env_config(hooks, required_approvals=2, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        handle, _ = await start_deployment(time_env.client, request(service, by="alice"), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, by="alice"))
         await until_stage(handle, "pending_approval")
-        with pytest.raises(DecisionRefused, match="four eyes"):
-            await decide(time_env.client, handle.id, "approve", Decision(by="alice"))
-        with pytest.raises(DecisionRefused, match="mallory is not an approver"):
-            await decide(time_env.client, handle.id, "approve", Decision(by="mallory"))
-        first = await decide(time_env.client, handle.id, "approve", Decision(by="bob"))
+        with pytest.raises(Refused, match="four eyes"):
+            await approve(ops(time_env.client, task_queue), person("alice"), handle.id)
+        with pytest.raises(Refused, match="mallory is not an approver"):
+            await approve(ops(time_env.client, task_queue), person("mallory"), handle.id)
+        first = await approve(ops(time_env.client, task_queue), person("bob"), handle.id)
         assert (first.approvals, first.required) == (1, 2)
-        with pytest.raises(DecisionRefused, match="already approved"):
-            await decide(time_env.client, handle.id, "approve", Decision(by="bob"))
+        with pytest.raises(Refused, match="already approved"):
+            await approve(ops(time_env.client, task_queue), person("bob"), handle.id)
         assert (await state(handle)).stage == "pending_approval"
-        await decide(time_env.client, handle.id, "approve", Decision(by="carol"))
+        await approve(ops(time_env.client, task_queue), person("carol"), handle.id)
         result = await handle.result()
         await replay(handle)
-        with pytest.raises(DecisionRefused):
-            await decide(time_env.client, handle.id, "approve", Decision(by="carol"))
+        with pytest.raises(Refused):
+            await approve(ops(time_env.client, task_queue), person("carol"), handle.id)
     assert result.outcome == "deployed"
     refused = [(e.actor, e.action) for e in result.timeline if e.action.endswith("refused")]
     assert refused == [("alice", "approval_refused"), ("mallory", "approval_refused"), ("bob", "approval_refused")]
@@ -192,13 +196,13 @@ async def test_rejection_ends_rejected(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
         service: str) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
-        handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         await until_stage(handle, "pending_approval")
-        with pytest.raises(DecisionRefused, match="reason"):
-            await decide(time_env.client, handle.id, "reject", Decision(by="bob"))
-        with pytest.raises(DecisionRefused, match="not an approver"):
-            await decide(time_env.client, handle.id, "reject", Decision(by="eve", reason="no"))
-        await decide(time_env.client, handle.id, "reject", Decision(by="bob", reason="freeze week"))
+        with pytest.raises(BadInput, match="reason"):
+            await reject(ops(time_env.client, task_queue), person("bob"), handle.id, "")
+        with pytest.raises(Refused, match="not an approver"):
+            await reject(ops(time_env.client, task_queue), person("eve"), handle.id, "no")
+        await reject(ops(time_env.client, task_queue), person("bob"), handle.id, "freeze week")
         result = await handle.result()
     assert result.outcome == "rejected" and "bob" in result.reason and "freeze week" in result.reason
     assert hooks.calls_to("/deploy") == []
@@ -208,7 +212,7 @@ async def test_approval_expires_after_timeout_with_reminders(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
         service: str) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
-        handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         await until_stage(handle, "pending_approval")
         started = datetime.now(timezone.utc)
         result = await handle.result()  # time skips through 2h in well under a second
@@ -230,7 +234,7 @@ async def test_pause_resume_and_abort_roll_back(
         service: str) -> None:
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [10, 50, 100], "bake": "10m"})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         await until_stage(handle, "canary")
         await handle.signal(DeploymentWorkflow.pause, ControlRequest(by="carol", reason="looking at logs"))
         for _ in range(100):
@@ -266,12 +270,12 @@ async def test_rollback_signal_and_promote(
         service: str) -> None:
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [10, 50, 100], "bake": "1h"})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        promoted, _ = await start_deployment(time_env.client, request(service), task_queue)
+        promoted, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         await until_stage(promoted, "canary")
         await promoted.signal(DeploymentWorkflow.promote, ControlRequest(by="bob", reason="hotfix"))
         assert (await promoted.result()).outcome == "deployed"
         assert [c.body["weight"] for c in hooks.calls_to("/deploy")] == [10, 100]
-        second, _ = await start_deployment(time_env.client, request(service, version="v2"), task_queue)
+        second, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v2"))
         await until_stage(second, "canary")
         await second.signal(DeploymentWorkflow.rollback,
                             RollbackRequest(by="tocsin:incident/x", reason="HighErrorRate fired",
@@ -286,7 +290,7 @@ async def test_health_failure_rolls_back(
     hooks.health_status = 503
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         result = await handle.result()
     assert result.outcome == "rolled_back"
     assert "health check failed" in result.reason and "503" in result.reason
@@ -303,7 +307,7 @@ async def test_metric_breach_rolls_back(
         {"name": "latency", "query": "latency_p99", "max": 0.5}]}
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [20, 100], "bake": "2m", "analysis": analysis})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         result = await handle.result()
     assert result.outcome == "rolled_back"
     assert "canary analysis failed at 20%" in result.reason and "errors=7.5" in result.reason
@@ -321,7 +325,7 @@ async def test_inconclusive_metrics_pause_then_resume_passes(
                 "metrics": [{"name": "errors", "query": "errors_total", "max": 1}]}
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [50, 100], "bake": "1m", "analysis": analysis})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         for _ in range(200):
             s = await state(handle)
             if s.paused:
@@ -346,18 +350,15 @@ async def test_gates_block_and_emergency_overrides(
                                     pipeline_detail="ci: success"))
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg), ctx):
-        blocked, _ = await start_deployment(time_env.client, request(service), task_queue)
+        blocked, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         result = await blocked.result()
         assert result.outcome == "rejected" and "incidents gate" in result.reason
         assert [(g.name, g.passed) for g in result.gates] == [("freeze", True), ("incidents", False),
                                                               ("pipeline", True)]
-        emergency, _ = await start_deployment(
-            time_env.client, request(service, version="v9", emergency=True, reason="fix for incident/abc"),
-            task_queue)
+        emergency, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v9", emergency=True, reason="fix for incident/abc"))
         fixed = await emergency.result()
         ctx.ctx = DeployContext(pipeline_green=False, pipeline_detail="ci: failure")
-        red, _ = await start_deployment(
-            time_env.client, request(service, version="v10", emergency=True, reason="again"), task_queue)
+        red, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v10", emergency=True, reason="again"))
         red_result = await red.result()
     assert fixed.outcome == "deployed" and fixed.emergency
     assert [g.overridden for g in fixed.gates] == [False, True, False]
@@ -373,7 +374,7 @@ async def test_freeze_window_blocks_prod(
     cfg["time_intervals"] = [{"name": "always", "time_intervals": [{"times": [
         {"start_time": "00:00", "end_time": "24:00"}]}]}]
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         result = await handle.result()
     assert result.outcome == "rejected" and "freeze gate: inside freeze window always" in result.reason
 
@@ -384,12 +385,12 @@ async def test_risk_above_threshold_needs_one_more_approval(
     ctx = FakeContext(DeployContext(recent_rollbacks=2, recent_pipeline_failures=4))
     cfg = env_config(hooks, risk_extra_approval_above=3, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg), ctx):
-        handle, _ = await start_deployment(time_env.client, request(service, change_size=5000), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, change_size=5000))
         s = await until_stage(handle, "pending_approval")
         assert s.required_approvals == 2 and s.risk is not None and s.risk.score > 3
         assert {f.name for f in s.risk.factors} >= {"environment", "change size", "pipeline", "rollbacks"}
-        await decide(time_env.client, handle.id, "approve", Decision(by="bob"))
-        await decide(time_env.client, handle.id, "approve", Decision(by="carol"))
+        await approve(ops(time_env.client, task_queue), person("bob"), handle.id)
+        await approve(ops(time_env.client, task_queue), person("carol"), handle.id)
         assert (await handle.result()).outcome == "deployed"
 
 
@@ -399,23 +400,22 @@ async def test_one_deployment_at_a_time_wait_and_refuse(
     cfg = env_config(hooks, canary={"steps": [100]})
     cfg["environments"]["staging"] = {**cfg["environments"]["prod"], "concurrency": "refuse"}
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        first, _ = await start_deployment(time_env.client, request(service, version="v1"), task_queue)
+        first, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v1"))
         await until_stage(first, "pending_approval")
-        second, _ = await start_deployment(time_env.client, request(service, version="v2"), task_queue)
+        second, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v2"))
         assert (await until_stage(second, "queued")).stage == "queued"
-        await decide(time_env.client, first.id, "approve", Decision(by="bob"))
+        await approve(ops(time_env.client, task_queue), person("bob"), first.id)
         assert (await first.result()).outcome == "deployed"
         await until_stage(second, "pending_approval")
-        await decide(time_env.client, second.id, "reject", Decision(by="bob", reason="one is enough"))
+        await reject(ops(time_env.client, task_queue), person("bob"), second.id, "one is enough")
         assert (await second.result()).outcome == "rejected"
 
-        held, _ = await start_deployment(time_env.client, request(service, env="staging", version="v1"), task_queue)
+        held, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v1"))
         await until_stage(held, "pending_approval")
-        refused, _ = await start_deployment(time_env.client, request(service, env="staging", version="v2"),
-                                            task_queue)
+        refused, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v2"))
         refused_result = await refused.result()
         assert refused_result.outcome == "rejected" and "in progress" in refused_result.reason
-        await decide(time_env.client, held.id, "reject", Decision(by="carol", reason="done"))
+        await reject(ops(time_env.client, task_queue), person("carol"), held.id, "done")
         await held.result()
 
 
@@ -423,7 +423,7 @@ async def test_dev_environment_without_approval_deploys(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
         service: str) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
-        handle, _ = await start_deployment(time_env.client, request(service, env="dev"), task_queue)
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, env="dev"))
         result = await handle.result()
     assert result.outcome == "deployed" and "approval_skipped" in actions(result)
 
@@ -520,9 +520,9 @@ async def test_slack_progress_is_one_message_edited_plus_thread_replies(
         cfg["channels"]["deploy-chat"] = {"type": "slack", "token": "${SLACK_BOT_TOKEN}", "channel": "#deploys",
                                           "api_url": slack.url}
         async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-            handle, _ = await start_deployment(time_env.client, request(service), task_queue)
+            handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
             await until_stage(handle, "pending_approval")
-            await decide(time_env.client, handle.id, "approve", Decision(by="bob", comment="go"))
+            await approve(ops(time_env.client, task_queue), person("bob"), handle.id, "go")
             assert (await handle.result()).outcome == "deployed"
         posts = slack.calls("chat.postMessage")
         updates = slack.calls("chat.update")

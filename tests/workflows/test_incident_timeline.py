@@ -8,13 +8,13 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from operations.config import load_config_file
-from starters.incidents import dispatch_alerts, fingerprint, incident_action
+from operations import incidents
+from operations.alerts import dispatch_alerts, fingerprint
 from tests.fakes import FakeSlack
 from tests.fakes.pagerduty import FakePagerDuty
 from workflows.incident.workflow import IncidentWorkflow
-from workflows.incident.models import Alert, HumanAction
-from tests.helpers import tocsin_worker
+from workflows.incident.models import Alert
+from tests.helpers import ops, person, tocsin_worker
 
 
 async def until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -39,12 +39,12 @@ async def test_one_slack_message_edited_with_a_thread_and_pagerduty_mirrored(
         labels = {"alertname": "CriticalErrorRate", "service": f"pay-{task_queue}", "severity": "critical"}
         alert = Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": "5xx at 12%"})
         async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
-            [wid] = await dispatch_alerts(time_env.client, load_config_file(cfg), [alert], task_queue, source="t")
+            [wid] = await dispatch_alerts(ops(time_env.client, task_queue, cfg), [alert], source="t")
             await time_env.sleep(timedelta(seconds=11))
             await until(lambda: len(slack.messages) == 1 and len(pd.events) == 1)
-            await incident_action(time_env.client, wid, "acknowledge", HumanAction(by="alice", via="slack"))
+            await incidents.acknowledge(ops(time_env.client, task_queue), person("alice", via="slack"), wid)
             await until(lambda: len(pd.events) == 2 and len(slack.messages) == 2)
-            await incident_action(time_env.client, wid, "resolve", HumanAction(by="alice", note="fixed"))
+            await incidents.resolve(ops(time_env.client, task_queue), person("alice"), wid, "fixed")
             final = await time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).result()
         main, *replies = slack.messages
         posts = [r for r in slack.requests if r.method == "chat.postMessage"]

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from operations.config import load_config_file
-from starters.incidents import ActionRefused, UnknownIncident, dispatch_alerts, fingerprint, incident_action
-from starters.silences import add_silence
-from tests.helpers import outbox, settings_for, tocsin_worker
+from operations import NotFound, Refused, incidents
+from operations.alerts import dispatch_alerts, fingerprint
+from operations.silences import add_silence
+from tests.helpers import ops, outbox, person, tocsin_worker
 from workflows.incident.workflow import IncidentWorkflow
-from workflows.incident.models import Alert, HumanAction, IncidentState
+from workflows.incident.models import Alert, IncidentState
 
 LEVELS = ["oncall", "senior", "cto", "emergency"]
 
@@ -87,7 +87,7 @@ async def _terminate_leftovers(time_env: WorkflowEnvironment):  # type: ignore[n
 
 
 async def start(env: WorkflowEnvironment, cfg: Path, task_queue: str, *alerts: Alert) -> str:
-    [wid] = await dispatch_alerts(env.client, load_config_file(cfg), list(alerts), task_queue, source="test")
+    [wid] = await dispatch_alerts(ops(env.client, task_queue, cfg), list(alerts), source="test")
     STARTED.append(wid)
     return wid
 
@@ -102,7 +102,7 @@ async def test_ladder_climbs_every_five_minutes_until_acknowledged(
         await time_env.sleep(timedelta(minutes=5))
         await until(lambda: _count(tmp_path, wid, 2))
         assert levels_sent(tmp_path, wid) == ["oncall", "senior"]
-        result = await incident_action(time_env.client, wid, "acknowledge", HumanAction(by="alice", note="on it"))
+        result = await incidents.acknowledge(ops(time_env.client, task_queue), person("alice"), wid, "on it")
         assert result.accepted and result.status == "acknowledged"
         await time_env.sleep(timedelta(minutes=20))
         state = await state_of(time_env, wid)
@@ -134,8 +134,7 @@ async def test_resolved_within_group_wait_sends_nothing(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         wid = await start(time_env, cfg, task_queue, alert(service=service))
-        await dispatch_alerts(time_env.client, load_config_file(cfg), [alert(service=service, status="resolved")],
-                              task_queue, source="test")
+        await dispatch_alerts(ops(time_env.client, task_queue, cfg), [alert(service=service, status="resolved")], source="test")
         result = await time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).result()
     assert result.status == "resolved" and result.resolved_by == "alertmanager"
     assert [r for r in outbox(tmp_path) if r["key"].startswith(wid)] == []
@@ -148,8 +147,7 @@ async def test_grouping_puts_alerts_of_one_group_in_one_incident(
         a1, a2 = alert(service=service), alert(service=service)
         a2.labels["instance"] = "b"
         a2.fingerprint = fingerprint(a2.labels)
-        ids = await dispatch_alerts(time_env.client, load_config_file(cfg), [a1, a2, alert("Other", service)],
-                                    task_queue, source="test")
+        ids = await dispatch_alerts(ops(time_env.client, task_queue, cfg), [a1, a2, alert("Other", service)], source="test")
         STARTED.extend(ids)
         assert len(ids) == 2  # grouped by alertname+service
         await time_env.sleep(timedelta(seconds=31))
@@ -164,13 +162,13 @@ async def test_actions_carry_identity_and_refuse_after_resolve(
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         await time_env.sleep(timedelta(seconds=31))
         await until(lambda: _count(tmp_path, wid, 1))
-        done = await incident_action(time_env.client, wid, "resolve", HumanAction(by="bob", note="rolled back"))
+        done = await incidents.resolve(ops(time_env.client, task_queue), person("bob"), wid, "rolled back")
         assert done.status == "resolved"
         final = await time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).result()
-        with pytest.raises(ActionRefused):
-            await incident_action(time_env.client, wid, "acknowledge", HumanAction(by="carol"))
-        with pytest.raises(UnknownIncident):
-            await incident_action(time_env.client, "incident/doesnotexist", "acknowledge", HumanAction(by="x"))
+        with pytest.raises(Refused):
+            await incidents.acknowledge(ops(time_env.client, task_queue), person("carol"), wid)
+        with pytest.raises(NotFound):
+            await incidents.acknowledge(ops(time_env.client, task_queue), person("x"), "incident/doesnotexist")
     assert final.resolved_by == "bob" and final.mttr_seconds is not None
     resolved_notice = [r for r in outbox(tmp_path) if r["key"].startswith(f"{wid}/resolved-")]
     assert [r["channel"] for r in resolved_notice] == ["oncall"], "everyone notified hears it was resolved"
@@ -183,9 +181,9 @@ async def test_escalate_now_and_ack_timeout_reescalate(
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         await time_env.sleep(timedelta(seconds=31))
         await until(lambda: _count(tmp_path, wid, 1))
-        await incident_action(time_env.client, wid, "escalate_now", HumanAction(by="dave"))
+        await incidents.escalate(ops(time_env.client, task_queue), person("dave"), wid)
         await until(lambda: _count(tmp_path, wid, 2))
-        await incident_action(time_env.client, wid, "acknowledge", HumanAction(by="erin"))
+        await incidents.acknowledge(ops(time_env.client, task_queue), person("erin"), wid)
         await time_env.sleep(timedelta(minutes=31))  # ack_timeout 30m
         await until(lambda: _count(tmp_path, wid, 3))
         state = await state_of(time_env, wid)
@@ -199,15 +197,7 @@ async def test_silence_holds_notifications_and_expiry_releases_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     time_env = fresh_time_env  # the silences store outlives the test: keep it off the shared server
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
-        from dataclasses import replace
-
-        import starters.silences as silences_mod
-
-        async def connect_here(settings):  # type: ignore[no-untyped-def]
-            return time_env.client
-
-        monkeypatch.setattr(silences_mod, "connect", connect_here)
-        record = await add_silence(settings_for(task_queue, tmp_path), [f'service="{service}"'], "1h", "ops",
+        record = await add_silence(ops(time_env.client, task_queue), person("ops"), [f'service="{service}"'], "1h",
                                    "maintenance")
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         await time_env.sleep(timedelta(seconds=31))

@@ -10,8 +10,8 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from starters.actions import send_build_event
-from tests.helpers import outbox, tocsin_worker
+from operations.builds import send_build_event
+from tests.helpers import ops, outbox, person, tocsin_worker
 from workflows.pipeline.models import BuildEvent
 from workflows.pipeline.models import PipelineInput, PipelineState
 from workflows.pipeline.workflow import PipelineWorkflow
@@ -52,11 +52,11 @@ async def wait_seq(handle, seq: int) -> PipelineState:  # type: ignore[no-untype
 async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
-        wid = await send_build_event(time_env.client, event("success", "1111111"), task_queue)
-        await send_build_event(time_env.client, event("failure", "2222222", author="alice"), task_queue)
-        await send_build_event(time_env.client, event("failure", "3333333"), task_queue)
-        await send_build_event(time_env.client, event("success", "4444444"), task_queue)
-        await send_build_event(time_env.client, event("success", "5555555"), task_queue)
+        wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "1111111"))
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "2222222", author="alice"))
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "3333333"))
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "4444444"))
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "5555555"))
         handle = time_env.client.get_workflow_handle(wid)
         state = await wait_seq(handle, 5)
     titles = [r["message"]["title"] for r in outbox(tmp_path)]
@@ -79,9 +79,9 @@ async def test_duplicate_event_from_ci_retry_is_ignored(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
         ev = event("failure", "abcdef0", url="https://ci.example/runs/9")
-        wid = await send_build_event(time_env.client, ev, task_queue)
-        await send_build_event(time_env.client, ev, task_queue)
-        await send_build_event(time_env.client, event("cancelled", "abcdef1"), task_queue)
+        wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), ev)
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), ev)
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("cancelled", "abcdef1"))
         state = await wait_seq(time_env.client.get_workflow_handle(wid), 2)
     assert state.seq == 2
     assert [r["message"]["title"].split(":")[0] for r in outbox(tmp_path)] == ["Build failed", "Build cancelled"]
@@ -90,9 +90,9 @@ async def test_duplicate_event_from_ci_retry_is_ignored(
 async def test_tracks_are_per_ci_workflow_name(
         time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
-        wid = await send_build_event(time_env.client, event("failure", "aaaaaaa", workflow="lint"), task_queue)
-        await send_build_event(time_env.client, event("success", "aaaaaaa", workflow="tests"), task_queue)
-        await send_build_event(time_env.client, event("success", "bbbbbbb", workflow="lint"), task_queue)
+        wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "aaaaaaa", workflow="lint"))
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "aaaaaaa", workflow="tests"))
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "bbbbbbb", workflow="lint"))
         state = await wait_seq(time_env.client.get_workflow_handle(wid), 3)
     assert [n.alertname for n in state.notices] == ["BuildFailed", "BuildSucceeded", "BuildFixed"]
 
@@ -110,8 +110,8 @@ async def test_routes_by_labels_to_configured_receivers(
         ]},
     })
     async with tocsin_worker(time_env.client, task_queue, tmp_path, config):
-        wid = await send_build_event(time_env.client, event("failure", "aaaaaaa", workflow="lint"), task_queue)
-        await send_build_event(time_env.client, event("cancelled", "aaaaaaa"), task_queue)
+        wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "aaaaaaa", workflow="lint"))
+        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("cancelled", "aaaaaaa"))
         state = await wait_seq(time_env.client.get_workflow_handle(wid), 2)
     assert state.notices[0].receivers == ["lint-team", "default"]
     assert sorted(r["channel"] for r in outbox(tmp_path)) == ["a", "b"]
@@ -142,17 +142,11 @@ async def test_continue_as_new_keeps_state_and_numbering(
 async def test_silence_keeps_build_notifications_quiet_but_recorded(
         fresh_time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     time_env = fresh_time_env  # the silences store outlives the test: keep it off the shared server
-    import starters.silences as silences_mod
-    from starters.silences import add_silence
-    from tests.helpers import settings_for
+    from operations.silences import add_silence
 
-    async def here(settings):  # type: ignore[no-untyped-def]
-        return time_env.client
-
-    monkeypatch.setattr(silences_mod, "connect", here)
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
-        await add_silence(settings_for(task_queue, tmp_path), [f'repo="{REPO}"'], "1h", "ops", "repo migration")
-        wid = await send_build_event(time_env.client, event("failure", "abcdef9"), task_queue)
+        await add_silence(ops(time_env.client, task_queue), person("ops"), [f'repo="{REPO}"'], "1h", "repo migration")
+        wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "abcdef9"))
         state = await wait_seq(time_env.client.get_workflow_handle(wid), 1)
     assert state.notices[0].alertname == "BuildFailed" and state.notices[0].silenced_by
     assert state.notices[0].deliveries == [] and outbox(tmp_path) == []

@@ -1,6 +1,6 @@
 """The ``tocsin.yaml`` schema, as pydantic models.
 
-Pure: no file or environment access here (that is ``activities.config``).
+Pure: no file or environment access here (that is ``operations.config``).
 Workflows receive a :class:`Config` *snapshot* from an activity, with channel
 settings stripped to their type, so neither secrets nor a config edit ever
 reach workflow history except through that recorded activity result.
@@ -11,17 +11,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Callable, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from workflows.environments import EnvironmentConfig, environment_issues
 from workflows.policy import timeintervals as _ti
-from workflows.policy.durations import DurationError, parse_duration
-from workflows.policy.matchers import (
-    MatcherError,
-    compile_go_regex,
-    is_classic_label_name,
-    parse_matchers,
-)
+from workflows.policy.durations import check_duration, parse_duration
+from workflows.policy.escalation import EscalationLevel, EscalationPolicy
+from workflows.policy.matchers import MatcherError, compile_go_regex, parse_matchers
+from workflows.policy.route_checks import legacy_key_issues, route_issues, route_receivers
+from workflows.policy.routing import RouteNode, build_tree
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -55,14 +62,7 @@ ChannelType = Literal[
 ]
 
 
-def _duration(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        parse_duration(value)
-    except DurationError as exc:
-        raise ValueError(str(exc)) from None
-    return str(value)
+_duration = check_duration
 
 
 def _matcher_text(value: str) -> str:
@@ -254,28 +254,6 @@ class InhibitRule(_Strict):
         return value
 
 
-class EscalationLevel(_Strict):
-    """One rung of an escalation ladder."""
-
-    after: str
-    """Time since the incident was first notified."""
-    receiver: str
-
-    _v_after = field_validator("after")(lambda cls, v: _duration(v))
-
-
-class EscalationPolicy(_Strict):
-    """A named escalation ladder (L1..Ln)."""
-
-    levels: list[EscalationLevel] = Field(default_factory=list)
-    repeat: int = 0
-    """How many times to repeat the last level after the ladder ends."""
-    ack_timeout: str | None = None
-    """Re-escalate an acknowledged incident still open after this long."""
-
-    _v_ack = field_validator("ack_timeout")(lambda cls, v: _duration(v))
-
-
 class PipelinesConfig(_Strict):
     """What CI pipeline events notify (failures and fixes always do)."""
 
@@ -283,6 +261,32 @@ class PipelinesConfig(_Strict):
     """Notify every green build, not only the first after failures."""
     notify_started: bool = False
     """Notify when a build starts."""
+
+
+class _RouteTreeCache:
+    """What :meth:`Config.route_tree` built, and from which ``route`` object.
+
+    Equal to any other cache, so building the tree never changes whether two
+    configs compare equal (pydantic compares private attributes in ``==``);
+    a copied cache starts empty, so a copy builds its own tree.
+    """
+
+    __slots__ = ("route", "tree")
+
+    def __init__(self, route: Route | None = None, tree: RouteNode | None = None):
+        self.route = route
+        self.tree = tree
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _RouteTreeCache)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __copy__(self) -> _RouteTreeCache:
+        return _RouteTreeCache()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RouteTreeCache:
+        return _RouteTreeCache()
 
 
 class Config(_Strict):
@@ -302,6 +306,8 @@ class Config(_Strict):
     rollback_triggers: list[str] = Field(default_factory=list)
     """Alert names that, firing for service S in environment E, roll back S/E's deployment."""
 
+    _route_tree: _RouteTreeCache = PrivateAttr(default_factory=_RouteTreeCache)
+
     @model_validator(mode="before")
     @classmethod
     def _none_is_empty(cls, data: Any) -> Any:
@@ -315,6 +321,20 @@ class Config(_Strict):
             if rcv.name == name:
                 return rcv
         return None
+
+    def route_tree(self) -> RouteNode:
+        """The route tree with inheritance resolved (:func:`workflows.policy.routing.build_tree`).
+
+        Built on the first call and kept for this instance; built again only
+        when ``route`` is replaced by another object. Not part of the
+        serialised config. Do not mutate the returned tree.
+        """
+        cache = self._route_tree
+        if cache.tree is not None and cache.route is self.route:
+            return cache.tree
+        tree = build_tree(self.route)
+        self._route_tree = _RouteTreeCache(self.route, tree)
+        return tree
 
     def snapshot(self) -> "Config":
         """A copy safe for workflow history: channel settings reduced to their type."""
@@ -343,12 +363,6 @@ def default_config() -> Config:
     )
 
 
-def _route_has_matchers(route: Route) -> bool:
-    if route.match or route.match_re:
-        return True
-    return any(parse_matchers(text, allow_empty=True) for text in route.matchers)
-
-
 def validate_references(config: Config) -> list[ConfigIssue]:
     """Checks pydantic cannot do alone: names that must exist, tree-wide rules, warnings.
 
@@ -358,28 +372,24 @@ def validate_references(config: Config) -> list[ConfigIssue]:
     classic label names). Warnings (``level="warning"``) flag routes that can
     never match (after a sibling without matchers or ``continue``, which
     catches every alert), receivers nothing uses, and a ``repeat_interval``
-    shorter than or not a multiple of its ``group_interval``.
+    shorter than or not a multiple of its ``group_interval``. The route tree's
+    rules are :func:`workflows.policy.route_checks.route_issues`.
 
     Returns:
         Every issue found, each naming its key path.
     """
-    from workflows.policy.durations import format_duration
-
     issues: list[ConfigIssue] = []
 
     def error(path: str, message: str) -> None:
         issues.append(ConfigIssue(path=path, message=message))
 
-    def warn(path: str, message: str) -> None:
-        issues.append(ConfigIssue(path=path, message=message, level="warning"))
-
-    seen: set[str] = set()
+    receivers: set[str] = set()
     for i, rcv in enumerate(config.receivers):
         if not rcv.name:
             error(f"receivers[{i}].name", "missing name in receiver")
-        if rcv.name in seen:
+        if rcv.name in receivers:
             error(f"receivers[{i}].name", f"duplicate receiver '{rcv.name}'")
-        seen.add(rcv.name)
+        receivers.add(rcv.name)
         for key in ("channels", "backup"):
             for j, ch in enumerate(getattr(rcv, key)):
                 if ch not in config.channels:
@@ -391,87 +401,31 @@ def validate_references(config: Config) -> list[ConfigIssue]:
             error(f"time_intervals[{i}].name", f"duplicate time interval '{ti.name}'")
         intervals.add(ti.name)
 
-    def legacy_keys(mapping: dict[str, str], path: str) -> None:
-        for key in mapping:
-            if not is_classic_label_name(key):
-                error(f"{path}.{key}", f"invalid label name '{key}'")
-
-    used: set[str] = set()
-    group_interval_default, repeat_default = timedelta(minutes=5), timedelta(hours=4)
-
-    def walk(route: Route, path: str, root: bool, group_interval: timedelta, repeat: timedelta) -> None:
-        if root:
-            if not route.receiver:
-                error(f"{path}.receiver", "the root route needs a receiver")
-            if route.matchers or route.match or route.match_re:
-                error(f"{path}.matchers", "the root route must not have matchers")
-            if route.continue_:
-                error(f"{path}.continue", "the root route cannot have continue")
-            if route.mute_time_intervals:
-                error(f"{path}.mute_time_intervals", "the root route must not have any mute time intervals")
-            if route.active_time_intervals:
-                error(f"{path}.active_time_intervals", "the root route must not have any active time intervals")
-        if route.receiver:
-            used.add(route.receiver)
-            if route.receiver not in seen:
-                error(f"{path}.receiver", f"unknown receiver '{route.receiver}'")
-        legacy_keys(route.match, f"{path}.match")
-        legacy_keys(route.match_re, f"{path}.match_re")
-        if route.escalation is not None and route.escalation not in config.escalation_policies:
-            error(f"{path}.escalation", f"unknown escalation policy '{route.escalation}'")
-        for key in ("mute_time_intervals", "active_time_intervals"):
-            for j, name in enumerate(getattr(route, key)):
-                if name not in intervals:
-                    error(f"{path}.{key}[{j}]", f"unknown time interval '{name}'")
-        if route.group_interval is not None:
-            group_interval = parse_duration(route.group_interval)
-        if route.repeat_interval is not None:
-            repeat = parse_duration(route.repeat_interval)
-        if route.group_interval is not None or route.repeat_interval is not None:
-            where = f"{path}.repeat_interval" if route.repeat_interval is not None else f"{path}.group_interval"
-            if repeat < group_interval:
-                warn(where, f"repeat_interval ({format_duration(repeat)}) is less than group_interval "
-                            f"({format_duration(group_interval)}): notifications will not repeat until the next "
-                            f"group_interval")
-            elif group_interval > timedelta(0) and repeat % group_interval:
-                rounded = group_interval * -(-repeat // group_interval)
-                warn(where, f"repeat_interval ({format_duration(repeat)}) is not a multiple of group_interval "
-                            f"({format_duration(group_interval)}): it is rounded up to {format_duration(rounded)}")
-        catch_all: str | None = None
-        for k, child in enumerate(route.routes):
-            child_path = f"{path}.routes[{k}]"
-            if catch_all is not None:
-                warn(child_path, f"unreachable: {catch_all} has no matchers and no 'continue', "
-                                 "so it catches every alert before this route")
-            elif not child.continue_ and not _route_has_matchers(child):
-                catch_all = child_path
-            walk(child, child_path, False, group_interval, repeat)
-
-    walk(config.route, "route", True, group_interval_default, repeat_default)
-
+    found = route_issues(config.route, receivers=receivers, intervals=intervals,
+                         escalations=config.escalation_policies.keys())
     for i, rule in enumerate(config.inhibit_rules):
         for key in ("source_match", "source_match_re", "target_match", "target_match_re"):
-            legacy_keys(getattr(rule, key), f"inhibit_rules[{i}].{key}")
+            found += legacy_key_issues(getattr(rule, key), f"inhibit_rules[{i}].{key}")
+    issues += [ConfigIssue(path=path, message=message, level=level) for path, message, level in found]
 
+    used = route_receivers(config.route)
     for name, policy in config.escalation_policies.items():
         for j, level in enumerate(policy.levels):
             used.add(level.receiver)
-            if level.receiver not in seen:
+            if level.receiver not in receivers:
                 error(f"escalation_policies.{name}.levels[{j}].receiver", f"unknown receiver '{level.receiver}'")
         afters = [parse_duration(level.after) for level in policy.levels]
         if afters != sorted(afters):
             error(f"escalation_policies.{name}.levels", "levels must be in increasing 'after' order")
 
-    intervals_known = {ti.name for ti in config.time_intervals}
-    for path, message in environment_issues(config.environments, seen, intervals_known):
+    for path, message in environment_issues(config.environments, receivers, intervals):
         error(path, message)
-    for env in config.environments.values():
-        if env.receiver:
-            used.add(env.receiver)
+    used |= {env.receiver for env in config.environments.values() if env.receiver}
     for i, rcv in enumerate(config.receivers):
         if rcv.name and rcv.name not in used:
-            warn(f"receivers[{i}]", f"receiver '{rcv.name}' is not used by any route, escalation policy "
-                                    "or environment")
+            issues.append(ConfigIssue(path=f"receivers[{i}]", level="warning",
+                                      message=f"receiver '{rcv.name}' is not used by any route, escalation "
+                                              "policy or environment"))
     return issues
 
 

@@ -8,15 +8,26 @@ failures → ``BuildFixed``; cancelled → ``BuildCancelled``; a plain success �
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import BaseModel
 
-from workflows.config import PipelinesConfig
 from workflows.models import Link, Message, MessageField, Severity
 from workflows.pipeline.models import BuildEvent, Track
 
-__all__ = ["Track", "Classified", "classify", "build_labels", "build_message", "format_duration_s"]
+__all__ = ["Track", "Classified", "PipelineSettings", "classify", "build_labels", "build_message",
+           "format_duration_s"]
 
 _SEVERITY: dict[str, Severity] = {"failure": "error", "cancelled": "warning", "success": "info", "started": "info"}
+
+
+class PipelineSettings(Protocol):
+    """What :func:`classify` reads from the config's ``pipelines`` section (``workflows.config.PipelinesConfig``)."""
+
+    @property
+    def notify_success(self) -> bool: ...
+    @property
+    def notify_started(self) -> bool: ...
 
 
 class Classified(BaseModel):
@@ -28,7 +39,7 @@ class Classified(BaseModel):
     previous_failures: int = 0
 
 
-def classify(track: Track, event: BuildEvent, settings: PipelinesConfig) -> Classified:
+def classify(track: Track, event: BuildEvent, settings: PipelineSettings) -> Classified:
     """Apply one event to a track.
 
     Args:

@@ -13,13 +13,12 @@ measurement is, and passes after ``count`` measurements otherwise.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from workflows.environments import MetricCheck
-
 __all__ = [
+    "MetricBounds",
     "MetricReading",
     "MetricVerdict",
     "Measurement",
@@ -30,6 +29,17 @@ __all__ = [
 ]
 
 Outcome = Literal["pass", "fail", "inconclusive"]
+
+
+class MetricBounds(Protocol):
+    """What a verdict reads from a metric check (``workflows.environments.MetricCheck``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def max(self) -> float | None: ...
+    @property
+    def min(self) -> float | None: ...
 
 
 class MetricReading(BaseModel):
@@ -76,7 +86,7 @@ class AnalysisVerdict(BaseModel):
     detail: str = ""
 
 
-def _bound(check: MetricCheck) -> str:
+def _bound(check: MetricBounds) -> str:
     parts = []
     if check.min is not None:
         parts.append(f">= {check.min:g}")
@@ -85,7 +95,7 @@ def _bound(check: MetricCheck) -> str:
     return " and ".join(parts)
 
 
-def judge_reading(check: MetricCheck, reading: MetricReading | None) -> MetricVerdict:
+def judge_reading(check: MetricBounds, reading: MetricReading | None) -> MetricVerdict:
     """Judge one reading against its check's ``min``/``max``."""
     bound = _bound(check)
     if reading is None:
@@ -105,7 +115,7 @@ def judge_reading(check: MetricCheck, reading: MetricReading | None) -> MetricVe
     return MetricVerdict(name=check.name, value=value, bound=bound, outcome="pass")
 
 
-def judge_measurement(checks: list[MetricCheck], readings: list[MetricReading]) -> Measurement:
+def judge_measurement(checks: list[MetricBounds], readings: list[MetricReading]) -> Measurement:
     """Judge one round: fail if any metric fails, else inconclusive if any is, else pass."""
     by_name = {r.name: r for r in readings}
     verdicts = [judge_reading(check, by_name.get(check.name)) for check in checks]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
-__all__ = ["parse_duration", "format_duration", "DurationError"]
+__all__ = ["parse_duration", "format_duration", "check_duration", "DurationError"]
 
 _UNITS = {
     "ms": 0.001,
@@ -75,3 +76,18 @@ def format_duration(delta: timedelta) -> str:
         if count:
             out.append(f"{count}{unit}")
     return "".join(out)
+
+
+def check_duration(value: Any) -> str | None:
+    """A pydantic field validator: ``value`` as text when it is a duration; ``None`` passes through.
+
+    Raises:
+        ValueError: the value is not a duration (pydantic reports the message).
+    """
+    if value is None:
+        return None
+    try:
+        parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+    return str(value)

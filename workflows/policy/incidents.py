@@ -1,4 +1,7 @@
-"""Incident policy: group keys, severity, the escalation schedule, messages. Pure."""
+"""Incident policy: group keys, severity, messages. Pure.
+
+The escalation ladder lives in :mod:`workflows.policy.escalation`; its names are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,13 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
-from workflows.config import EscalationPolicy
 from workflows.models import Action, Link, Message, MessageField, Severity
-from workflows.policy.durations import parse_duration
+from workflows.policy.escalation import DEFAULT_LADDER, EscalationLevel, EscalationPolicy, Rung, ladder
 
-__all__ = ["incident_id", "SEVERITY_ORDER", "group_severity", "Rung", "ladder", "incident_message",
-           "DEFAULT_LADDER"]
+__all__ = ["incident_id", "SEVERITY_ORDER", "group_severity", "EscalationLevel", "EscalationPolicy", "Rung",
+           "ladder", "incident_message", "DEFAULT_LADDER"]
 
 SEVERITY_ORDER = {"info": 0, "success": 0, "warning": 1, "error": 2, "critical": 3}
-
-DEFAULT_LADDER = EscalationPolicy.model_validate({"levels": [
-    {"after": "0m", "receiver": "critical"}, {"after": "5m", "receiver": "senior"},
-    {"after": "10m", "receiver": "cto"}, {"after": "15m", "receiver": "emergency"}]})
-"""The seed's L1..L4 (0/5/10/15 min); the default config names these receivers."""
 
 
 def incident_id(route_path: str, group_labels: Mapping[str, str]) -> str:
@@ -37,48 +34,6 @@ def group_severity(labels: Iterable[Mapping[str, str]]) -> Severity:
         if SEVERITY_ORDER[sev] > SEVERITY_ORDER[best]:
             best = sev  # type: ignore[assignment]
     return best
-
-
-class Rung:
-    """One scheduled escalation step."""
-
-    __slots__ = ("index", "level", "receiver", "due")
-
-    def __init__(self, index: int, level: int, receiver: str, due: datetime):
-        self.index = index
-        """Position in the schedule (0-based), unique per rung, used in idempotency keys."""
-        self.level = level
-        """The ladder level, L1 = 1 (repeats of the last level keep its number)."""
-        self.receiver = receiver
-        self.due = due
-
-    def __repr__(self) -> str:
-        return f"Rung(L{self.level} #{self.index} {self.receiver} at {self.due.isoformat()})"
-
-
-def ladder(policy: EscalationPolicy, start: datetime) -> list[Rung]:
-    """The full schedule of an escalation policy from ``start``.
-
-    Args:
-        policy: levels (``after`` measured from the first notification) and ``repeat``.
-        start: when the incident was first notified (market hours shorten waits by attaching a
-            policy with shorter ``after`` values on a route active in market hours).
-
-    Returns:
-        Rungs in time order; repeats of the last level follow it, spaced like the
-        last two levels (or 5 minutes when there is only one level).
-    """
-    rungs: list[Rung] = []
-    afters = [parse_duration(level.after) for level in policy.levels]
-    for i, (level, after) in enumerate(zip(policy.levels, afters)):
-        rungs.append(Rung(i, i + 1, level.receiver, start + after))
-    if policy.levels and policy.repeat > 0:
-        gap = afters[-1] - afters[-2] if len(afters) > 1 else timedelta(minutes=5)
-        gap = gap if gap > timedelta(0) else timedelta(minutes=5)
-        for r in range(policy.repeat):
-            rungs.append(Rung(len(rungs), len(policy.levels), policy.levels[-1].receiver,
-                              start + afters[-1] + gap * (r + 1)))
-    return rungs
 
 
 def incident_message(*, incident: str, status: str, severity: Severity, group_labels: Mapping[str, str],

@@ -31,16 +31,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from workflows.config import Route
+from workflows.policy import timeintervals
 from workflows.policy.durations import parse_duration
 from workflows.policy.matchers import Matcher, matchers_string, matches_all, parse_matchers, sort_matchers
-from workflows.policy import timeintervals
 
 __all__ = [
+    "RouteSpec",
     "RouteNode",
     "build_tree",
+    "find_node",
     "match_routes",
     "receivers_for",
     "route_muted",
@@ -55,6 +56,37 @@ __all__ = [
 DEFAULT_GROUP_WAIT = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
+
+
+class RouteSpec(Protocol):
+    """A route as the config states it: what :func:`build_tree` reads (``workflows.config.Route`` has it)."""
+
+    @property
+    def receiver(self) -> str | None: ...
+    @property
+    def group_by(self) -> Sequence[str] | None: ...
+    @property
+    def group_wait(self) -> str | None: ...
+    @property
+    def group_interval(self) -> str | None: ...
+    @property
+    def repeat_interval(self) -> str | None: ...
+    @property
+    def matchers(self) -> Sequence[str]: ...
+    @property
+    def match(self) -> Mapping[str, str]: ...
+    @property
+    def match_re(self) -> Mapping[str, str]: ...
+    @property
+    def continue_(self) -> bool: ...
+    @property
+    def routes(self) -> Sequence[RouteSpec]: ...
+    @property
+    def mute_time_intervals(self) -> Sequence[str]: ...
+    @property
+    def active_time_intervals(self) -> Sequence[str]: ...
+    @property
+    def escalation(self) -> str | None: ...
 
 
 @dataclass
@@ -93,7 +125,7 @@ class RouteNode:
             yield from child.walk()
 
 
-def route_matchers(route: Route) -> list[Matcher]:
+def route_matchers(route: RouteSpec) -> list[Matcher]:
     """A config route's matchers, in Alertmanager's order."""
     found: list[Matcher] = []
     for name, value in route.match.items():
@@ -105,7 +137,7 @@ def route_matchers(route: Route) -> list[Matcher]:
     return sort_matchers(found)
 
 
-def build_tree(route: Route, parent: RouteNode | None = None, path: str = "route") -> RouteNode:
+def build_tree(route: RouteSpec, parent: RouteNode | None = None, path: str = "route") -> RouteNode:
     """Resolve inheritance over a config route tree."""
     own_labels: list[str] = []
     for name in route.group_by or []:
@@ -142,6 +174,14 @@ def build_tree(route: Route, parent: RouteNode | None = None, path: str = "route
     )
     node.children = [build_tree(child, node, f"{path}.routes[{i}]") for i, child in enumerate(route.routes)]
     return node
+
+
+def find_node(tree: RouteNode, path: str) -> RouteNode | None:
+    """The node of ``tree`` whose :attr:`RouteNode.path` is ``path`` (e.g. ``route.routes[1]``), if any."""
+    for node in tree.walk():
+        if node.path == path:
+            return node
+    return None
 
 
 def match_routes(node: RouteNode, labels: Mapping[str, str], *, root: bool = True) -> list[RouteNode]:
@@ -198,7 +238,7 @@ def route_muted(node: RouteNode, time_intervals: Iterable[Any] | Mapping[str, An
     return False
 
 
-def receivers_for(route: Route | RouteNode, labels: Mapping[str, str], *, at: datetime | None = None,
+def receivers_for(route: RouteSpec | RouteNode, labels: Mapping[str, str], *, at: datetime | None = None,
                   time_intervals: Iterable[Any] = ()) -> list[str]:
     """Receiver names, in route order, for a label set (as ``amtool config routes test``).
 
@@ -263,7 +303,7 @@ def _matching_children(node: RouteNode, labels: Mapping[str, str]) -> list[Route
     return out
 
 
-def routes_test_output(route: Route | RouteNode, labels: Mapping[str, str], *, tree: bool = False,
+def routes_test_output(route: RouteSpec | RouteNode, labels: Mapping[str, str], *, tree: bool = False,
                        at: datetime | None = None, time_intervals: Iterable[Any] = ()) -> str:
     """What ``amtool config routes test [--tree] label=value ...`` prints (Tocsin adds ``--at``)."""
     root = route if isinstance(route, RouteNode) else build_tree(route)

@@ -36,14 +36,14 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from workflows.config import Config, TimeInterval, TimeSpec
 
 __all__ = [
     "TimeIntervalError",
+    "TimeSpecLike",
+    "TimeIntervalLike",
+    "HasTimeIntervals",
     "ParsedSpec",
     "parse_time",
     "parse_weekday_range",
@@ -68,6 +68,39 @@ MONTHS = {
 }
 _VALID_TIME = re.compile(r"(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)\Z")
 _INT = re.compile(r"[+-]?[0-9]+\Z")
+
+
+class TimeSpecLike(Protocol):
+    """What this module reads from one spec (``workflows.config.TimeSpec`` has it; a mapping may stand in)."""
+
+    @property
+    def times(self) -> Sequence[Any]: ...  # items with ``start_time`` and ``end_time``
+    @property
+    def weekdays(self) -> Sequence[str]: ...
+    @property
+    def days_of_month(self) -> Sequence[str]: ...
+    @property
+    def months(self) -> Sequence[str]: ...
+    @property
+    def years(self) -> Sequence[str]: ...
+    @property
+    def location(self) -> str | None: ...
+
+
+class TimeIntervalLike(Protocol):
+    """A named time interval (``workflows.config.TimeInterval``; a mapping may stand in)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def time_intervals(self) -> Sequence[Any]: ...  # TimeSpecLike or mappings
+
+
+class HasTimeIntervals(Protocol):
+    """Anything holding named time intervals (``workflows.config.Config``)."""
+
+    @property
+    def time_intervals(self) -> Sequence[TimeIntervalLike]: ...
 
 
 class TimeIntervalError(ValueError):
@@ -264,12 +297,12 @@ def _collect(spec: Any) -> tuple[ParsedSpec, list[TimeIntervalError]]:
     return parsed, errors
 
 
-def spec_errors(spec: "TimeSpec | Mapping[str, Any]") -> list[TimeIntervalError]:
+def spec_errors(spec: TimeSpecLike | Mapping[str, Any]) -> list[TimeIntervalError]:
     """Every problem in one spec, each with its path relative to the spec."""
     return _collect(spec)[1]
 
 
-def parse_spec(spec: "TimeSpec | Mapping[str, Any] | ParsedSpec") -> ParsedSpec:
+def parse_spec(spec: TimeSpecLike | Mapping[str, Any] | ParsedSpec) -> ParsedSpec:
     """Parse one spec (a config ``TimeSpec`` or a plain mapping).
 
     Raises:
@@ -293,7 +326,7 @@ def _in(value: int, ranges: Iterable[tuple[int, int]]) -> bool:
     return any(lo <= value <= hi for lo, hi in ranges)
 
 
-def spec_contains(spec: "ParsedSpec | TimeSpec | Mapping[str, Any]", at: datetime) -> bool:
+def spec_contains(spec: ParsedSpec | TimeSpecLike | Mapping[str, Any], at: datetime) -> bool:
     """Whether one spec contains the instant ``at``."""
     parsed = parse_spec(spec)
     t = _local(at, parsed.location)
@@ -325,13 +358,13 @@ def spec_contains(spec: "ParsedSpec | TimeSpec | Mapping[str, Any]", at: datetim
     return True
 
 
-def active(interval: "TimeInterval | Mapping[str, Any]", at: datetime) -> bool:
+def active(interval: TimeIntervalLike | Mapping[str, Any], at: datetime) -> bool:
     """Whether a named time interval is active at ``at`` (any of its specs contains it)."""
     specs = _field(interval, "time_intervals") or []
     return any(spec_contains(spec, at) for spec in specs)
 
 
-def is_active(config: "Config", name: str, at: datetime) -> bool:
+def is_active(config: HasTimeIntervals, name: str, at: datetime) -> bool:
     """Whether the config's time interval ``name`` is active at ``at``.
 
     Raises:
@@ -343,7 +376,7 @@ def is_active(config: "Config", name: str, at: datetime) -> bool:
     raise KeyError(name)
 
 
-def active_names(intervals: Iterable["TimeInterval | Mapping[str, Any]"], names: Iterable[str],
+def active_names(intervals: Iterable[TimeIntervalLike | Mapping[str, Any]], names: Iterable[str],
                  at: datetime) -> list[str]:
     """The names, among ``names`` and in that order, of intervals active at ``at`` (unknown: never)."""
     by_name = {_field(i, "name"): i for i in intervals}

@@ -1,0 +1,32 @@
+"""Parsers for the CI report files that ``tocsin build`` summarises.
+
+The CLI runs on the CI machine, reads JUnit XML, coverage and SARIF files
+there, and sends only the summaries (``TestSummary``, ``CoverageSummary``,
+``SecuritySummary``) to the workflow. The files themselves never leave the CI
+machine.
+
+Every problem with an input file (missing, unreadable, not XML/JSON, the
+wrong kind of report) raises :class:`ReportError`, which names the CLI flag
+and the file so the CLI can print one clear line instead of a traceback.
+XML is parsed with ``defusedxml``: entity declarations (billion laughs) and
+external entities are refused.
+"""
+
+from __future__ import annotations
+
+from starters.reports.common import COVERAGE_FLAG, JUNIT_FLAG, SARIF_FLAG, ReportError
+from starters.reports.coverage import parse_coverage
+from starters.reports.junit import MAX_FAILURES, parse_junit
+from starters.reports.sarif import MAX_FINDINGS, parse_sarif
+
+__all__ = [
+    "ReportError",
+    "parse_junit",
+    "parse_coverage",
+    "parse_sarif",
+    "MAX_FAILURES",
+    "MAX_FINDINGS",
+    "JUNIT_FLAG",
+    "COVERAGE_FLAG",
+    "SARIF_FLAG",
+]

@@ -1,15 +1,11 @@
 """``IncidentWorkflow``: one per alert group, ``incident/<hash>``.
 
-States: triggered → notified → acknowledged → resolved (and silenced /
-inhibited while suppressed). Alerts arrive by signal-with-start
-(``add_alerts``); people act through updates with identity
-(``acknowledge``, ``resolve``, ``escalate_now``, ``snooze``).
-
-The escalation ladder is a schedule computed from the first notification;
-``rungs_done`` counts the rungs already delivered, so each level notifies
-exactly once — across a worker crash too (the sends' idempotency keys name
-the rung), and if the worker was down while timers fired, every missed rung is
-delivered when it comes back.
+States: triggered → notified → acknowledged → resolved (and silenced / inhibited while
+suppressed). Alerts arrive by signal-with-start (``add_alerts``); people act through updates
+with identity (``acknowledge``, ``resolve``, ``escalate_now``, ``snooze``). The ladder is a
+schedule from the first notification; ``rungs_done`` counts the rungs delivered, so each level
+notifies exactly once, across a worker crash too (idempotency keys name the rung), and every
+rung missed while the worker was down is delivered when it comes back.
 """
 
 from __future__ import annotations
@@ -42,7 +38,8 @@ from workflows.incident.models import (
 from workflows.models import Message
 from workflows.policy.durations import parse_duration
 from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
-from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval
+from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval, find_node
+from workflows.timer import wait_until
 
 with workflow.unsafe.imports_passed_through():
     from activities.incidents import IncidentActivities
@@ -53,24 +50,16 @@ ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 SUPPRESSION_RECHECK = timedelta(minutes=1)
 
 
-def _find_node(config: Config, path: str) -> RouteNode:
-    root = build_tree(config.route)
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.path == path:
-            return node
-        stack.extend(node.children)
-    return root
-
-
 @workflow.defn(name="IncidentWorkflow")
 class IncidentWorkflow:
     """One alert group's incident, from first alert to resolution."""
 
-    def __init__(self) -> None:
-        self._st: IncidentState | None = None
-        self._pending: list[AlertBatch] = []
+    @workflow.init
+    def __init__(self, input: IncidentInput) -> None:
+        self._st = input.state or IncidentState(id=input.id, route_path=input.route_path,
+                                                group_labels=input.group_labels, created_at=workflow.now())
+        self._fresh = input.state is None
+        self._pending: list[AlertBatch] = list(input.pending)
         self._events: list[tuple[str, str, str]] = []
         """(event, actor, note) waiting to be announced: acknowledged, resolved, escalated…"""
         self._advance = False
@@ -82,7 +71,6 @@ class IncidentWorkflow:
 
     @property
     def st(self) -> IncidentState:
-        assert self._st is not None
         return self._st
 
     def _log(self, actor: str, action: str, detail: str = "") -> None:
@@ -96,7 +84,7 @@ class IncidentWorkflow:
     @workflow.signal(name="digest_sent")
     def digest_sent(self, report: str) -> None:
         """The receiver's scheduled digest carried this incident."""
-        if self._st is not None and self._st.held_for_digest and self._st.digest is None:
+        if self._st.held_for_digest and self._st.digest is None:
             self._st.digest = report
             self._log(report, "sent in digest")
 
@@ -108,13 +96,12 @@ class IncidentWorkflow:
     def _refuse_if_resolved(self, action: HumanAction) -> None:
         if not action.by.strip():
             raise ValueError("'by' is required: every action has an identity")
-        if self._st is not None and self._st.status == "resolved":
+        if self._st.status == "resolved":
             raise ValueError(f"incident is already resolved (by {self._st.resolved_by})")
 
     @workflow.update(name="acknowledge")
     async def acknowledge(self, action: HumanAction) -> ActionResult:
         """Someone owns the incident: the ladder stops."""
-        await workflow.wait_condition(lambda: self._st is not None)
         if self.st.status == "acknowledged":
             return ActionResult(accepted=True, status="acknowledged",
                                 detail=f"already acknowledged by {self.st.acknowledged_by}")
@@ -136,7 +123,6 @@ class IncidentWorkflow:
     @workflow.update(name="resolve")
     async def resolve(self, action: HumanAction) -> ActionResult:
         """Close the incident; everyone notified is told."""
-        await workflow.wait_condition(lambda: self._st is not None)
         self._mark_resolved(action.by, f"via {action.via}" + (f": {action.note}" if action.note else ""),
                             note=action.note)
         return ActionResult(accepted=True, status="resolved")
@@ -148,7 +134,6 @@ class IncidentWorkflow:
     @workflow.update(name="escalate_now")
     async def escalate_now(self, action: HumanAction) -> ActionResult:
         """Skip the wait: notify the next level at once."""
-        await workflow.wait_condition(lambda: self._st is not None)
         self._log(action.by, "escalate_now", action.note)
         if self.st.status == "acknowledged":
             self.st.status = "notified"
@@ -162,7 +147,6 @@ class IncidentWorkflow:
     @workflow.update(name="snooze")
     async def snooze(self, action: SnoozeAction) -> ActionResult:
         """Hold escalation until a time; the ladder resumes where it was."""
-        await workflow.wait_condition(lambda: self._st is not None)
         now = workflow.now()
         if self.st.escalation_restart is not None:
             current = max(self.st.snoozed_until or now, now)
@@ -319,11 +303,7 @@ class IncidentWorkflow:
             if self.st.status != "muted":
                 self._log("tocsin", "muted", ", ".join(route.muted_by))
                 self._set_status("muted")
-            try:
-                await workflow.wait_condition(lambda: bool(self._pending) or self.st.status == "resolved",
-                                              timeout=SUPPRESSION_RECHECK)
-            except asyncio.TimeoutError:
-                pass
+            await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", SUPPRESSION_RECHECK)
             self._apply_pending()
             if self.st.status == "resolved":
                 self._events.clear()
@@ -351,103 +331,144 @@ class IncidentWorkflow:
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        now = workflow.now()
-        self._st = input.state or IncidentState(id=input.id, route_path=input.route_path,
-                                                group_labels=input.group_labels, created_at=now)
-        self._pending[:0] = input.pending
         self._apply_pending()
         config = await load_config()
-        node = _find_node(config, self.st.route_path)
+        root = build_tree(config.route)
+        node = find_node(root, self.st.route_path) or root
         self.st.receiver, self.st.escalation = node.receiver, node.escalation
-
         if self.st.notified_at is None and self.st.status != "resolved":
-            if input.state is None:
-                self._log("tocsin", "triggered", f"route {node.path} → {node.receiver}")
-                self._set_status("triggered")
-            # group_wait: collect the group; an alert resolved within it sends nothing.
-            deadline = (self.st.created_at or now) + node.group_wait
-            while workflow.now() < deadline and self.st.status != "resolved":
-                try:
-                    await workflow.wait_condition(lambda: bool(self._pending) or self.st.status == "resolved",
-                                                  timeout=deadline - workflow.now())
-                except asyncio.TimeoutError:
-                    pass
-                self._apply_pending()
-            if self.st.status == "resolved":
-                self._events.clear()
-                self._log("tocsin", "closed", "resolved within group_wait: nothing was sent")
-                self._set_status("resolved")
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                return self.st
-            # Silences and inhibitions hold notifications, never drop them.
-            while self.st.status != "resolved":
-                held = await self._suppression()
-                if not held.any():
-                    break
-                if self.st.suppressed_by != held.silenced_by + held.inhibited_by:
-                    self.st.suppressed_by = held.silenced_by + held.inhibited_by
-                    self._log("tocsin", "silenced" if held.silenced_by else "inhibited", ", ".join(self.st.suppressed_by))
-                self._set_status("silenced" if held.silenced_by else "inhibited")
-                try:
-                    await workflow.wait_condition(lambda: bool(self._pending) or self.st.status == "resolved",
-                                                  timeout=SUPPRESSION_RECHECK)
-                except asyncio.TimeoutError:
-                    pass
-                self._apply_pending()
-            if self.st.status == "resolved":
-                self._log("tocsin", "closed", "resolved while suppressed: recorded, nothing was sent")
-                self._events.clear()
-                self._set_status("resolved")
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                return self.st
-            self.st.suppressed_by = []
-            if not await self._hold():
-                if self.st.status != "resolved" and self.st.held_for_digest:
-                    # Carried by the digest and still firing: stay open, quietly, until resolved.
-                    self._set_status("notified")
-                    await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
-                    while self.st.status != "resolved":
-                        self._apply_pending()
-                        if self.st.status != "resolved":
-                            await workflow.wait_condition(
-                                lambda: self.st.status == "resolved" or bool(self._pending))
-                    self._events.clear()
-                self._set_status("resolved")
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                return self.st
-            self.st.notified_at = workflow.now()
-            self.st.escalation_restart = self.st.notified_at
-            if self.st.status in ("triggered", "silenced", "inhibited"):
-                self._set_status("notified")
-            await self._maybe_rollback(config)
+            if not await self._first_notification(config, node):
+                return await self._finish(record=False)
+        await self._escalate(input, config, node)
+        return await self._finish(record=True)
 
+    async def _finish(self, record: bool) -> IncidentState:
+        """Publish ``resolved``, record MTTA/MTTR when the incident was notified, and end."""
+        self._set_status("resolved")
+        if record:
+            await workflow.execute_activity_method(
+                IncidentActivities.record_metrics,
+                IncidentMetrics(severity=self.st.severity, service=self.st.group_labels.get("service", ""),
+                                mtta_seconds=self.st.mtta_seconds, mttr_seconds=self.st.mttr_seconds),
+                start_to_close_timeout=timedelta(seconds=10), retry_policy=ACTIVITY_RETRY)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.st
+
+    async def _first_notification(self, config: Config, node: RouteNode) -> bool:
+        """group_wait, then silences/inhibition, then time-based routing.
+
+        Returns:
+            True when the incident goes on to notify; False when it ended first
+            (resolved, or carried by a digest) — the caller closes it.
+        """
+        if self._fresh:
+            self._log("tocsin", "triggered", f"route {node.path} → {node.receiver}")
+            self._set_status("triggered")
+        # group_wait: collect the group; an alert resolved within it sends nothing.
+        deadline = (self.st.created_at or workflow.now()) + node.group_wait
+        while workflow.now() < deadline and self.st.status != "resolved":
+            await wait_until(lambda: bool(self._pending) or self.st.status == "resolved",
+                             deadline - workflow.now())
+            self._apply_pending()
+        if self.st.status == "resolved":
+            return self._closed("resolved within group_wait: nothing was sent")
+        if not await self._wait_while_suppressed():
+            return self._closed("resolved while suppressed: recorded, nothing was sent")
+        self.st.suppressed_by = []
+        if not await self._hold():
+            if self.st.status != "resolved" and self.st.held_for_digest:
+                await self._quiet_until_resolved()
+            return False
+        self.st.notified_at = workflow.now()
+        self.st.escalation_restart = self.st.notified_at
+        if self.st.status in ("triggered", "silenced", "inhibited"):
+            self._set_status("notified")
+        await self._maybe_rollback(config)
+        return True
+
+    def _closed(self, why: str) -> bool:
+        self._events.clear()
+        self._log("tocsin", "closed", why)
+        return False
+
+    async def _wait_while_suppressed(self) -> bool:
+        """Silences and inhibitions hold notifications, never drop them. False: resolved while held."""
+        while self.st.status != "resolved":
+            held = await self._suppression()
+            if not held.any():
+                break
+            if self.st.suppressed_by != held.silenced_by + held.inhibited_by:
+                self.st.suppressed_by = held.silenced_by + held.inhibited_by
+                self._log("tocsin", "silenced" if held.silenced_by else "inhibited", ", ".join(self.st.suppressed_by))
+            self._set_status("silenced" if held.silenced_by else "inhibited")
+            await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", SUPPRESSION_RECHECK)
+            self._apply_pending()
+        return self.st.status != "resolved"
+
+    async def _quiet_until_resolved(self) -> None:
+        """Carried by the digest and still firing: stay open, quietly, until resolved."""
+        self._set_status("notified")
+        await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
+        while self.st.status != "resolved":
+            self._apply_pending()
+            if self.st.status != "resolved":
+                await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
+        self._events.clear()
+
+    async def _deliver_due_rungs(self, config: Config, node: RouteNode) -> list[Rung]:
+        """Deliver every rung that is due (all of them if the worker was down), exactly once each."""
+        schedule = self._schedule(config, node)
+        while self.st.status not in ("acknowledged", "resolved") and self.st.rungs_done < len(schedule):
+            now = workflow.now()
+            if self.st.snoozed_until and now < self.st.snoozed_until:
+                break
+            rung = schedule[self.st.rungs_done]
+            if rung.due > now and not self._advance:
+                break
+            if self._advance and rung.due > now:
+                # escalate now: pull the ladder forward so the rest keeps its spacing
+                self.st.escalation_restart = (self.st.escalation_restart or now) - (rung.due - now)
+                self._advance = False
+            await self._notify_rung(config, rung)
+            self.st.rungs_done += 1
+            schedule = self._schedule(config, node)
+        if (self._advance and self.st.status not in ("acknowledged", "resolved")
+                and self.st.rungs_done >= len(schedule) and schedule):
+            # Ladder exhausted: escalating again re-notifies the last level.
+            last = schedule[-1]
+            await self._notify_rung(config, Rung(self.st.rungs_done, last.level, last.receiver, workflow.now()))
+            self.st.rungs_done += 1
+        self._advance = False
+        return schedule
+
+    def _next_wake(self, schedule: list[Rung], policy: EscalationPolicy | None, dirty: bool,
+                   last_update: datetime, node: RouteNode) -> timedelta | None:
+        """How long to sleep until the next thing that can happen (None: until a signal or update)."""
+        wakes: list[datetime] = []
+        now = workflow.now()
+        if self.st.status != "acknowledged" and self.st.rungs_done < len(schedule):
+            wakes.append(max(schedule[self.st.rungs_done].due, self.st.snoozed_until or now))
+        if self.st.status == "acknowledged" and policy and policy.ack_timeout and self.st.acknowledged_at:
+            wakes.append(self.st.acknowledged_at + parse_duration(policy.ack_timeout))
+        if dirty:
+            wakes.append(last_update + node.group_interval)
+        return max(min(wakes) - now, timedelta(0)) if wakes else None
+
+    def _check_ack_timeout(self, policy: EscalationPolicy | None) -> None:
+        if (self.st.status == "acknowledged" and policy and policy.ack_timeout and self.st.acknowledged_at
+                and workflow.now() >= self.st.acknowledged_at + parse_duration(policy.ack_timeout)):
+            self._log("tocsin", "ack timed out", f"still open {policy.ack_timeout} after acknowledgement: re-escalating")
+            self.st.status = "notified"
+            self.st.acknowledged_at = None
+            self._advance = True
+
+    async def _escalate(self, input: IncidentInput, config: Config, node: RouteNode) -> None:
+        """Climb the ladder, announce actions and changes, until resolved (continuing-as-new when long)."""
         last_update = workflow.now()
         dirty = False
         while True:
             config = await load_config() if self._events or dirty else config
-            schedule = self._schedule(config, node)
-            # Deliver every rung that is due (all of them if the worker was down), exactly once each.
-            while self.st.status not in ("acknowledged", "resolved") and self.st.rungs_done < len(schedule):
-                now = workflow.now()
-                if self.st.snoozed_until and now < self.st.snoozed_until:
-                    break
-                rung = schedule[self.st.rungs_done]
-                if rung.due > now and not self._advance:
-                    break
-                if self._advance and rung.due > now:
-                    # escalate now: pull the ladder forward so the rest keeps its spacing
-                    self.st.escalation_restart = (self.st.escalation_restart or now) - (rung.due - now)
-                    self._advance = False
-                await self._notify_rung(config, rung)
-                self.st.rungs_done += 1
-                schedule = self._schedule(config, node)
-            if (self._advance and self.st.status not in ("acknowledged", "resolved")
-                    and self.st.rungs_done >= len(schedule) and schedule):
-                # Ladder exhausted: escalating again re-notifies the last level.
-                last = schedule[-1]
-                await self._notify_rung(config, Rung(self.st.rungs_done, last.level, last.receiver, workflow.now()))
-                self.st.rungs_done += 1
-            self._advance = False
+            schedule = await self._deliver_due_rungs(config, node)
             # Announce human actions and alert changes.
             while self._events:
                 event, actor, note = self._events.pop(0)
@@ -460,45 +481,18 @@ class IncidentWorkflow:
                 await self._announce(config, "updated", "alertmanager", f"{len(self.st.firing())} firing")
                 await self._maybe_rollback(config)
             if self.st.status == "resolved":
-                break
+                return
             self._set_status(self.st.status)
-            # Sleep until the next thing that can happen.
-            wakes: list[datetime] = []
-            now = workflow.now()
-            if self.st.status != "acknowledged" and self.st.rungs_done < len(schedule):
-                wakes.append(max(schedule[self.st.rungs_done].due, self.st.snoozed_until or now))
             policy = self._policy(config)
-            if self.st.status == "acknowledged" and policy and policy.ack_timeout and self.st.acknowledged_at:
-                wakes.append(self.st.acknowledged_at + parse_duration(policy.ack_timeout))
-            if dirty:
-                wakes.append(last_update + node.group_interval)
-            timeout = max(min(wakes) - now, timedelta(0)) if wakes else None
             ack_seq = self._ack_seq
-            try:
-                await workflow.wait_condition(
-                    lambda: bool(self._pending) or bool(self._events) or self._advance
-                    or self.st.status == "resolved" or self._ack_seq != ack_seq,
-                    timeout=timeout)
-            except asyncio.TimeoutError:
-                pass
+            await wait_until(
+                lambda: bool(self._pending) or bool(self._events) or self._advance
+                or self.st.status == "resolved" or self._ack_seq != ack_seq,
+                self._next_wake(schedule, policy, dirty, last_update, node))
             if self._apply_pending():
                 dirty = True
-            if (self.st.status == "acknowledged" and policy and policy.ack_timeout and self.st.acknowledged_at
-                    and workflow.now() >= self.st.acknowledged_at + parse_duration(policy.ack_timeout)):
-                self._log("tocsin", "ack timed out", f"still open {policy.ack_timeout} after acknowledgement: re-escalating")
-                self.st.status = "notified"
-                self.st.acknowledged_at = None
-                self._advance = True
+            self._check_ack_timeout(policy)
             info = workflow.info()
             if info.is_continue_as_new_suggested() or info.get_current_history_length() > input.max_history:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(input.model_copy(update={"state": self.st, "pending": self._pending}))
-
-        self._set_status("resolved")
-        await workflow.execute_activity_method(
-            IncidentActivities.record_metrics,
-            IncidentMetrics(severity=self.st.severity, service=self.st.group_labels.get("service", ""),
-                            mtta_seconds=self.st.mtta_seconds, mttr_seconds=self.st.mttr_seconds),
-            start_to_close_timeout=timedelta(seconds=10), retry_policy=ACTIVITY_RETRY)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.st

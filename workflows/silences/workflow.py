@@ -17,6 +17,7 @@ from workflows.delivery import deliver, load_config
 from workflows.models import Message
 from workflows.policy.durations import DurationError, parse_duration
 from workflows.policy.matchers import MatcherError
+from workflows.policy.routing import receivers_for
 from workflows.policy.silences import silence_matchers
 from workflows.silences.models import AddSilence, ExpireSilence, SilenceRecord, SilencesState
 
@@ -98,7 +99,6 @@ class SilencesWorkflow:
                           severity="info", source=workflow.info().workflow_id,
                           labels={"kind": "silence", "alertname": "SilenceExpired", "user": record.created_by,
                                   "severity": "info"})
-        from workflows.policy.routing import receivers_for
 
         for rcv in receivers_for(config.route, message.labels):
             await deliver(config, rcv, message, f"expired-{record.id}/{rcv}")

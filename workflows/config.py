@@ -8,8 +8,9 @@ reach workflow history except through that recorded activity result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -156,7 +157,7 @@ class Route(_Strict):
     match_re: dict[str, GoRegex] = Field(default_factory=dict)
     """Legacy regex matchers (Alertmanager ``match_re``)."""
     continue_: bool = Field(default=False, alias="continue")
-    routes: list["Route"] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
     mute_time_intervals: list[str] = Field(default_factory=list)
     active_time_intervals: list[str] = Field(default_factory=list)
     escalation: str | None = None
@@ -190,7 +191,7 @@ class TimeRange(_Strict):
     end_time: Annotated[str, BeforeValidator(_ti.yaml_time), AfterValidator(_checked(_ti.parse_time))]
 
     @model_validator(mode="after")
-    def _v_order(self) -> "TimeRange":
+    def _v_order(self) -> TimeRange:
         if _ti.parse_time(self.start_time) >= _ti.parse_time(self.end_time):
             raise ValueError(f"start_time {self.start_time} must be before end_time {self.end_time}")
         return self
@@ -336,7 +337,7 @@ class Config(_Strict):
         self._route_tree = _RouteTreeCache(self.route, tree)
         return tree
 
-    def snapshot(self) -> "Config":
+    def snapshot(self) -> Config:
         """A copy safe for workflow history: channel settings reduced to their type."""
         copy = self.model_copy(deep=True)
         copy.channels = {name: ChannelConfig(type=ch.type) for name, ch in self.channels.items()}

@@ -99,7 +99,7 @@ class MetricCheck(_Strict):
     """The check fails when the value is below this."""
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "MetricCheck":
+    def _one_bound(self) -> MetricCheck:
         if self.max is None and self.min is None:
             raise ValueError(f"metric '{self.name}' needs max or min")
         return self
@@ -208,7 +208,7 @@ class EnvironmentConfig(_Strict):
         return None if value is None else _duration(value)
 
     @model_validator(mode="after")
-    def _v_approvals(self) -> "EnvironmentConfig":
+    def _v_approvals(self) -> EnvironmentConfig:
         pool = len(set(self.approvers))
         if self.approvers and self.required_approvals > pool:
             raise ValueError(f"required_approvals ({self.required_approvals}) exceeds the "
@@ -253,7 +253,7 @@ def environment_issues(environments: dict[str, Any], receivers: set[str],
         ``(key path, message)`` pairs.
     """
     issues: list[tuple[str, str]] = []
-    for name, raw in environments.items():
+    for name in environments:
         try:
             env = environment_of(environments, name)
         except ValueError as exc:

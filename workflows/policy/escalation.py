@@ -83,7 +83,7 @@ def ladder(policy: EscalationPolicy, start: datetime) -> list[Rung]:
     """
     rungs: list[Rung] = []
     afters = [parse_duration(level.after) for level in policy.levels]
-    for i, (level, after) in enumerate(zip(policy.levels, afters)):
+    for i, (level, after) in enumerate(zip(policy.levels, afters, strict=True)):
         rungs.append(Rung(i, i + 1, level.receiver, start + after))
     if policy.levels and policy.repeat > 0:
         gap = afters[-1] - afters[-2] if len(afters) > 1 else timedelta(minutes=5)

@@ -6,8 +6,7 @@ The escalation ladder lives in :mod:`workflows.policy.escalation`; its names are
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from workflows.models import Action, Link, Message, MessageField, Severity
 from workflows.policy.escalation import DEFAULT_LADDER, EscalationLevel, EscalationPolicy, Rung, ladder

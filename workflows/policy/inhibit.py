@@ -20,8 +20,9 @@ Pure: the caller passes the label sets of the alerts firing now.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from workflows.policy.matchers import Matcher, matches_all, parse_matchers
 

@@ -29,9 +29,10 @@ its receiver is left out.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from workflows.policy import timeintervals
 from workflows.policy.durations import parse_duration
@@ -106,7 +107,7 @@ class RouteNode:
     mute_time_intervals: list[str]
     active_time_intervals: list[str]
     escalation: str | None
-    children: list["RouteNode"] = field(default_factory=list)
+    children: list[RouteNode] = field(default_factory=list)
 
     def group_key_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
         """The labels that form this route's group key for an alert."""
@@ -118,7 +119,7 @@ class RouteNode:
         """Whether this route's own matchers match."""
         return matches_all(self.matchers, labels)
 
-    def walk(self) -> Iterable["RouteNode"]:
+    def walk(self) -> Iterable[RouteNode]:
         """This node and all its descendants, depth first, in order."""
         yield self
         for child in self.children:

@@ -15,8 +15,9 @@ Pure: the instant is always passed in; naive datetimes are taken as UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,7 +37,7 @@ SilenceState = Literal["pending", "active", "expired"]
 
 
 def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def silence_matchers(texts: Iterable[str]) -> list[Matcher]:
@@ -91,7 +92,7 @@ class Silence(BaseModel):
             return False
         return matches_all(found, labels)
 
-    def expired_at(self, at: datetime) -> "Silence":
+    def expired_at(self, at: datetime) -> Silence:
         """A copy expired at ``at``, as Alertmanager expires: ``ends_at = at`` (a pending one also starts at ``at``)."""
         copy = self.model_copy()
         if self.state(at) == "pending":

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
@@ -215,7 +216,7 @@ def parse_year_range(text: str) -> tuple[int, int]:
 def load_location(name: str | None) -> tzinfo | None:
     """An IANA zone; ``None``/``""``/``UTC`` → UTC; ``Local`` → the host's zone (returned as None-like marker)."""
     if name is None or name == "" or name == "UTC":
-        return timezone.utc
+        return UTC
     if name == "Local":
         return None
     try:
@@ -233,7 +234,7 @@ class ParsedSpec:
     days_of_month: tuple[tuple[int, int], ...] | None = None
     months: tuple[tuple[int, int], ...] | None = None
     years: tuple[tuple[int, int], ...] | None = None
-    location: tzinfo | None = timezone.utc
+    location: tzinfo | None = UTC
     """None means the host's local zone (``location: Local``)."""
 
 
@@ -281,7 +282,7 @@ def _collect(spec: Any) -> tuple[ParsedSpec, list[TimeIntervalError]]:
                 errors.append(TimeIntervalError(f"times[{i}]", "start_time must be before end_time"))
             else:
                 times.append((bounds[0], bounds[1]))
-    location: tzinfo | None = timezone.utc
+    location: tzinfo | None = UTC
     try:
         location = load_location(_field(spec, "location"))
     except ValueError as exc:
@@ -318,7 +319,7 @@ def parse_spec(spec: TimeSpecLike | Mapping[str, Any] | ParsedSpec) -> ParsedSpe
 
 def _local(at: datetime, location: tzinfo | None) -> datetime:
     if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     return at.astimezone(location) if location is not None else at.astimezone()
 
 

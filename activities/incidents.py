@@ -29,6 +29,8 @@ from workflows.incident.models import (
     RouteStateQuery,
     IncidentMetrics,
     IncidentState,
+    MuteQuery,
+    MuteVerdict,
     RollbackTrigger,
     Suppression,
     SuppressionQuery,
@@ -112,6 +114,15 @@ class IncidentActivities:
             if all(inhibited(labels, sources, config.inhibit_rules) for labels in query.alerts):
                 result.inhibited_by.append("inhibit_rules")
         return result
+
+    @activity.defn(name="mute_verdict")
+    async def mute_verdict(self, query: MuteQuery) -> MuteVerdict:
+        """The one muting stage: silences, then inhibition, then the route's time intervals and digest."""
+        suppression = await self.check_suppression(
+            SuppressionQuery(incident=query.incident, alerts=query.alerts, at=query.at))
+        route = await self.route_state(RouteStateQuery(route_path=query.route_path, at=query.at))
+        return MuteVerdict(silenced_by=suppression.silenced_by, inhibited_by=suppression.inhibited_by,
+                           muted_by=route.muted_by, digest=route.digest)
 
     @activity.defn(name="route_state")
     async def route_state(self, query: RouteStateQuery) -> RouteState:

@@ -38,7 +38,7 @@ class ActivitySet:
         """The activity callables to register."""
         return [
             self.delivery.load_config, self.delivery.send,
-            self.incidents.check_suppression, self.incidents.request_rollback, self.incidents.record_metrics,
+            self.incidents.check_suppression, self.incidents.mute_verdict, self.incidents.request_rollback, self.incidents.record_metrics,
             self.incidents.route_state, self.incidents.held_incidents, self.incidents.raise_alerts,
             *self.deployments.functions(),
         ]

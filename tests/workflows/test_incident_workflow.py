@@ -138,7 +138,7 @@ async def test_resolved_within_group_wait_sends_nothing(
         result = await time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).result()
     assert result.status == "resolved" and result.resolved_by == "alertmanager"
     assert [r for r in outbox(tmp_path) if r["key"].startswith(wid)] == []
-    assert any("nothing was sent" in e.detail for e in result.timeline)
+    assert any("nothing was sent" in e.detail for e in result.timeline), [(e.action, e.detail) for e in result.timeline]
 
 
 async def test_grouping_puts_alerts_of_one_group_in_one_incident(
@@ -209,4 +209,3 @@ async def test_silence_holds_notifications_and_expiry_releases_them(
         await until(lambda: _count(tmp_path, wid, 1))
     expired = [r for r in outbox(tmp_path) if "Silence" in r["message"]["title"]]
     assert expired and "expired" in expired[0]["message"]["title"] and "ops" in expired[0]["message"]["text"]
-    _ = replace

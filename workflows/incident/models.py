@@ -15,7 +15,7 @@ from workflows.search import OPEN_INCIDENT_STATUSES
 
 __all__ = ["RouteStateQuery", "RouteState", "HeldIncident", "Alert", "AlertBatch", "HumanAction", "SnoozeAction", "TimelineEntry", "IncidentState",
            "IncidentInput", "ActionResult", "RollbackTrigger", "IncidentMetrics", "SuppressionQuery",
-           "Suppression", "OPEN_STATUSES", "WORKFLOW", "SIGNAL_ADD_ALERTS", "SIGNAL_DIGEST_SENT", "QUERY_STATE",
+           "Suppression", "OPEN_STATUSES", "MuteQuery", "MuteVerdict", "WORKFLOW", "SIGNAL_ADD_ALERTS", "SIGNAL_DIGEST_SENT", "QUERY_STATE",
            "UPDATE_ACKNOWLEDGE", "UPDATE_RESOLVE", "UPDATE_ESCALATE", "UPDATE_SNOOZE"]
 
 WORKFLOW = "IncidentWorkflow"
@@ -183,6 +183,32 @@ class RouteState(BaseModel):
     """Time intervals that mute the route now (mute_time_intervals active, or active_time_intervals not)."""
     digest: bool = False
     """The route's receiver collects notifications into a scheduled digest."""
+
+
+class MuteQuery(BaseModel):
+    """Local-activity input of the one muting stage: may this incident notify now?"""
+
+    incident: str
+    route_path: str
+    alerts: list[dict[str, str]]
+    """Label sets of the firing alerts."""
+    at: datetime
+    """The incident's clock (``workflow.now()``): silences and time intervals are judged at this instant."""
+
+
+class MuteVerdict(BaseModel):
+    """One verdict of silences, inhibition and time intervals (and whether the receiver is a digest)."""
+
+    silenced_by: list[str] = Field(default_factory=list)
+    inhibited_by: list[str] = Field(default_factory=list)
+    muted_by: list[str] = Field(default_factory=list)
+    """Time intervals that mute the route now."""
+    digest: bool = False
+    """The route's receiver collects notifications into a scheduled digest."""
+
+    def suppressed(self) -> bool:
+        """Silenced or inhibited (held until that ends)."""
+        return bool(self.silenced_by or self.inhibited_by)
 
 
 class HeldIncident(BaseModel):

@@ -27,11 +27,7 @@ from workflows.incident.models import (
     IncidentMetrics,
     IncidentState,
     RollbackTrigger,
-    RouteState,
-    RouteStateQuery,
     SnoozeAction,
-    Suppression,
-    SuppressionQuery,
     TimelineEntry,
     model_dump_alerts,
 )
@@ -39,6 +35,7 @@ from workflows.models import Message
 from workflows.policy.durations import parse_duration
 from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
 from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval, find_node
+from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
 from workflows.timer import wait_until
 
 with workflow.unsafe.imports_passed_through():
@@ -47,11 +44,10 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["IncidentWorkflow"]
 
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
-SUPPRESSION_RECHECK = timedelta(minutes=1)
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow:
+class IncidentWorkflow(MutingStage):
     """One alert group's incident, from first alert to resolution."""
 
     @workflow.init
@@ -268,48 +264,6 @@ class IncidentWorkflow:
                                     only_types=("slack",)))
         await asyncio.gather(*jobs)
 
-    async def _suppression(self) -> Suppression:
-        # A local activity: a read, on the hot path of every first notification.
-        return await workflow.execute_local_activity_method(
-            IncidentActivities.check_suppression,
-            SuppressionQuery(incident=self.st.id, alerts=[a.labels for a in self.st.firing()], at=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
-
-    async def _route_state(self) -> RouteState:
-        return await workflow.execute_local_activity_method(
-            IncidentActivities.route_state, RouteStateQuery(route_path=self.st.route_path, at=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=10), retry_policy=ACTIVITY_RETRY)
-
-    async def _hold(self) -> bool:
-        """Time-based routing: wait while the route is muted; hold for a digest receiver.
-
-        Returns:
-            True when the incident should go on to notify; False when it ended
-            (resolved while muted) or the digest already carried it.
-        """
-        while True:
-            route = await self._route_state()
-            if route.digest:
-                self.st.held_for_digest = True
-                self._log("tocsin", "held for digest", self.st.receiver)
-                self._set_status("held")
-                while self.st.digest is None:
-                    await workflow.wait_condition(lambda: self.st.digest is not None or bool(self._pending))
-                    self._apply_pending()  # a resolution while held is recorded; the digest still lists it
-                self._events.clear()
-                return False
-            if not route.muted_by:
-                return True
-            if self.st.status != "muted":
-                self._log("tocsin", "muted", ", ".join(route.muted_by))
-                self._set_status("muted")
-            await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", SUPPRESSION_RECHECK)
-            self._apply_pending()
-            if self.st.status == "resolved":
-                self._events.clear()
-                self._log("tocsin", "closed", "resolved while muted by time: recorded, nothing was sent")
-                return False
-
     async def _maybe_rollback(self, config: Config) -> None:
         if self.st.rollback_requested or not config.rollback_triggers:
             return
@@ -372,12 +326,7 @@ class IncidentWorkflow:
             self._apply_pending()
         if self.st.status == "resolved":
             return self._closed("resolved within group_wait: nothing was sent")
-        if not await self._wait_while_suppressed():
-            return self._closed("resolved while suppressed: recorded, nothing was sent")
-        self.st.suppressed_by = []
-        if not await self._hold():
-            if self.st.status != "resolved" and self.st.held_for_digest:
-                await self._quiet_until_resolved()
+        if not await (self._muting_stage() if workflow.patched(MUTING_STAGE_PATCH) else self._legacy_muting()):
             return False
         self.st.notified_at = workflow.now()
         self.st.escalation_restart = self.st.notified_at
@@ -390,30 +339,6 @@ class IncidentWorkflow:
         self._events.clear()
         self._log("tocsin", "closed", why)
         return False
-
-    async def _wait_while_suppressed(self) -> bool:
-        """Silences and inhibitions hold notifications, never drop them. False: resolved while held."""
-        while self.st.status != "resolved":
-            held = await self._suppression()
-            if not held.any():
-                break
-            if self.st.suppressed_by != held.silenced_by + held.inhibited_by:
-                self.st.suppressed_by = held.silenced_by + held.inhibited_by
-                self._log("tocsin", "silenced" if held.silenced_by else "inhibited", ", ".join(self.st.suppressed_by))
-            self._set_status("silenced" if held.silenced_by else "inhibited")
-            await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", SUPPRESSION_RECHECK)
-            self._apply_pending()
-        return self.st.status != "resolved"
-
-    async def _quiet_until_resolved(self) -> None:
-        """Carried by the digest and still firing: stay open, quietly, until resolved."""
-        self._set_status("notified")
-        await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
-        while self.st.status != "resolved":
-            self._apply_pending()
-            if self.st.status != "resolved":
-                await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
-        self._events.clear()
 
     async def _deliver_due_rungs(self, config: Config, node: RouteNode) -> list[Rung]:
         """Deliver every rung that is due (all of them if the worker was down), exactly once each."""

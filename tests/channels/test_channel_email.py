@@ -187,42 +187,12 @@ async def test_sendgrid_400_is_permanent_with_sendgrid_message(sg: FakeSendGrid,
     assert "personalizations.0.to.0.email: Does not contain a valid address." in str(err.value)
 
 
-async def test_sendgrid_500_is_retryable(sg: FakeSendGrid, make_sendgrid):
-    sg.fail_next(status=500)
-    with pytest.raises(ChannelError) as err:
-        await make_sendgrid().send(build_message(), "k", 1)
-    assert err.value.retryable and "500" in str(err.value)
-    await make_sendgrid().send(build_message(), "k", 2)
-    assert len(sg.mails) == 1
-
-
 async def test_sendgrid_429_retries_after_the_rate_limit_reset(sg: FakeSendGrid, make_sendgrid):
     sg.rate_limit_next(retry_after=30)
     with pytest.raises(ChannelError) as err:
         await make_sendgrid().send(build_message(), "k", 1)
     assert err.value.retryable and err.value.kind == "RateLimited"
     assert err.value.retry_after is not None and 28 <= err.value.retry_after <= 32
-
-
-async def test_sendgrid_429_prefers_retry_after(sg: FakeSendGrid, make_sendgrid):
-    sg.rate_limit_next(retry_after=7, with_retry_after=True)
-    with pytest.raises(ChannelError) as err:
-        await make_sendgrid().send(build_message(), "k", 1)
-    assert err.value.retryable and err.value.retry_after == 7
-
-
-async def test_sendgrid_timeout_is_retryable(sg: FakeSendGrid, make_sendgrid):
-    sg.delay_next(seconds=1.0)
-    with pytest.raises(ChannelError) as err:
-        await make_sendgrid(timeout=0.2).send(build_message(), "k", 1)
-    assert err.value.retryable and "no answer" in str(err.value)
-
-
-async def test_sendgrid_dropped_connection_is_retryable(sg: FakeSendGrid, make_sendgrid):
-    sg.drop_next()
-    with pytest.raises(ChannelError) as err:
-        await make_sendgrid().send(build_message(), "k", 1)
-    assert err.value.retryable
 
 
 async def test_sendgrid_lost_answer_retry_keeps_the_same_message_id_header(sg: FakeSendGrid, make_sendgrid):

@@ -169,23 +169,16 @@ async def test_wrong_secret_is_permanent(fake: FakeWebhookReceiver, make_channel
     assert fake.deliveries == []
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 408])
-async def test_server_error_is_retryable(fake: FakeWebhookReceiver, make_channel, status):
-    fake.fail_next(status=status)
+async def test_request_timeout_408_is_retryable(fake: FakeWebhookReceiver, make_channel):
+    fake.fail_next(status=408)
     with pytest.raises(ChannelError) as err:
         await make_channel().send(build_message(), "k", 1)
-    assert err.value.retryable and str(status) in str(err.value)
-
-
-async def test_rate_limit_honours_retry_after(fake: FakeWebhookReceiver, make_channel):
-    fake.rate_limit_next(retry_after=12)
-    with pytest.raises(ChannelError) as err:
-        await make_channel().send(build_message(), "k", 1)
-    assert err.value.retryable and err.value.retry_after == 12 and err.value.kind == "RateLimited"
+    assert err.value.retryable and "408" in str(err.value)
 
 
 @pytest.mark.parametrize("status", [400, 404, 410, 422])
-async def test_client_errors_are_permanent(fake: FakeWebhookReceiver, make_channel, status):
+async def test_client_errors_name_the_status_and_the_receivers_reason(fake: FakeWebhookReceiver, make_channel,
+                                                                       status):
     fake.respond_next(status=status, body={"error": "nope"})
     with pytest.raises(ChannelError) as err:
         await make_channel().send(build_message(), "k", 1)
@@ -208,23 +201,6 @@ async def test_error_text_carries_no_url_secrets(deps):
     assert err.value.retryable  # connection refused
     assert "T0KEN" not in str(err.value) and SECRET not in str(err.value)
     assert "127.0.0.1" in str(err.value)
-
-
-async def test_timeout_is_retryable(fake: FakeWebhookReceiver, make_channel):
-    fake.delay_next(seconds=1.5)
-    started = time.perf_counter()
-    with pytest.raises(ChannelError) as err:
-        await make_channel(timeout=0.3).send(build_message(), "k", 1)
-    assert err.value.retryable and "no answer" in str(err.value)
-    assert time.perf_counter() - started < 1.2
-    await fake.await_for(1, timeout=5)
-
-
-async def test_dropped_connection_is_retryable(fake: FakeWebhookReceiver, make_channel):
-    fake.drop_next()
-    with pytest.raises(ChannelError) as err:
-        await make_channel().send(build_message(), "k", 1)
-    assert err.value.retryable
 
 
 def test_pacing(make_channel):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -135,7 +136,7 @@ class Channel(abc.ABC):
         raise ChannelError(f"{self.type} channel '{self.name}': paced to {rate:g}/s, next send in {wait:.2f}s",
                            retryable=True, retry_after=wait, kind="Paced")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - an optional hook: most channels hold nothing of their own
         """Release per-channel resources."""
 
     async def request(self, verb: str, url: str, what: str, *, timeout: float | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from activities.channels.base import Channel, SendContext, Sent
 from workflows.models import Message
@@ -48,7 +48,7 @@ class ConsoleChannel(Channel):
         self.deps.home.mkdir(parents=True, exist_ok=True)
         record = {
             "key": idempotency_key,
-            "at": datetime.now(timezone.utc).isoformat(),
+            "at": datetime.now(UTC).isoformat(),
             "channel": self.name,
             "message": message.model_dump(mode="json"),
         }

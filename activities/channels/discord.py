@@ -34,8 +34,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from activities.channels.base import (Channel, ChannelError, SendContext, Sent, json_object, parse_retry_after,
-                                      raise_for_http)
+from activities.channels.base import (
+    Channel,
+    ChannelError,
+    SendContext,
+    Sent,
+    json_object,
+    parse_retry_after,
+    raise_for_http,
+)
 from activities.channels.render import SEVERITY_COLOR, trim
 from workflows.models import Message
 
@@ -82,7 +89,7 @@ def discord_payload(message: Message) -> dict[str, Any]:
     web = [url for _, url in links if url.startswith(("http://", "https://"))]
     if web:
         embed["url"] = web[0]
-    fields = [
+    fields: list[dict[str, Any]] = [
         {"name": trim(f.title.strip() or "-", LIMITS["field_name"]),
          "value": trim(f.value.strip() or "-", LIMITS["field_value"]),
          "inline": bool(f.short)}

@@ -41,15 +41,23 @@ import logging
 import smtplib
 import ssl
 import time
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, getaddresses, parseaddr
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import httpx
 from sendgrid.helpers.mail import CustomArg, From, Header, Mail, To
 
-from activities.channels.base import (Channel, ChannelDeps, ChannelError, SendContext, Sent, json_object,
-                                      parse_retry_after)
+from activities.channels.base import (
+    Channel,
+    ChannelDeps,
+    ChannelError,
+    SendContext,
+    Sent,
+    json_object,
+    parse_retry_after,
+)
 from activities.channels.render import SEVERITY_COLOR, trim
 from workflows.models import Message
 

@@ -35,12 +35,20 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from typing import Any, AsyncIterator, Literal, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal
 
 import httpx
 
-from activities.channels.base import (Channel, ChannelDeps, ChannelError, SendContext, Sent, json_object,
-                                      parse_retry_after)
+from activities.channels.base import (
+    Channel,
+    ChannelDeps,
+    ChannelError,
+    SendContext,
+    Sent,
+    json_object,
+    parse_retry_after,
+)
 from activities.channels.render import trim
 from workflows.models import Message
 

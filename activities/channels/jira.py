@@ -34,12 +34,20 @@ a new issue.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import httpx
 
-from activities.channels.base import (Channel, ChannelDeps, ChannelError, SendContext, Sent, json_object,
-                                      parse_retry_after)
+from activities.channels.base import (
+    Channel,
+    ChannelDeps,
+    ChannelError,
+    SendContext,
+    Sent,
+    json_object,
+    parse_retry_after,
+)
 from activities.channels.render import trim
 from workflows.models import Message
 

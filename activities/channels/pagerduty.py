@@ -43,7 +43,6 @@ import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-
 from activities.channels.base import Channel, ChannelError, SendContext, Sent, json_object, raise_for_http
 from activities.channels.render import trim
 from workflows.models import Message

@@ -15,7 +15,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from activities.channels.base import Channel, SendContext, ChannelError, Sent, parse_retry_after
+from activities.channels.base import Channel, ChannelError, SendContext, Sent, parse_retry_after
 from activities.channels.render import slack_blocks, slack_fallback_text
 from workflows.models import Message
 
@@ -89,7 +89,8 @@ class SlackChannel(Channel):
         for _ in range(20):  # at most 20 pages of 1000 channels
             resp = await self._client.conversations_list(
                 types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor)
-            for item in resp.get("channels", []) or []:
+            channels: list[dict[str, Any]] = resp.get("channels", []) or []
+            for item in channels:
                 if item.get("name") == channel[1:]:
                     self._channel_id = item.get("id")
                     return self._channel_id
@@ -108,7 +109,8 @@ class SlackChannel(Channel):
                     channel=channel, limit=50, include_all_metadata=True)
         except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError):
             return None  # cannot tell: post (at-least-once beats never)
-        for msg in resp.get("messages", []) or []:
+        messages: list[dict[str, Any]] = resp.get("messages", []) or []
+        for msg in messages:
             meta = msg.get("metadata") or {}
             if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("key") == key:
                 return Sent(message_id=msg.get("ts"), duplicate=True)

@@ -54,10 +54,9 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
-
 
 from activities.channels.base import Channel, ChannelError, SendContext, Sent, raise_for_http
 from workflows.models import Message
@@ -81,7 +80,7 @@ def webhook_body(message: Message, idempotency_key: str, action: str = "notify",
         dedup_key: the incident-wide key, when there is one.
         sent_at: when this attempt is sent (UTC now by default).
     """
-    sent_at = sent_at or datetime.now(timezone.utc)
+    sent_at = sent_at or datetime.now(UTC)
     return {
         "version": VERSION,
         "idempotency_key": idempotency_key,
@@ -140,7 +139,7 @@ class WebhookChannel(Channel):
         ctx = ctx or SendContext(attempt=attempt)
         now = time.time()
         body = webhook_body(message, idempotency_key, ctx.action, dedup_key=ctx.dedup_key,
-                            sent_at=datetime.fromtimestamp(now, timezone.utc))
+                            sent_at=datetime.fromtimestamp(now, UTC))
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timestamp = str(int(now))
         headers = {

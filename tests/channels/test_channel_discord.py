@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
 import activities.channels.discord as discord_module
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.discord import LIMITS, DiscordChannel, discord_payload
-from workflows.models import Action, Link, Message, MessageField
-
 from tests.fakes.discord import FakeDiscord
+from workflows.models import Action, Link, Message, MessageField
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.email import EmailChannel, message_id_for, render_html, render_text
-from workflows.models import Link, Message, MessageField
-
 from tests.fakes.sendgrid import FakeSendGrid
+from workflows.models import Link, Message, MessageField
 
 
 def build_message(**overrides: Any) -> Message:
@@ -223,13 +222,13 @@ class Recorder:
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply:
             return self.rcpt_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         if self.data_reply:
             return self.data_reply
         self.envelopes.append(envelope)
@@ -383,7 +382,7 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))

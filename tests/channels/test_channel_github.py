@@ -10,9 +10,8 @@ import pytest
 
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.github import GitHubChannel, marker, render_markdown, send_marker, sticky_marker
-from workflows.models import Link, Message, MessageField
-
 from tests.fakes.github import FakeGitHub
+from workflows.models import Link, Message, MessageField
 
 REPO = "acme/api"
 SHA = "3f786850e387550fdab836ed7e6dc881de23001b"

@@ -11,9 +11,8 @@ import pytest
 
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.jira import JiraChannel, issue_label, render_wiki, send_ref, wiki_escape
-from workflows.models import Link, Message, MessageField
-
 from tests.fakes.jira import FakeJira
+from workflows.models import Link, Message, MessageField
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
-from activities.channels.pagerduty import (RATE_LIMIT_BACKOFF, PagerDutyChannel, dedup_key_for, pagerduty_event,
-                                           pagerduty_severity)
-from workflows.models import Action, Link, Message, MessageField
-
+from activities.channels.pagerduty import (
+    RATE_LIMIT_BACKOFF,
+    PagerDutyChannel,
+    dedup_key_for,
+    pagerduty_event,
+    pagerduty_severity,
+)
 from tests.fakes.pagerduty import FakePagerDuty, validate_event
+from workflows.models import Action, Link, Message, MessageField
 
 OTHER_KEY = "0THERKEY0123456789abcdefABCDEF01"
 

@@ -11,9 +11,8 @@ import pytest
 
 from activities.channels.base import ChannelDeps, ChannelError
 from activities.channels.slack import EVENT_TYPE, SlackChannel
-from workflows.models import Action, Link, Message, MessageField
-
 from tests.fakes.slack import FakeSlack, channel_id_for
+from workflows.models import Action, Link, Message, MessageField
 
 CHANNEL_ID = "C0123ABCD"
 

@@ -10,9 +10,8 @@ import pytest
 
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.sms import MAX_CHARS, SmsChannel, sms_body, sms_ref
-from workflows.models import Message
-
 from tests.fakes.twilio import FakeTwilio, segments
+from workflows.models import Message
 
 ALICE, BOB, BAD = "+15551230001", "+15551230002", "+15559999999"
 

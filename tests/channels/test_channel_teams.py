@@ -9,9 +9,8 @@ import pytest
 
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.teams import MAX_BYTES, TeamsChannel, teams_card, teams_payload
-from workflows.models import Action, Link, Message, MessageField
-
 from tests.fakes.teams import FakeTeams, validate_teams_message
+from workflows.models import Action, Link, Message, MessageField
 
 
 @pytest.fixture(scope="module")

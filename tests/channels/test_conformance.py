@@ -42,9 +42,6 @@ from activities.channels import REGISTRY
 from activities.channels.pagerduty import RATE_LIMIT_BACKOFF
 from activities.delivery import DeliveryActivities
 from operations.config import ConfigStore
-from workflows.config import ChannelConfig, Config
-from workflows.models import DeliveryRecord, Message, MessageField, SendRequest
-
 from tests.fakes.base import FakeServer
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.github import FakeGitHub
@@ -55,6 +52,8 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.teams import FakeTeams
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.webhook import FakeWebhookReceiver
+from workflows.config import ChannelConfig, Config
+from workflows.models import DeliveryRecord, Message, MessageField, SendRequest
 
 NOT_HTTP = {"console": "prints and appends to the local outbox"}
 """Registry types this suite does not cover, and why."""

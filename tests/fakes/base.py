@@ -153,7 +153,7 @@ class FakeServer(abc.ABC):
             site = web.TCPSite(runner, "127.0.0.1", self._want_port, backlog=1024)
             loop.run_until_complete(site.start())
             self.port = runner.addresses[0][1]
-        except BaseException as exc:  # noqa: BLE001 - reported by start()
+        except BaseException as exc:  # any failure to listen is reported by start()
             self._start_error = exc
             self._started.set()
             loop.run_until_complete(runner.cleanup())

@@ -39,11 +39,12 @@ import base64
 import json
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
-from .base import Fault, FakeServer, Request, Response
+from .base import FakeServer, Fault, Request, Response
 
 __all__ = ["FakeGitHub", "API_VERSIONS"]
 
@@ -65,7 +66,7 @@ _STATES = ("error", "failure", "pending", "success")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _invalid(resource: str, field: str, message: str, code: str = "custom") -> Response:

@@ -83,7 +83,7 @@ class FakeHooks:
 
     # ------------------------------------------------------------ server
 
-    def __enter__(self) -> "FakeHooks":
+    def __enter__(self) -> FakeHooks:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -106,7 +106,7 @@ class FakeHooks:
                     queue = fake._fail.get(path)
                     return queue.pop(0) if queue else None
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
@@ -121,7 +121,7 @@ class FakeHooks:
                     status = {"/deploy": fake.deploy_status, "/rollback": fake.rollback_status}.get(path, 404)
                 self._send(status, {"ok": 200 <= status < 300})
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 path = parts.path
                 if path == "/metrics":

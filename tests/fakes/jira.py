@@ -35,10 +35,11 @@ import base64
 import json
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
-from .base import Fault, FakeServer, Request, Response, fmt_seconds
+from .base import FakeServer, Fault, Request, Response, fmt_seconds
 
 __all__ = ["FakeJira", "STATUSES", "TRANSITIONS"]
 
@@ -65,7 +66,7 @@ _ORDER = re.compile(r"(?:^|\s+)ORDER\s+BY\s+created(?:\s+(?P<dir>ASC|DESC))?\s*$
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def _bad(errors: dict[str, str] | None = None, messages: list[str] | None = None, status: int = 400) -> Response:

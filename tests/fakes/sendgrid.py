@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .base import Fault, FakeServer, Request, Response
+from .base import FakeServer, Fault, Request, Response
 
 __all__ = ["FakeSendGrid", "RESERVED_HEADERS"]
 

@@ -34,10 +34,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl
 
-from .base import Fault, FakeServer, Recorded, Request, Response, fmt_seconds
+from .base import FakeServer, Fault, Recorded, Request, Response, fmt_seconds
 
 __all__ = ["FakeSlack", "Recorded", "channel_id_for", "validate_blocks", "BOT_ID", "TEAM_ID", "USER_ID"]
 

@@ -34,7 +34,8 @@ import base64
 import binascii
 import hashlib
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from .base import FakeServer, Fault, Request, Response, retry_after_header
@@ -168,7 +169,7 @@ class FakeTwilio(FakeServer):
         if len(body) > 1600:
             return self._error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
         self._seq += 1
-        sid = "SM" + hashlib.md5(f"{self.account_sid}:{self._seq}".encode()).hexdigest()  # noqa: S324 - an id
+        sid = "SM" + hashlib.md5(f"{self.account_sid}:{self._seq}".encode()).hexdigest()  # an id, not a security use
         resource = {
             "sid": sid, "account_sid": self.account_sid, "to": to, "from": sender,
             "messaging_service_sid": service or None, "body": body, "status": "queued",

@@ -84,86 +84,7 @@ class FakeHooks:
     # ------------------------------------------------------------ server
 
     def __enter__(self) -> FakeHooks:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                return
-
-            def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
-                data = body if isinstance(body, bytes) else (
-                    body.encode() if isinstance(body, str) else json.dumps(body).encode())
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _injected(self, path: str) -> int | None:
-                with fake._lock:
-                    queue = fake._fail.get(path)
-                    return queue.pop(0) if queue else None
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw.decode(errors="replace")
-                path = urlsplit(self.path).path
-                with fake._lock:
-                    fake.calls.append(HookCall("POST", path, body, dict(self.headers)))
-                status = self._injected(path)
-                if status is None:
-                    status = {"/deploy": fake.deploy_status, "/rollback": fake.rollback_status}.get(path, 404)
-                self._send(status, {"ok": 200 <= status < 300})
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                path = parts.path
-                if path == "/metrics":
-                    with fake._lock:
-                        lines = ["# HELP http_requests_total Requests served.",
-                                 "# TYPE http_requests_total counter"]
-                        lines += [f'http_requests_total{{code="{code}"}} {value}'
-                                  for code, value in sorted(fake.counters.items())]
-                    self._send(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")
-                    return
-                with fake._lock:
-                    fake.calls.append(HookCall("GET", path, parse_qs(parts.query), dict(self.headers)))
-                status = self._injected(path)
-                if path == "/health":
-                    code = status if status is not None else fake.health_status
-                    self._send(code, {"status": "ok" if code < 300 else "down"})
-                elif path == "/api/v1/query":
-                    query = parse_qs(parts.query).get("query", [""])[0]
-                    self._query(query, status)
-                else:
-                    self._send(404, {"error": "not found"})
-
-            def _query(self, query: str, status: int | None) -> None:
-                if status is not None:
-                    self._send(status, {"status": "error", "errorType": "server", "error": "injected"})
-                    return
-                with fake._lock:
-                    matches = [v for k, v in fake.query_values.items() if k in query]
-                if not matches:
-                    self._send(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
-                    return
-                value = matches[0]
-                if isinstance(value, Exception):
-                    self._send(400, {"status": "error", "errorType": "bad_data", "error": str(value)})
-                elif value is None:
-                    self._send(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
-                else:
-                    self._send(200, {"status": "success", "data": {"resultType": "vector", "result": [
-                        {"metric": {}, "value": [0, str(value)]}]}})
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(self)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hooks", daemon=True)
         self._thread.start()
         return self
@@ -172,3 +93,97 @@ class FakeHooks:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers one request for the :class:`FakeHooks` its server belongs to."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    @property
+    def fake(self) -> FakeHooks:
+        return self.server.fake
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        return
+
+    def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else (
+            body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _injected(self, path: str) -> int | None:
+        with self.fake._lock:
+            queue = self.fake._fail.get(path)
+            return queue.pop(0) if queue else None
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        path = urlsplit(self.path).path
+        with self.fake._lock:
+            self.fake.calls.append(HookCall("POST", path, body, dict(self.headers)))
+        status = self._injected(path)
+        if status is None:
+            status = {"/deploy": self.fake.deploy_status, "/rollback": self.fake.rollback_status}.get(path, 404)
+        self._send(status, {"ok": 200 <= status < 300})
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path
+        if path == "/metrics":
+            with self.fake._lock:
+                lines = ["# HELP http_requests_total Requests served.",
+                         "# TYPE http_requests_total counter"]
+                lines += [f'http_requests_total{{code="{code}"}} {value}'
+                          for code, value in sorted(self.fake.counters.items())]
+            self._send(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")
+            return
+        with self.fake._lock:
+            self.fake.calls.append(HookCall("GET", path, parse_qs(parts.query), dict(self.headers)))
+        status = self._injected(path)
+        if path == "/health":
+            code = status if status is not None else self.fake.health_status
+            self._send(code, {"status": "ok" if code < 300 else "down"})
+        elif path == "/api/v1/query":
+            query = parse_qs(parts.query).get("query", [""])[0]
+            self._query(query, status)
+        else:
+            self._send(404, {"error": "not found"})
+
+    def _query(self, query: str, status: int | None) -> None:
+        if status is not None:
+            self._send(status, {"status": "error", "errorType": "server", "error": "injected"})
+            return
+        with self.fake._lock:
+            matches = [v for k, v in self.fake.query_values.items() if k in query]
+        if not matches:
+            self._send(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+            return
+        value = matches[0]
+        if isinstance(value, Exception):
+            self._send(400, {"status": "error", "errorType": "bad_data", "error": str(value)})
+        elif value is None:
+            self._send(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+        else:
+            self._send(200, {"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {}, "value": [0, str(value)]}]}})
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that knows its fake."""
+
+    daemon_threads = True
+
+    def __init__(self, fake: FakeHooks):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake

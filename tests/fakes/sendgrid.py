@@ -188,41 +188,47 @@ class FakeSendGrid(FakeServer):
                                    "defined.", "subject"))
             elif "\n" in subject or "\r" in subject:
                 errors.append(_err("The subject must not contain line breaks.", "subject"))
-        content = body.get("content")
-        if not body.get("template_id"):
-            if not isinstance(content, list) or not content:
-                errors.append(_err("Unless a valid template_id is provided, the content array is required. "
-                                   "There must be at least one content object with a type and value.", "content"))
-                content = []
-            types = []
-            for i, item in enumerate(content):
-                if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
-                    errors.append(_err("The content type must be a string at least one character in length.",
-                                       f"content.{i}.type"))
-                    continue
-                if not isinstance(item.get("value"), str) or not item["value"]:
-                    errors.append(_err("The content value must be a string at least one character in length.",
-                                       f"content.{i}.value"))
-                types.append(item["type"])
-            if "text/plain" in types and types[0] != "text/plain" \
-                    or "text/html" in types and types.index("text/html") > ("text/plain" in types):
-                errors.append(_err(_CONTENT_ORDER, "content"))
-        headers = body.get("headers")
-        if headers is not None:
-            if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                        for k, v in headers.items()):
-                errors.append(_err("The headers parameter must be an object of string keys and values.", "headers"))
-            else:
-                reserved = sorted(k for k in headers if k.lower() in RESERVED_HEADERS)
-                if reserved:
-                    errors.append(_err(f"The following header(s) are reserved and cannot be used: "
-                                       f"{', '.join(reserved)}", "headers"))
-                if any("\n" in v or "\r" in v for v in headers.values()):
-                    errors.append(_err("Header values must not contain line breaks.", "headers"))
-        custom_args = body.get("custom_args")
-        if custom_args is not None:
-            if not isinstance(custom_args, dict) or not all(isinstance(v, str) for v in custom_args.values()):
-                errors.append(_err("Custom args must be an object with string values.", "custom_args"))
-            elif len(json.dumps(custom_args)) > 10_000:
-                errors.append(_err("The custom_args may not exceed 10,000 bytes.", "custom_args"))
-        return errors
+        return errors + _content_and_header_errors(body)
+
+
+def _content_and_header_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """SendGrid's checks of ``content``, ``headers`` and ``custom_args`` (part of :meth:`FakeSendGrid.validate`)."""
+    errors: list[dict[str, Any]] = []
+    content = body.get("content")
+    if not body.get("template_id"):
+        if not isinstance(content, list) or not content:
+            errors.append(_err("Unless a valid template_id is provided, the content array is required. "
+                               "There must be at least one content object with a type and value.", "content"))
+            content = []
+        types = []
+        for i, item in enumerate(content):
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
+                errors.append(_err("The content type must be a string at least one character in length.",
+                                   f"content.{i}.type"))
+                continue
+            if not isinstance(item.get("value"), str) or not item["value"]:
+                errors.append(_err("The content value must be a string at least one character in length.",
+                                   f"content.{i}.value"))
+            types.append(item["type"])
+        if "text/plain" in types and types[0] != "text/plain" \
+                or "text/html" in types and types.index("text/html") > ("text/plain" in types):
+            errors.append(_err(_CONTENT_ORDER, "content"))
+    headers = body.get("headers")
+    if headers is not None:
+        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in headers.items()):
+            errors.append(_err("The headers parameter must be an object of string keys and values.", "headers"))
+        else:
+            reserved = sorted(k for k in headers if k.lower() in RESERVED_HEADERS)
+            if reserved:
+                errors.append(_err(f"The following header(s) are reserved and cannot be used: "
+                                   f"{', '.join(reserved)}", "headers"))
+            if any("\n" in v or "\r" in v for v in headers.values()):
+                errors.append(_err("Header values must not contain line breaks.", "headers"))
+    custom_args = body.get("custom_args")
+    if custom_args is not None:
+        if not isinstance(custom_args, dict) or not all(isinstance(v, str) for v in custom_args.values()):
+            errors.append(_err("Custom args must be an object with string values.", "custom_args"))
+        elif len(json.dumps(custom_args)) > 10_000:
+            errors.append(_err("The custom_args may not exceed 10,000 bytes.", "custom_args"))
+    return errors

@@ -44,7 +44,6 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from .wire import JSON, Fault, Recorded, Request, Response, fmt_seconds, retry_after_header
 
@@ -436,11 +435,8 @@ def _web_response(response: Response) -> web.Response:
         data = payload.encode("utf-8")
     else:
         data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-    headers: CIMultiDict[str] = CIMultiDict()
-    if response.status != 204:
-        headers["Content-Type"] = response.content_type
-    headers.extend(response.headers)
-    return web.Response(status=response.status, body=data, headers=headers)
+    headers = {} if response.status == 204 else {"Content-Type": response.content_type}
+    return web.Response(status=response.status, body=data, headers={**headers, **response.headers})
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install system-deps clean histories
+.PHONY: run test lint bench install system-deps clean histories
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,14 @@ run: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 
-## test: the whole suite (unit, time-skipping workflow tests, integration against a real dev server).
-test: $(STAMP) system-deps
+## lint: ruff (lint and format check) and mypy, as configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: lint and type checks, then the whole suite (unit, time-skipping workflow tests, integration against a real dev server).
+test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## bench: CI event → Slack and alert webhook → Slack, each against a raw one-activity Temporal baseline.

@@ -7,8 +7,9 @@ Built once per worker (:class:`DeploymentActivities`) with the Temporal client
 timeouts and connection errors are retryable; other 4xx are
 ``ApplicationError(non_retryable=True)``.
 
-The request/result models live here (the workflow imports them through
-``imports_passed_through``), keeping ``workflows → activities`` one-way.
+The request/result models are contracts of the deployment workflows
+(``workflows.deployment.models``): activities import them from there, never
+the reverse. Visibility look-ups are written with ``workflows.search.query``.
 """
 
 from __future__ import annotations
@@ -16,151 +17,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from datetime import UTC, timedelta
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.config import resolve_env
+from operations.config import resolve_env
 from workflows import search
+from workflows.deployment.models import (
+    LOCK_SIGNAL_ACQUIRE,
+    LOCK_WORKFLOW,
+    ContextRequest,
+    DeployContext,
+    HealthCheck,
+    HealthResult,
+    HookCall,
+    HookResult,
+    LockInput,
+    LockRequest,
+    MetricQuery,
+    MetricsRequest,
+    MetricsResult,
+    RunningRequest,
+)
+from workflows.pipeline import QUERY_STATE as PIPELINE_QUERY_STATE
 from workflows.policy.canary import MetricReading
 
-__all__ = [
-    "DeploymentActivities",
-    "HookCall",
-    "HookResult",
-    "HealthCheck",
-    "HealthResult",
-    "MetricQuery",
-    "MetricsRequest",
-    "MetricsResult",
-    "ContextRequest",
-    "DeployContext",
-    "LockRequest",
-    "LockAcquire",
-    "RunningRequest",
-    "quote",
-]
+__all__ = ["DeploymentActivities"]
 
 log = logging.getLogger("tocsin")
 
-OPEN_INCIDENT_STATUSES = ("triggered", "notified", "acknowledged")
 ROLLBACK_WINDOW = timedelta(days=7)
 RETRYABLE_STATUS = {408, 425, 429}
-
-
-def quote(value: str) -> str:
-    """A visibility-query string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-# ---------------------------------------------------------------- models
-
-
-class HookCall(BaseModel):
-    """POST ``payload`` as JSON to ``url``."""
-
-    url: str
-    """May hold ``${ENV}`` references, resolved in the worker (never in history)."""
-    payload: dict[str, Any] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Extra headers, e.g. ``Authorization: Bearer ${DEPLOY_TOKEN}`` (resolved in the worker)."""
-    timeout_seconds: float = 30.0
-    idempotency_key: str = ""
-    """Sent as ``Idempotency-Key`` so a retried call can be recognised by the receiver."""
-
-
-class HookResult(BaseModel):
-    """A hook's answer."""
-
-    status: int
-    body: str = ""
-
-
-class HealthCheck(BaseModel):
-    """GET ``url``; 2xx is healthy."""
-
-    url: str
-    timeout_seconds: float = 10.0
-
-
-class HealthResult(BaseModel):
-    """A healthy answer."""
-
-    url: str
-    status: int
-
-
-class MetricQuery(BaseModel):
-    """One named PromQL instant query (already rendered)."""
-
-    name: str
-    query: str
-
-
-class MetricsRequest(BaseModel):
-    """One measurement: every query, against one Prometheus."""
-
-    prometheus_url: str
-    queries: list[MetricQuery] = Field(default_factory=list)
-    timeout_seconds: float = 10.0
-
-
-class MetricsResult(BaseModel):
-    """One reading per query; errors are readings too (inconclusive, not failures)."""
-
-    readings: list[MetricReading] = Field(default_factory=list)
-
-
-class ContextRequest(BaseModel):
-    """What the gates and the risk score need to know about a service."""
-
-    service: str
-    env: str
-    commit: str | None = None
-    workflow_id: str = ""
-    """The asking deployment (left out of its own look-ups)."""
-    now: datetime
-
-
-class DeployContext(BaseModel):
-    """Facts from Temporal visibility, for gates and risk."""
-
-    open_critical_incidents: list[str] = Field(default_factory=list)
-    pipeline_green: bool | None = None
-    """True/False when the commit's CI result is known, else None."""
-    pipeline_detail: str = "no pipeline known for this commit"
-    recent_pipeline_failures: int = 0
-    recent_rollbacks: int = 0
-    last_deploy_at: datetime | None = None
-
-
-class LockAcquire(BaseModel):
-    """Signal ``acquire`` of ``DeployLockWorkflow``."""
-
-    workflow_id: str
-    mode: Literal["wait", "refuse"] = "wait"
-
-
-class LockRequest(BaseModel):
-    """Signal-with-start the lock of one service/environment."""
-
-    lock_id: str
-    service: str
-    env: str
-    acquire: LockAcquire
-
-
-class RunningRequest(BaseModel):
-    """Is this workflow still running?"""
-
-    workflow_id: str
 
 
 # ---------------------------------------------------------------- classification
@@ -305,7 +198,7 @@ class DeploymentActivities:
 
     async def _pipelines(self, request: ContextRequest, ctx: DeployContext) -> None:
         service = request.service
-        executions = await self._list("TocsinKind='pipeline' AND ExecutionStatus='Running'")
+        executions = await self._list(search.query("pipeline", running=True))
         mine = []
         for ex in executions:
             repo = ex.typed_search_attributes.get(search.SERVICE) or ""
@@ -316,7 +209,7 @@ class DeploymentActivities:
         for ex in mine:
             try:
                 state = await self._client.get_workflow_handle(ex.id).query(
-                    "state", rpc_timeout=timedelta(seconds=5))
+                    PIPELINE_QUERY_STATE, rpc_timeout=timedelta(seconds=5))
             except Exception as exc:  # noqa: BLE001 - a pipeline that cannot answer is "unknown"
                 log.info("pipeline %s did not answer its state query: %s", ex.id, exc)
                 if (ex.typed_search_attributes.get(search.STATUS) or "") == "failing":
@@ -346,22 +239,19 @@ class DeploymentActivities:
             ApplicationError: retryable when Temporal's visibility fails.
         """
         ctx = DeployContext()
-        svc, env = quote(request.service), quote(request.env)
-        statuses = ", ".join(quote(s) for s in OPEN_INCIDENT_STATUSES)
+        service, env = request.service, request.env
         try:
-            incidents = await self._list(
-                f"TocsinKind='incident' AND TocsinService={svc} AND TocsinSeverity='critical' "
-                f"AND TocsinStatus IN ({statuses}) AND ExecutionStatus='Running'")
+            incidents = await self._list(search.query(
+                "incident", service=service, severity="critical", status=search.ALERTING_INCIDENT_STATUSES,
+                running=True))
             ctx.open_critical_incidents = sorted(ex.id for ex in incidents)
             await self._pipelines(request, ctx)
-            since = (request.now - ROLLBACK_WINDOW).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # Strictly after the whole second, as always; query(started_since=…) would be ">=" to the millisecond.
+            since = (request.now - ROLLBACK_WINDOW).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             rollbacks = await self._list(
-                f"TocsinKind='deployment' AND TocsinService={svc} AND TocsinStatus='rolled_back' "
-                f"AND StartTime > '{since}'")
+                search.query("deployment", service=service, status="rolled_back") + f" AND StartTime > '{since}'")
             ctx.recent_rollbacks = sum(1 for ex in rollbacks if ex.id != request.workflow_id)
-            deployed = await self._list(
-                f"TocsinKind='deployment' AND TocsinService={svc} AND TocsinEnvironment={env} "
-                f"AND TocsinStatus='deployed'")
+            deployed = await self._list(search.query("deployment", service=service, env=env, status="deployed"))
             times = [ex.close_time or ex.start_time for ex in deployed if ex.id != request.workflow_id]
             ctx.last_deploy_at = max(times) if times else None
         except RPCError as exc:
@@ -376,11 +266,11 @@ class DeploymentActivities:
     async def request_lock(self, request: LockRequest) -> None:
         """Signal-with-start the service/environment lock with ``acquire``."""
         await self._client.start_workflow(
-            "DeployLockWorkflow",
-            {"service": request.service, "env": request.env},
+            LOCK_WORKFLOW,
+            LockInput(service=request.service, env=request.env),
             id=request.lock_id,
             task_queue=activity.info().task_queue,
-            start_signal="acquire",
+            start_signal=LOCK_SIGNAL_ACQUIRE,
             start_signal_args=[request.acquire],
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(search.KIND, "deploy-lock"),

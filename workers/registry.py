@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from workflows.deployment import DeployLockWorkflow, DeploymentWorkflow
+from workflows.deployment.lock import DeployLockWorkflow
+from workflows.deployment.workflow import DeploymentWorkflow
 from workflows.incident.workflow import IncidentWorkflow
 from workflows.notify.workflow import NotifyWorkflow
 from workflows.pipeline.workflow import PipelineWorkflow
@@ -24,9 +25,22 @@ WORKFLOWS: list[type] = [
 ]
 """Every workflow type a worker runs (and the replay test replays)."""
 
-# Deterministic, stateless modules: import once, outside the sandbox.
-PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "yaml",
-               "workflows", "activities", "workers")
+PASSTHROUGH = (
+    # third-party, deterministic and stateless
+    "pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection", "yaml",
+    # Tocsin's contracts and pure policy: the same classes on both sides of the activity boundary
+    # (an activity's pydantic result must be an instance of the class the workflow validates against)
+    "workflows.config", "workflows.environments", "workflows.models", "workflows.identity", "workflows.search",
+    "workflows.policy", "workflows.incident.models", "workflows.deployment.models", "workflows.pipeline.models",
+    "workflows.notify.models", "workflows.silences.models", "workflows.report.models",
+)
+"""Modules imported once, outside the sandbox.
+
+The flows themselves (``workflows.<flow>.workflow``, ``workflows.delivery``, ``workflows.timer``) are not
+here: they are re-imported in the sandbox, so a ``datetime.now()`` or ``random.random()`` in workflow code
+fails the workflow task (tests/workflows/test_sandbox.py). Contracts and pure policy are passed through so
+that models returned by activities are the classes the flows validate against.
+"""
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

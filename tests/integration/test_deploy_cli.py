@@ -25,7 +25,7 @@ from operations.audit import verify_chain
 from tests.fakes.hooks import FakeHooks
 from tests.helpers import address_of, cli
 from tests.procs import TOCSIN, base_env, process
-from workflows.deployment import DeploymentWorkflow
+from workflows.deployment.workflow import DeploymentWorkflow
 
 
 @pytest.fixture

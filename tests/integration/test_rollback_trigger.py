@@ -12,7 +12,8 @@ from operations.alerts import dispatch_alerts, fingerprint
 from operations.deployments import start_deployment
 from tests.fakes.hooks import FakeHooks
 from tests.helpers import ops, person, tocsin_worker
-from workflows.deployment import DeployInput, DeploymentWorkflow
+from workflows.deployment import DeployInput
+from workflows.deployment.workflow import DeploymentWorkflow
 from workflows.incident.workflow import IncidentWorkflow
 from workflows.incident.models import Alert
 

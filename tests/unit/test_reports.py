@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from starters.reports import ReportError, parse_coverage, parse_junit, parse_sarif
-from workflows.models import TestFailure as Failure  # aliased: pytest would try to collect "Test*"
+from workflows.pipeline.models import TestFailure as Failure
 
 DATA = Path(__file__).parent / "data" / "reports"
 PYTEST_XML = DATA / "pytest-junit.xml"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from activities.config import ConfigError, load_config_file, parse_config
+from operations.config import ConfigError, load_config_file, parse_config
 from workflows.config import Config, TimeInterval
 from workflows.policy.timeintervals import (
     active,

@@ -20,20 +20,21 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from operations.config import ConfigStore
-from activities.deployments import ContextRequest, DeployContext
 from operations import BadInput, Refused
 from operations.deployments import approve, reject, start_deployment
 from tests.fakes.hooks import FakeHooks
 from tests.helpers import ops, outbox, person, settings_for
 from workers.main import ActivitySet, build_worker
 from workflows.deployment import (
+    ContextRequest,
     ControlRequest,
     Decision,
+    DeployContext,
     DeployInput,
     DeploymentState,
-    DeploymentWorkflow,
     RollbackRequest,
 )
+from workflows.deployment.workflow import DeploymentWorkflow
 
 
 @pytest.fixture
@@ -444,7 +445,7 @@ async def test_hook_failures_are_classified(monkeypatch: pytest.MonkeyPatch) -> 
     from temporalio.exceptions import ApplicationError
     from temporalio.testing import ActivityEnvironment
 
-    from activities.deployments import HookCall
+    from workflows.deployment import HookCall
 
     seen: list[httpx.Request] = []
     answers = iter([httpx.Response(200, text="ok"), httpx.Response(503), httpx.Response(400, text="bad weight"),
@@ -480,7 +481,7 @@ async def test_hook_failures_are_classified(monkeypatch: pytest.MonkeyPatch) -> 
 async def test_prometheus_readings_errors_are_inconclusive() -> None:
     import httpx
 
-    from activities.deployments import MetricQuery, MetricsRequest
+    from workflows.deployment import MetricQuery, MetricsRequest
 
     def vector(*values: str) -> dict[str, Any]:
         return {"status": "success", "data": {"resultType": "vector",

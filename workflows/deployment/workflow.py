@@ -1,0 +1,299 @@
+"""``DeploymentWorkflow``: one deployment, ``deploy/<service>/<env>/<version>``.
+
+The life of a deployment:
+
+1. **Lock** — one deployment at a time per service and environment. The
+   ``DeployLockWorkflow`` entity (``deploy-lock/<service>/<env>``) grants the
+   lock in arrival order; with ``concurrency: refuse`` a busy lock refuses.
+2. **Gates** — freeze windows (``--emergency`` with a reason overrides, and is
+   flagged everywhere), no open critical incident on the service, the
+   commit's pipeline green when known. Each is recorded pass/fail
+   (``workflows.policy.gates``).
+3. **Risk** — an explainable 0–10 score (``workflows.policy.risk``); above the
+   environment's ``risk_extra_approval_above`` one more approval is needed.
+4. **Approval** — a request with risk and changes to the environment's
+   receiver; ``approve``/``reject`` are updates (who, when, why) answered at
+   once; listed approvers only, four eyes, N-of-M, reminders, expiry.
+5. **Canary** — per step the deploy hook sets the weight, the step bakes, and
+   Prometheus readings are judged (``workflows.policy.canary``). Inconclusive
+   readings pause and notify. ``pause``/``resume``/``promote``/``abort``
+   signals steer it.
+6. **Health** — every health URL must answer 2xx before a deadline.
+7. **Rollback** on a breach, a failed hook or health check, ``abort`` or a
+   ``rollback`` signal: rollback hook, critical notification, incident
+   requested (recorded in the timeline).
+
+Progress goes to chat as one message edited as the deployment moves, plus
+thread replies (``render``, ``chat``). ``TocsinStatus`` follows the stage, so
+Temporal's visibility is the audit browser. Contracts live in ``models``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from workflows import search
+from workflows.delivery import load_config
+from workflows.deployment import calls, render
+from workflows.deployment.models import (
+    LOCK_SIGNAL_RELEASE,
+    QUERY_STATE,
+    SIGNAL_ABORT,
+    SIGNAL_LOCK_GRANTED,
+    SIGNAL_LOCK_REFUSED,
+    SIGNAL_PAUSE,
+    SIGNAL_PROMOTE,
+    SIGNAL_RESUME,
+    SIGNAL_ROLLBACK,
+    UPDATE_APPROVE,
+    UPDATE_REJECT,
+    WORKFLOW,
+    ApprovalRecord,
+    ControlRequest,
+    Decision,
+    DecisionResult,
+    DeployInput,
+    DeploymentState,
+    DeployResult,
+    LockAcquire,
+    LockGrant,
+    LockRelease,
+    LockRequest,
+    RollbackRequest,
+    lock_id,
+)
+from workflows.deployment.stages import DeploymentStages, Finished
+from workflows.environments import environment_of
+from workflows.policy import gates
+
+__all__ = ["DeploymentWorkflow"]
+
+
+@workflow.defn(name=WORKFLOW)
+class DeploymentWorkflow(DeploymentStages):
+    """One deployment of one service version to one environment."""
+
+    @workflow.init
+    def __init__(self, input: DeployInput) -> None:
+        """The state, from the input, before any handler runs.
+
+        Args:
+            input: what to deploy where, and who asked.
+        """
+        super().__init__(input)
+        self._receiver = "console"
+        self._lock: Literal["granted", "refused"] | None = None
+        self._lock_detail = ""
+
+    # ------------------------------------------------------------ queries, updates, signals
+
+    @workflow.query(name=QUERY_STATE)
+    def state(self) -> DeploymentState:
+        """Stage, risk, gates, approvals, canary weight, metrics and the timeline."""
+        return self._s
+
+    @workflow.update(name=UPDATE_APPROVE)
+    async def approve(self, decision: Decision) -> DecisionResult:
+        """Approve; refused (and recorded) for a non-approver, the deployer under four eyes, or a repeat."""
+        s, by = self._s, decision.by.strip()
+        refusal = gates.approval_refusal(by, env=s.env, approvers=self._env.approvers,
+                                         four_eyes=self._env.four_eyes, deployer=s.by,
+                                         approved_by=[a.by for a in s.approvals])
+        if refusal is not None:
+            self._record(by, "approval_refused", refusal)
+            self._say("reply", self._reply(f"Approval by {by} refused: {refusal}", "warning"))
+            raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
+        s.approvals.append(ApprovalRecord(by=by, at=workflow.now(), comment=decision.comment))
+        count, need = len(s.approvals), s.required_approvals
+        self._record(by, "approved", f"{count}/{need}" + (f": {decision.comment}" if decision.comment else ""))
+        self._say("reply", self._reply(f"Approved by {by} ({count}/{need})"
+                                       + (f": {decision.comment}" if decision.comment else ""), "success"))
+        return DecisionResult(approvals=count, required=need, stage=s.stage,
+                              message=f"approved by {by} ({count}/{need})")
+
+    @approve.validator
+    def _validate_approve(self, decision: Decision) -> None:
+        if not decision.by.strip():
+            raise ApplicationError("by: must not be empty", type="BadInput", non_retryable=True)
+        self._awaiting()
+
+    @workflow.update(name=UPDATE_REJECT)
+    async def reject(self, decision: Decision) -> DecisionResult:
+        """Reject; only approvers (or the deployer, withdrawing) may, with a reason."""
+        s, by = self._s, decision.by.strip()
+        refusal = gates.rejection_refusal(by, env=s.env, approvers=self._env.approvers, deployer=s.by)
+        if refusal is not None:
+            self._record(by, "rejection_refused", refusal)
+            self._say("reply", self._reply(f"Rejection by {by} refused: {refusal}", "warning"))
+            raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
+        reason = (decision.reason or "").strip()
+        self._rejected = f"rejected by {by}: {reason}"
+        self._record(by, "rejected", reason)
+        return DecisionResult(approvals=len(s.approvals), required=s.required_approvals,
+                              stage="rejected", message=f"rejected by {by}")
+
+    @reject.validator
+    def _validate_reject(self, decision: Decision) -> None:
+        if not decision.by.strip():
+            raise ApplicationError("by: must not be empty", type="BadInput", non_retryable=True)
+        if not (decision.reason or "").strip():
+            raise ApplicationError("reason: a rejection needs a reason", type="BadInput", non_retryable=True)
+        self._awaiting()
+
+    @workflow.signal(name=SIGNAL_PAUSE)
+    def pause(self, request: ControlRequest) -> None:
+        """Hold the canary where it is."""
+        if self._live() and self._s.stage == "canary" and not self._s.paused:
+            self._s.paused = True
+            self._record(request.by, "paused", request.reason or "")
+            self._say("reply", self._reply(f"Paused by {request.by}" + render.why(request.reason), "warning"))
+        else:
+            self._record(request.by, "pause_ignored", f"stage {self._s.stage}")
+
+    @workflow.signal(name=SIGNAL_RESUME)
+    def resume(self, request: ControlRequest) -> None:
+        """Continue a paused canary (re-measuring after an inconclusive analysis)."""
+        if self._live() and self._s.paused:
+            self._s.paused = False
+            self._record(request.by, "resumed", request.reason or "")
+            self._say("reply", self._reply(f"Resumed by {request.by}" + render.why(request.reason)))
+        else:
+            self._record(request.by, "resume_ignored", "not paused")
+
+    @workflow.signal(name=SIGNAL_PROMOTE)
+    def promote(self, request: ControlRequest) -> None:
+        """Skip the remaining canary steps and analysis: go to 100% now."""
+        if self._live() and self._s.stage == "canary":
+            self._promote = True
+            self._s.paused = False
+            self._record(request.by, "promoted", request.reason or "")
+            self._say("reply", self._reply(f"Promoted to 100% by {request.by}" + render.why(request.reason),
+                                           "warning"))
+        else:
+            self._record(request.by, "promote_ignored", f"stage {self._s.stage}")
+
+    @workflow.signal(name=SIGNAL_ABORT)
+    def abort(self, request: ControlRequest) -> None:
+        """Stop: roll back a rollout in progress, or withdraw before it starts."""
+        self._stop(request.by, "aborted", request.reason or "aborted")
+
+    @workflow.signal(name=SIGNAL_ROLLBACK)
+    def rollback(self, request: RollbackRequest) -> None:
+        """Roll back now (``tocsin rollback``, ChatOps, or an incident's rollback-trigger alert)."""
+        self._stop(request.by, "rollback_requested", f"{request.reason} (via {request.source})")
+
+    @workflow.signal(name=SIGNAL_LOCK_GRANTED)
+    def lock_granted(self, grant: LockGrant) -> None:
+        """From ``DeployLockWorkflow``: our turn."""
+        self._lock = "granted"
+
+    @workflow.signal(name=SIGNAL_LOCK_REFUSED)
+    def lock_refused(self, refusal: LockRelease) -> None:
+        """From ``DeployLockWorkflow``: busy, and this environment refuses to queue."""
+        self._lock = "refused"
+        self._lock_detail = refusal.workflow_id
+
+    # ------------------------------------------------------------ helpers
+
+    def _awaiting(self) -> None:
+        if self._s.stage != "pending_approval":
+            raise ApplicationError(f"deployment is not awaiting approval (stage: {self._s.stage})",
+                                   type="NotAwaitingApproval", non_retryable=True)
+
+    def _live(self) -> bool:
+        return self._s.outcome is None and self._s.stage not in ("rolling_back",)
+
+    def _stop(self, by: str, action: str, reason: str) -> None:
+        if self._live() and self._abort is None:
+            self._abort = (by, reason)
+            self._record(by, action, reason)
+        else:
+            self._record(by, action.replace("_requested", "") + "_ignored", f"stage {self._s.stage}")
+
+    # ------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, input: DeployInput) -> DeployResult:
+        """Lock, gates, risk, approval, canary, health; or a rollback of a finished deployment.
+
+        Args:
+            input: what to deploy where, and who asked.
+
+        Returns:
+            The outcome (``deployed``, ``rolled_back``, ``rejected`` or ``expired``) with the
+            reason, risk, gates, approvals and timeline.
+        """
+        s = self._s
+        workflow.upsert_search_attributes([
+            search.KIND.value_set("deployment"), search.SERVICE.value_set(input.service),
+            search.ENVIRONMENT.value_set(input.env), search.STATUS.value_set("starting"),
+        ])
+        if input.rollback_of:
+            self._record(input.by, "rollback_requested", f"{input.reason or ''} (of {input.rollback_of}, "
+                                                         f"via {input.rollback_source})")
+        else:
+            self._record(input.by, "requested", f"{input.service} {input.version} to {input.env}"
+                         + (f", commit {input.commit}" if input.commit else ""))
+        if input.emergency:
+            self._record(input.by, "emergency", input.reason or "")
+        config = await load_config()
+        self._env = environment_of(config.environments, input.env)
+        self._time_intervals = config.time_intervals
+        self._receiver = self._env.receiver or config.route.receiver or "console"
+        s.approvers = list(self._env.approvers)
+        chat = asyncio.create_task(self._chat.run(config, self._receiver))
+        lock = lock_id(input.service, input.env)
+        holding = False
+        try:
+            holding = await self._acquire(lock)
+            if input.rollback_of:
+                await self._roll_back(input.by, input.reason or "rollback requested")
+            else:
+                await self._gates()
+                await self._approval()
+                await self._rollout()
+                raise Finished("deployed", f"{input.version} is live in {input.env}")
+        except Finished as done:
+            s.outcome, s.reason = done.outcome, done.reason
+        finally:
+            if holding or self._lock is None:
+                await self._release(lock)
+        assert s.outcome is not None
+        self._set_stage(s.outcome, s.outcome)
+        self._record("tocsin", s.outcome, s.reason)
+        self._progress()
+        self._chat.close()
+        await chat
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return DeployResult(workflow_id=s.workflow_id, service=s.service, env=s.env, version=s.version,
+                            outcome=s.outcome, reason=s.reason, emergency=s.emergency, risk=s.risk,
+                            gates=s.gates, approvals=s.approvals, timeline=s.timeline)
+
+    async def _acquire(self, lock: str) -> bool:
+        s = self._s
+        await calls.request_lock(LockRequest(lock_id=lock, service=s.service, env=s.env,
+                                             acquire=LockAcquire(workflow_id=s.workflow_id,
+                                                                 mode=self._env.concurrency)))
+        if self._lock is None:
+            self._set_stage("queued", "queued")
+            self._record("tocsin", "queued", f"waiting for the {s.service}/{s.env} lock")
+        await workflow.wait_condition(lambda: self._lock is not None or self._stopped())
+        if self._lock == "refused":
+            raise Finished("rejected", f"refused: another deployment of {s.service} to {s.env} "
+                                       f"is in progress ({self._lock_detail}); concurrency is 'refuse'")
+        if self._lock is None:
+            assert self._abort is not None
+            raise Finished("rejected", f"withdrawn by {self._abort[0]} while queued: {self._abort[1]}")
+        self._record("tocsin", "lock_acquired", lock)
+        return True
+
+    async def _release(self, lock: str) -> None:
+        try:
+            await workflow.get_external_workflow_handle(lock).signal(
+                LOCK_SIGNAL_RELEASE, LockRelease(workflow_id=self._s.workflow_id))
+        except Exception as exc:  # noqa: BLE001 - the lock checks holders' liveness itself
+            workflow.logger.info("could not release %s: %s", lock, exc)

@@ -16,9 +16,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
-from operations.config import ConfigStore, resolve_env
 from activities.metrics import NOTIFICATIONS, NOTIFY_LATENCY
 from activities.redact import Redactor
+from operations.config import ConfigStore, resolve_env
 from workflows.config import Config
 from workflows.models import DeliveryRecord, Message, SendRequest
 
@@ -55,15 +55,18 @@ class DeliveryActivities:
             settings: dict[str, Any] = resolve_env(spec.settings())
         except KeyError as exc:
             raise ApplicationError(
-                f"channel '{name}': environment variable {exc.args[0]} is not set", type="MissingSecret",
-                non_retryable=True) from None
+                f"channel '{name}': environment variable {exc.args[0]} is not set",
+                type="MissingSecret",
+                non_retryable=True,
+            ) from None
         cache_key = (name, repr(sorted(settings.items())))
         channel = self._channels.get(cache_key)
         if channel is None:
             cls = REGISTRY.get(spec.type)
             if cls is None:
-                raise ApplicationError(f"channel '{name}': type '{spec.type}' is not available",
-                                       type="UnknownChannel", non_retryable=True)
+                raise ApplicationError(
+                    f"channel '{name}': type '{spec.type}' is not available", type="UnknownChannel", non_retryable=True
+                )
             try:
                 channel = cls(name, settings, self._deps)
             except ChannelError as exc:
@@ -88,8 +91,13 @@ class DeliveryActivities:
         message = self._redact(request.message, Redactor(config.redact_patterns))
         attempt = activity.info().attempt
         started = time.monotonic()
-        ctx = SendContext(attempt=attempt, action=request.action, update_of=request.update_of,
-                          thread_of=request.thread_of, dedup_key=request.dedup_key)
+        ctx = SendContext(
+            attempt=attempt,
+            action=request.action,
+            update_of=request.update_of,
+            thread_of=request.thread_of,
+            dedup_key=request.dedup_key,
+        )
         try:
             if not request.update_of:
                 channel.pace()
@@ -98,8 +106,9 @@ class DeliveryActivities:
             outcome = "paced" if exc.kind == "Paced" else ("retry" if exc.retryable else "failed")
             NOTIFICATIONS.labels(request.channel, outcome).inc()
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
-            raise ApplicationError(str(exc), type=exc.kind, non_retryable=not exc.retryable,
-                                   next_retry_delay=delay) from None
+            raise ApplicationError(
+                str(exc), type=exc.kind, non_retryable=not exc.retryable, next_retry_delay=delay
+            ) from None
         latency = time.monotonic() - started
         NOTIFICATIONS.labels(request.channel, "duplicate" if sent.duplicate else "delivered").inc()
         NOTIFY_LATENCY.labels(request.channel).observe(latency)

@@ -78,8 +78,9 @@ def _resolve(what: str, value: Any) -> Any:
     try:
         return resolve_env(value)
     except KeyError as exc:
-        raise ApplicationError(f"{what}: environment variable {exc.args[0]} is not set", type="MissingSecret",
-                               non_retryable=True) from None
+        raise ApplicationError(
+            f"{what}: environment variable {exc.args[0]} is not set", type="MissingSecret", non_retryable=True
+        ) from None
 
 
 def _transport_failure(what: str, exc: Exception) -> ApplicationError:
@@ -105,8 +106,14 @@ class DeploymentActivities:
 
     def functions(self) -> list[Any]:
         """The activity callables to register."""
-        return [self.call_hook, self.health_check, self.query_metrics, self.deployment_context,
-                self.request_lock, self.workflow_running]
+        return [
+            self.call_hook,
+            self.health_check,
+            self.query_metrics,
+            self.deployment_context,
+            self.request_lock,
+            self.workflow_running,
+        ]
 
     # ------------------------------------------------------------ hooks
 
@@ -158,11 +165,12 @@ class DeploymentActivities:
         except ValueError:
             return MetricReading(name=query.name, error=f"Prometheus HTTP {response.status_code}: not JSON")
         if response.status_code != 200 or body.get("status") != "success":
-            return MetricReading(name=query.name,
-                                 error=f"query error: {body.get('errorType', response.status_code)}: "
-                                       f"{body.get('error', '')}".strip())
+            return MetricReading(
+                name=query.name,
+                error=f"query error: {body.get('errorType', response.status_code)}: {body.get('error', '')}".strip(),
+            )
         data = body.get("data") or {}
-        kind, result = data.get("resultType"), data.get("result")
+        kind, result = data.get("resultType"), data.get("result") or []
         try:
             if kind == "scalar":
                 value = float(result[1])
@@ -170,8 +178,9 @@ class DeploymentActivities:
                 if not result:
                     return MetricReading(name=query.name, error="empty result")
                 if len(result) > 1:
-                    return MetricReading(name=query.name,
-                                         error=f"{len(result)} series returned; aggregate the query to one")
+                    return MetricReading(
+                        name=query.name, error=f"{len(result)} series returned; aggregate the query to one"
+                    )
                 value = float(result[0]["value"][1])
             else:
                 return MetricReading(name=query.name, error=f"unsupported result type {kind!r}")
@@ -185,7 +194,8 @@ class DeploymentActivities:
     async def query_metrics(self, request: MetricsRequest) -> MetricsResult:
         """Run every instant query; a failed or empty query becomes an inconclusive reading."""
         readings = await asyncio.gather(
-            *(self._instant(request.prometheus_url, q, request.timeout_seconds) for q in request.queries))
+            *(self._instant(request.prometheus_url, q, request.timeout_seconds) for q in request.queries)
+        )
         return MetricsResult(readings=list(readings))
 
     # ------------------------------------------------------------ visibility
@@ -209,8 +219,9 @@ class DeploymentActivities:
         for ex in mine:
             try:
                 state = await self._client.get_workflow_handle(ex.id).query(
-                    PIPELINE_QUERY_STATE, rpc_timeout=timedelta(seconds=5))
-            except Exception as exc:  # noqa: BLE001 - a pipeline that cannot answer is "unknown"
+                    PIPELINE_QUERY_STATE, rpc_timeout=timedelta(seconds=5)
+                )
+            except Exception as exc:
                 log.info("pipeline %s did not answer its state query: %s", ex.id, exc)
                 if (ex.typed_search_attributes.get(search.STATUS) or "") == "failing":
                     failures += 1
@@ -219,8 +230,11 @@ class DeploymentActivities:
             for name, track in tracks.items():
                 failures += int(track.get("consecutive_failures") or 0)
                 last_commit = track.get("last_commit") or ""
-                if request.commit and last_commit and (
-                        last_commit.startswith(request.commit) or request.commit.startswith(last_commit)):
+                if (
+                    request.commit
+                    and last_commit
+                    and (last_commit.startswith(request.commit) or request.commit.startswith(last_commit))
+                ):
                     status = track.get("last_status")
                     if status in ("success", "failure"):
                         verdicts.append((f"{ex.id} ({name}): {status}", status == "success"))
@@ -241,23 +255,31 @@ class DeploymentActivities:
         ctx = DeployContext()
         service, env = request.service, request.env
         try:
-            incidents = await self._list(search.query(
-                "incident", service=service, severity="critical", status=search.ALERTING_INCIDENT_STATUSES,
-                running=True))
+            incidents = await self._list(
+                search.query(
+                    "incident",
+                    service=service,
+                    severity="critical",
+                    status=search.ALERTING_INCIDENT_STATUSES,
+                    running=True,
+                )
+            )
             ctx.open_critical_incidents = sorted(ex.id for ex in incidents)
             await self._pipelines(request, ctx)
             # Strictly after the whole second, as always; query(started_since=…) would be ">=" to the millisecond.
             since = (request.now - ROLLBACK_WINDOW).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             rollbacks = await self._list(
-                search.query("deployment", service=service, status="rolled_back") + f" AND StartTime > '{since}'")
+                search.query("deployment", service=service, status="rolled_back") + f" AND StartTime > '{since}'"
+            )
             ctx.recent_rollbacks = sum(1 for ex in rollbacks if ex.id != request.workflow_id)
             deployed = await self._list(search.query("deployment", service=service, env=env, status="deployed"))
             times = [ex.close_time or ex.start_time for ex in deployed if ex.id != request.workflow_id]
             ctx.last_deploy_at = max(times) if times else None
         except RPCError as exc:
             non_retryable = exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.PERMISSION_DENIED)
-            raise ApplicationError(f"visibility query failed: {exc.message}", type="VisibilityError",
-                                   non_retryable=non_retryable) from None
+            raise ApplicationError(
+                f"visibility query failed: {exc.message}", type="VisibilityError", non_retryable=non_retryable
+            ) from None
         return ctx
 
     # ------------------------------------------------------------ lock
@@ -272,11 +294,13 @@ class DeploymentActivities:
             task_queue=activity.info().task_queue,
             start_signal=LOCK_SIGNAL_ACQUIRE,
             start_signal_args=[request.acquire],
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(search.KIND, "deploy-lock"),
-                SearchAttributePair(search.SERVICE, request.service),
-                SearchAttributePair(search.ENVIRONMENT, request.env),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search.KIND, "deploy-lock"),
+                    SearchAttributePair(search.SERVICE, request.service),
+                    SearchAttributePair(search.ENVIRONMENT, request.env),
+                ]
+            ),
             static_summary=f"deploy lock {request.service}/{request.env}",
         )
 

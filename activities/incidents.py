@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from datetime import datetime, timedelta, timezone
 
 from prometheus_client import Histogram
 from temporalio import activity
@@ -25,13 +25,13 @@ from workflows.identity import Actor
 from workflows.incident.models import (
     AlertBatch,
     HeldIncident,
-    RouteState,
-    RouteStateQuery,
     IncidentMetrics,
     IncidentState,
     MuteQuery,
     MuteVerdict,
     RollbackTrigger,
+    RouteState,
+    RouteStateQuery,
     Suppression,
     SuppressionQuery,
 )
@@ -46,10 +46,15 @@ __all__ = ["IncidentActivities", "MTTA", "MTTR"]
 log = logging.getLogger("tocsin.incidents")
 
 _BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
-MTTA = Histogram("tocsin_incident_mtta_seconds", "Time from first alert to acknowledgement",
-                 ["severity", "service"], buckets=_BUCKETS)
-MTTR = Histogram("tocsin_incident_mttr_seconds", "Time from first alert to resolution",
-                 ["severity", "service"], buckets=_BUCKETS)
+MTTA = Histogram(
+    "tocsin_incident_mtta_seconds",
+    "Time from first alert to acknowledgement",
+    ["severity", "service"],
+    buckets=_BUCKETS,
+)
+MTTR = Histogram(
+    "tocsin_incident_mttr_seconds", "Time from first alert to resolution", ["severity", "service"], buckets=_BUCKETS
+)
 
 
 class IncidentActivities:
@@ -63,14 +68,15 @@ class IncidentActivities:
         self._store = store
         self._silences_cache: tuple[float, list[Any]] | None = None
 
-    async def _silences(self, at: datetime | None) -> list[dict]:  # type: ignore[type-arg]
+    async def _silences(self, at: datetime | None) -> list[dict]:
         cached = self._silences_cache
         if cached is not None and time.monotonic() - cached[0] < self.SILENCES_TTL:
             records = cached[1]
         else:
             try:
                 state = await self._client.get_workflow_handle(silences.SILENCES_ID).query(
-                    silences.QUERY_LIST, result_type=silences.SilencesState, rpc_timeout=timedelta(seconds=5))
+                    silences.QUERY_LIST, result_type=silences.SilencesState, rpc_timeout=timedelta(seconds=5)
+                )
                 records = state.silences
             except RPCError as exc:
                 if exc.status != RPCStatusCode.NOT_FOUND:
@@ -78,7 +84,7 @@ class IncidentActivities:
                     log.warning("silences store did not answer (%s): notifying without silences", exc.message)
                 records = []
             self._silences_cache = (time.monotonic(), records)
-        now = at or datetime.now(timezone.utc)
+        now = at or datetime.now(UTC)
         return [r.model_dump() for r in records if r.active(now)]
 
     async def _firing_elsewhere(self, incident: str) -> list[dict[str, str]]:
@@ -119,10 +125,15 @@ class IncidentActivities:
     async def mute_verdict(self, query: MuteQuery) -> MuteVerdict:
         """The one muting stage: silences, then inhibition, then the route's time intervals and digest."""
         suppression = await self.check_suppression(
-            SuppressionQuery(incident=query.incident, alerts=query.alerts, at=query.at))
+            SuppressionQuery(incident=query.incident, alerts=query.alerts, at=query.at)
+        )
         route = await self.route_state(RouteStateQuery(route_path=query.route_path, at=query.at))
-        return MuteVerdict(silenced_by=suppression.silenced_by, inhibited_by=suppression.inhibited_by,
-                           muted_by=route.muted_by, digest=route.digest)
+        return MuteVerdict(
+            silenced_by=suppression.silenced_by,
+            inhibited_by=suppression.inhibited_by,
+            muted_by=route.muted_by,
+            digest=route.digest,
+        )
 
     @activity.defn(name="route_state")
     async def route_state(self, query: RouteStateQuery) -> RouteState:
@@ -131,8 +142,7 @@ class IncidentActivities:
         tree = config.route_tree()
         node = find_node(tree, query.route_path) or tree
         muted = active_names(config.time_intervals, node.mute_time_intervals, query.at)
-        if node.active_time_intervals and not active_names(config.time_intervals, node.active_time_intervals,
-                                                            query.at):
+        if node.active_time_intervals and not active_names(config.time_intervals, node.active_time_intervals, query.at):
             muted += [f"outside {', '.join(node.active_time_intervals)}"]
         receiver = config.receiver(node.receiver)
         return RouteState(muted_by=muted, digest=bool(receiver and receiver.digest))
@@ -141,8 +151,7 @@ class IncidentActivities:
     async def held_incidents(self, receiver: str) -> list[HeldIncident]:
         """Incidents of a digest receiver waiting for the digest (from visibility and their state)."""
         held: list[HeldIncident] = []
-        async for wf in self._client.list_workflows(search.query("incident", status="held", running=True),
-                                                    limit=1000):
+        async for wf in self._client.list_workflows(search.query("incident", status="held", running=True), limit=1000):
             try:
                 st = await self._incident_state(wf.id)
             except RPCError:
@@ -151,9 +160,17 @@ class IncidentActivities:
                 continue
             names = sorted({a.labels.get("alertname", "?") for a in st.alerts.values()})
             service = st.group_labels.get("service", "")
-            held.append(HeldIncident(id=st.id, title=", ".join(names) + (f" on {service}" if service else ""),
-                                     severity=st.severity, status=st.status, first_seen=st.created_at,
-                                     alerts=len(st.alerts), resolved=st.resolved_at is not None))
+            held.append(
+                HeldIncident(
+                    id=st.id,
+                    title=", ".join(names) + (f" on {service}" if service else ""),
+                    severity=st.severity,
+                    status=st.status,
+                    first_seen=st.created_at,
+                    alerts=len(st.alerts),
+                    resolved=st.resolved_at is not None,
+                )
+            )
         return sorted(held, key=lambda h: (h.first_seen is None, h.first_seen))
 
     def _context(self) -> Context:
@@ -162,8 +179,14 @@ class IncidentActivities:
     @activity.defn(name="request_rollback")
     async def request_rollback(self, trigger: RollbackTrigger) -> str:
         """Abort the service/environment's running deployment, or roll back its last one."""
-        outcome = await rollback(self._context(), Actor.system(f"tocsin:{trigger.incident}", via="alertmanager"),
-                                 trigger.service, trigger.environment, trigger.reason, source=trigger.incident)
+        outcome = await rollback(
+            self._context(),
+            Actor.system(f"tocsin:{trigger.incident}", via="alertmanager"),
+            trigger.service,
+            trigger.environment,
+            trigger.reason,
+            source=trigger.incident,
+        )
         return " ".join(str(part) for part in vars(outcome).values() if part)
 
     @activity.defn(name="raise_alerts")

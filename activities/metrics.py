@@ -10,6 +10,8 @@ NOTIFICATIONS = Counter(
     "tocsin_notifications_total", "Notification sends by channel and outcome", ["channel", "outcome"]
 )
 NOTIFY_LATENCY = Histogram(
-    "tocsin_notification_latency_seconds", "Time a channel API took to accept a notification", ["channel"],
+    "tocsin_notification_latency_seconds",
+    "Time a channel API took to accept a notification",
+    ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )

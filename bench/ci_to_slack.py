@@ -22,17 +22,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.worker import Worker
 
 from activities.channels.render import slack_blocks, slack_fallback_text
-from operations.config import ConfigStore
 from bench.common import report, run_cli, start_dev_server, wait_count
 from bench.raw import RawSlack, RawSlackWorkflow
 from operations.builds import send_build_event
+from operations.config import ConfigStore
 from tests.fakes import FakeSlack
 from tests.helpers import ops, person
 from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 from workflows.config import PipelinesConfig
-from workflows.pipeline.models import BuildEvent
-from workflows.pipeline.models import Track
+from workflows.pipeline.models import BuildEvent, Track
 from workflows.policy.builds import build_message, classify
 
 
@@ -40,13 +39,25 @@ async def main(samples: int, warmup: int) -> int:
     home = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
     with FakeSlack() as slack:
         config_path = home / "tocsin.yaml"
-        config_path.write_text(yaml.safe_dump({
-            # The fake has no rate limit: measure delivery latency, not Slack's 1 msg/s pacing.
-            "channels": {"ci": {"type": "slack", "token": slack.token, "channel": "#ci", "api_url": slack.url,
-                                "rate_per_second": 1000, "burst": 1000}},
-            "receivers": [{"name": "ci", "channels": ["ci"]}],
-            "route": {"receiver": "ci"},
-        }))
+        config_path.write_text(
+            yaml.safe_dump(
+                {
+                    # The fake has no rate limit: measure delivery latency, not Slack's 1 msg/s pacing.
+                    "channels": {
+                        "ci": {
+                            "type": "slack",
+                            "token": slack.token,
+                            "channel": "#ci",
+                            "api_url": slack.url,
+                            "rate_per_second": 1000,
+                            "burst": 1000,
+                        }
+                    },
+                    "receivers": [{"name": "ci", "channels": ["ci"]}],
+                    "route": {"receiver": "ci"},
+                }
+            )
+        )
         env = await start_dev_server(home)
         client = env.client
         settings = replace(Settings(), task_queue="bench-tocsin", home=home)
@@ -60,20 +71,24 @@ async def main(samples: int, warmup: int) -> int:
         tocsin_new: list[float] = []
         baseline: list[float] = []
         try:
-            async with build_worker(client, settings, activities.functions()), \
-                    Worker(client, task_queue="bench-raw", workflows=[RawSlackWorkflow], activities=[raw.post]):
+            async with (
+                build_worker(client, settings, activities.functions()),
+                Worker(client, task_queue="bench-raw", workflows=[RawSlackWorkflow], activities=[raw.post]),
+            ):
                 count = 0
                 entity_repo = f"acme/entity-{uuid.uuid4().hex[:6]}"
                 for i in range(warmup + samples):
                     # raw baseline: start a one-activity workflow
                     t0 = time.perf_counter()
-                    await client.start_workflow(RawSlackWorkflow.run, payload, id=f"raw/{uuid.uuid4()}",
-                                                task_queue="bench-raw")
+                    await client.start_workflow(
+                        RawSlackWorkflow.run, payload, id=f"raw/{uuid.uuid4()}", task_queue="bench-raw"
+                    )
                     count += 1
                     t_raw = await wait_count(slack, count) - t0
                     # Tocsin, first event of a pipeline (signal-with-start creates the entity)
-                    event = BuildEvent(repo=f"acme/new-{uuid.uuid4().hex[:8]}", branch="main",
-                                       commit=f"{i:07x}", status="failure")
+                    event = BuildEvent(
+                        repo=f"acme/new-{uuid.uuid4().hex[:8]}", branch="main", commit=f"{i:07x}", status="failure"
+                    )
                     t0 = time.perf_counter()
                     await send_build_event(ops(client, settings.task_queue), person("ci"), event)
                     count += 1
@@ -92,8 +107,13 @@ async def main(samples: int, warmup: int) -> int:
             await activities.aclose()
             await env.shutdown()
 
-    report("CI event in → Slack message out", samples, warmup, baseline,
-           {"tocsin build → new pipeline": tocsin_new, "tocsin build → running pipeline": tocsin_entity})
+    report(
+        "CI event in → Slack message out",
+        samples,
+        warmup,
+        baseline,
+        {"tocsin build → new pipeline": tocsin_new, "tocsin build → running pipeline": tocsin_entity},
+    )
     return 0
 
 

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import statistics
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -37,7 +38,9 @@ async def start_dev_server(home: Path) -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
         dev_server_database_filename=str(home / "temporal.db"),
-        search_attributes=ALL_KEYS, dev_server_log_level="error")
+        search_attributes=ALL_KEYS,
+        dev_server_log_level="error",
+    )
 
 
 def report(title: str, samples: int, warmup: int, baseline: list[float], measured: dict[str, list[float]]) -> None:
@@ -56,7 +59,7 @@ def report(title: str, samples: int, warmup: int, baseline: list[float], measure
     print(f"p50 ratio vs raw: {ratios} (target ≤ 1.5)")
 
 
-def run_cli(main: Callable[[int, int], Awaitable[int]], doc: str) -> None:
+def run_cli(main: Callable[[int, int], Coroutine[Any, Any, int]], doc: str) -> None:
     """``--samples N --warmup N``, then run ``main``."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--samples", type=int, default=100)

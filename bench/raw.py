@@ -28,4 +28,5 @@ class RawSlackWorkflow:
     @workflow.run
     async def run(self, payload: dict[str, Any]) -> str:
         return await workflow.execute_activity(
-            "raw_post", payload, start_to_close_timeout=timedelta(seconds=30), result_type=str)
+            "raw_post", payload, start_to_close_timeout=timedelta(seconds=30), result_type=str
+        )

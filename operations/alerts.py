@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -52,10 +52,15 @@ def group_alerts(config: Config, alerts: list[Alert]) -> dict[str, AlertGroup]:
 def _attributes(group: AlertGroup) -> tuple[list[SearchAttributePair], str]:
     labels = [a.labels for a in group.alerts]
     service = next((lbl["service"] for lbl in labels if lbl.get("service")), "")
-    env = next((lbl.get("env") or lbl.get("environment") or "" for lbl in labels
-                if lbl.get("env") or lbl.get("environment")), "")
-    attrs = [SearchAttributePair(search.KIND, "incident"), SearchAttributePair(search.STATUS, "triggered"),
-             SearchAttributePair(search.SEVERITY, group_severity(labels))]
+    env = next(
+        (lbl.get("env") or lbl.get("environment") or "" for lbl in labels if lbl.get("env") or lbl.get("environment")),
+        "",
+    )
+    attrs = [
+        SearchAttributePair(search.KIND, "incident"),
+        SearchAttributePair(search.STATUS, "triggered"),
+        SearchAttributePair(search.SEVERITY, group_severity(labels)),
+    ]
     if service:
         attrs.append(SearchAttributePair(search.SERVICE, service))
     if env:
@@ -83,7 +88,8 @@ async def dispatch_alerts(ctx: Context, alerts: list[Alert], source: str) -> lis
         await ctx.client.start_workflow(
             incident.WORKFLOW,
             IncidentInput(id=wid, route_path=group.route_path, group_labels=group.group_labels),
-            id=wid, task_queue=ctx.task_queue,
+            id=wid,
+            task_queue=ctx.task_queue,
             start_signal=incident.SIGNAL_ADD_ALERTS,
             start_signal_args=[AlertBatch(alerts=group.alerts, source=source)],
             search_attributes=TypedSearchAttributes(attrs),
@@ -95,8 +101,14 @@ async def dispatch_alerts(ctx: Context, alerts: list[Alert], source: str) -> lis
     return list(groups)
 
 
-async def raise_alert(ctx: Context, actor: Actor, name: str, severity: str, labels: dict[str, str] | None = None,
-                      summary: str | None = None) -> list[str]:
+async def raise_alert(
+    ctx: Context,
+    actor: Actor,
+    name: str,
+    severity: str,
+    labels: dict[str, str] | None = None,
+    summary: str | None = None,
+) -> list[str]:
     """Raise one alert by hand (``tocsin alert``): routed and grouped like any other.
 
     Raises:
@@ -115,6 +127,10 @@ async def raise_alert(ctx: Context, actor: Actor, name: str, severity: str, labe
         if not key.strip():
             raise BadInput("--label", f"empty label name in {key}={value}")
         full[key.strip()] = value
-    alert = Alert(fingerprint=fingerprint(full), labels=full, annotations={"summary": summary} if summary else {},
-                  starts_at=datetime.now(timezone.utc))
+    alert = Alert(
+        fingerprint=fingerprint(full),
+        labels=full,
+        annotations={"summary": summary} if summary else {},
+        starts_at=datetime.now(UTC),
+    )
     return await dispatch_alerts(ctx, [alert], source="cli" if actor.via == "cli" else f"{actor.via}:{actor.name}")

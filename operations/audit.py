@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -45,7 +45,7 @@ _DETAIL_SKIP = set(_ACTOR_KEYS) | {"at", "sent_at", "tests", "coverage", "securi
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def audit_query(since: datetime | None = None, service: str | None = None, env: str | None = None) -> str:
@@ -67,8 +67,11 @@ def _actor(arg: Any) -> str | None:
 
 def _detail(arg: Any) -> str:
     if isinstance(arg, dict):
-        items = [f"{k}={v}" for k, v in arg.items()
-                 if k not in _DETAIL_SKIP and v not in (None, "", [], {}) and not isinstance(v, (dict, list))]
+        items = [
+            f"{k}={v}"
+            for k, v in arg.items()
+            if k not in _DETAIL_SKIP and v not in (None, "", [], {}) and not isinstance(v, (dict, list))
+        ]
         return ", ".join(items)
     if arg is None:
         return ""
@@ -84,43 +87,58 @@ async def _workflow_records(client: Client, execution: WorkflowExecution) -> lis
     updates: dict[str, tuple[str, str, Any]] = {}
 
     def add(event: Any, actor: str, action: str, detail: str) -> None:
-        records.append({"time": _iso(event.event_time.ToDatetime(tzinfo=timezone.utc)), "workflow_id": wid,
-                        "kind": kind, "actor": actor, "action": action, "detail": detail,
-                        "_order": event.event_id})
+        records.append(
+            {
+                "time": _iso(event.event_time.ToDatetime(tzinfo=UTC)),
+                "workflow_id": wid,
+                "kind": kind,
+                "actor": actor,
+                "action": action,
+                "detail": detail,
+                "_order": event.event_id,
+            }
+        )
 
     for event in history.events:
         et = event.event_type
         if et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-            attrs = event.workflow_execution_started_event_attributes
-            if attrs.continued_execution_run_id:
+            started = event.workflow_execution_started_event_attributes
+            if started.continued_execution_run_id:
                 continue  # the same entity carrying on, not a new human action
-            arg = _first(decode(list(attrs.input.payloads))) if attrs.HasField("input") else None
-            add(event, _actor(arg) or attrs.identity or "unknown", "started",
-                f"{attrs.workflow_type.name}" + (f": {_detail(arg)}" if _detail(arg) else ""))
+            arg = _first(decode(list(started.input.payloads))) if started.HasField("input") else None
+            add(
+                event,
+                _actor(arg) or started.identity or "unknown",
+                "started",
+                f"{started.workflow_type.name}" + (f": {_detail(arg)}" if _detail(arg) else ""),
+            )
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            attrs = event.workflow_execution_signaled_event_attributes
-            if attrs.signal_name.startswith("lock_"):
+            signaled = event.workflow_execution_signaled_event_attributes
+            if signaled.signal_name.startswith("lock_"):
                 continue  # lock bookkeeping between workflows
-            arg = _first(decode(list(attrs.input.payloads))) if attrs.HasField("input") else None
-            add(event, _actor(arg) or attrs.identity or "unknown", attrs.signal_name, _detail(arg))
+            arg = _first(decode(list(signaled.input.payloads))) if signaled.HasField("input") else None
+            add(event, _actor(arg) or signaled.identity or "unknown", signaled.signal_name, _detail(arg))
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            attrs = event.workflow_execution_update_accepted_event_attributes
-            request = attrs.accepted_request
+            accepted = event.workflow_execution_update_accepted_event_attributes
+            request = accepted.accepted_request
             arg = _first(decode(list(request.input.args.payloads))) if request.input.HasField("args") else None
-            updates[request.meta.update_id] = (request.input.name,
-                                               _actor(arg) or request.meta.identity or "unknown", arg)
+            updates[request.meta.update_id] = (
+                request.input.name,
+                _actor(arg) or request.meta.identity or "unknown",
+                arg,
+            )
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            attrs = event.workflow_execution_update_completed_event_attributes
-            name, actor, arg = updates.pop(attrs.meta.update_id, ("update", "unknown", None))
-            if attrs.outcome.HasField("failure"):
-                outcome = f"refused: {attrs.outcome.failure.message}"
+            completed = event.workflow_execution_update_completed_event_attributes
+            name, actor, arg = updates.pop(completed.meta.update_id, ("update", "unknown", None))
+            if completed.outcome.HasField("failure"):
+                outcome = f"refused: {completed.outcome.failure.message}"
             else:
                 outcome = "accepted"
             detail = _detail(arg)
             add(event, actor, name, outcome + (f" ({detail})" if detail else ""))
         elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-            attrs = event.upsert_workflow_search_attributes_event_attributes
-            status = decode_typed_search_attributes(attrs.search_attributes).get(search.STATUS)
+            upsert = event.upsert_workflow_search_attributes_event_attributes
+            status = decode_typed_search_attributes(upsert.search_attributes).get(search.STATUS)
             if status:
                 add(event, "tocsin", "status", status)
         elif et in _CLOSE:
@@ -128,8 +146,9 @@ async def _workflow_records(client: Client, execution: WorkflowExecution) -> lis
     return records
 
 
-async def audit_records(client: Client, since: datetime | None = None, service: str | None = None,
-                        env: str | None = None) -> list[dict[str, Any]]:
+async def audit_records(
+    client: Client, since: datetime | None = None, service: str | None = None, env: str | None = None
+) -> list[dict[str, Any]]:
     """Every audit record, oldest first (not yet chained).
 
     Args:
@@ -161,8 +180,9 @@ def chain_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
-async def export_audit(ctx: Context, since: datetime | None = None, service: str | None = None,
-                       env: str | None = None) -> list[str]:
+async def export_audit(
+    ctx: Context, since: datetime | None = None, service: str | None = None, env: str | None = None
+) -> list[str]:
     """The export: chained JSON lines (no trailing newlines), oldest first."""
     with temporal_errors():
         return chain_lines(await audit_records(ctx.client, since, service, env))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
@@ -27,7 +27,7 @@ async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str
     """
     del actor  # recorded by the door's identity on the client; builds carry their author
     if event.sent_at is None:
-        event = event.model_copy(update={"sent_at": datetime.now(timezone.utc)})
+        event = event.model_copy(update={"sent_at": datetime.now(UTC)})
     wid = pipeline_id(event.repo, event.branch)
     with temporal_errors():
         await ctx.client.start_workflow(
@@ -37,10 +37,12 @@ async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str
             task_queue=ctx.task_queue,
             start_signal=pipeline.SIGNAL_BUILD_EVENT,
             start_signal_args=[event],
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(search.KIND, "pipeline"),
-                SearchAttributePair(search.SERVICE, event.repo),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search.KIND, "pipeline"),
+                    SearchAttributePair(search.SERVICE, event.repo),
+                ]
+            ),
             static_summary=f"CI pipeline {event.repo}@{event.branch}",
         )
     return wid
@@ -67,10 +69,12 @@ async def send_notification(ctx: Context, actor: Actor, receiver: str, message: 
             NotifyInput(receiver=receiver, message=message),
             id=f"notify/{uuid.uuid4()}",
             task_queue=ctx.task_queue,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(search.KIND, "notification"),
-                SearchAttributePair(search.SEVERITY, message.severity),
-            ]),
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(search.KIND, "notification"),
+                    SearchAttributePair(search.SEVERITY, message.severity),
+                ]
+            ),
             static_summary=message.title[:200],
         )
     return handle.id

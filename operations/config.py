@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,7 @@ def load_config_file(path: str | os.PathLike[str] | None = None) -> Config:
     return config
 
 
-def resolve_env(value: Any, environ: dict[str, str] | None = None) -> Any:
+def resolve_env(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     """Replace ``${NAME}`` (or ``${NAME:-default}``) in strings, recursively.
 
     Raises:
@@ -116,6 +117,7 @@ def resolve_env(value: Any, environ: dict[str, str] | None = None) -> Any:
     """
     env = os.environ if environ is None else environ
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in env:

@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput, NotFound, Refused
 from workflows import search
+from workflows.config import Config
 from workflows.deployment import (
     ControlRequest,
     Decision,
@@ -28,13 +29,21 @@ from workflows.deployment import (
     RollbackRequest,
     deployment_id,
 )
-from workflows.config import Config
 from workflows.environments import environment_of
 from workflows.identity import Actor
 
 __all__ = [
-    "WORKFLOW", "find_deployment", "start_deployment", "approve", "reject", "control", "rollback",
-    "RollbackOutcome", "deployment_state", "deployment_handle", "check_environment",
+    "WORKFLOW",
+    "find_deployment",
+    "start_deployment",
+    "approve",
+    "reject",
+    "control",
+    "rollback",
+    "RollbackOutcome",
+    "deployment_state",
+    "deployment_handle",
+    "check_environment",
 ]
 
 WORKFLOW = "DeploymentWorkflow"
@@ -48,12 +57,18 @@ Control = Literal["pause", "resume", "promote", "abort"]
 async def find_deployment(ctx: Context, service: str, env: str) -> str | None:
     """The running deployment of ``service`` to ``env``, else the latest one (its id), or None."""
     with temporal_errors():
-        running = [ex async for ex in ctx.client.list_workflows(
-            search.query("deployment", service=service, env=env, running=True), limit=100)]
+        running = [
+            ex
+            async for ex in ctx.client.list_workflows(
+                search.query("deployment", service=service, env=env, running=True), limit=100
+            )
+        ]
         if running:
             return max(running, key=lambda ex: ex.start_time).id
-        latest = [ex async for ex in ctx.client.list_workflows(
-            search.query("deployment", service=service, env=env), limit=1000)]
+        latest = [
+            ex
+            async for ex in ctx.client.list_workflows(search.query("deployment", service=service, env=env), limit=1000)
+        ]
     if latest:
         return max(latest, key=lambda ex: ex.start_time).id
     return None
@@ -73,12 +88,14 @@ def check_environment(config: Config, env: str) -> None:
 
 
 def _attributes(service: str, env: str, status: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(search.KIND, "deployment"),
-        SearchAttributePair(search.SERVICE, service),
-        SearchAttributePair(search.ENVIRONMENT, env),
-        SearchAttributePair(search.STATUS, status),
-    ])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search.KIND, "deployment"),
+            SearchAttributePair(search.SERVICE, service),
+            SearchAttributePair(search.ENVIRONMENT, env),
+            SearchAttributePair(search.STATUS, status),
+        ]
+    )
 
 
 async def start_deployment(ctx: Context, actor: Actor, request: DeployInput) -> tuple[WorkflowHandle, bool]:
@@ -90,12 +107,18 @@ async def start_deployment(ctx: Context, actor: Actor, request: DeployInput) -> 
     require_actor(actor)
     check_environment(ctx.config, request.env)
     wid = deployment_id(request.service, request.env, request.version)
-    summary = (("[EMERGENCY] " if request.emergency else "")
-               + f"deploy {request.service} {request.version} to {request.env} by {request.by}")[:200]
+    summary = (
+        ("[EMERGENCY] " if request.emergency else "")
+        + f"deploy {request.service} {request.version} to {request.env} by {request.by}"
+    )[:200]
     with temporal_errors():
         try:
             handle = await ctx.client.start_workflow(
-                WORKFLOW, request, id=wid, task_queue=ctx.task_queue, result_type=DeployResult,
+                WORKFLOW,
+                request,
+                id=wid,
+                task_queue=ctx.task_queue,
+                result_type=DeployResult,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 search_attributes=_attributes(request.service, request.env, "starting"),
                 static_summary=summary,
@@ -154,8 +177,7 @@ async def control(ctx: Context, actor: Actor, deployment: str, what: Control, re
         raise BadInput("action", f"must be one of {'|'.join(CONTROLS)}, got {what!r}")
     with temporal_errors():
         try:
-            await ctx.client.get_workflow_handle(deployment).signal(
-                what, ControlRequest(by=actor.name, reason=reason))
+            await ctx.client.get_workflow_handle(deployment).signal(what, ControlRequest(by=actor.name, reason=reason))
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"no running deployment {deployment}") from None
@@ -180,8 +202,9 @@ class RollbackOutcome:
     detail: str = ""
 
 
-async def rollback(ctx: Context, actor: Actor, service: str, env: str, reason: str,
-                   source: str | None = None) -> RollbackOutcome:
+async def rollback(
+    ctx: Context, actor: Actor, service: str, env: str, reason: str, source: str | None = None
+) -> RollbackOutcome:
     """Abort the running deployment, or roll back the last deployed one.
 
     The running deployment gets the ``rollback`` signal. When none is running
@@ -220,9 +243,17 @@ async def _rollback(ctx: Context, service: str, env: str, request: RollbackReque
     try:
         await ctx.client.start_workflow(
             WORKFLOW,
-            DeployInput(service=service, env=env, version=result.version, by=request.by, reason=request.reason,
-                        rollback_of=wid, rollback_source=request.source),
-            id=rollback_id, task_queue=ctx.task_queue,
+            DeployInput(
+                service=service,
+                env=env,
+                version=result.version,
+                by=request.by,
+                reason=request.reason,
+                rollback_of=wid,
+                rollback_source=request.source,
+            ),
+            id=rollback_id,
+            task_queue=ctx.task_queue,
             search_attributes=_attributes(service, env, "rolling_back"),
             static_summary=f"rollback {service} {result.version} in {env} by {request.by}"[:200],
         )

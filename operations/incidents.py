@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -76,7 +76,7 @@ async def snooze(ctx: Context, actor: Actor, incident_id: str, duration: timedel
     require_actor(actor)
     if duration <= timedelta(0):
         raise BadInput("--for", "must be positive")
-    until = datetime.now(timezone.utc) + duration
+    until = datetime.now(UTC) + duration
     action = SnoozeAction(by=actor.name, note=note, via=actor.via, until=until)
     return await _act(ctx, _check_id(incident_id), incident.UPDATE_SNOOZE, action)
 

@@ -43,13 +43,19 @@ async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration:
     _validate(matchers, duration, comment)
     with temporal_errors():
         handle = await ctx.client.start_workflow(
-            silences.WORKFLOW, None, id=SILENCES_ID, task_queue=ctx.task_queue,
+            silences.WORKFLOW,
+            None,
+            id=SILENCES_ID,
+            task_queue=ctx.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "silences")]))
+            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "silences")]),
+        )
         try:
             return await handle.execute_update(
-                silences.UPDATE_ADD, AddSilence(matchers=matchers, duration=duration, by=actor.name, comment=comment),
-                result_type=SilenceRecord)
+                silences.UPDATE_ADD,
+                AddSilence(matchers=matchers, duration=duration, by=actor.name, comment=comment),
+                result_type=SilenceRecord,
+            )
         except WorkflowUpdateFailedError as exc:
             raise Refused(getattr(exc.cause, "message", str(exc.cause))) from None
 
@@ -59,7 +65,8 @@ async def list_silences(ctx: Context) -> SilencesState:
     with temporal_errors():
         try:
             return await ctx.client.get_workflow_handle(SILENCES_ID).query(
-                silences.QUERY_LIST, result_type=SilencesState)
+                silences.QUERY_LIST, result_type=SilencesState
+            )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return SilencesState()
@@ -77,8 +84,9 @@ async def expire_silence(ctx: Context, actor: Actor, silence_id: str) -> Silence
     handle = ctx.client.get_workflow_handle(SILENCES_ID)
     with temporal_errors():
         try:
-            return await handle.execute_update(silences.UPDATE_EXPIRE, ExpireSilence(id=silence_id, by=actor.name),
-                                               result_type=SilenceRecord)
+            return await handle.execute_update(
+                silences.UPDATE_EXPIRE, ExpireSilence(id=silence_id, by=actor.name), result_type=SilenceRecord
+            )
         except WorkflowUpdateFailedError as exc:
             raise Refused(getattr(exc.cause, "message", str(exc.cause))) from None
         except RPCError as exc:

@@ -16,8 +16,11 @@ __all__ = ["collect_status"]
 
 
 def _summary(values: list[float]) -> dict[str, float | int]:
-    return {"count": len(values), "avg": (sum(values) / len(values)) if values else 0.0,
-            "max": max(values) if values else 0.0}
+    return {
+        "count": len(values),
+        "avg": (sum(values) / len(values)) if values else 0.0,
+        "max": max(values) if values else 0.0,
+    }
 
 
 async def _incident_row(wf: WorkflowExecution, mtta: list[float], mttr: list[float]) -> dict[str, Any] | None:
@@ -31,11 +34,17 @@ async def _incident_row(wf: WorkflowExecution, mtta: list[float], mttr: list[flo
         return None
     if wf.status is not None and wf.status.name != "RUNNING":
         return None
-    return {"id": wf.id, "status": status,
-            "severity": memo.get("severity") or wf.typed_search_attributes.get(search.SEVERITY) or "",
-            "title": memo.get("title", ""), "service": memo.get("service", ""),
-            "level": memo.get("level", 0), "acknowledged_by": memo.get("acknowledged_by"),
-            "mtta_seconds": memo.get("mtta_seconds"), "created_at": wf.start_time}
+    return {
+        "id": wf.id,
+        "status": status,
+        "severity": memo.get("severity") or wf.typed_search_attributes.get(search.SEVERITY) or "",
+        "title": memo.get("title", ""),
+        "service": memo.get("service", ""),
+        "level": memo.get("level", 0),
+        "acknowledged_by": memo.get("acknowledged_by"),
+        "mtta_seconds": memo.get("mtta_seconds"),
+        "created_at": wf.start_time,
+    }
 
 
 async def collect_status(ctx: Context, service: str | None = None) -> dict[str, Any]:
@@ -51,13 +60,16 @@ async def collect_status(ctx: Context, service: str | None = None) -> dict[str, 
                 incidents.append(row)
         deployments = [
             {"id": wf.id, "status": (wf.typed_search_attributes.get(search.STATUS) or "running")}
-            async for wf in client.list_workflows(search.query("deployment", service=service, running=True),
-                                                  limit=200)
+            async for wf in client.list_workflows(search.query("deployment", service=service, running=True), limit=200)
         ]
         pipelines = [
             {"id": wf.id, "status": wf.typed_search_attributes.get(search.STATUS) or "unknown"}
-            async for wf in client.list_workflows(search.query("pipeline", service=service, running=True),
-                                                  limit=500)
+            async for wf in client.list_workflows(search.query("pipeline", service=service, running=True), limit=500)
         ]
-    return {"incidents": incidents, "deployments": deployments, "pipelines": pipelines,
-            "mtta_seconds": _summary(mtta), "mttr_seconds": _summary(mttr)}
+    return {
+        "incidents": incidents,
+        "deployments": deployments,
+        "pipelines": pipelines,
+        "mtta_seconds": _summary(mtta),
+        "mttr_seconds": _summary(mttr),
+    }

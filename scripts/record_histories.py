@@ -44,23 +44,24 @@ import tempfile  # noqa: E402
 import types  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
-from datetime import datetime, timedelta, timezone  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
+from activities.config import ConfigStore, load_config_file  # noqa: E402
+from starters.deployments import decide, start_deployment  # noqa: E402
+from starters.incidents import dispatch_alerts, fingerprint, incident_action  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.exceptions import ApplicationError  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from workflows.incident_models import Alert, HumanAction  # noqa: E402
 
 import workflows  # noqa: E402
-from activities.config import ConfigStore, load_config_file  # noqa: E402
 from activities.deployments import ContextRequest, DeployContext  # noqa: E402
 from activities.incidents import IncidentActivities  # noqa: E402
-from starters.deployments import decide, start_deployment  # noqa: E402
-from starters.incidents import dispatch_alerts, fingerprint, incident_action  # noqa: E402
 from tests.fakes.hooks import FakeHooks  # noqa: E402
 from tests.helpers import outbox, settings_for  # noqa: E402
 from workers.main import ActivitySet, build_worker  # noqa: E402
@@ -68,7 +69,6 @@ from workers.temporal import ensure_search_attributes  # noqa: E402
 from workflows import search  # noqa: E402
 from workflows.deployment import Decision, DeployInput, DeploymentWorkflow, lock_id  # noqa: E402
 from workflows.incident import IncidentWorkflow  # noqa: E402
-from workflows.incident_models import Alert, HumanAction  # noqa: E402
 from workflows.models import BuildEvent, DeliveryRecord, Message, NotifyInput, SendRequest  # noqa: E402
 from workflows.notify import NotifyWorkflow  # noqa: E402
 from workflows.pipeline import PipelineInput, PipelineState, PipelineWorkflow  # noqa: E402
@@ -115,8 +115,9 @@ class Run:
 
     def sent(self, channel: str | None = None, key: str = "") -> list[dict[str, Any]]:
         """Console records (``TOCSIN_HOME/outbox.jsonl``), by channel and idempotency-key prefix."""
-        return [r for r in outbox(self.home)
-                if (channel is None or r["channel"] == channel) and r["key"].startswith(key)]
+        return [
+            r for r in outbox(self.home) if (channel is None or r["channel"] == channel) and r["key"].startswith(key)
+        ]
 
 
 async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
@@ -136,8 +137,9 @@ class FixedContext:
 
     @activity.defn(name="deploy_context")
     async def deployment_context(self, request: ContextRequest) -> DeployContext:
-        return DeployContext(last_deploy_at=datetime(2024, 1, 1, tzinfo=timezone.utc), pipeline_green=True,
-                             pipeline_detail="ci: success")
+        return DeployContext(
+            last_deploy_at=datetime(2024, 1, 1, tzinfo=UTC), pipeline_green=True, pipeline_detail="ci: success"
+        )
 
 
 def fixed_context(acts: ActivitySet) -> dict[Callable[..., Any], Callable[..., Any]]:
@@ -166,27 +168,44 @@ LEVELS = ["oncall", "senior", "cto", "emergency"]
 
 async def incident(run: Run) -> dict[str, WorkflowHandle]:
     """Critical alert: group_wait, L1, ladder climbs to L2 after 5m, acknowledged, resolved."""
-    run.write_config({
-        "channels": {name: {"type": "console"} for name in ["default", *LEVELS]},
-        "receivers": [{"name": "default", "channels": ["default"]},
-                      *({"name": name, "channels": [name]} for name in LEVELS)],
-        "route": {"receiver": "default", "group_by": ["alertname", "service"], "group_wait": "30s",
-                  "group_interval": "1m",
-                  "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default"}]},
-        "escalation_policies": {"default": {"levels": [
-            {"after": "0m", "receiver": "oncall"}, {"after": "5m", "receiver": "senior"},
-            {"after": "10m", "receiver": "cto"}, {"after": "15m", "receiver": "emergency"}],
-            "ack_timeout": "30m"}},
-    })
+    run.write_config(
+        {
+            "channels": {name: {"type": "console"} for name in ["default", *LEVELS]},
+            "receivers": [
+                {"name": "default", "channels": ["default"]},
+                *({"name": name, "channels": [name]} for name in LEVELS),
+            ],
+            "route": {
+                "receiver": "default",
+                "group_by": ["alertname", "service"],
+                "group_wait": "30s",
+                "group_interval": "1m",
+                "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default"}],
+            },
+            "escalation_policies": {
+                "default": {
+                    "levels": [
+                        {"after": "0m", "receiver": "oncall"},
+                        {"after": "5m", "receiver": "senior"},
+                        {"after": "10m", "receiver": "cto"},
+                        {"after": "15m", "receiver": "emergency"},
+                    ],
+                    "ack_timeout": "30m",
+                }
+            },
+        }
+    )
     labels = {"alertname": "HighErrorRate", "service": "payments", "severity": "critical"}
     alert = Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": "5xx at 12%"})
     async with run.worker():
-        [wid] = await dispatch_alerts(run.client, load_config_file(run.config), [alert], run.task_queue,
-                                      source="alertmanager")
+        [wid] = await dispatch_alerts(
+            run.client, load_config_file(run.config), [alert], run.task_queue, source="alertmanager"
+        )
 
         def rungs(n: int) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:
                 return len(run.sent(key=f"{wid}/rung-")) >= n
+
             return check
 
         await run.env.sleep(timedelta(seconds=31))  # group_wait
@@ -203,12 +222,19 @@ async def incident(run: Run) -> dict[str, WorkflowHandle]:
 
 def deploy_config(hooks: FakeHooks, **prod: Any) -> dict[str, Any]:
     env: dict[str, Any] = {
-        "approvers": ["alice", "bob", "carol"], "required_approvals": 1, "four_eyes": True,
-        "approval_timeout": "2h", "reminder_every": "30m", "receiver": "deploys",
+        "approvers": ["alice", "bob", "carol"],
+        "required_approvals": 1,
+        "four_eyes": True,
+        "approval_timeout": "2h",
+        "reminder_every": "30m",
+        "receiver": "deploys",
         "canary": {"steps": [10, 50, 100], "bake": "2m"},
-        "hooks": {"deploy": {"url": hooks.url + "/deploy", "deadline": "1m"},
-                  "rollback": {"url": hooks.url + "/rollback", "deadline": "1m"},
-                  "health": [hooks.url + "/health"], "health_deadline": "2m"},
+        "hooks": {
+            "deploy": {"url": hooks.url + "/deploy", "deadline": "1m"},
+            "rollback": {"url": hooks.url + "/rollback", "deadline": "1m"},
+            "health": [hooks.url + "/health"],
+            "health_deadline": "2m",
+        },
     }
     env.update(prod)
     return {
@@ -223,13 +249,22 @@ async def deployment(run: Run) -> dict[str, WorkflowHandle]:
     """Approved prod deploy: canary 10% passes analysis, 50% breaches it, rolled back (hook, incident)."""
     with FakeHooks() as hooks:
         hooks.query_values = {"errors_total": 0.0}
-        analysis = {"prometheus_url": hooks.url, "interval": "1m", "count": 2, "failure_limit": 1, "metrics": [
-            {"name": "errors", "query": 'sum(rate(errors_total{service="{service}"}[1m]))', "max": 1}]}
+        analysis = {
+            "prometheus_url": hooks.url,
+            "interval": "1m",
+            "count": 2,
+            "failure_limit": 1,
+            "metrics": [{"name": "errors", "query": 'sum(rate(errors_total{service="{service}"}[1m]))', "max": 1}],
+        }
         run.write_config(deploy_config(hooks, canary={"steps": [10, 50, 100], "bake": "2m", "analysis": analysis}))
         async with run.worker(fixed_context):
             handle, _ = await start_deployment(
-                run.client, DeployInput(service="checkout", env="prod", version="v1.2.3", by="dave",
-                                        commit="abc1234", change_size=120), run.task_queue)
+                run.client,
+                DeployInput(
+                    service="checkout", env="prod", version="v1.2.3", by="dave", commit="abc1234", change_size=120
+                ),
+                run.task_queue,
+            )
 
             async def pending() -> bool:
                 return (await handle.query(DeploymentWorkflow.state)).stage == "pending_approval"
@@ -254,16 +289,19 @@ async def deploy_lock(run: Run) -> dict[str, WorkflowHandle]:
         run.write_config(deploy_config(hooks, canary={"steps": [100], "bake": "1m"}))
         async with run.worker(fixed_context):
             first, _ = await start_deployment(
-                run.client, DeployInput(service="search", env="prod", version="v1", by="dave"), run.task_queue)
+                run.client, DeployInput(service="search", env="prod", version="v1", by="dave"), run.task_queue
+            )
 
             def at(handle: WorkflowHandle, stage: str) -> Callable[[], Awaitable[bool]]:
                 async def check() -> bool:
                     return (await handle.query(DeploymentWorkflow.state)).stage == stage
+
                 return check
 
             await until("v1 pending approval", at(first, "pending_approval"))
             second, _ = await start_deployment(
-                run.client, DeployInput(service="search", env="prod", version="v2", by="dave"), run.task_queue)
+                run.client, DeployInput(service="search", env="prod", version="v2", by="dave"), run.task_queue
+            )
             await until("v2 queued", at(second, "queued"))
             await decide(run.client, first.id, "approve", Decision(by="bob"))
             assert (await first.result()).outcome == "deployed"
@@ -277,29 +315,47 @@ async def deploy_lock(run: Run) -> dict[str, WorkflowHandle]:
 
 async def pipeline(run: Run) -> dict[str, WorkflowHandle]:
     """Eight failing CI events on an entity limited to 20 history events: it continues-as-new."""
-    run.write_config({"channels": {"console": {"type": "console"}},
-                      "receivers": [{"name": "default", "channels": ["console"]}],
-                      "route": {"receiver": "default"}})
+    run.write_config(
+        {
+            "channels": {"console": {"type": "console"}},
+            "receivers": [{"name": "default", "channels": ["console"]}],
+            "route": {"receiver": "default"},
+        }
+    )
     repo = "acme/api"
     wid = f"pipeline/{repo}/main"
     async with run.worker():
         first = await run.client.start_workflow(
-            PipelineWorkflow.run, PipelineInput(repo=repo, branch="main", max_history=20), id=wid,
-            task_queue=run.task_queue, search_attributes=TypedSearchAttributes([
-                SearchAttributePair(search.KIND, "pipeline"), SearchAttributePair(search.SERVICE, repo)]))
+            PipelineWorkflow.run,
+            PipelineInput(repo=repo, branch="main", max_history=20),
+            id=wid,
+            task_queue=run.task_queue,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(search.KIND, "pipeline"), SearchAttributePair(search.SERVICE, repo)]
+            ),
+        )
         latest = run.client.get_workflow_handle(wid)
-        sent_at = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+        sent_at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         for i in range(8):
-            await latest.signal(PipelineWorkflow.build_event, BuildEvent(
-                repo=repo, branch="main", commit=f"{i:07x}", status="failure" if i < 6 else "success",
-                author="alice", sent_at=sent_at + timedelta(minutes=i)))
+            await latest.signal(
+                PipelineWorkflow.build_event,
+                BuildEvent(
+                    repo=repo,
+                    branch="main",
+                    commit=f"{i:07x}",
+                    status="failure" if i < 6 else "success",
+                    author="alice",
+                    sent_at=sent_at + timedelta(minutes=i),
+                ),
+            )
 
         async def done() -> bool:
             try:
                 state: PipelineState = await latest.query(PipelineWorkflow.state)
-            except Exception:  # noqa: BLE001 - a query can race a continue-as-new
+            except Exception:
                 return False
             return state.seq >= 8
+
         await until("eight events", done)
         first = run.client.get_workflow_handle(wid, run_id=first.result_run_id)
         history = await first.fetch_history()
@@ -312,23 +368,40 @@ async def pipeline(run: Run) -> dict[str, WorkflowHandle]:
 
 async def silences(run: Run) -> dict[str, WorkflowHandle]:
     """The silences store: two added, one expired early, the other runs out; each creator is told."""
-    run.write_config({"channels": {"console": {"type": "console"}},
-                      "receivers": [{"name": "default", "channels": ["console"]}],
-                      "route": {"receiver": "default"}})
+    run.write_config(
+        {
+            "channels": {"console": {"type": "console"}},
+            "receivers": [{"name": "default", "channels": ["console"]}],
+            "route": {"receiver": "default"},
+        }
+    )
     async with run.worker():
         handle = await run.client.start_workflow(
-            SilencesWorkflow.run, None, id=SILENCES_ID, task_queue=run.task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "silences")]))
-        kept = await handle.execute_update(SilencesWorkflow.add, AddSilence(
-            matchers=['service="payments"'], duration="1h", by="ops", comment="database upgrade"))
-        early = await handle.execute_update(SilencesWorkflow.add, AddSilence(
-            matchers=['alertname="DiskAlmostFull"', 'env="staging"'], duration="4h", by="carol",
-            comment="disk resize"))
+            SilencesWorkflow.run,
+            None,
+            id=SILENCES_ID,
+            task_queue=run.task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "silences")]),
+        )
+        kept = await handle.execute_update(
+            SilencesWorkflow.add,
+            AddSilence(matchers=['service="payments"'], duration="1h", by="ops", comment="database upgrade"),
+        )
+        early = await handle.execute_update(
+            SilencesWorkflow.add,
+            AddSilence(
+                matchers=['alertname="DiskAlmostFull"', 'env="staging"'],
+                duration="4h",
+                by="carol",
+                comment="disk resize",
+            ),
+        )
         await handle.execute_update(SilencesWorkflow.expire, ExpireSilence(id=early.id, by="carol"))
         await run.env.sleep(timedelta(minutes=61))
 
         async def told() -> bool:
             return len([r for r in run.sent() if r["message"]["title"].startswith("Silence")]) >= 2
+
         await until("expiry notices", told)
     assert kept.id != early.id
     return {"silences": handle}
@@ -349,16 +422,20 @@ class PrimaryDown:
 
 async def notify(run: Run) -> dict[str, WorkflowHandle]:
     """One notification to a receiver of two channels; the primary is down, the backup takes over."""
-    run.write_config({
-        "channels": {"primary": {"type": "console"}, "backup": {"type": "console"}, "other": {"type": "console"}},
-        "receivers": [{"name": "team", "channels": ["primary", "other"], "backup": ["backup"]}],
-        "route": {"receiver": "team"},
-    })
+    run.write_config(
+        {
+            "channels": {"primary": {"type": "console"}, "backup": {"type": "console"}, "other": {"type": "console"}},
+            "receivers": [{"name": "team", "channels": ["primary", "other"], "backup": ["backup"]}],
+            "route": {"receiver": "team"},
+        }
+    )
     async with run.worker(lambda acts: {acts.delivery.send: PrimaryDown(acts.delivery.send).send}):
         handle = await run.client.start_workflow(
-            NotifyWorkflow.run, NotifyInput(receiver="team", message=Message(title="disk full", severity="warning",
-                                                                             text="/var at 97%")),
-            id="notify/recorded", task_queue=run.task_queue)
+            NotifyWorkflow.run,
+            NotifyInput(receiver="team", message=Message(title="disk full", severity="warning", text="/var at 97%")),
+            id="notify/recorded",
+            task_queue=run.task_queue,
+        )
         result = await handle.result()
     outcomes = {(d.channel, d.outcome) for d in result.deliveries}
     assert outcomes == {("primary", "failed"), ("other", "delivered"), ("backup", "delivered")}, outcomes
@@ -367,12 +444,21 @@ async def notify(run: Run) -> dict[str, WorkflowHandle]:
 
 async def report(run: Run) -> dict[str, WorkflowHandle]:
     """The digest: two warnings held for a digest receiver, sent as one message, each incident told."""
-    run.write_config({
-        "channels": {"digest": {"type": "console"}},
-        "receivers": [{"name": "night", "channels": ["digest"], "digest": True, "digest_at": "08:00",
-                       "digest_timezone": "Asia/Seoul"}],
-        "route": {"receiver": "night", "group_by": ["alertname", "service"], "group_wait": "0s"},
-    })
+    run.write_config(
+        {
+            "channels": {"digest": {"type": "console"}},
+            "receivers": [
+                {
+                    "name": "night",
+                    "channels": ["digest"],
+                    "digest": True,
+                    "digest_at": "08:00",
+                    "digest_timezone": "Asia/Seoul",
+                }
+            ],
+            "route": {"receiver": "night", "group_by": ["alertname", "service"], "group_wait": "0s"},
+        }
+    )
 
     def warn(name: str) -> Alert:
         labels = {"alertname": name, "service": "batch", "severity": "warning"}
@@ -381,23 +467,38 @@ async def report(run: Run) -> dict[str, WorkflowHandle]:
     held: list[str] = []
 
     def listed(acts: ActivitySet) -> dict[Callable[..., Any], Callable[..., Any]]:
-        return {acts.incidents.held_incidents:
-                IncidentActivities(KnownWorkflows(run.client, held), acts.store).held_incidents}  # type: ignore[arg-type]
+        return {
+            acts.incidents.held_incidents: IncidentActivities(
+                KnownWorkflows(run.client, held), acts.store
+            ).held_incidents
+        }  # type: ignore[arg-type]
 
     async with run.worker(listed):
-        held.extend(await dispatch_alerts(run.client, load_config_file(run.config),
-                                          [warn("DiskAlmostFull"), warn("SlowQueries")], run.task_queue,
-                                          source="alertmanager"))
+        held.extend(
+            await dispatch_alerts(
+                run.client,
+                load_config_file(run.config),
+                [warn("DiskAlmostFull"), warn("SlowQueries")],
+                run.task_queue,
+                source="alertmanager",
+            )
+        )
 
         async def all_held() -> bool:
-            states = [await run.client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
-                      for wid in held]
+            states = [
+                await run.client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
+                for wid in held
+            ]
             return all(st.status == "held" for st in states)
+
         await until("incidents held", all_held)
         handle = await run.client.start_workflow(
-            ReportWorkflow.run, ReportInput(receiver="night"), id="report/digest-night-recorded",
+            ReportWorkflow.run,
+            ReportInput(receiver="night"),
+            id="report/digest-night-recorded",
             task_queue=run.task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "report")]))
+            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "report")]),
+        )
         result = await handle.result()
     assert sorted(result.incidents) == sorted(held) and result.deliveries, result
     return {"report": handle}
@@ -420,7 +521,8 @@ SCENARIOS: dict[str, Callable[[Run], Awaitable[dict[str, WorkflowHandle]]]] = {
 async def record(name: str, out: Path) -> list[tuple[Path, int]]:
     """Run one scenario on a fresh server; write its histories; return (file, event count) per history."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER))
+        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
+    )
     written: list[tuple[Path, int]] = []
     try:
         await ensure_search_attributes(env.client, env.client.namespace)
@@ -447,14 +549,15 @@ async def record(name: str, out: Path) -> list[tuple[Path, int]]:
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenarios", nargs="*", metavar="scenario",
-                        help=f"which to record (default: all of {', '.join(SCENARIOS)})")
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="scenario", help=f"which to record (default: all of {', '.join(SCENARIOS)})"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "histories", help="where to write")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    here = Path(workflows.__file__).resolve()
+    here = Path(workflows.__file__).resolve()  # noqa: ASYNC240 - a one-off recording script
     if not here.is_relative_to(ROOT):
         raise SystemExit(f"workflows imported from {here}, not from {ROOT}: the recording would be of other code")
     if not TEST_SERVER.exists():

@@ -48,7 +48,15 @@ class AMWebhook(BaseModel):
         out = []
         for a in self.alerts:
             ends = a.endsAt if a.endsAt and a.endsAt.year > 1 else None
-            out.append(Alert(fingerprint=a.fingerprint or fingerprint(a.labels), status=a.status, labels=a.labels,
-                             annotations=a.annotations, starts_at=a.startsAt, ends_at=ends,
-                             generator_url=a.generatorURL))
+            out.append(
+                Alert(
+                    fingerprint=a.fingerprint or fingerprint(a.labels),
+                    status=a.status,
+                    labels=a.labels,
+                    annotations=a.annotations,
+                    starts_at=a.startsAt,
+                    ends_at=ends,
+                    generator_url=a.generatorURL,
+                )
+            )
         return out

@@ -44,11 +44,21 @@ def temporal_binary() -> str:
 def dev_server_command(home: Path, host: str, port: int, ui_port: int, namespace: str) -> list[str]:
     """The ``temporal server start-dev`` command line."""
     cmd = [
-        temporal_binary(), "server", "start-dev",
-        "--ip", host, "--port", str(port), "--ui-port", str(ui_port),
-        "--db-filename", str(home / "temporal.db"),
-        "--namespace", namespace,
-        "--log-level", "warn",
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        host,
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(home / "temporal.db"),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
     ]
     for key in ALL_KEYS:
         cmd += ["--search-attribute", f"{key.name}=Keyword"]
@@ -61,7 +71,7 @@ def _port_busy(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-async def _wait_connect(settings: Settings, proc: asyncio.subprocess.Process, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+async def _wait_connect(settings: Settings, proc: asyncio.subprocess.Process, timeout: float = 60.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         if proc.returncode is not None:
@@ -83,7 +93,7 @@ async def _stop_process(proc: asyncio.subprocess.Process) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), timeout=10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
 
@@ -94,8 +104,9 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
     settings.home.mkdir(parents=True, exist_ok=True)
     for what, p in (("Temporal", port), ("Temporal UI", ui_port), ("gateway", gateway_port)):
         if _port_busy(host, p):
-            print(f"tocsin: port {p} ({what}) is already in use; stop what holds it or pick another port",
-                  file=sys.stderr)
+            print(
+                f"tocsin: port {p} ({what}) is already in use; stop what holds it or pick another port", file=sys.stderr
+            )
             return 1
     stop = asyncio.Event()
     install_stop_signals(stop)
@@ -103,7 +114,9 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
     with log_path.open("ab") as log_file:
         proc = await asyncio.create_subprocess_exec(
             *dev_server_command(settings.home, host, port, ui_port, settings.namespace),
-            stdout=log_file, stderr=log_file, start_new_session=True,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
             env={**os.environ},
         )
         try:
@@ -113,10 +126,10 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
             await ensure_schedules(client, store.get(), settings.task_queue)
             gw = server(create_app(settings, client, store), host, gateway_port)
             # tocsin dev owns SIGINT/SIGTERM; uvicorn must neither capture nor re-raise them.
-            gw.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+            gw.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
             async with running_worker(client, settings, store):
                 gw_task = asyncio.create_task(gw.serve())
-                while not gw.started and not gw_task.done():
+                while not gw.started and not gw_task.done():  # noqa: ASYNC110 - uvicorn exposes `started` as a flag only
                     await asyncio.sleep(0.05)
                 print(
                     "Tocsin is running:\n"

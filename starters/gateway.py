@@ -101,12 +101,19 @@ async def healthz(request: Request) -> JSONResponse:
     temporal: Client = request.app.state.client
     try:
         ok = await asyncio.wait_for(temporal.service_client.check_health(), timeout=2.0)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
-        return JSONResponse({"status": "unavailable", "temporal": settings.address,
-                             "reason": str(exc).splitlines()[0][:200] or type(exc).__name__}, status_code=503)
+    except Exception as exc:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "temporal": settings.address,
+                "reason": str(exc).splitlines()[0][:200] or type(exc).__name__,
+            },
+            status_code=503,
+        )
     if not ok:
-        return JSONResponse({"status": "unavailable", "temporal": settings.address,
-                             "reason": "health check failed"}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "temporal": settings.address, "reason": "health check failed"}, status_code=503
+        )
     return JSONResponse({"status": "ok", "temporal": settings.address, "namespace": settings.namespace})
 
 
@@ -118,8 +125,11 @@ async def metrics() -> Response:
 async def alertmanager(request: Request) -> JSONResponse:
     """Alertmanager webhook v4: each alert group → its incident workflow (signal-with-start)."""
     if not _authorized(request, request.app.state.settings.gateway_token):
-        return JSONResponse({"error": "missing or wrong credentials (bearer or basic auth)"}, status_code=401,
-                            headers={"WWW-Authenticate": 'Bearer realm="tocsin"'})
+        return JSONResponse(
+            {"error": "missing or wrong credentials (bearer or basic auth)"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="tocsin"'},
+        )
     try:
         payload = AMWebhook.model_validate(json.loads(await request.body()))
     except ValueError as exc:
@@ -141,7 +151,9 @@ async def alertmanager(request: Request) -> JSONResponse:
 
 
 _PD_UPDATES: dict[str, Callable[..., Awaitable[Any]]] = {
-    "incident.acknowledged": acknowledge, "incident.resolved": resolve}
+    "incident.acknowledged": acknowledge,
+    "incident.resolved": resolve,
+}
 
 
 async def pagerduty(request: Request) -> JSONResponse:

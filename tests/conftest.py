@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 import yaml
@@ -38,7 +38,8 @@ def _binary(name: str) -> str:
 
 async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_binary("temporal-test-server"))
+        data_converter=pydantic_data_converter, test_server_existing_path=_binary("temporal-test-server")
+    )
     await ensure_search_attributes(env.client, env.client.namespace)
     return env
 

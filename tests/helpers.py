@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -25,8 +26,13 @@ def settings_for(task_queue: str, home: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def tocsin_worker(client: Client, task_queue: str, home: Path, config: Path | None = None,
-                        replace_send: Callable[..., Any] | None = None) -> AsyncIterator[Worker]:
+async def tocsin_worker(
+    client: Client,
+    task_queue: str,
+    home: Path,
+    config: Path | None = None,
+    replace_send: Callable[..., Any] | None = None,
+) -> AsyncIterator[Worker]:
     """A real Tocsin worker; ``replace_send`` swaps the send activity for a test double."""
     settings = settings_for(task_queue, home)
     activities = ActivitySet(client, settings, ConfigStore(config))
@@ -48,8 +54,13 @@ def outbox(home: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def cli(*args: str, address: str | None = None, env: dict[str, str] | None = None,
-        cwd: Path | None = None, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+def cli(
+    *args: str,
+    address: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``tocsin`` console script."""
     import os
     import sys
@@ -78,4 +89,4 @@ def ops(client: Client, task_queue: str, config: Path | Config | None = None) ->
 
 def person(name: str, via: str = "cli") -> Actor:
     """An unverified actor, as the direct-mode CLI makes one."""
-    return Actor(name=name, via=via)  # type: ignore[arg-type]
+    return Actor(name=name, via=via)

@@ -6,17 +6,17 @@ import asyncio
 import contextlib
 import logging
 import signal
-from datetime import timedelta
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from operations.config import ConfigStore
 from activities.delivery import DeliveryActivities
 from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
+from operations.config import ConfigStore
 from workers.registry import WORKFLOWS, workflow_runner
 from workers.schedules import ensure_schedules
 from workers.settings import Settings
@@ -24,6 +24,7 @@ from workers.settings import Settings
 __all__ = ["ActivitySet", "build_worker", "running_worker", "run_worker", "install_stop_signals"]
 
 log = logging.getLogger("tocsin")
+
 
 class ActivitySet:
     """Every activity Tocsin registers, built once per worker with its long-lived clients."""
@@ -37,9 +38,15 @@ class ActivitySet:
     def functions(self) -> list[Callable[..., Any]]:
         """The activity callables to register."""
         return [
-            self.delivery.load_config, self.delivery.send,
-            self.incidents.check_suppression, self.incidents.mute_verdict, self.incidents.request_rollback, self.incidents.record_metrics,
-            self.incidents.route_state, self.incidents.held_incidents, self.incidents.raise_alerts,
+            self.delivery.load_config,
+            self.delivery.send,
+            self.incidents.check_suppression,
+            self.incidents.mute_verdict,
+            self.incidents.request_rollback,
+            self.incidents.record_metrics,
+            self.incidents.route_state,
+            self.incidents.held_incidents,
+            self.incidents.raise_alerts,
             *self.deployments.functions(),
         ]
 
@@ -49,8 +56,7 @@ class ActivitySet:
         await self.deployments.aclose()
 
 
-def build_worker(client: Client, settings: Settings, activities: Sequence[Callable[..., Any]],
-                 **kwargs: Any) -> Worker:
+def build_worker(client: Client, settings: Settings, activities: Sequence[Callable[..., Any]], **kwargs: Any) -> Worker:
     """A worker for Tocsin's task queue with all workflows and the given activities."""
     return Worker(
         client,

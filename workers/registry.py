@@ -27,12 +27,26 @@ WORKFLOWS: list[type] = [
 
 PASSTHROUGH = (
     # third-party, deterministic and stateless
-    "pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection", "yaml",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_extensions",
+    "typing_inspection",
+    "yaml",
     # Tocsin's contracts and pure policy: the same classes on both sides of the activity boundary
     # (an activity's pydantic result must be an instance of the class the workflow validates against)
-    "workflows.config", "workflows.environments", "workflows.models", "workflows.identity", "workflows.search",
-    "workflows.policy", "workflows.incident.models", "workflows.deployment.models", "workflows.pipeline.models",
-    "workflows.notify.models", "workflows.silences.models", "workflows.report.models",
+    "workflows.config",
+    "workflows.environments",
+    "workflows.models",
+    "workflows.identity",
+    "workflows.search",
+    "workflows.policy",
+    "workflows.incident.models",
+    "workflows.deployment.models",
+    "workflows.pipeline.models",
+    "workflows.notify.models",
+    "workflows.silences.models",
+    "workflows.report.models",
 )
 """Modules imported once, outside the sandbox.
 

@@ -40,11 +40,16 @@ def _schedule(receiver: str, at: str, zone: str, task_queue: str) -> Schedule:
     hour, minute = (int(part) for part in at.split(":"))
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            ReportWorkflow.run, ReportInput(kind="digest", receiver=receiver), id=digest_schedule_id(receiver),
+            ReportWorkflow.run,
+            ReportInput(kind="digest", receiver=receiver),
+            id=digest_schedule_id(receiver),
             task_queue=task_queue,
-            typed_search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "report")])),
-        spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])],
-                          time_zone_name=zone),
+            typed_search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "report")]),
+        ),
+        spec=ScheduleSpec(
+            calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])],
+            time_zone_name=zone,
+        ),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.BUFFER_ONE),
     )
 
@@ -61,6 +66,7 @@ async def ensure_schedules(client: Client, config: Config, task_queue: str) -> l
         try:
             await client.create_schedule(sid, schedule)
         except ScheduleAlreadyRunningError:
+
             async def update(_: ScheduleUpdateInput, new: Schedule = schedule) -> ScheduleUpdate:
                 return ScheduleUpdate(schedule=new)
 

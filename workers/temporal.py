@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -28,14 +29,18 @@ async def connect(settings: Settings, *, identity: str | None = None, lazy: bool
     Raises:
         TemporalUnavailable: the frontend cannot be reached (not raised when ``lazy``).
     """
-    kwargs = {"identity": identity} if identity else {}
+    kwargs: dict[str, Any] = {"identity": identity} if identity else {}
     try:
-        return await Client.connect(settings.address, namespace=settings.namespace,
-                                    data_converter=pydantic_data_converter, lazy=lazy, **kwargs)
+        return await Client.connect(
+            settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter, lazy=lazy, **kwargs
+        )
     except RuntimeError as exc:
         text = str(exc)
-        reason = "connection refused" if "ConnectionRefused" in text or "Connection refused" in text else (
-            text.splitlines()[0][:160] if text else type(exc).__name__)
+        reason = (
+            "connection refused"
+            if "ConnectionRefused" in text or "Connection refused" in text
+            else (text.splitlines()[0][:160] if text else type(exc).__name__)
+        )
         raise TemporalUnavailable(f"cannot reach Temporal at {settings.address}: {reason}") from None
 
 
@@ -49,7 +54,8 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     have: set[str] = set()
     try:
         existing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace))
+            ListSearchAttributesRequest(namespace=namespace)
+        )
         have = set(existing.custom_attributes) | set(existing.system_attributes)
     except RPCError as exc:
         # Some servers (the time-skipping test server) can add but not list.
@@ -59,7 +65,8 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
         return []
     try:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )
     except RPCError as exc:
         if "already" not in exc.message.lower():
             log.warning("cannot add search attributes (%s); add %s by hand", exc.message, ", ".join(missing))

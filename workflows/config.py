@@ -58,9 +58,7 @@ CHANNEL_TYPES = (
     "console",
 )
 
-ChannelType = Literal[
-    "slack", "discord", "teams", "email", "pagerduty", "sms", "github", "jira", "webhook", "console"
-]
+ChannelType = Literal["slack", "discord", "teams", "email", "pagerduty", "sms", "github", "jira", "webhook", "console"]
 
 
 _duration = check_duration
@@ -402,8 +400,9 @@ def validate_references(config: Config) -> list[ConfigIssue]:
             error(f"time_intervals[{i}].name", f"duplicate time interval '{ti.name}'")
         intervals.add(ti.name)
 
-    found = route_issues(config.route, receivers=receivers, intervals=intervals,
-                         escalations=config.escalation_policies.keys())
+    found = route_issues(
+        config.route, receivers=receivers, intervals=intervals, escalations=config.escalation_policies.keys()
+    )
     for i, rule in enumerate(config.inhibit_rules):
         for key in ("source_match", "source_match_re", "target_match", "target_match_re"):
             found += legacy_key_issues(getattr(rule, key), f"inhibit_rules[{i}].{key}")
@@ -424,9 +423,13 @@ def validate_references(config: Config) -> list[ConfigIssue]:
     used |= {env.receiver for env in config.environments.values() if env.receiver}
     for i, rcv in enumerate(config.receivers):
         if rcv.name and rcv.name not in used:
-            issues.append(ConfigIssue(path=f"receivers[{i}]", level="warning",
-                                      message=f"receiver '{rcv.name}' is not used by any route, escalation "
-                                              "policy or environment"))
+            issues.append(
+                ConfigIssue(
+                    path=f"receivers[{i}]",
+                    level="warning",
+                    message=f"receiver '{rcv.name}' is not used by any route, escalation policy or environment",
+                )
+            )
     return issues
 
 

@@ -11,8 +11,9 @@ them delivers, still-pending primaries are cancelled.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from datetime import timedelta
-from typing import Any, Collection
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,8 +28,9 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["SEND_RETRY", "load_config", "deliver"]
 
-SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(seconds=60))
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
+)
 """Unlimited attempts (bounded by the schedule-to-close timeout): an outage never drops a notification."""
 SEND_START_TO_CLOSE = timedelta(seconds=30)
 SEND_SCHEDULE_TO_CLOSE = timedelta(hours=24)
@@ -54,10 +56,18 @@ def _error_text(exc: BaseException) -> str:
     return str(cause)
 
 
-async def deliver(config: Config, receiver_name: str, message: Message, step: str, *,
-                  action: str = "notify", dedup_key: str | None = None,
-                  refs: dict[str, str] | None = None, thread: bool = False,
-                  only_types: Collection[str] | None = None) -> list[DeliveryRecord]:
+async def deliver(
+    config: Config,
+    receiver_name: str,
+    message: Message,
+    step: str,
+    *,
+    action: str = "notify",
+    dedup_key: str | None = None,
+    refs: dict[str, str] | None = None,
+    thread: bool = False,
+    only_types: Collection[str] | None = None,
+) -> list[DeliveryRecord]:
     """Deliver ``message`` to every channel of a receiver (with failover).
 
     Args:
@@ -79,18 +89,27 @@ async def deliver(config: Config, receiver_name: str, message: Message, step: st
     receiver = config.receiver(receiver_name)
     if receiver is None:
         workflow.logger.warning("unknown receiver %r: notification not sent", receiver_name)
-        return [DeliveryRecord(channel="", receiver=receiver_name, outcome="failed",
-                               error=f"unknown receiver '{receiver_name}'")]
+        return [
+            DeliveryRecord(
+                channel="", receiver=receiver_name, outcome="failed", error=f"unknown receiver '{receiver_name}'"
+            )
+        ]
     wid = workflow.info().workflow_id
 
     def start(channel: str) -> Any:
         ref = (refs or {}).get(channel)
         return workflow.start_activity_method(
             DeliveryActivities.send,
-            SendRequest(channel=channel, receiver=receiver_name, message=message,
-                        idempotency_key=f"{wid}/{step}/{channel}", action=action,  # type: ignore[arg-type]
-                        dedup_key=dedup_key,
-                        update_of=None if thread else ref, thread_of=ref if thread else None),
+            SendRequest(
+                channel=channel,
+                receiver=receiver_name,
+                message=message,
+                idempotency_key=f"{wid}/{step}/{channel}",
+                action=action,
+                dedup_key=dedup_key,
+                update_of=None if thread else ref,
+                thread_of=ref if thread else None,
+            ),
             start_to_close_timeout=SEND_START_TO_CLOSE,
             schedule_to_close_timeout=SEND_SCHEDULE_TO_CLOSE,
             retry_policy=SEND_RETRY,
@@ -106,9 +125,13 @@ async def deliver(config: Config, receiver_name: str, message: Message, step: st
         await workflow.wait(list(primaries.values()), timeout=parse_duration(receiver.failover_after).total_seconds())
         lagging = [ch for ch, task in primaries.items() if not task.done() or task.exception() is not None]
         if lagging:
-            workflow.logger.warning("receiver %s: %s not delivered in %s, failing over to %s",
-                                    receiver_name, ", ".join(lagging), receiver.failover_after,
-                                    ", ".join(receiver.backup))
+            workflow.logger.warning(
+                "receiver %s: %s not delivered in %s, failing over to %s",
+                receiver_name,
+                ", ".join(lagging),
+                receiver.failover_after,
+                ", ".join(receiver.backup),
+            )
             backups = {ch: start(ch) for ch in receiver.backup}
             await workflow.wait(list(backups.values()))
             if any(t.exception() is None for t in backups.values()):
@@ -118,10 +141,17 @@ async def deliver(config: Config, receiver_name: str, message: Message, step: st
     records: list[DeliveryRecord] = []
     for is_backup, tasks in ((False, primaries), (True, backups)):
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
-        for ch, result in zip(tasks, results):
+        for ch, result in zip(tasks, results, strict=False):
             if isinstance(result, BaseException):
-                records.append(DeliveryRecord(channel=ch, receiver=receiver_name, outcome="failed",
-                                              error=_error_text(result), backup=is_backup))
+                records.append(
+                    DeliveryRecord(
+                        channel=ch,
+                        receiver=receiver_name,
+                        outcome="failed",
+                        error=_error_text(result),
+                        backup=is_backup,
+                    )
+                )
             else:
                 result.backup = is_backup
                 records.append(result)

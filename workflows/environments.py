@@ -211,8 +211,7 @@ class EnvironmentConfig(_Strict):
     def _v_approvals(self) -> EnvironmentConfig:
         pool = len(set(self.approvers))
         if self.approvers and self.required_approvals > pool:
-            raise ValueError(f"required_approvals ({self.required_approvals}) exceeds the "
-                             f"{pool} approvers listed")
+            raise ValueError(f"required_approvals ({self.required_approvals}) exceeds the {pool} approvers listed")
         return self
 
     def is_production(self, name: str) -> bool:
@@ -245,8 +244,9 @@ def environment_of(environments: dict[str, Any], name: str) -> EnvironmentConfig
     return EnvironmentConfig.model_validate(raw)
 
 
-def environment_issues(environments: dict[str, Any], receivers: set[str],
-                       time_intervals: set[str]) -> list[tuple[str, str]]:
+def environment_issues(
+    environments: dict[str, Any], receivers: set[str], time_intervals: set[str]
+) -> list[tuple[str, str]]:
     """Cross-reference checks: receivers and freeze intervals must exist.
 
     Returns:

@@ -9,13 +9,21 @@ quoting and the attribute names live here once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from temporalio.common import SearchAttributeKey
 
 __all__ = [
-    "KIND", "SERVICE", "ENVIRONMENT", "SEVERITY", "STATUS", "ALL_KEYS",
-    "OPEN_INCIDENT_STATUSES", "ALERTING_INCIDENT_STATUSES", "quote", "query",
+    "KIND",
+    "SERVICE",
+    "ENVIRONMENT",
+    "SEVERITY",
+    "STATUS",
+    "ALL_KEYS",
+    "OPEN_INCIDENT_STATUSES",
+    "ALERTING_INCIDENT_STATUSES",
+    "quote",
+    "query",
 ]
 
 KIND = SearchAttributeKey.for_keyword("TocsinKind")
@@ -39,7 +47,7 @@ def quote(value: str) -> str:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def query(

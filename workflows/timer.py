@@ -10,7 +10,6 @@ replaces.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -35,6 +34,6 @@ async def wait_until(condition: Callable[[], bool], timeout: timedelta | float |
         return True
     try:
         await workflow.wait_condition(condition, timeout=timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True

@@ -19,8 +19,16 @@ import httpx
 
 from workflows.models import Message
 
-__all__ = ["Channel", "ChannelDeps", "ChannelError", "Sent", "SendContext", "raise_for_http", "parse_retry_after",
-           "json_object"]
+__all__ = [
+    "Channel",
+    "ChannelDeps",
+    "ChannelError",
+    "Sent",
+    "SendContext",
+    "raise_for_http",
+    "parse_retry_after",
+    "json_object",
+]
 
 
 class ChannelError(Exception):
@@ -95,15 +103,16 @@ class Channel(abc.ABC):
         missing = [key for key in self.required if not settings.get(key)]
         if missing:
             raise ChannelError(
-                f"channel '{name}' ({self.type}): missing setting(s) {', '.join(missing)}", retryable=False,
-                kind="ChannelMisconfigured")
+                f"channel '{name}' ({self.type}): missing setting(s) {', '.join(missing)}",
+                retryable=False,
+                kind="ChannelMisconfigured",
+            )
         self.name = name
         self.settings = dict(settings)
         self.deps = deps
 
     @abc.abstractmethod
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Deliver ``message``; ``attempt`` starts at 1 (a retry may need a duplicate check)."""
 
     def pace_key(self) -> str:
@@ -133,14 +142,19 @@ class Channel(abc.ABC):
             bucket.tokens -= 1
             return
         wait = (1 - bucket.tokens) / bucket.rate
-        raise ChannelError(f"{self.type} channel '{self.name}': paced to {rate:g}/s, next send in {wait:.2f}s",
-                           retryable=True, retry_after=wait, kind="Paced")
+        raise ChannelError(
+            f"{self.type} channel '{self.name}': paced to {rate:g}/s, next send in {wait:.2f}s",
+            retryable=True,
+            retry_after=wait,
+            kind="Paced",
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - an optional hook: most channels hold nothing of their own
         """Release per-channel resources."""
 
-    async def request(self, verb: str, url: str, what: str, *, timeout: float | None = None,
-                      **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, verb: str, url: str, what: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """One HTTP call on the worker's shared client.
 
         Args:
@@ -192,8 +206,12 @@ def raise_for_http(response: httpx.Response, what: str) -> None:
         return
     body = response.text[:300]
     if status == 429:
-        raise ChannelError(f"{what}: rate limited (429)", retryable=True,
-                           retry_after=parse_retry_after(response.headers.get("retry-after")), kind="RateLimited")
+        raise ChannelError(
+            f"{what}: rate limited (429)",
+            retryable=True,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            kind="RateLimited",
+        )
     if status >= 500 or status == 408:
         raise ChannelError(f"{what}: server error {status}: {body}", retryable=True)
     if status in (401, 403):

@@ -33,8 +33,7 @@ class ConsoleChannel(Channel):
             self.deps.extra["console_seen"] = seen
         return seen
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         seen = self._seen()
         if idempotency_key in seen:
             return Sent(message_id=idempotency_key, duplicate=True)

@@ -48,8 +48,16 @@ from workflows.models import Message
 
 __all__ = ["DiscordChannel", "discord_payload", "LIMITS"]
 
-LIMITS = {"title": 256, "description": 4096, "fields": 25, "field_name": 256, "field_value": 1024,
-          "footer": 2048, "total": 6000, "content": 2000}
+LIMITS = {
+    "title": 256,
+    "description": 4096,
+    "fields": 25,
+    "field_name": 256,
+    "field_value": 1024,
+    "footer": 2048,
+    "total": 6000,
+    "content": 2000,
+}
 """Discord's embed limits (characters; ``fields`` is a count)."""
 
 _WEBHOOK_PATH = re.compile(r"^(?P<prefix>.*?)/api(?:/v\d+)?/webhooks/(?P<id>\d+)/(?P<token>[A-Za-z0-9_.-]+)/?$")
@@ -90,15 +98,21 @@ def discord_payload(message: Message) -> dict[str, Any]:
     if web:
         embed["url"] = web[0]
     fields: list[dict[str, Any]] = [
-        {"name": trim(f.title.strip() or "-", LIMITS["field_name"]),
-         "value": trim(f.value.strip() or "-", LIMITS["field_value"]),
-         "inline": bool(f.short)}
+        {
+            "name": trim(f.title.strip() or "-", LIMITS["field_name"]),
+            "value": trim(f.value.strip() or "-", LIMITS["field_value"]),
+            "inline": bool(f.short),
+        }
         for f in message.fields[: LIMITS["fields"]]
     ]
 
     def total(description: str) -> int:
-        return (len(embed["title"]) + len(description) + len(embed["footer"]["text"])
-                + sum(len(f["name"]) + len(f["value"]) for f in fields))
+        return (
+            len(embed["title"])
+            + len(description)
+            + len(embed["footer"]["text"])
+            + sum(len(f["name"]) + len(f["value"]) for f in fields)
+        )
 
     text = message.text.strip()
 
@@ -136,12 +150,17 @@ class DiscordChannel(Channel):
         parts = urlsplit(url)
         match = _WEBHOOK_PATH.match(parts.path)
         if parts.scheme not in ("http", "https") or not parts.netloc or match is None:
-            raise ChannelError(f"channel '{self.name}' (discord): webhook_url is not a Discord webhook URL "
-                               "(https://discord.com/api/webhooks/<id>/<token>)", retryable=False,
-                               kind="ChannelMisconfigured")
+            raise ChannelError(
+                f"channel '{self.name}' (discord): webhook_url is not a Discord webhook URL "
+                "(https://discord.com/api/webhooks/<id>/<token>)",
+                retryable=False,
+                kind="ChannelMisconfigured",
+            )
         self._webhook_id = match["id"]
-        self._base = (f"{parts.scheme}://{parts.netloc}{match['prefix']}/api/{_API_VERSION}/webhooks/"
-                      f"{match['id']}/{match['token']}")
+        self._base = (
+            f"{parts.scheme}://{parts.netloc}{match['prefix']}/api/{_API_VERSION}/webhooks/"
+            f"{match['id']}/{match['token']}"
+        )
         self._pace_key = f"discord:{parts.netloc}/{match['id']}/{match['token']}"
         self._timeout = float(self.settings.get("timeout", 10))
 
@@ -165,8 +184,12 @@ class DiscordChannel(Channel):
             if not isinstance(retry_after, (int, float)) or isinstance(retry_after, bool) or retry_after < 0:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             scope = " (global)" if body.get("global") else ""
-            raise ChannelError(f"{what}: rate limited{scope} (429)", retryable=True,
-                               retry_after=None if retry_after is None else float(retry_after), kind="RateLimited")
+            raise ChannelError(
+                f"{what}: rate limited{scope} (429)",
+                retryable=True,
+                retry_after=None if retry_after is None else float(retry_after),
+                kind="RateLimited",
+            )
         if 400 <= response.status_code < 500 and response.status_code not in (408,) and body.get("message"):
             detail = f"{body.get('message')} (code {body.get('code')})"
             if body.get("errors"):
@@ -176,8 +199,7 @@ class DiscordChannel(Channel):
         raise_for_http(response, what)
         return body
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Post ``message`` as an embed, or edit ``ctx.update_of`` in place.
 
         Returns:
@@ -189,8 +211,7 @@ class DiscordChannel(Channel):
         ctx = ctx or SendContext(attempt=attempt)
         payload = discord_payload(message)
         if ctx.update_of:
-            response = await self._request("PATCH", f"{self._base}/messages/{ctx.update_of}", "edit",
-                                           json=payload)
+            response = await self._request("PATCH", f"{self._base}/messages/{ctx.update_of}", "edit", json=payload)
             data = self._check(response, "edit")
             return Sent(message_id=str(data.get("id") or ctx.update_of))
         response = await self._request("POST", self._base, "execute", params={"wait": "true"}, json=payload)

@@ -131,7 +131,8 @@ def render_html(message: Message) -> str:
         f'<h2 style="margin:0 0 4px;font-size:18px">{esc(message.title)}</h2>',
         f'<p style="margin:0 0 12px;font-size:12px;color:#59636e">'
         f'<span style="color:{colour};font-weight:bold">{esc(message.severity.upper())}</span>'
-        + (f" · {esc(message.source)}" if message.source else "") + "</p>",
+        + (f" · {esc(message.source)}" if message.source else "")
+        + "</p>",
     ]
     if message.text:
         parts.append(f'<div style="white-space:pre-wrap;margin:0 0 12px">{esc(message.text)}</div>')
@@ -141,7 +142,8 @@ def render_html(message: Message) -> str:
             parts.append(
                 f'<tr><th align="left" style="padding:4px 12px 4px 0;color:#59636e;font-weight:600;'
                 f'vertical-align:top">{esc(fld.title)}</th>'
-                f'<td style="padding:4px 0;white-space:pre-wrap">{esc(fld.value)}</td></tr>')
+                f'<td style="padding:4px 0;white-space:pre-wrap">{esc(fld.value)}</td></tr>'
+            )
         parts.append("</table>")
     if message.links:
         items = []
@@ -152,9 +154,11 @@ def render_html(message: Message) -> str:
             else:
                 items.append(f'<a href="{esc(href, quote=True)}" style="color:#0969da">{esc(link.text or href)}</a>')
         parts.append('<p style="margin:0 0 12px">' + " · ".join(items) + "</p>")
-    parts += ["</td></tr></table>",
-              '<p style="font-size:11px;color:#8c959f;margin:12px 0 0">Sent by Tocsin</p>',
-              "</body></html>"]
+    parts += [
+        "</td></tr></table>",
+        '<p style="font-size:11px;color:#8c959f;margin:12px 0 0">Sent by Tocsin</p>',
+        "</body></html>",
+    ]
     return "\n".join(parts)
 
 
@@ -204,8 +208,7 @@ class EmailChannel(Channel):
     def _misconfigured(self, why: str) -> ChannelError:
         return ChannelError(f"channel '{self.name}' (email): {why}", retryable=False, kind="ChannelMisconfigured")
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Send one mail.
 
         Args:
@@ -242,8 +245,10 @@ class EmailChannel(Channel):
             plain_text_content=render_text(message),
             html_content=render_html(message),
         )
-        mail.header = [Header("Message-ID", message_id_for(idempotency_key)),
-                       Header(IDEMPOTENCY_HEADER, _header_safe(idempotency_key))]
+        mail.header = [
+            Header("Message-ID", message_id_for(idempotency_key)),
+            Header(IDEMPOTENCY_HEADER, _header_safe(idempotency_key)),
+        ]
         args = [CustomArg("tocsin_idempotency_key", idempotency_key[:1000])]
         if message.source:
             args.append(CustomArg("tocsin_source", message.source[:1000]))
@@ -255,9 +260,17 @@ class EmailChannel(Channel):
         base = str(self.settings.get("api_url") or DEFAULT_SENDGRID_URL).rstrip("/")
         body = self.sendgrid_body(message, idempotency_key)
         response = await self.request(
-            "POST", f"{base}/v3/mail/send", "sendgrid mail/send", json=body, timeout=self._timeout,
-            headers={"Authorization": f"Bearer {self.settings['api_key']}",
-                     "Content-Type": "application/json", "Accept": "application/json"})
+            "POST",
+            f"{base}/v3/mail/send",
+            "sendgrid mail/send",
+            json=body,
+            timeout=self._timeout,
+            headers={
+                "Authorization": f"Bearer {self.settings['api_key']}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+        )
         status = response.status_code
         if status in (200, 202):
             return Sent(message_id=response.headers.get("x-message-id") or message_id_for(idempotency_key))
@@ -281,13 +294,17 @@ class EmailChannel(Channel):
                     retry_after = max(0.0, float(reset) - time.time()) if reset else None
                 except ValueError:
                     retry_after = None
-            return ChannelError(f"{what}: rate limited (429)", retryable=True, retry_after=retry_after,
-                                kind="RateLimited")
+            return ChannelError(
+                f"{what}: rate limited (429)", retryable=True, retry_after=retry_after, kind="RateLimited"
+            )
         if status >= 500 or status == 408:
             return ChannelError(f"{what}: server error {status}: {why}", retryable=True)
         if status in (401, 403):
-            return ChannelError(f"{what}: bad credentials or sender not allowed ({status}): {why}",
-                                retryable=False, kind="BadCredentials")
+            return ChannelError(
+                f"{what}: bad credentials or sender not allowed ({status}): {why}",
+                retryable=False,
+                kind="BadCredentials",
+            )
         return ChannelError(f"{what}: rejected ({status}): {why}", retryable=False, kind="SendGridRejected")
 
     # ------------------------------------------------------------------ SMTP
@@ -343,11 +360,16 @@ class EmailChannel(Channel):
             refused = await asyncio.to_thread(self._smtp_deliver, mail)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = {addr: code for addr, (code, _msg) in exc.recipients.items()}
-            detail = ", ".join(f"{addr} ({code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg})"
-                               for addr, (code, msg) in exc.recipients.items())
+            detail = ", ".join(
+                f"{addr} ({code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg})"
+                for addr, (code, msg) in exc.recipients.items()
+            )
             transient = any(400 <= code < 500 for code in codes.values())
-            raise ChannelError(f"{what}: all recipients refused: {detail}", retryable=transient,
-                               kind="ChannelRetryable" if transient else "SmtpRejected") from None
+            raise ChannelError(
+                f"{what}: all recipients refused: {detail}",
+                retryable=transient,
+                kind="ChannelRetryable" if transient else "SmtpRejected",
+            ) from None
         except smtplib.SMTPResponseException as exc:
             # SMTPAuthenticationError, SMTPSenderRefused, SMTPDataError, SMTPHeloError, SMTPConnectError
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
@@ -360,16 +382,23 @@ class EmailChannel(Channel):
         except smtplib.SMTPServerDisconnected as exc:
             raise ChannelError(f"{what}: server disconnected: {exc}", retryable=True) from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise ChannelError(f"{what}: {exc} (check starttls/ssl/username settings)", retryable=False,
-                               kind="ChannelMisconfigured") from None
+            raise ChannelError(
+                f"{what}: {exc} (check starttls/ssl/username settings)", retryable=False, kind="ChannelMisconfigured"
+            ) from None
         except smtplib.SMTPException as exc:
             raise ChannelError(f"{what}: {exc}", retryable=False, kind="SmtpRejected") from None
         except ssl.SSLCertVerificationError as exc:
-            raise ChannelError(f"{what}: TLS certificate not trusted: {exc.verify_message or exc}",
-                               retryable=False, kind="ChannelMisconfigured") from None
+            raise ChannelError(
+                f"{what}: TLS certificate not trusted: {exc.verify_message or exc}",
+                retryable=False,
+                kind="ChannelMisconfigured",
+            ) from None
         except (TimeoutError, OSError) as exc:  # socket.timeout, refused, reset, DNS, other TLS errors
             raise ChannelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True) from None
         if refused:
-            log.warning("email channel %s: delivered, but the relay refused %s", self.name,
-                        ", ".join(f"{addr} ({code})" for addr, (code, _msg) in refused.items()))
+            log.warning(
+                "email channel %s: delivered, but the relay refused %s",
+                self.name,
+                ", ".join(f"{addr} ({code})" for addr, (code, _msg) in refused.items()),
+            )
         return Sent(message_id=str(mail["Message-ID"]))

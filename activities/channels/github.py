@@ -116,8 +116,11 @@ def render_markdown(message: Message, *, markers: tuple[str, ...] = ()) -> str:
     if message.fields:
         lines += ["", "| | |", "| --- | --- |"]
         lines += [f"| **{_cell(f.title)}** | {_cell(f.value)} |" for f in message.fields]
-    links = [f"[{_md(link.text or link.url).replace(']', '&#93;')}]({link.url.replace(' ', '%20').replace(')', '%29')})"
-             for link in message.links if link.url.lower().startswith(("http://", "https://"))]
+    links = [
+        f"[{_md(link.text or link.url).replace(']', '&#93;')}]({link.url.replace(' ', '%20').replace(')', '%29')})"
+        for link in message.links
+        if link.url.lower().startswith(("http://", "https://"))
+    ]
     if links:
         lines += ["", " · ".join(links)]
     footer = f"<sub>{message.severity} · sent by Tocsin"
@@ -143,14 +146,18 @@ class GitHubChannel(Channel):
         super().__init__(name, settings, deps)
         repo = str(self.settings["repo"]).strip().strip("/")
         if repo.count("/") != 1 or not all(repo.split("/")):
-            raise ChannelError(f"channel '{name}' (github): repo must be owner/name, not {repo!r}",
-                               retryable=False, kind="ChannelMisconfigured")
+            raise ChannelError(
+                f"channel '{name}' (github): repo must be owner/name, not {repo!r}",
+                retryable=False,
+                kind="ChannelMisconfigured",
+            )
         self.repo = repo
         self.api_url = str(self.settings.get("api_url") or DEFAULT_API_URL).rstrip("/")
         self._timeout = float(self.settings.get("timeout", 10))
         extra = self.settings.get("labels") or []
-        self._labels = [ISSUE_LABEL] + [str(x) for x in ([extra] if isinstance(extra, str) else extra)
-                                        if str(x) != ISSUE_LABEL]
+        self._labels = [ISSUE_LABEL] + [
+            str(x) for x in ([extra] if isinstance(extra, str) else extra) if str(x) != ISSUE_LABEL
+        ]
         self._headers = {
             "Authorization": f"Bearer {self.settings['token']}",
             "Accept": "application/vnd.github+json",
@@ -165,11 +172,19 @@ class GitHubChannel(Channel):
 
     # ------------------------------------------------------------------ HTTP
 
-    async def _request(self, verb: str, path: str, *, json: Any = None,
-                       params: Mapping[str, Any] | None = None, url: str | None = None) -> httpx.Response:
+    async def _request(
+        self, verb: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None, url: str | None = None
+    ) -> httpx.Response:
         what = f"github {verb} {path}"
-        response = await self.request(verb, url or f"{self.api_url}{path}", what, json=json, params=params,
-                                      headers=self._headers, timeout=self._timeout)
+        response = await self.request(
+            verb,
+            url or f"{self.api_url}{path}",
+            what,
+            json=json,
+            params=params,
+            headers=self._headers,
+            timeout=self._timeout,
+        )
         if not 200 <= response.status_code < 300:
             raise self._error(response, what)
         return response
@@ -182,8 +197,12 @@ class GitHubChannel(Channel):
         details = []
         for err in data.get("errors") or []:
             if isinstance(err, dict):
-                details.append(str(err.get("message") or " ".join(
-                    str(err.get(k)) for k in ("resource", "field", "code") if err.get(k))))
+                details.append(
+                    str(
+                        err.get("message")
+                        or " ".join(str(err.get(k)) for k in ("resource", "field", "code") if err.get(k))
+                    )
+                )
             elif err:
                 details.append(str(err))
         if details:
@@ -195,8 +214,7 @@ class GitHubChannel(Channel):
         if status in (403, 429):
             remaining = headers.get("x-ratelimit-remaining")
             retry_after = parse_retry_after(headers.get("retry-after"))
-            limited = status == 429 or remaining == "0" or retry_after is not None \
-                or "rate limit" in message.lower()
+            limited = status == 429 or remaining == "0" or retry_after is not None or "rate limit" in message.lower()
             if limited:
                 if retry_after is None and remaining == "0":
                     try:
@@ -205,8 +223,12 @@ class GitHubChannel(Channel):
                         retry_after = None
                 if retry_after is None:
                     retry_after = 60.0  # secondary limit without a hint: GitHub asks for at least a minute
-                return ChannelError(f"{what}: rate limited ({status}): {message}", retryable=True,
-                                    retry_after=retry_after, kind="RateLimited")
+                return ChannelError(
+                    f"{what}: rate limited ({status}): {message}",
+                    retryable=True,
+                    retry_after=retry_after,
+                    kind="RateLimited",
+                )
             return ChannelError(f"{what}: forbidden (403): {message}", retryable=False, kind="BadCredentials")
         if status >= 500 or status == 408:
             return ChannelError(f"{what}: server error {status}: {message}", retryable=True)
@@ -226,9 +248,10 @@ class GitHubChannel(Channel):
     # ------------------------------------------------------------------ lookups
 
     async def _find_open_issue(self, mark: str) -> dict[str, Any] | None:
-        async for items in self._pages(f"/repos/{self.repo}/issues",
-                                       {"state": "open", "labels": ISSUE_LABEL, "sort": "created",
-                                        "direction": "desc"}):
+        async for items in self._pages(
+            f"/repos/{self.repo}/issues",
+            {"state": "open", "labels": ISSUE_LABEL, "sort": "created", "direction": "desc"},
+        ):
             for issue in items:
                 if "pull_request" not in issue and mark in (issue.get("body") or ""):
                     return issue
@@ -250,8 +273,9 @@ class GitHubChannel(Channel):
 
     async def _open_issue(self, message: Message, body: str) -> Sent:
         title = trim(" ".join(message.title.split()) or "(no title)", TITLE_LIMIT)
-        response = await self._request("POST", f"/repos/{self.repo}/issues",
-                                       json={"title": title, "body": body, "labels": self._labels})
+        response = await self._request(
+            "POST", f"/repos/{self.repo}/issues", json={"title": title, "body": body, "labels": self._labels}
+        )
         issue = response.json()
         return Sent(message_id=str(issue.get("number")), url=issue.get("html_url"))
 
@@ -263,7 +287,8 @@ class GitHubChannel(Channel):
             "description": trim(" ".join(message.title.split()), DESCRIPTION_LIMIT),
         }
         url = message.labels.get("url") or next(
-            (link.url for link in message.links if link.url.lower().startswith(("http://", "https://"))), None)
+            (link.url for link in message.links if link.url.lower().startswith(("http://", "https://"))), None
+        )
         if url:
             payload["target_url"] = url
         response = await self._request("POST", f"/repos/{self.repo}/statuses/{sha}", json=payload)
@@ -277,15 +302,22 @@ class GitHubChannel(Channel):
         if existing is not None:
             if existing.get("body") == body:
                 return Sent(message_id=str(existing.get("id")), url=existing.get("html_url"), duplicate=True)
-            response = await self._request("PATCH", f"/repos/{self.repo}/issues/comments/{existing['id']}",
-                                           json={"body": body})
+            response = await self._request(
+                "PATCH", f"/repos/{self.repo}/issues/comments/{existing['id']}", json={"body": body}
+            )
             data = response.json()
             return Sent(message_id=str(data.get("id", existing["id"])), url=data.get("html_url"))
         data = await self._comment(pr, body)
         return Sent(message_id=str(data.get("id")), url=data.get("html_url"))
 
-    async def _tracking(self, message: Message, idempotency_key: str, attempt: int,
-                        action: Literal["trigger", "acknowledge", "resolve"], dedup_key: str) -> Sent:
+    async def _tracking(
+        self,
+        message: Message,
+        idempotency_key: str,
+        attempt: int,
+        action: Literal["trigger", "acknowledge", "resolve"],
+        dedup_key: str,
+    ) -> Sent:
         mark, sent_mark = marker(dedup_key), send_marker(idempotency_key)
         issue = await self._find_open_issue(mark)
         if issue is None:
@@ -303,8 +335,9 @@ class GitHubChannel(Channel):
             shown = message.model_copy(update={"title": f"{prefix}: {message.title}"})
             await self._comment(number, render_markdown(shown, markers=(sent_mark,)))
         if action == "resolve":
-            await self._request("PATCH", f"/repos/{self.repo}/issues/{number}",
-                                json={"state": "closed", "state_reason": "completed"})
+            await self._request(
+                "PATCH", f"/repos/{self.repo}/issues/{number}", json={"state": "closed", "state_reason": "completed"}
+            )
         found.duplicate = already and action != "resolve"
         return found
 
@@ -320,8 +353,7 @@ class GitHubChannel(Channel):
         pr = (message.labels.get("pr") or "").strip().lstrip("#")
         return pr if pr.isdigit() and int(pr) > 0 else None
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Report ``message`` on GitHub the way its context asks (see the module docstring).
 
         Args:
@@ -339,8 +371,7 @@ class GitHubChannel(Channel):
         """
         ctx = ctx or SendContext(attempt=attempt)
         if ctx.action in ("trigger", "acknowledge", "resolve"):
-            return await self._tracking(message, idempotency_key, attempt, ctx.action,
-                                        ctx.dedup_key or idempotency_key)
+            return await self._tracking(message, idempotency_key, attempt, ctx.action, ctx.dedup_key or idempotency_key)
         results: list[Sent] = []
         sha = self._commit_of(message)
         state = STATUS_STATE.get(message.labels.get("status", ""))

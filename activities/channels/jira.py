@@ -88,9 +88,11 @@ def render_wiki(message: Message, *, heading: str | None = None, ref: str | None
     if message.fields:
         lines += ["", "||Field||Value||"]
         lines += [f"|{_cell(f.title)}|{_cell(f.value)}|" for f in message.fields]
-    links = [f"[{_cell(link.text or link.url).replace(chr(92) + '|', '/')}|{link.url}]"
-             for link in message.links
-             if link.url.lower().startswith(("http://", "https://")) and not set(link.url) & set("|[] ")]
+    links = [
+        f"[{_cell(link.text or link.url).replace(chr(92) + '|', '/')}|{link.url}]"
+        for link in message.links
+        if link.url.lower().startswith(("http://", "https://")) and not set(link.url) & set("|[] ")
+    ]
     if links:
         lines += ["", " • ".join(links)]
     footer = "Sent by Tocsin" + (f" from {wiki_escape(message.source)}" if message.source else "")
@@ -123,12 +125,26 @@ class JiraChannel(Channel):
 
     # ------------------------------------------------------------------ HTTP
 
-    async def _request(self, verb: str, path: str, *, json: Any = None,
-                       params: Mapping[str, Any] | None = None, ok_missing: bool = False) -> httpx.Response:
+    async def _request(
+        self,
+        verb: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        ok_missing: bool = False,
+    ) -> httpx.Response:
         what = f"jira {verb} {path}"
-        response = await self.request(verb, f"{self.base}{path}", what, json=json, params=params, auth=self._auth,
-                                      timeout=self._timeout,
-                                      headers={"Accept": "application/json", "User-Agent": "tocsin-notifier"})
+        response = await self.request(
+            verb,
+            f"{self.base}{path}",
+            what,
+            json=json,
+            params=params,
+            auth=self._auth,
+            timeout=self._timeout,
+            headers={"Accept": "application/json", "User-Agent": "tocsin-notifier"},
+        )
         if ok_missing and response.status_code in (404, 410):
             return response
         if not 200 <= response.status_code < 300:
@@ -147,14 +163,18 @@ class JiraChannel(Channel):
             reasons.append(str(data["message"]))
         why = "; ".join(reasons) or response.text[:300] or response.reason_phrase
         if status == 429:
-            return ChannelError(f"{what}: rate limited (429)", retryable=True,
-                                retry_after=parse_retry_after(response.headers.get("retry-after")),
-                                kind="RateLimited")
+            return ChannelError(
+                f"{what}: rate limited (429)",
+                retryable=True,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                kind="RateLimited",
+            )
         if status >= 500 or status == 408:
             return ChannelError(f"{what}: server error {status}: {why}", retryable=True)
         if status in (401, 403):
-            return ChannelError(f"{what}: bad credentials or no permission ({status}): {why}", retryable=False,
-                                kind="BadCredentials")
+            return ChannelError(
+                f"{what}: bad credentials or no permission ({status}): {why}", retryable=False, kind="BadCredentials"
+            )
         return ChannelError(f"{what}: rejected ({status}): {why}", retryable=False, kind="JiraRejected")
 
     # ------------------------------------------------------------------ operations
@@ -192,28 +212,39 @@ class JiraChannel(Channel):
         response = await self._request("POST", "/rest/api/2/issue", json={"fields": fields})
         key = str(response.json().get("key") or "")
         if not key:
-            raise ChannelError("jira POST /rest/api/2/issue: no key in the answer", retryable=False,
-                               kind="JiraRejected")
+            raise ChannelError(
+                "jira POST /rest/api/2/issue: no key in the answer", retryable=False, kind="JiraRejected"
+            )
         return self._sent(key)
 
     async def _has_comment(self, key: str, ref: str) -> bool:
-        response = await self._request("GET", f"/rest/api/2/issue/{key}/comment",
-                                       params={"maxResults": 100, "orderBy": "-created"})
+        response = await self._request(
+            "GET", f"/rest/api/2/issue/{key}/comment", params={"maxResults": 100, "orderBy": "-created"}
+        )
         return any(ref in str(c.get("body") or "") for c in response.json().get("comments") or [])
 
     async def _transition(self, key: str, name: str) -> None:
         response = await self._request("GET", f"/rest/api/2/issue/{key}/transitions")
         for transition in response.json().get("transitions") or []:
-            names = {str(transition.get("name") or "").lower(),
-                     str((transition.get("to") or {}).get("name") or "").lower()}
+            names = {
+                str(transition.get("name") or "").lower(),
+                str((transition.get("to") or {}).get("name") or "").lower(),
+            }
             if name.lower() in names:
-                await self._request("POST", f"/rest/api/2/issue/{key}/transitions",
-                                    json={"transition": {"id": str(transition["id"])}})
+                await self._request(
+                    "POST", f"/rest/api/2/issue/{key}/transitions", json={"transition": {"id": str(transition["id"])}}
+                )
                 return
         # Not offered: the issue is already there (a retry) or the workflow has no such transition.
 
-    async def _follow_up(self, message: Message, idempotency_key: str, attempt: int, label: str,
-                         action: Literal["acknowledge", "resolve"]) -> Sent:
+    async def _follow_up(
+        self,
+        message: Message,
+        idempotency_key: str,
+        attempt: int,
+        label: str,
+        action: Literal["acknowledge", "resolve"],
+    ) -> Sent:
         issues = await self._search(label)
         if not issues:
             return Sent(duplicate=True)  # nothing to acknowledge or resolve
@@ -226,15 +257,17 @@ class JiraChannel(Channel):
         already = attempt > 1 and await self._has_comment(key, ref)
         if not already:
             heading = ("Resolved: " if action == "resolve" else "Acknowledged: ") + " ".join(message.title.split())
-            await self._request("POST", f"/rest/api/2/issue/{key}/comment",
-                                json={"body": render_wiki(message, heading=heading, ref=ref)})
+            await self._request(
+                "POST",
+                f"/rest/api/2/issue/{key}/comment",
+                json={"body": render_wiki(message, heading=heading, ref=ref)},
+            )
         transition = self.settings.get("resolve_transition")
         if action == "resolve" and transition and open_issues:
             await self._transition(key, str(transition))
         return self._sent(key, duplicate=already)
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Open (or find) the issue, or comment on it, as ``ctx.action`` asks.
 
         Args:

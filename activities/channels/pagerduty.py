@@ -77,8 +77,9 @@ def dedup_key_for(key: str) -> str:
     return key if len(key) <= 255 else hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def pagerduty_event(message: Message, routing_key: str, dedup_key: str, action: str,
-                    urgency: str | None = None) -> dict[str, Any]:
+def pagerduty_event(
+    message: Message, routing_key: str, dedup_key: str, action: str, urgency: str | None = None
+) -> dict[str, Any]:
     """The Events API v2 body.
 
     Args:
@@ -133,8 +134,11 @@ class PagerDutyChannel(Channel):
         self._url = str(self.settings.get("api_url") or DEFAULT_API_URL).strip()
         parts = urlsplit(self._url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ChannelError(f"channel '{self.name}' (pagerduty): api_url must be an http(s) URL",
-                               retryable=False, kind="ChannelMisconfigured")
+            raise ChannelError(
+                f"channel '{self.name}' (pagerduty): api_url must be an http(s) URL",
+                retryable=False,
+                kind="ChannelMisconfigured",
+            )
         self._timeout = float(self.settings.get("timeout", 10))
         key_id = hashlib.sha256(str(self.settings["routing_key"]).encode()).hexdigest()[:16]
         self._pace_key = f"pagerduty:{parts.netloc}:{key_id}"
@@ -143,8 +147,7 @@ class PagerDutyChannel(Channel):
         """PagerDuty limits each integration key (kept hashed: it is a secret)."""
         return self._pace_key
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Send one event: trigger (``notify``/``trigger``), acknowledge or resolve.
 
         Returns:
@@ -157,21 +160,29 @@ class PagerDutyChannel(Channel):
         action = "trigger" if ctx.action in ("notify", "trigger") else ctx.action
         what = f"pagerduty {action} (channel '{self.name}')"
         if action != "trigger" and not ctx.dedup_key:
-            raise ChannelError(f"{what}: {action} needs the incident's dedup_key, and none was given",
-                               retryable=False, kind="ChannelPermanent")
+            raise ChannelError(
+                f"{what}: {action} needs the incident's dedup_key, and none was given",
+                retryable=False,
+                kind="ChannelPermanent",
+            )
         dedup_key = dedup_key_for(ctx.dedup_key or idempotency_key)
-        event = pagerduty_event(message, str(self.settings["routing_key"]), dedup_key, action,
-                                self.settings.get("urgency"))
+        event = pagerduty_event(
+            message, str(self.settings["routing_key"]), dedup_key, action, self.settings.get("urgency")
+        )
         response = await self.request("POST", self._url, what, json=event, timeout=self._timeout)
         body = json_object(response)
         if response.status_code == 429:
             hint = f": {body['message']}" if body.get("message") else ""
-            raise ChannelError(f"{what}: rate limited (429){hint}", retryable=True, retry_after=RATE_LIMIT_BACKOFF,
-                               kind="RateLimited")
+            raise ChannelError(
+                f"{what}: rate limited (429){hint}", retryable=True, retry_after=RATE_LIMIT_BACKOFF, kind="RateLimited"
+            )
         if response.status_code == 400:
             errors = body.get("errors")
             detail = "; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else response.text[:300]
-            raise ChannelError(f"{what}: rejected (400): {body.get('message', 'invalid event')}: {detail}",
-                               retryable=False, kind="PagerDutyInvalidEvent")
+            raise ChannelError(
+                f"{what}: rejected (400): {body.get('message', 'invalid event')}: {detail}",
+                retryable=False,
+                kind="PagerDutyInvalidEvent",
+            )
         raise_for_http(response, what)
         return Sent(message_id=str(body.get("dedup_key") or dedup_key))

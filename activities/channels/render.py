@@ -44,12 +44,13 @@ def slack_fallback_text(message: Message) -> str:
 def slack_blocks(message: Message) -> list[dict[str, Any]]:
     """Block Kit: header, text, fields, context, link and action buttons."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header",
-         "text": {"type": "plain_text", "text": trim(message.title.strip() or "(no title)", 150), "emoji": True}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": trim(message.title.strip() or "(no title)", 150), "emoji": True},
+        },
     ]
     if message.text:
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": trim(mrkdwn_escape(message.text), 3000)}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": trim(mrkdwn_escape(message.text), 3000)}})
     fields = [
         {"type": "mrkdwn", "text": trim(f"*{mrkdwn_escape(f.title)}*\n{mrkdwn_escape(f.value)}", 2000)}
         for f in message.fields
@@ -63,12 +64,14 @@ def slack_blocks(message: Message) -> list[dict[str, Any]]:
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     elements: list[dict[str, Any]] = []
     for i, link in enumerate(message.links[:5]):
-        elements.append({
-            "type": "button",
-            "action_id": f"tocsin_link_{i}",
-            "text": {"type": "plain_text", "text": trim(link.text.strip() or "Open", 75)},
-            "url": link.url,
-        })
+        elements.append(
+            {
+                "type": "button",
+                "action_id": f"tocsin_link_{i}",
+                "text": {"type": "plain_text", "text": trim(link.text.strip() or "Open", 75)},
+                "url": link.url,
+            }
+        )
     for action in message.actions[: 25 - len(elements)]:
         button: dict[str, Any] = {
             "type": "button",

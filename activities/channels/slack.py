@@ -21,12 +21,31 @@ from workflows.models import Message
 
 __all__ = ["SlackChannel", "PERMANENT_ERRORS"]
 
-PERMANENT_ERRORS = frozenset({
-    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
-    "missing_scope", "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_text",
-    "invalid_blocks", "invalid_blocks_format", "invalid_arguments", "invalid_arg_name", "restricted_action",
-    "ekm_access_denied", "team_access_not_granted", "invalid_metadata_format", "invalid_metadata_schema",
-})
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_arguments",
+        "invalid_arg_name",
+        "restricted_action",
+        "ekm_access_denied",
+        "team_access_not_granted",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+    }
+)
 EVENT_TYPE = "tocsin_notification"
 
 
@@ -69,13 +88,15 @@ class SlackChannel(Channel):
         if status == 429 or error == "ratelimited":
             headers = getattr(exc.response, "headers", {}) or {}
             retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
-            return ChannelError(f"slack {call}: rate limited", retryable=True, retry_after=retry_after,
-                                kind="RateLimited")
+            return ChannelError(
+                f"slack {call}: rate limited", retryable=True, retry_after=retry_after, kind="RateLimited"
+            )
         if status >= 500:
             return ChannelError(f"slack {call}: server error {status}", retryable=True)
         if error in PERMANENT_ERRORS or (400 <= status < 500):
-            return ChannelError(f"slack {call} to {self.settings['channel']}: {error or status}", retryable=False,
-                                kind="SlackPermanent")
+            return ChannelError(
+                f"slack {call} to {self.settings['channel']}: {error or status}", retryable=False, kind="SlackPermanent"
+            )
         return ChannelError(f"slack {call}: {error or status}", retryable=True)
 
     async def _channel_for_history(self) -> str | None:
@@ -88,7 +109,8 @@ class SlackChannel(Channel):
         cursor = None
         for _ in range(20):  # at most 20 pages of 1000 channels
             resp = await self._client.conversations_list(
-                types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor)
+                types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
+            )
             channels: list[dict[str, Any]] = resp.get("channels", []) or []
             for item in channels:
                 if item.get("name") == channel[1:]:
@@ -105,8 +127,7 @@ class SlackChannel(Channel):
                 channel = await self._channel_for_history()
                 if channel is None:
                     return None
-                resp = await self._client.conversations_history(
-                    channel=channel, limit=50, include_all_metadata=True)
+                resp = await self._client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
         except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError):
             return None  # cannot tell: post (at-least-once beats never)
         messages: list[dict[str, Any]] = resp.get("messages", []) or []
@@ -127,8 +148,7 @@ class SlackChannel(Channel):
         except (aiohttp.ClientError, OSError) as exc:
             raise ChannelError(f"slack {method}: {type(exc).__name__}: {exc}", retryable=True) from None
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         ctx = ctx or SendContext(attempt=attempt)
         body: dict[str, Any] = {
             "text": slack_fallback_text(message),
@@ -139,8 +159,11 @@ class SlackChannel(Channel):
             # Editing is idempotent: a retried chat.update leaves the same message.
             channel = await self._channel_for_history()
             if channel is None:
-                raise ChannelError(f"slack chat.update: cannot resolve channel {self.settings['channel']}",
-                                   retryable=False, kind="SlackPermanent")
+                raise ChannelError(
+                    f"slack chat.update: cannot resolve channel {self.settings['channel']}",
+                    retryable=False,
+                    kind="SlackPermanent",
+                )
             resp = await self._call("chat.update", channel=channel, ts=ctx.update_of, **body)
             return Sent(message_id=resp.get("ts") or ctx.update_of)
         if attempt > 1:

@@ -109,8 +109,9 @@ class SmsChannel(Channel):
         self._auth = httpx.BasicAuth(self._sid, str(self.settings["auth_token"]))
         self._timeout = float(self.settings.get("timeout", 10))
         dedupe = self.settings.get("dedupe", True)
-        self._dedupe = dedupe.strip().lower() not in ("0", "false", "no", "off") if isinstance(dedupe, str) \
-            else bool(dedupe)
+        self._dedupe = (
+            dedupe.strip().lower() not in ("0", "false", "no", "off") if isinstance(dedupe, str) else bool(dedupe)
+        )
 
     def _misconfigured(self, why: str) -> ChannelError:
         return ChannelError(f"channel '{self.name}' (sms): {why}", retryable=False, kind="ChannelMisconfigured")
@@ -136,8 +137,11 @@ class SmsChannel(Channel):
             return None  # cannot tell: send (at least once beats never)
         marker = f"ref:{ref}"
         for item in messages:
-            if isinstance(item, dict) and str(item.get("body") or "").endswith(marker) \
-                    and str(item.get("direction") or "outbound").startswith("outbound"):
+            if (
+                isinstance(item, dict)
+                and str(item.get("body") or "").endswith(marker)
+                and str(item.get("direction") or "outbound").startswith("outbound")
+            ):
                 return str(item.get("sid")) if item.get("sid") else None
         return None
 
@@ -147,21 +151,27 @@ class SmsChannel(Channel):
         code = body.get("code")
         detail = f"error {code}: {body.get('message')}" if code else response.text[:300]
         if status == 429:
-            return ChannelError(f"{what}: rate limited (429) {detail}", retryable=True, kind="RateLimited",
-                                retry_after=parse_retry_after(response.headers.get("retry-after")))
+            return ChannelError(
+                f"{what}: rate limited (429) {detail}",
+                retryable=True,
+                kind="RateLimited",
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
         if status >= 500 or status == 408:
             return ChannelError(f"{what}: server error {status}: {detail}", retryable=True)
         if status in (401, 403):
-            return ChannelError(f"{what}: bad credentials ({status}) {detail}", retryable=False,
-                                kind="BadCredentials")
+            return ChannelError(f"{what}: bad credentials ({status}) {detail}", retryable=False, kind="BadCredentials")
         if status == 404:
-            return ChannelError(f"{what}: account {self._sid} not found (404) {detail}", retryable=False,
-                                kind="ChannelMisconfigured")
+            return ChannelError(
+                f"{what}: account {self._sid} not found (404) {detail}", retryable=False, kind="ChannelMisconfigured"
+            )
         if code in INVALID_SENDER:
-            return ChannelError(f"{what}: sender rejected (400) {detail}", retryable=False,
-                                kind="ChannelMisconfigured")
-        return ChannelError(f"{what}: rejected ({status}) {detail}", retryable=False,
-                            kind="InvalidRecipient" if code in INVALID_RECIPIENT else "ChannelPermanent")
+            return ChannelError(f"{what}: sender rejected (400) {detail}", retryable=False, kind="ChannelMisconfigured")
+        return ChannelError(
+            f"{what}: rejected ({status}) {detail}",
+            retryable=False,
+            kind="InvalidRecipient" if code in INVALID_RECIPIENT else "ChannelPermanent",
+        )
 
     async def _create(self, to: str, text: str) -> str:
         what = f"twilio send to {to} (channel '{self.name}')"
@@ -176,8 +186,7 @@ class SmsChannel(Channel):
             sid = None
         return str(sid or "")
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Text every recipient (skipping, on a retry, those already served).
 
         ``ctx.update_of`` and ``ctx.thread_of`` cannot be expressed by SMS: an update is a new text.
@@ -213,7 +222,11 @@ class SmsChannel(Channel):
             errors = "; ".join(str(e) for e in [*retry, *failed])
             if retry:
                 waits = [e.retry_after for e in retry if e.retry_after is not None]
-                raise ChannelError(f"sms: {served}; {errors}", retryable=True,
-                                   retry_after=max(waits) if waits else None, kind=retry[0].kind)
+                raise ChannelError(
+                    f"sms: {served}; {errors}",
+                    retryable=True,
+                    retry_after=max(waits) if waits else None,
+                    kind=retry[0].kind,
+                )
             raise ChannelError(f"sms: {served}; {errors}", retryable=False, kind=failed[0].kind)
         return Sent(message_id=",".join(sids), duplicate=found == len(self._to))

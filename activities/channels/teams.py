@@ -46,8 +46,9 @@ _TITLE_COLOR = {"error": "attention", "critical": "attention", "warning": "warni
 _BODY_ERROR = re.compile(r"HTTP error (\d{3})", re.IGNORECASE)
 
 
-def teams_card(message: Message, *, text_limit: int = 8000, max_facts: int = 30,
-               fact_limit: int = 1000) -> dict[str, Any]:
+def teams_card(
+    message: Message, *, text_limit: int = 8000, max_facts: int = 30, fact_limit: int = 1000
+) -> dict[str, Any]:
     """The Adaptive Card (1.4) for ``message``.
 
     Args:
@@ -59,24 +60,37 @@ def teams_card(message: Message, *, text_limit: int = 8000, max_facts: int = 30,
     Returns:
         The card object (the ``content`` of the attachment).
     """
-    title: dict[str, Any] = {"type": "TextBlock", "text": trim(message.title.strip() or "(no title)", 500),
-                             "weight": "bolder", "size": "medium", "wrap": True}
+    title: dict[str, Any] = {
+        "type": "TextBlock",
+        "text": trim(message.title.strip() or "(no title)", 500),
+        "weight": "bolder",
+        "size": "medium",
+        "wrap": True,
+    }
     if message.severity in _TITLE_COLOR:
         title["color"] = _TITLE_COLOR[message.severity]
     body: list[dict[str, Any]] = [title]
     if message.text.strip():
         body.append({"type": "TextBlock", "text": trim(message.text.strip(), text_limit), "wrap": True})
-    facts = [{"title": trim(f.title.strip() or "-", 200), "value": trim(f.value.strip() or "-", fact_limit)}
-             for f in message.fields[:max_facts]]
+    facts = [
+        {"title": trim(f.title.strip() or "-", 200), "value": trim(f.value.strip() or "-", fact_limit)}
+        for f in message.fields[:max_facts]
+    ]
     if facts:
         body.append({"type": "FactSet", "facts": facts})
     context = message.severity + (f" · {message.source}" if message.source else "")
-    body.append({"type": "TextBlock", "text": context, "isSubtle": True, "size": "small", "wrap": True,
-                 "spacing": "small"})
-    actions = [{"type": "Action.OpenUrl", "title": trim(link.text.strip() or "Open", 100), "url": link.url}
-               for link in message.links]
-    actions += [{"type": "Action.OpenUrl", "title": trim(action.text.strip() or action.action_id, 100),
-                 "url": action.url} for action in message.actions if action.url]
+    body.append(
+        {"type": "TextBlock", "text": context, "isSubtle": True, "size": "small", "wrap": True, "spacing": "small"}
+    )
+    actions = [
+        {"type": "Action.OpenUrl", "title": trim(link.text.strip() or "Open", 100), "url": link.url}
+        for link in message.links
+    ]
+    actions += [
+        {"type": "Action.OpenUrl", "title": trim(action.text.strip() or action.action_id, 100), "url": action.url}
+        for action in message.actions
+        if action.url
+    ]
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -98,8 +112,10 @@ def teams_payload(message: Message) -> dict[str, Any]:
     text_limit, max_facts, fact_limit = 8000, 30, 1000
     while True:
         card = teams_card(message, text_limit=text_limit, max_facts=max_facts, fact_limit=fact_limit)
-        payload = {"type": "message",
-                   "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}]}
+        payload = {
+            "type": "message",
+            "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
+        }
         size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
         if size <= MAX_BYTES or (text_limit <= 200 and max_facts == 0):
             return payload
@@ -124,8 +140,11 @@ class TeamsChannel(Channel):
         self._url = str(self.settings["webhook_url"]).strip()
         parts = urlsplit(self._url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ChannelError(f"channel '{self.name}' (teams): webhook_url must be an http(s) URL", retryable=False,
-                               kind="ChannelMisconfigured")
+            raise ChannelError(
+                f"channel '{self.name}' (teams): webhook_url must be an http(s) URL",
+                retryable=False,
+                kind="ChannelMisconfigured",
+            )
         self._host = parts.netloc
         self._timeout = float(self.settings.get("timeout", 10))
 
@@ -137,8 +156,7 @@ class TeamsChannel(Channel):
         # Never the URL: its query string (sig=...) is the credential, and this text lands in history.
         return f"teams post (channel '{self.name}', {self._host})"
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """Post ``message`` as an Adaptive Card.
 
         Returns:
@@ -165,10 +183,16 @@ class TeamsChannel(Channel):
         status = int(match.group(1))
         snippet = text[:300]
         if status == 429:
-            raise ChannelError(f"{what}: throttled (Teams reported 429 in a {response.status_code} body): {snippet}",
-                               retryable=True, retry_after=parse_retry_after(response.headers.get("retry-after")),
-                               kind="RateLimited")
+            raise ChannelError(
+                f"{what}: throttled (Teams reported 429 in a {response.status_code} body): {snippet}",
+                retryable=True,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                kind="RateLimited",
+            )
         if status >= 500 or status == 408:
             raise ChannelError(f"{what}: Teams reported {status}: {snippet}", retryable=True)
-        raise ChannelError(f"{what}: Teams reported {status}: {snippet}", retryable=False,
-                           kind="BadCredentials" if status in (401, 403) else "ChannelPermanent")
+        raise ChannelError(
+            f"{what}: Teams reported {status}: {snippet}",
+            retryable=False,
+            kind="BadCredentials" if status in (401, 403) else "ChannelPermanent",
+        )

@@ -69,8 +69,14 @@ IDEMPOTENCY_HEADER = "X-Tocsin-Idempotency-Key"
 VERSION = "1"
 
 
-def webhook_body(message: Message, idempotency_key: str, action: str = "notify", *,
-                 dedup_key: str | None = None, sent_at: datetime | None = None) -> dict[str, Any]:
+def webhook_body(
+    message: Message,
+    idempotency_key: str,
+    action: str = "notify",
+    *,
+    dedup_key: str | None = None,
+    sent_at: datetime | None = None,
+) -> dict[str, Any]:
     """The JSON document POSTed for ``message`` (see the module docstring for its fields).
 
     Args:
@@ -117,8 +123,11 @@ class WebhookChannel(Channel):
         self._url = str(self.settings["url"]).strip()
         parts = urlsplit(self._url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ChannelError(f"channel '{self.name}' (webhook): url must be an http(s) URL", retryable=False,
-                               kind="ChannelMisconfigured")
+            raise ChannelError(
+                f"channel '{self.name}' (webhook): url must be an http(s) URL",
+                retryable=False,
+                kind="ChannelMisconfigured",
+            )
         self._where = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
         self._timeout = float(self.settings.get("timeout", 10))
 
@@ -126,8 +135,7 @@ class WebhookChannel(Channel):
         """One bucket per receiver URL."""
         return f"webhook:{self._url}"
 
-    async def send(self, message: Message, idempotency_key: str, attempt: int,
-                   ctx: SendContext | None = None) -> Sent:
+    async def send(self, message: Message, idempotency_key: str, attempt: int, ctx: SendContext | None = None) -> Sent:
         """POST the signed notification.
 
         Returns:
@@ -138,8 +146,9 @@ class WebhookChannel(Channel):
         """
         ctx = ctx or SendContext(attempt=attempt)
         now = time.time()
-        body = webhook_body(message, idempotency_key, ctx.action, dedup_key=ctx.dedup_key,
-                            sent_at=datetime.fromtimestamp(now, UTC))
+        body = webhook_body(
+            message, idempotency_key, ctx.action, dedup_key=ctx.dedup_key, sent_at=datetime.fromtimestamp(now, UTC)
+        )
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timestamp = str(int(now))
         headers = {

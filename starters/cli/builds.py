@@ -21,8 +21,16 @@ _SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
 _CI = Actor(name="ci", via="cli")
 
 
-def _check_build(repo: str, branch: str, commit: str, status: str, workflow: str, url: Optional[str],
-                 pr: Optional[int], duration: Optional[float]) -> None:
+def _check_build(
+    repo: str,
+    branch: str,
+    commit: str,
+    status: str,
+    workflow: str,
+    url: Optional[str],
+    pr: Optional[int],
+    duration: Optional[float],
+) -> None:
     if status not in BUILD_STATUSES:
         bad_input("--status", f"must be one of {'|'.join(BUILD_STATUSES)}, got {status!r}")
     for field, value in (("--repo", repo), ("--branch", branch), ("--workflow", workflow)):
@@ -49,8 +57,9 @@ def build(
     author: Optional[str] = typer.Option(None, help="Commit author."),
     duration: Optional[float] = typer.Option(None, metavar="SECONDS", help="Build duration in seconds."),
     junit: list[Path] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML report (repeatable)."),
-    coverage: Optional[Path] = typer.Option(None, "--coverage", metavar="FILE",
-                                            help="Cobertura XML, LCOV or coverage.py JSON."),
+    coverage: Optional[Path] = typer.Option(
+        None, "--coverage", metavar="FILE", help="Cobertura XML, LCOV or coverage.py JSON."
+    ),
     sarif: list[Path] = typer.Option(None, "--sarif", metavar="FILE", help="SARIF report (repeatable)."),
 ) -> None:
     """Send one CI event to the pipeline's workflow (pipeline/<repo>/<branch>)."""
@@ -63,9 +72,20 @@ def build(
         scans = parse_sarif(list(sarif)) if sarif else []
     except ReportError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
-    event = BuildEvent(repo=repo, branch=branch, commit=commit, status=status,  # type: ignore[arg-type]
-                       workflow=workflow, url=url, pr=pr, author=author, duration_seconds=duration,
-                       tests=tests, coverage=cov, security=scans)
+    event = BuildEvent(
+        repo=repo,
+        branch=branch,
+        commit=commit,
+        status=status,
+        workflow=workflow,
+        url=url,
+        pr=pr,
+        author=author,
+        duration_seconds=duration,
+        tests=tests,
+        coverage=cov,
+        security=scans,
+    )
     typer.echo(run_op(lambda ctx: send_build_event(ctx, _CI, event)))
 
 
@@ -83,8 +103,12 @@ def notify(
     if not title.strip():
         bad_input("--title", "must not be empty")
     check_url("--link", link)
-    message = Message(title=title, text=text, severity=severity,  # type: ignore[arg-type]
-                      links=[Link(text="Link", url=link)] if link else [])
+    message = Message(
+        title=title,
+        text=text,
+        severity=severity,
+        links=[Link(text="Link", url=link)] if link else [],
+    )
     config = load_config_or_exit(None)
     try:
         check_receiver(config, receiver)

@@ -24,8 +24,20 @@ from workers.temporal import TemporalUnavailable, connect
 from workflows.config import Config
 
 __all__ = [
-    "app", "EXIT_OK", "EXIT_ERROR", "EXIT_BAD_INPUT", "EXIT_ROLLED_BACK", "EXIT_REJECTED",
-    "fail", "bad_input", "run_async", "run_op", "load_config_or_exit", "actor_from", "check_url", "setup_logging",
+    "app",
+    "EXIT_OK",
+    "EXIT_ERROR",
+    "EXIT_BAD_INPUT",
+    "EXIT_ROLLED_BACK",
+    "EXIT_REJECTED",
+    "fail",
+    "bad_input",
+    "run_async",
+    "run_op",
+    "load_config_or_exit",
+    "actor_from",
+    "check_url",
+    "setup_logging",
     "non_empty",
 ]
 
@@ -86,8 +98,11 @@ def run_async(factory: Callable[[], Awaitable[T]], refused: tuple[str, int] = ("
         fail(f"Temporal refused the request: {exc.message}")
 
 
-def run_op(op: Callable[[Context], Awaitable[T]], config: Config | None = None,
-           refused: tuple[str, int] = ("refused", EXIT_BAD_INPUT)) -> T:
+def run_op(
+    op: Callable[[Context], Awaitable[T]],
+    config: Config | None = None,
+    refused: tuple[str, int] = ("refused", EXIT_BAD_INPUT),
+) -> T:
     """Connect to Temporal and run one operation with a :class:`Context`."""
     settings = Settings()
     cfg = config if config is not None else load_config_or_exit(None)
@@ -122,7 +137,8 @@ def check_url(field: str, url: str | None) -> None:
 
 def setup_logging(verbose: bool = False) -> None:
     """Log lines with time, level and logger; Temporal's and HTTP clients' chatter at WARNING."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("temporalio", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

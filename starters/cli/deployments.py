@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
@@ -21,9 +21,9 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from operations import BadInput, Context, OperationError
 from operations.audit import export_audit, verify_chain
 from operations.deployments import approve as approve_deployment
-from operations.deployments import check_environment, deployment_state, rollback as rollback_deployment
+from operations.deployments import check_environment, deployment_state, start_deployment
 from operations.deployments import reject as reject_deployment
-from operations.deployments import start_deployment
+from operations.deployments import rollback as rollback_deployment
 from starters.cli.common import (
     EXIT_BAD_INPUT,
     actor_from,
@@ -54,11 +54,11 @@ def parse_since(text: str) -> datetime:
         ValueError: neither.
     """
     try:
-        return datetime.now(timezone.utc) - parse_duration(text)
+        return datetime.now(UTC) - parse_duration(text)
     except DurationError:
         pass
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _name(field: str, value: str) -> str:
@@ -73,8 +73,13 @@ def _echo_err(text: str) -> None:
     sys.stderr.flush()
 
 
-def _check_deploy(commit: Optional[str], changes_url: Optional[str], change_size: Optional[int], emergency: bool,
-                  reason: Optional[str]) -> None:
+def _check_deploy(
+    commit: Optional[str],
+    changes_url: Optional[str],
+    change_size: Optional[int],
+    emergency: bool,
+    reason: Optional[str],
+) -> None:
     if commit is not None and not _SHA.match(commit):
         bad_input("--commit", f"not a commit SHA (7-64 hex digits): {commit!r}")
     check_url("--changes-url", changes_url)
@@ -92,14 +97,18 @@ def deploy(
     env: str = typer.Option(..., "--env", help="Environment (a key of environments: in the config)."),
     version: str = typer.Option(..., help="Version to deploy."),
     by: str = typer.Option(..., metavar="USER", help="Who is deploying."),
-    commit: Optional[str] = typer.Option(None, metavar="SHA", help="Commit SHA (its pipeline must be green when known)."),
+    commit: Optional[str] = typer.Option(
+        None, metavar="SHA", help="Commit SHA (its pipeline must be green when known)."
+    ),
     changes_url: Optional[str] = typer.Option(None, "--changes-url", metavar="URL", help="Link to the changes."),
-    change_size: Optional[int] = typer.Option(None, "--change-size", metavar="LINES",
-                                              help="Lines changed (a risk factor)."),
+    change_size: Optional[int] = typer.Option(
+        None, "--change-size", metavar="LINES", help="Lines changed (a risk factor)."
+    ),
     emergency: bool = typer.Option(False, "--emergency", help="Override freeze windows (needs --reason)."),
     reason: Optional[str] = typer.Option(None, metavar="TEXT", help="Why: required with --emergency."),
-    wait: bool = typer.Option(False, "--wait", help="Follow the deployment; exit 0 deployed, 3 rolled back, "
-                                                    "4 rejected or expired."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Follow the deployment; exit 0 deployed, 3 rolled back, 4 rejected or expired."
+    ),
 ) -> None:
     """Start a deployment; prints its id first, at once."""
     service, env, version = _name("--service", service), _name("--env", env), _name("--version", version)
@@ -110,17 +119,28 @@ def deploy(
         check_environment(cfg, env)
     except BadInput as exc:
         bad_input(exc.field, exc.message)
-    request = DeployInput(service=service, env=env, version=version, by=actor.name, commit=commit,
-                          changes_url=changes_url, change_size=change_size, emergency=emergency,
-                          reason=(reason or "").strip() or None)
+    request = DeployInput(
+        service=service,
+        env=env,
+        version=version,
+        by=actor.name,
+        commit=commit,
+        changes_url=changes_url,
+        change_size=change_size,
+        emergency=emergency,
+        reason=(reason or "").strip() or None,
+    )
 
     async def go(ctx: Context) -> int:
         handle, started = await start_deployment(ctx, actor, request)
         typer.echo(handle.id)
         sys.stdout.flush()
         if not started:
-            _echo_err(f"tocsin: {handle.id} is already running; following it" if wait
-                      else f"tocsin: {handle.id} is already running")
+            _echo_err(
+                f"tocsin: {handle.id} is already running; following it"
+                if wait
+                else f"tocsin: {handle.id} is already running"
+            )
         return await _follow(ctx, handle) if wait else 0
 
     raise typer.Exit(run_op(go, cfg))
@@ -167,8 +187,10 @@ def rollback(
     if outcome.action == "nothing":
         fail(f"nothing to roll back: {outcome.detail}")
     typer.echo(outcome.workflow_id)
-    _echo_err(f"tocsin: {'rollback signalled to' if outcome.action == 'signalled' else 'rollback started as'} "
-              f"{outcome.workflow_id}")
+    _echo_err(
+        f"tocsin: {'rollback signalled to' if outcome.action == 'signalled' else 'rollback started as'} "
+        f"{outcome.workflow_id}"
+    )
 
 
 @audit_app.command("export")
@@ -176,8 +198,7 @@ def audit_export(
     since: Optional[str] = typer.Option(None, metavar="T", help="ISO-8601 instant, or a duration ago (24h, 7d)."),
     service: Optional[str] = typer.Option(None, help="Only this service."),
     env: Optional[str] = typer.Option(None, "--env", help="Only this environment."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
-                                          help="Write here instead of stdout."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write here instead of stdout."),
 ) -> None:
     """JSON lines {time, workflow_id, kind, actor, action, detail, prev_sha256} from Temporal's histories."""
     when = None
@@ -218,13 +239,15 @@ async def _follow(ctx: Context, handle: WorkflowHandle) -> int:
         await asyncio.wait({result_task}, timeout=0.5)
         try:
             state = await asyncio.wait_for(deployment_state(ctx, handle.id), timeout=5)
-        except (OperationError, Exception):  # noqa: BLE001 - progress is best effort; the result decides
+        except (OperationError, Exception):
             state = None
         if state is not None:
             # the timeline is capped: show what is new since the last poll
             for entry in state.timeline[shown:] if len(state.timeline) >= shown else state.timeline:
-                _echo_err(f"{entry.at:%H:%M:%S} {entry.actor}: {entry.action}"
-                          + (f" — {entry.detail}" if entry.detail else ""))
+                _echo_err(
+                    f"{entry.at:%H:%M:%S} {entry.actor}: {entry.action}"
+                    + (f" — {entry.detail}" if entry.detail else "")
+                )
             shown = len(state.timeline)
             if state.stage != last_stage:
                 last_stage = state.stage
@@ -238,5 +261,3 @@ async def _follow(ctx: Context, handle: WorkflowHandle) -> int:
         return 1
     _echo_err(f"{result.outcome}: {result.reason}")
     return OUTCOME_EXIT_CODES.get(result.outcome, 1)
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 import typer
@@ -55,18 +55,22 @@ def _show(wid: str, result: ActionResult) -> None:
 
 
 @app.command()
-def ack(incident: str = typer.Argument(..., metavar="ID", help="Incident id (incident/<hash>)."),
-        by: str = typer.Option(..., "--by", metavar="USER", help="Who acknowledges."),
-        note: str = typer.Option("", metavar="TEXT", help="Why / what you are doing.")) -> None:
+def ack(
+    incident: str = typer.Argument(..., metavar="ID", help="Incident id (incident/<hash>)."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who acknowledges."),
+    note: str = typer.Option("", metavar="TEXT", help="Why / what you are doing."),
+) -> None:
     """Acknowledge an incident: its escalation stops."""
     actor = actor_from(by)
     _show(incident, run_op(lambda ctx: acknowledge(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
 
 
 @app.command()
-def resolve(incident: str = typer.Argument(..., metavar="ID", help="Incident id."),
-            by: str = typer.Option(..., "--by", metavar="USER", help="Who resolves."),
-            note: str = typer.Option("", metavar="TEXT", help="Resolution note.")) -> None:
+def resolve(
+    incident: str = typer.Argument(..., metavar="ID", help="Incident id."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who resolves."),
+    note: str = typer.Option("", metavar="TEXT", help="Resolution note."),
+) -> None:
     """Resolve an incident; everyone notified is told."""
     actor = actor_from(by)
     _show(incident, run_op(lambda ctx: resolve_incident(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
@@ -74,8 +78,9 @@ def resolve(incident: str = typer.Argument(..., metavar="ID", help="Incident id.
 
 @silence_app.command("add")
 def silence_add(
-    matcher: list[str] = typer.Option(..., "--matcher", metavar="M",
-                                      help='Matcher, e.g. service="payments" (repeatable).'),
+    matcher: list[str] = typer.Option(
+        ..., "--matcher", metavar="M", help='Matcher, e.g. service="payments" (repeatable).'
+    ),
     duration: str = typer.Option(..., metavar="D", help="How long, e.g. 2h."),
     by: str = typer.Option(..., "--by", metavar="USER", help="Who creates it."),
     comment: str = typer.Option(..., metavar="TEXT", help="Why."),
@@ -90,19 +95,23 @@ def silence_add(
 def silence_list(json_out: bool = typer.Option(False, "--json", help="JSON lines.")) -> None:
     """Active silences (and recently expired ones)."""
     state = run_op(list_silences)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for record in state.silences:
         active = record.active(now)
         if json_out:
             typer.echo(json.dumps({**record.model_dump(mode="json"), "active": active}))
         else:
-            typer.echo(f"{record.id}  {'active ' if active else 'expired'}  until {record.ends_at.isoformat()}  "
-                       f"{' '.join(record.matchers)}  by {record.created_by}: {record.comment}")
+            typer.echo(
+                f"{record.id}  {'active ' if active else 'expired'}  until {record.ends_at.isoformat()}  "
+                f"{' '.join(record.matchers)}  by {record.created_by}: {record.comment}"
+            )
 
 
 @silence_app.command("expire")
-def silence_expire(silence_id: str = typer.Argument(..., metavar="ID"),
-                   by: str = typer.Option("cli", "--by", metavar="USER", help="Who expires it.")) -> None:
+def silence_expire(
+    silence_id: str = typer.Argument(..., metavar="ID"),
+    by: str = typer.Option("cli", "--by", metavar="USER", help="Who expires it."),
+) -> None:
     """End a silence now."""
     actor = actor_from(by)
     record = run_op(lambda ctx: expire_silence(ctx, actor, silence_id), refused=("ID", 2))
@@ -112,8 +121,10 @@ def silence_expire(silence_id: str = typer.Argument(..., metavar="ID"),
 def _print_status(report: dict[str, Any]) -> None:
     typer.echo(f"Open incidents ({len(report['incidents'])}):")
     for inc in report["incidents"]:
-        typer.echo(f"  {inc['id']}  {inc['status']:<12} {inc['severity']:<8} {inc['title']}"
-                   + (f"  L{inc['level']}" if inc.get("level") else ""))
+        typer.echo(
+            f"  {inc['id']}  {inc['status']:<12} {inc['severity']:<8} {inc['title']}"
+            + (f"  L{inc['level']}" if inc.get("level") else "")
+        )
     typer.echo(f"Running deployments ({len(report['deployments'])}):")
     for dep in report["deployments"]:
         typer.echo(f"  {dep['id']}  {dep['status']}")
@@ -121,13 +132,17 @@ def _print_status(report: dict[str, Any]) -> None:
     for pipe in report["pipelines"]:
         typer.echo(f"  {pipe['id']}  {pipe['status']}")
     if report["mtta_seconds"]["count"]:
-        typer.echo(f"MTTA avg {report['mtta_seconds']['avg']:.0f}s, MTTR avg {report['mttr_seconds']['avg']:.0f}s "
-                   f"over {report['mttr_seconds']['count']} resolved incident(s)")
+        typer.echo(
+            f"MTTA avg {report['mtta_seconds']['avg']:.0f}s, MTTR avg {report['mttr_seconds']['avg']:.0f}s "
+            f"over {report['mttr_seconds']['count']} resolved incident(s)"
+        )
 
 
 @app.command()
-def status(service: Optional[str] = typer.Option(None, help="Only this service."),
-           json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def status(
+    service: Optional[str] = typer.Option(None, help="Only this service."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
     """Open incidents, running deployments, pipeline health."""
     report = run_op(lambda ctx: collect_status(ctx, service))
     if json_out:

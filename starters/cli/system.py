@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
@@ -45,8 +45,12 @@ def dev(
 
 @app.command()
 def worker(
-    metrics_port: int = typer.Option(0, "--metrics-port", envvar="TOCSIN_METRICS_PORT",
-                                     help="Serve Prometheus /metrics (notifications, MTTA/MTTR) on this port; 0: off."),
+    metrics_port: int = typer.Option(
+        0,
+        "--metrics-port",
+        envvar="TOCSIN_METRICS_PORT",
+        help="Serve Prometheus /metrics (notifications, MTTA/MTTR) on this port; 0: off.",
+    ),
 ) -> None:
     """Run one worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM."""
     setup_logging()
@@ -82,8 +86,9 @@ def gateway(
 
 @config_app.command("check")
 def config_check(
-    config: Optional[Path] = typer.Option(None, "--config", metavar="FILE",
-                                          help="Config file (default: $TOCSIN_CONFIG or ./tocsin.yaml)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", metavar="FILE", help="Config file (default: $TOCSIN_CONFIG or ./tocsin.yaml)."
+    ),
 ) -> None:
     """Validate the config: errors name their key path (exit 2); warnings are printed and exit 0."""
     cfg = load_config_or_exit(config)
@@ -91,8 +96,9 @@ def config_check(
         if issue.level == "warning":
             typer.echo(f"warning: {issue.path}: {issue.message}", err=True)
     where = config_path(config)
-    typer.echo(f"{where if where else 'built-in defaults'}: ok "
-               f"({len(cfg.channels)} channels, {len(cfg.receivers)} receivers)")
+    typer.echo(
+        f"{where if where else 'built-in defaults'}: ok ({len(cfg.channels)} channels, {len(cfg.receivers)} receivers)"
+    )
 
 
 def _parse_at(at: str) -> datetime:
@@ -100,18 +106,21 @@ def _parse_at(at: str) -> datetime:
         when = datetime.fromisoformat(at.strip())
     except ValueError:
         bad_input("--at", f"not an ISO 8601 date-time: {at!r} (e.g. 2024-03-10T09:30:00+09:00)")
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 @routes_app.command("test")
 def routes_test(
-    labels: list[str] = typer.Argument(None, help="label=value pairs of the alert (label=\"value\" also works)."),
+    labels: list[str] = typer.Argument(None, help='label=value pairs of the alert (label="value" also works).'),
     config: Optional[Path] = typer.Option(None, "--config", metavar="FILE", help="Config file."),
     tree: bool = typer.Option(False, "--tree", help="Also print the matching routes tree, as amtool does."),
     at: Optional[str] = typer.Option(
-        None, "--at", metavar="ISO8601",
+        None,
+        "--at",
+        metavar="ISO8601",
         help="Evaluate mute_time_intervals/active_time_intervals at this instant and leave out the receivers "
-             "of routes muted then (no time zone = UTC)."),
+        "of routes muted then (no time zone = UTC).",
+    ),
 ) -> None:
     """Print the receivers an alert with these labels reaches, comma-separated, in route order.
 
@@ -130,5 +139,4 @@ def routes_test(
         if matcher.op != "=":
             bad_input("labels", f"labels must be specified as key=value pairs, got {item!r}")
         parsed[matcher.name] = matcher.value
-    typer.echo(routes_test_output(cfg.route, parsed, tree=tree, at=when, time_intervals=cfg.time_intervals),
-               nl=False)
+    typer.echo(routes_test_output(cfg.route, parsed, tree=tree, at=when, time_intervals=cfg.time_intervals), nl=False)

@@ -149,7 +149,6 @@ def first_line(text: str, limit: int) -> str:
     return ""
 
 
-
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """``value`` when it is a mapping (a JSON object), else an empty one."""
     return value if isinstance(value, Mapping) else {}

@@ -181,4 +181,3 @@ def parse_coverage(path: Path) -> CoverageSummary:
     except UnicodeDecodeError:
         raise ReportError(COVERAGE_FLAG, path, f"not a {_COVERAGE_KINDS} (binary or non-UTF-8 content)") from None
     return _lcov(path, text)
-

@@ -125,8 +125,9 @@ def _junit_duration(root: Element) -> float:
     for suite in suites:
         time = parse_number(suite.get("time"))
         if time is None:
-            time = sum(parse_number(case.get("time")) or 0.0
-                       for case in suite.iter() if local_name(case.tag) == "testcase")
+            time = sum(
+                parse_number(case.get("time")) or 0.0 for case in suite.iter() if local_name(case.tag) == "testcase"
+            )
         total += time
     return total
 
@@ -173,4 +174,3 @@ def parse_junit(paths: list[Path]) -> TestSummary:
         duration_seconds=round(tally.duration, 3),
         failures=tally.failures,
     )
-

@@ -41,8 +41,10 @@ def build_message(**overrides) -> Message:
         text="Failing for 2 builds in a row. @everyone look",
         severity="error",
         fields=[MessageField(title="Branch", value="main"), MessageField(title="Commit", value="abc1234", short=False)],
-        links=[Link(text="View run", url="https://ci.example.com/runs/42"),
-               Link(text="Logs", url="https://ci.example.com/runs/42/logs")],
+        links=[
+            Link(text="View run", url="https://ci.example.com/runs/42"),
+            Link(text="Logs", url="https://ci.example.com/runs/42/logs"),
+        ],
         source="pipeline-acme-api",
     )
     data.update(overrides)
@@ -50,8 +52,12 @@ def build_message(**overrides) -> Message:
 
 
 def embed_size(embed: dict) -> int:
-    return (len(embed.get("title", "")) + len(embed.get("description", "")) + len(embed["footer"]["text"])
-            + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", [])))
+    return (
+        len(embed.get("title", ""))
+        + len(embed.get("description", ""))
+        + len(embed["footer"]["text"])
+        + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+    )
 
 
 # --------------------------------------------------------------------------- rendering
@@ -64,23 +70,30 @@ def test_payload_shape():
     assert embed["title"] == "Build failed: acme/api@main (ci)"
     assert embed["color"] == 0xFF0000
     assert embed["url"] == "https://ci.example.com/runs/42"
-    assert embed["description"] == ("Failing for 2 builds in a row. @everyone look\n\n"
-                                    "[View run](https://ci.example.com/runs/42) · "
-                                    "[Logs](https://ci.example.com/runs/42/logs)")
-    assert embed["fields"] == [{"name": "Branch", "value": "main", "inline": True},
-                               {"name": "Commit", "value": "abc1234", "inline": False}]
+    assert embed["description"] == (
+        "Failing for 2 builds in a row. @everyone look\n\n"
+        "[View run](https://ci.example.com/runs/42) · "
+        "[Logs](https://ci.example.com/runs/42/logs)"
+    )
+    assert embed["fields"] == [
+        {"name": "Branch", "value": "main", "inline": True},
+        {"name": "Commit", "value": "abc1234", "inline": False},
+    ]
     assert embed["footer"] == {"text": "error · pipeline-acme-api"}
 
 
-@pytest.mark.parametrize("severity, colour", [("success", 0x00FF00), ("warning", 0xFFAA00), ("error", 0xFF0000),
-                                              ("info", 0x0099FF), ("critical", 0xFF0000)])
+@pytest.mark.parametrize(
+    "severity, colour",
+    [("success", 0x00FF00), ("warning", 0xFFAA00), ("error", 0xFF0000), ("info", 0x0099FF), ("critical", 0xFF0000)],
+)
 def test_severity_colours(severity, colour):
     assert discord_payload(build_message(severity=severity))["embeds"][0]["color"] == colour
 
 
 def test_payload_respects_every_limit():
     message = build_message(
-        title="T" * 400, text="x" * 9000,
+        title="T" * 400,
+        text="x" * 9000,
         fields=[MessageField(title="n" * 300, value="v" * 2000) for _ in range(40)],
         links=[Link(text=f"link [{i}]", url=f"https://e.com/{i}") for i in range(300)],
         actions=[Action(action_id="ack", text="Acknowledge", url="https://tocsin.example.com/ack")],
@@ -122,8 +135,9 @@ async def test_update_of_edits_in_place(fake: FakeDiscord, make_channel):
     channel = make_channel()
     first = await channel.send(build_message(title="Deploy api: running", severity="info"), "k1", 1)
 
-    second = await channel.send(build_message(title="Deploy api: done", severity="success"), "k2", 1,
-                                SendContext(update_of=first.message_id))
+    second = await channel.send(
+        build_message(title="Deploy api: done", severity="success"), "k2", 1, SendContext(update_of=first.message_id)
+    )
 
     assert second.message_id == first.message_id
     [message] = fake.messages
@@ -159,8 +173,7 @@ async def test_rate_limit_uses_the_bodys_retry_after(fake: FakeDiscord, make_cha
 
 
 async def test_rate_limit_without_a_json_body_uses_the_header(fake: FakeDiscord, make_channel):
-    fake.respond_next(status=429, body="<html>slow down</html>", headers={"Retry-After": "7"},
-                      content_type="text/html")
+    fake.respond_next(status=429, body="<html>slow down</html>", headers={"Retry-After": "7"}, content_type="text/html")
     with pytest.raises(ChannelError) as err:
         await make_channel().send(build_message(), "k", 1)
     assert err.value.retryable and err.value.retry_after == 7
@@ -204,7 +217,8 @@ async def test_lost_response_is_retryable_and_the_retry_posts_again(fake: FakeDi
 
 async def test_rendered_message_with_everything_is_accepted(fake: FakeDiscord, make_channel):
     message = build_message(
-        title="T" * 400, text="x" * 9000,
+        title="T" * 400,
+        text="x" * 9000,
         fields=[MessageField(title=f"f{i}" * 100, value="v" * 3000) for i in range(40)],
         links=[Link(text=f"link {i}", url=f"https://e.com/{i}") for i in range(50)],
     )

@@ -65,8 +65,10 @@ def test_html_escapes_everything_and_shows_severity_colour():
         title="<script>alert(1)</script> & co",
         text="<img src=x onerror=alert(1)>",
         fields=[MessageField(title="<b>", value="a < b & c")],
-        links=[Link(text="<i>run</i>", url="https://ci.example.com/runs/42?a=1&b=2"),
-               Link(text="evil", url="javascript:alert(1)")],
+        links=[
+            Link(text="<i>run</i>", url="https://ci.example.com/runs/42?a=1&b=2"),
+            Link(text="evil", url="javascript:alert(1)"),
+        ],
     )
     page = render_html(message)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
@@ -125,9 +127,14 @@ def sg(sendgrid_server: FakeSendGrid):
 @pytest.fixture
 def make_sendgrid(sg: FakeSendGrid, deps: ChannelDeps):
     def make(**overrides: Any) -> EmailChannel:
-        settings = {"provider": "sendgrid", "api_key": sg.api_key, "api_url": sg.url,
-                    "from": "Tocsin CI <ci@example.com>", "to": ["oncall@example.com", "lead@example.com"],
-                    **overrides}
+        settings = {
+            "provider": "sendgrid",
+            "api_key": sg.api_key,
+            "api_url": sg.url,
+            "from": "Tocsin CI <ci@example.com>",
+            "to": ["oncall@example.com", "lead@example.com"],
+            **overrides,
+        }
         return EmailChannel("team-mail", settings, deps)
 
     return make
@@ -143,10 +150,14 @@ async def test_sendgrid_mail_is_accepted_with_idempotency_headers(sg: FakeSendGr
     assert mail["subject"] == "Build failed: acme/api@main (ci)"
     assert [c["type"] for c in mail["body"]["content"]] == ["text/plain", "text/html"]
     assert mail["text"].startswith("[ERROR] Build failed") and "<table" in mail["html"]
-    assert mail["headers"] == {"Message-ID": message_id_for("pipeline/acme/api/main/event-1/mail"),
-                               "X-Tocsin-Idempotency-Key": "pipeline/acme/api/main/event-1/mail"}
-    assert mail["custom_args"] == {"tocsin_idempotency_key": "pipeline/acme/api/main/event-1/mail",
-                                   "tocsin_source": "pipeline/acme/api/main"}
+    assert mail["headers"] == {
+        "Message-ID": message_id_for("pipeline/acme/api/main/event-1/mail"),
+        "X-Tocsin-Idempotency-Key": "pipeline/acme/api/main/event-1/mail",
+    }
+    assert mail["custom_args"] == {
+        "tocsin_idempotency_key": "pipeline/acme/api/main/event-1/mail",
+        "tocsin_source": "pipeline/acme/api/main",
+    }
     [call] = sg.calls("mail.send")
     assert call.headers["authorization"] == f"Bearer {sg.api_key}"
     assert call.headers["content-type"].startswith("application/json") and call.status == 202
@@ -247,8 +258,9 @@ def _authenticator(server, session, envelope, mechanism, auth_data):
 @pytest.fixture
 def smtp_server():
     handler = Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), authenticator=_authenticator,
-                            auth_require_tls=False)
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=free_port(), authenticator=_authenticator, auth_require_tls=False
+    )
     controller.start()
     yield handler, controller.port
     controller.stop()
@@ -257,8 +269,15 @@ def smtp_server():
 @pytest.fixture
 def make_smtp(deps: ChannelDeps):
     def make(port: int, **overrides: Any) -> EmailChannel:
-        settings = {"provider": "smtp", "host": "127.0.0.1", "port": port, "from": "Tocsin <ci@example.com>",
-                    "to": ["oncall@example.com", "lead@example.com"], "timeout": 5, **overrides}
+        settings = {
+            "provider": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "from": "Tocsin <ci@example.com>",
+            "to": ["oncall@example.com", "lead@example.com"],
+            "timeout": 5,
+            **overrides,
+        }
         return EmailChannel("smtp-mail", settings, deps)
 
     return make
@@ -383,17 +402,23 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -403,8 +428,14 @@ def tls_server(tmp_path: Path):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     handler = Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), tls_context=context,
-                            require_starttls=True, authenticator=_authenticator)
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=context,
+        require_starttls=True,
+        authenticator=_authenticator,
+    )
     controller.start()
     yield handler, controller.port, cert
     controller.stop()
@@ -413,7 +444,8 @@ def tls_server(tmp_path: Path):
 async def test_smtp_starttls_then_auth(tls_server, make_smtp):
     handler, port, cert = tls_server
     await make_smtp(port, starttls=True, ca_file=str(cert), username="ci", password="s3cret").send(
-        build_message(), "k", 1)
+        build_message(), "k", 1
+    )
     [session] = handler.sessions
     assert session.ssl is not None and session.authenticated  # the mail went over TLS, after AUTH
 

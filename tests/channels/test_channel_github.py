@@ -44,8 +44,17 @@ async def make_channel(gh: FakeGitHub, tmp_path: Path):
 
 
 def build_message(**overrides: Any) -> Message:
-    labels = {"alertname": "BuildFailed", "kind": "build", "repo": REPO, "branch": "main", "workflow": "ci",
-              "status": "failure", "severity": "error", "service": "api", "author": "alice"}
+    labels = {
+        "alertname": "BuildFailed",
+        "kind": "build",
+        "repo": REPO,
+        "branch": "main",
+        "workflow": "ci",
+        "status": "failure",
+        "severity": "error",
+        "service": "api",
+        "author": "alice",
+    }
     labels.update(overrides.pop("labels", {}))
     data: dict[str, Any] = dict(
         title="Build failed: acme/api@main (ci)",
@@ -61,16 +70,22 @@ def build_message(**overrides: Any) -> Message:
 
 
 def incident(title: str = "HighErrorRate on api", **overrides: Any) -> Message:
-    return build_message(title=title, labels={"alertname": "HighErrorRate", "kind": "alert", "status": "firing"},
-                         source="incident/abc", **overrides)
+    return build_message(
+        title=title,
+        labels={"alertname": "HighErrorRate", "kind": "alert", "status": "firing"},
+        source="incident/abc",
+        **overrides,
+    )
 
 
 # =========================================================================== rendering
 
 
 def test_markdown_has_fields_links_and_markers_and_neutralises_html_and_mentions():
-    message = build_message(text="see <!-- tocsin:spoof --> and @pytest.fixture, mail bob@example.com",
-                            fields=[MessageField(title="A|B", value="x\ny")])
+    message = build_message(
+        text="see <!-- tocsin:spoof --> and @pytest.fixture, mail bob@example.com",
+        fields=[MessageField(title="A|B", value="x\ny")],
+    )
     body = render_markdown(message, markers=(marker("k"),))
     assert body.startswith("### ❌ Build failed: acme/api@main (ci)")
     assert "<!-- tocsin:spoof -->" not in body and "&lt;!-- tocsin:spoof --&gt;" in body
@@ -83,7 +98,7 @@ def test_markdown_has_fields_links_and_markers_and_neutralises_html_and_mentions
 def test_markers_never_break_out_of_the_html_comment():
     assert marker("wf-1/step/gh") == "<!-- tocsin:wf-1/step/gh -->"
     for key in ("a-->b", "a--b", "x y", "ü"):
-        token = marker(key)[len("<!-- tocsin:"):-len(" -->")]
+        token = marker(key)[len("<!-- tocsin:") : -len(" -->")]
         assert "--" not in token.replace("sha256-", "") and ">" not in token and token.startswith("sha256-")
     assert sticky_marker("pipeline/acme/api/main") == "<!-- tocsin:sticky:pipeline/acme/api/main -->"
     assert send_marker("k") == "<!-- tocsin-send:k -->"
@@ -116,8 +131,9 @@ async def test_commit_status_with_headers_context_and_target_url(gh: FakeGitHub,
     assert gh.issues(REPO) == []  # a status, not an issue
 
 
-@pytest.mark.parametrize("status,state", [("success", "success"), ("failure", "failure"),
-                                          ("cancelled", "error"), ("started", "pending")])
+@pytest.mark.parametrize(
+    "status,state", [("success", "success"), ("failure", "failure"), ("cancelled", "error"), ("started", "pending")]
+)
 async def test_build_status_maps_to_commit_state(gh: FakeGitHub, make_channel, status: str, state: str):
     await make_channel().send(build_message(labels={"commit": SHA, "status": status, "workflow": "release"}), "k", 1)
     [made] = gh.statuses(REPO, SHA)
@@ -148,8 +164,13 @@ async def test_sticky_comment_is_created_then_updated_in_place(gh: FakeGitHub, m
     pr = gh.add_pull(REPO)
     channel = make_channel()
     first = await channel.send(build_message(labels={"pr": str(pr)}), "wf/event-1/gh", 1)
-    second = await channel.send(build_message(title="Build fixed: acme/api@main (ci)", severity="success",
-                                              labels={"pr": str(pr), "status": "success"}), "wf/event-2/gh", 1)
+    second = await channel.send(
+        build_message(
+            title="Build fixed: acme/api@main (ci)", severity="success", labels={"pr": str(pr), "status": "success"}
+        ),
+        "wf/event-2/gh",
+        1,
+    )
 
     [comment] = gh.comments(REPO, pr)
     assert first.message_id == second.message_id == str(comment["id"])
@@ -203,21 +224,28 @@ async def test_sticky_marker_found_beyond_the_first_page(gh: FakeGitHub, make_ch
 
 async def test_trigger_opens_then_comments_then_resolve_closes(gh: FakeGitHub, make_channel):
     channel = make_channel()
-    opened = await channel.send(incident(), "incident/abc/trigger-1/gh", 1,
-                                SendContext(action="trigger", dedup_key="incident/abc"))
+    opened = await channel.send(
+        incident(), "incident/abc/trigger-1/gh", 1, SendContext(action="trigger", dedup_key="incident/abc")
+    )
     [issue] = gh.issues(REPO)
     assert opened.message_id == str(issue["number"]) and opened.url == issue["html_url"]
     assert marker("incident/abc") in issue["body"] and [lb["name"] for lb in issue["labels"]] == ["tocsin"]
     assert issue["title"] == "HighErrorRate on api"
 
-    again = await channel.send(incident(), "incident/abc/trigger-2/gh", 1,
-                               SendContext(action="trigger", dedup_key="incident/abc"))
+    again = await channel.send(
+        incident(), "incident/abc/trigger-2/gh", 1, SendContext(action="trigger", dedup_key="incident/abc")
+    )
     assert again.message_id == opened.message_id and len(gh.issues(REPO)) == 1
     assert [c["body"].splitlines()[0] for c in gh.comments(REPO, issue["number"])] == [
-        "### ❌ Still firing: HighErrorRate on api"]
+        "### ❌ Still firing: HighErrorRate on api"
+    ]
 
-    resolved = await channel.send(incident(severity="success"), "incident/abc/resolve/gh", 1,
-                                  SendContext(action="resolve", dedup_key="incident/abc"))
+    resolved = await channel.send(
+        incident(severity="success"),
+        "incident/abc/resolve/gh",
+        1,
+        SendContext(action="resolve", dedup_key="incident/abc"),
+    )
     [issue] = gh.issues(REPO)
     assert resolved.message_id == opened.message_id
     assert issue["state"] == "closed" and issue["state_reason"] == "completed"
@@ -225,8 +253,9 @@ async def test_trigger_opens_then_comments_then_resolve_closes(gh: FakeGitHub, m
     [close] = gh.calls("issues.update")
     assert close.body == {"state": "closed", "state_reason": "completed"}
 
-    nothing = await channel.send(incident(), "incident/abc/resolve-2/gh", 1,
-                                 SendContext(action="resolve", dedup_key="incident/abc"))
+    nothing = await channel.send(
+        incident(), "incident/abc/resolve-2/gh", 1, SendContext(action="resolve", dedup_key="incident/abc")
+    )
     assert nothing.duplicate and len(gh.calls("issues.update")) == 1
 
 
@@ -330,8 +359,13 @@ async def test_unknown_repo_is_permanent_with_githubs_message(gh: FakeGitHub, ma
 
 
 async def test_validation_failure_is_permanent_with_details(gh: FakeGitHub, make_channel):
-    gh.respond_next(status=422, body={"message": "Validation Failed", "errors": [
-        {"resource": "Issue", "code": "custom", "field": "labels", "message": "labels are invalid"}]})
+    gh.respond_next(
+        status=422,
+        body={
+            "message": "Validation Failed",
+            "errors": [{"resource": "Issue", "code": "custom", "field": "labels", "message": "labels are invalid"}],
+        },
+    )
     with pytest.raises(ChannelError) as err:
         await make_channel().send(Message(title="x"), "k", 1)
     assert not err.value.retryable and "Validation Failed (labels are invalid)" in str(err.value)

@@ -81,7 +81,8 @@ def test_labels_and_refs_are_stable_hashes():
 
 async def test_creates_an_issue_with_v2_fields_and_labels(jira: FakeJira, make_channel):
     sent = await make_channel(issue_type="Incident", labels=["ops"]).send(
-        incident(), "incident/abc/trigger/jira", 1, SendContext(action="trigger", dedup_key="incident/abc"))
+        incident(), "incident/abc/trigger/jira", 1, SendContext(action="trigger", dedup_key="incident/abc")
+    )
 
     [issue] = jira.issues
     assert sent.message_id == issue["key"] == "OPS-1"
@@ -159,8 +160,9 @@ async def test_data_center_falls_back_to_the_classic_search(jira: FakeJira, make
 async def test_resolve_comments_on_the_issue(jira: FakeJira, make_channel):
     channel = make_channel()
     await channel.send(incident(), "t", 1, SendContext(action="trigger", dedup_key="inc-1"))
-    sent = await channel.send(incident(severity="success"), "inc-1/resolve/jira", 1,
-                              SendContext(action="resolve", dedup_key="inc-1"))
+    sent = await channel.send(
+        incident(severity="success"), "inc-1/resolve/jira", 1, SendContext(action="resolve", dedup_key="inc-1")
+    )
     [comment] = jira.comments("OPS-1")
     assert sent.message_id == "OPS-1" and not sent.duplicate
     assert comment["body"].startswith("h3. Resolved: HighErrorRate on api")
@@ -217,8 +219,11 @@ async def test_bad_project_is_permanent_with_jiras_message(jira: FakeJira, make_
 async def test_create_rejection_is_permanent_with_jiras_errors(jira: FakeJira, make_channel):
     jira.projects.add("GHOST")  # searchable, but creating in it fails
     try:
-        jira.respond_next(status=400, route="issue.create", body={
-            "errorMessages": [], "errors": {"project": "valid project is required"}})
+        jira.respond_next(
+            status=400,
+            route="issue.create",
+            body={"errorMessages": [], "errors": {"project": "valid project is required"}},
+        )
         with pytest.raises(ChannelError) as err:
             await make_channel(project="GHOST").send(incident(), "k", 1)
     finally:
@@ -250,8 +255,9 @@ async def test_eventually_consistent_search_is_the_documented_corner(make_channe
     """With Cloud's search lag, a retry right after a lost create answer cannot see the issue."""
     with FakeJira(projects=["OPS"], search_lag=30) as lagging:
         deps = ChannelDeps(http=httpx.AsyncClient(), home=tmp_path)
-        channel = JiraChannel("jira", {"url": lagging.url, "user": lagging.user, "token": lagging.token,
-                                       "project": "OPS"}, deps)
+        channel = JiraChannel(
+            "jira", {"url": lagging.url, "user": lagging.user, "token": lagging.token, "project": "OPS"}, deps
+        )
         lagging.fail_after_accept(route="issue.create")
         with pytest.raises(ChannelError):
             await channel.send(incident(), "k", 1)
@@ -269,8 +275,9 @@ async def test_fake_validates_like_jira(jira: FakeJira):
         base = {"project": {"key": "OPS"}, "issuetype": {"name": "Task"}}
         newline = await api.post("/rest/api/2/issue", json={"fields": {**base, "summary": "a\nb"}})
         assert newline.status_code == 400 and "newline" in newline.json()["errors"]["summary"]
-        adf = await api.post("/rest/api/2/issue", json={"fields": {**base, "summary": "s",
-                                                                   "description": {"type": "doc"}}})
+        adf = await api.post(
+            "/rest/api/2/issue", json={"fields": {**base, "summary": "s", "description": {"type": "doc"}}}
+        )
         assert adf.status_code == 400 and "description" in adf.json()["errors"]
         spaces = await api.post("/rest/api/2/issue", json={"fields": {**base, "summary": "s", "labels": ["a b"]}})
         assert spaces.status_code == 400 and "labels" in spaces.json()["errors"]
@@ -278,7 +285,8 @@ async def test_fake_validates_like_jira(jira: FakeJira):
         assert legacy.status_code == 410
         unbounded = await api.get("/rest/api/2/search/jql", params={"jql": "ORDER BY created DESC"})
         assert unbounded.status_code == 400 and "Unbounded" in unbounded.json()["errorMessages"][0]
-        form = await api.post("/rest/api/2/issue", content=b"x=1",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = await api.post(
+            "/rest/api/2/issue", content=b"x=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
         assert form.status_code == 415
     assert jira.issues == []

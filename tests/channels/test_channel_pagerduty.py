@@ -60,15 +60,22 @@ def build_message(**overrides) -> Message:
 def test_trigger_event_shape():
     event = pagerduty_event(build_message(), "rk", "incident-1", "trigger")
     assert event == {
-        "routing_key": "rk", "dedup_key": "incident-1", "event_action": "trigger",
+        "routing_key": "rk",
+        "dedup_key": "incident-1",
+        "event_action": "trigger",
         "payload": {
             "summary": "HighErrorRate: api 5xx > 5% — Error ratio 7.2% over 10m.",
-            "source": "api", "severity": "critical",
-            "component": "gateway", "group": "edge", "class": "availability",
-            "custom_details": {"Environment": "prod", "Ratio": "7.2%",
-                               "labels": {"service": "api", "component": "gateway", "group": "edge",
-                                          "class": "availability"},
-                               "text": "Error ratio 7.2% over 10m.\nRunbook below."},
+            "source": "api",
+            "severity": "critical",
+            "component": "gateway",
+            "group": "edge",
+            "class": "availability",
+            "custom_details": {
+                "Environment": "prod",
+                "Ratio": "7.2%",
+                "labels": {"service": "api", "component": "gateway", "group": "edge", "class": "availability"},
+                "text": "Error ratio 7.2% over 10m.\nRunbook below.",
+            },
         },
         "links": [{"href": "https://runbooks.example.com/api-5xx", "text": "Runbook"}],
         "client": "Tocsin",
@@ -78,8 +85,11 @@ def test_trigger_event_shape():
 
 @pytest.mark.parametrize("action", ["acknowledge", "resolve"])
 def test_acknowledge_and_resolve_carry_only_the_keys(action):
-    assert pagerduty_event(build_message(), "rk", "d", action) == {"routing_key": "rk", "dedup_key": "d",
-                                                                   "event_action": action}
+    assert pagerduty_event(build_message(), "rk", "d", action) == {
+        "routing_key": "rk",
+        "dedup_key": "d",
+        "event_action": action,
+    }
 
 
 def test_source_falls_back_and_optional_parts_are_left_out():
@@ -90,10 +100,15 @@ def test_source_falls_back_and_optional_parts_are_left_out():
 
 
 def test_action_urls_become_links():
-    message = build_message(actions=[Action(action_id="ack", text="Acknowledge", url="https://t.example.com/ack"),
-                                     Action(action_id="silence", text="Silence")])
+    message = build_message(
+        actions=[
+            Action(action_id="ack", text="Acknowledge", url="https://t.example.com/ack"),
+            Action(action_id="silence", text="Silence"),
+        ]
+    )
     assert pagerduty_event(message, "rk", "d", "trigger")["links"][1:] == [
-        {"href": "https://t.example.com/ack", "text": "Acknowledge"}]
+        {"href": "https://t.example.com/ack", "text": "Acknowledge"}
+    ]
 
 
 def test_summary_is_capped():
@@ -101,18 +116,30 @@ def test_summary_is_capped():
     assert len(payload["summary"]) == 1024
 
 
-@pytest.mark.parametrize("severity, expected", [("critical", "critical"), ("error", "error"),
-                                                ("warning", "warning"), ("info", "info"), ("success", "info")])
+@pytest.mark.parametrize(
+    "severity, expected",
+    [("critical", "critical"), ("error", "error"), ("warning", "warning"), ("info", "info"), ("success", "info")],
+)
 def test_severity_mapping(severity, expected):
     assert pagerduty_severity(Message(title="t", severity=severity)) == expected
 
 
-@pytest.mark.parametrize("severity, urgency, expected", [
-    ("info", "high", "critical"), ("warning", "high", "critical"), ("success", "high", "critical"),
-    ("error", "high", "error"), ("critical", "high", "critical"),
-    ("critical", "low", "warning"), ("error", "low", "warning"), ("warning", "low", "warning"),
-    ("info", "low", "info"), ("error", "", "error"), ("info", "urgent", "info"),
-])
+@pytest.mark.parametrize(
+    "severity, urgency, expected",
+    [
+        ("info", "high", "critical"),
+        ("warning", "high", "critical"),
+        ("success", "high", "critical"),
+        ("error", "high", "error"),
+        ("critical", "high", "critical"),
+        ("critical", "low", "warning"),
+        ("error", "low", "warning"),
+        ("warning", "low", "warning"),
+        ("info", "low", "info"),
+        ("error", "", "error"),
+        ("info", "urgent", "info"),
+    ],
+)
 def test_urgency_rule(severity, urgency, expected):
     labels = {"urgency": urgency} if urgency else {}
     assert pagerduty_severity(Message(title="t", severity=severity, labels=labels)) == expected
@@ -131,8 +158,11 @@ async def test_trigger_acknowledge_resolve_share_the_dedup_key(fake: FakePagerDu
     channel = make_channel()
     results = []
     for step, action in enumerate(("trigger", "acknowledge", "resolve")):
-        results.append(await channel.send(build_message(), f"wf/step-{step}/oncall", 1,
-                                          SendContext(action=action, dedup_key="incident-api-5xx")))
+        results.append(
+            await channel.send(
+                build_message(), f"wf/step-{step}/oncall", 1, SendContext(action=action, dedup_key="incident-api-5xx")
+            )
+        )
 
     assert [r.message_id for r in results] == ["incident-api-5xx"] * 3
     [alert] = fake.alerts
@@ -230,6 +260,7 @@ def test_settings_are_checked(deps):
 
 async def test_fake_alert_lifecycle(fake: FakePagerDuty):
     async with httpx.AsyncClient() as client:
+
         async def send(action: str, dedup: str | None = "d1", **payload) -> httpx.Response:
             event = {"routing_key": fake.routing_key, "event_action": action}
             if dedup:
@@ -252,7 +283,10 @@ async def test_fake_alert_lifecycle(fake: FakePagerDuty):
         form = await client.post(fake.url, data={"routing_key": fake.routing_key})
         assert form.status_code == 400
     assert [(a["dedup_key"], a["status"]) for a in fake.alerts] == [
-        ("d1", "resolved"), ("d1", "triggered"), (generated, "triggered")]
+        ("d1", "resolved"),
+        ("d1", "triggered"),
+        (generated, "triggered"),
+    ]
 
 
 def test_channel_urgency_setting_overrides_the_label() -> None:

@@ -80,8 +80,7 @@ async def test_posts_block_kit_with_metadata(fake: FakeSlack, make_channel):
     assert posted["channel"] == CHANNEL_ID and posted["channel_name"] == CHANNEL_ID
     assert posted["text"].startswith("Build failed: acme/api@main (ci)")
     blocks = posted["blocks"]
-    assert blocks[0] == {"type": "header",
-                         "text": {"type": "plain_text", "text": message.title, "emoji": True}}
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": message.title, "emoji": True}}
     [fields_block] = [b for b in blocks if b["type"] == "section" and "fields" in b]
     assert [f["text"] for f in fields_block["fields"]] == ["*Branch*\nmain", "*Commit*\nabc1234"]
     [actions] = [b for b in blocks if b["type"] == "actions"]
@@ -269,8 +268,10 @@ async def test_fake_validates_posts(fake: FakeSlack, api: httpx.AsyncClient):
     assert await error(channel="#nope", text="hi") == "channel_not_found"
     assert await error(channel="#ok") == "no_text"
     assert await error(channel="#ok", text="", blocks=[]) == "no_text"
-    assert await error(channel="#ok", blocks=[{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}]) \
+    assert (
+        await error(channel="#ok", blocks=[{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}])
         == "invalid_blocks"
+    )
     assert await error(channel="#ok", blocks=[{"text": "no type"}]) == "invalid_blocks"
     assert await error(channel="#ok", blocks=["not a dict"]) == "invalid_blocks"
     assert await error(channel="#ok", blocks=[header] * 51) == "invalid_blocks"
@@ -288,11 +289,15 @@ async def test_fake_validates_posts(fake: FakeSlack, api: httpx.AsyncClient):
 
 async def test_fake_accepts_form_bodies(fake: FakeSlack):
     async with httpx.AsyncClient(base_url=fake.url) as client:
-        response = await client.post("chat.postMessage", data={
-            "token": fake.token, "channel": "#ok",
-            "blocks": '[{"type": "header", "text": {"type": "plain_text", "text": "hi"}}]',
-            "metadata": '{"event_type": "e", "event_payload": {"key": "k"}}',
-        })
+        response = await client.post(
+            "chat.postMessage",
+            data={
+                "token": fake.token,
+                "channel": "#ok",
+                "blocks": '[{"type": "header", "text": {"type": "plain_text", "text": "hi"}}]',
+                "metadata": '{"event_type": "e", "event_payload": {"key": "k"}}',
+            },
+        )
     assert response.json()["ok"] is True
     [message] = fake.messages
     assert message["blocks"][0]["type"] == "header"
@@ -315,8 +320,10 @@ async def test_fake_channel_ids_and_ts(fake: FakeSlack, api: httpx.AsyncClient):
 
 async def test_fake_history_and_update(fake: FakeSlack, api: httpx.AsyncClient):
     meta = {"event_type": "e", "event_payload": {"key": "k"}}
-    posted = [(await api.post("chat.postMessage", json={"channel": "#h", "text": f"m{i}", "metadata": meta})).json()
-              for i in range(3)]
+    posted = [
+        (await api.post("chat.postMessage", json={"channel": "#h", "text": f"m{i}", "metadata": meta})).json()
+        for i in range(3)
+    ]
     cid = posted[0]["channel"]
 
     plain = (await api.get("conversations.history", params={"channel": cid, "limit": 2})).json()
@@ -341,8 +348,12 @@ async def test_fake_faults_are_consumed_in_order(fake: FakeSlack, api: httpx.Asy
     for _ in range(4):
         response = await api.post("chat.postMessage", json={"channel": "#f", "text": "x"})
         statuses.append((response.status_code, response.json().get("error"), response.headers.get("retry-after")))
-    assert statuses == [(503, "fatal_error", None), (429, "ratelimited", "3"), (200, "is_archived", None),
-                        (200, None, None)]
+    assert statuses == [
+        (503, "fatal_error", None),
+        (429, "ratelimited", "3"),
+        (200, "is_archived", None),
+        (200, None, None),
+    ]
     assert len(fake.messages) == 1
 
 

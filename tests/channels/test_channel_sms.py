@@ -32,16 +32,27 @@ def fake(twilio_server: FakeTwilio):
 @pytest.fixture
 def make_channel(fake: FakeTwilio, deps: ChannelDeps):
     def make(**overrides) -> SmsChannel:
-        settings = {"provider": "twilio", "account_sid": fake.account_sid, "auth_token": fake.auth_token,
-                    "from": fake.from_number, "to": [ALICE, BOB], "api_url": fake.url, **overrides}
+        settings = {
+            "provider": "twilio",
+            "account_sid": fake.account_sid,
+            "auth_token": fake.auth_token,
+            "from": fake.from_number,
+            "to": [ALICE, BOB],
+            "api_url": fake.url,
+            **overrides,
+        }
         return SmsChannel("oncall-sms", settings, deps)
 
     return make
 
 
 def build_message(**overrides) -> Message:
-    data = dict(title="HighErrorRate: api 5xx > 5%", text="\nError ratio 7.2% over 10m.\nSecond line.",
-                severity="critical", source="incident-1")
+    data = dict(
+        title="HighErrorRate: api 5xx > 5%",
+        text="\nError ratio 7.2% over 10m.\nSecond line.",
+        severity="critical",
+        source="incident-1",
+    )
     data.update(overrides)
     return Message(**data)
 
@@ -53,7 +64,8 @@ def test_body_format():
     ref = sms_ref("wf-1/page/oncall-sms")
     assert len(ref) == 8 and ref == sms_ref("wf-1/page/oncall-sms") and ref != sms_ref("wf-1/page/other")
     assert sms_body(build_message(), ref) == (
-        f"[CRITICAL] HighErrorRate: api 5xx > 5% — Error ratio 7.2% over 10m. ref:{ref}")
+        f"[CRITICAL] HighErrorRate: api 5xx > 5% — Error ratio 7.2% over 10m. ref:{ref}"
+    )
     assert sms_body(Message(title="Deployed  api\nv2", severity="success")) == "[SUCCESS] Deployed api v2"
 
 
@@ -210,8 +222,7 @@ def test_settings_are_checked(fake: FakeTwilio, deps):
         with pytest.raises(ChannelError) as err:
             SmsChannel("s", {**base, **bad}, deps)
         assert not err.value.retryable
-    assert SmsChannel("s", base, deps)._messages_url == \
-        "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
+    assert SmsChannel("s", base, deps)._messages_url == "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
 
 
 # --------------------------------------------------------------------------- the fake itself
@@ -220,19 +231,22 @@ def test_settings_are_checked(fake: FakeTwilio, deps):
 async def test_fake_contract(fake: FakeTwilio):
     auth = (fake.account_sid, fake.auth_token)
     async with httpx.AsyncClient() as client:
-        as_json = await client.post(fake.messages_url, auth=auth, json={"To": ALICE, "From": fake.from_number,
-                                                                        "Body": "x"})
+        as_json = await client.post(
+            fake.messages_url, auth=auth, json={"To": ALICE, "From": fake.from_number, "Body": "x"}
+        )
         assert as_json.status_code == 400 and as_json.json()["code"] == 21604
         no_auth = await client.post(fake.messages_url, data={"To": ALICE})
         assert no_auth.status_code == 401 and no_auth.json()["code"] == 20003
         no_body = await client.post(fake.messages_url, auth=auth, data={"To": ALICE, "From": fake.from_number})
         assert no_body.json()["code"] == 21602
-        too_long = await client.post(fake.messages_url, auth=auth,
-                                      data={"To": ALICE, "From": fake.from_number, "Body": "x" * 1601})
+        too_long = await client.post(
+            fake.messages_url, auth=auth, data={"To": ALICE, "From": fake.from_number, "Body": "x" * 1601}
+        )
         assert too_long.json()["code"] == 21617
         for to in (ALICE, BOB, ALICE):
-            created = await client.post(fake.messages_url, auth=auth,
-                                        data={"To": to, "From": fake.from_number, "Body": f"hi {to}"})
+            created = await client.post(
+                fake.messages_url, auth=auth, data={"To": to, "From": fake.from_number, "Body": f"hi {to}"}
+            )
             assert created.status_code == 201 and created.json()["status"] == "queued"
         listed = await client.get(fake.messages_url, auth=auth, params={"To": ALICE, "PageSize": "1"})
     assert [m["to"] for m in listed.json()["messages"]] == [ALICE]

@@ -67,19 +67,28 @@ def test_card_shape():
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     title, text, facts, context = card["body"]
-    assert title == {"type": "TextBlock", "text": "Build failed: acme/api@main (ci)", "weight": "bolder",
-                     "size": "medium", "wrap": True, "color": "attention"}
+    assert title == {
+        "type": "TextBlock",
+        "text": "Build failed: acme/api@main (ci)",
+        "weight": "bolder",
+        "size": "medium",
+        "wrap": True,
+        "color": "attention",
+    }
     assert text == {"type": "TextBlock", "text": "Failing for 2 builds in a row.\nSecond line.", "wrap": True}
-    assert facts == {"type": "FactSet", "facts": [{"title": "Branch", "value": "main"},
-                                                  {"title": "Commit", "value": "abc1234"}]}
+    assert facts == {
+        "type": "FactSet",
+        "facts": [{"title": "Branch", "value": "main"}, {"title": "Commit", "value": "abc1234"}],
+    }
     assert context["text"] == "error · pipeline-acme-api" and context["isSubtle"] is True
-    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "View run",
-                                "url": "https://ci.example.com/runs/42"}]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "View run", "url": "https://ci.example.com/runs/42"}]
     assert validate_teams_message(payload) is None
 
 
-@pytest.mark.parametrize("severity, colour", [("critical", "attention"), ("error", "attention"),
-                                              ("warning", "warning"), ("success", "good"), ("info", None)])
+@pytest.mark.parametrize(
+    "severity, colour",
+    [("critical", "attention"), ("error", "attention"), ("warning", "warning"), ("success", "good"), ("info", None)],
+)
 def test_title_colour(severity, colour):
     title = teams_card(build_message(severity=severity))["body"][0]
     assert title.get("color") == colour
@@ -92,9 +101,11 @@ def test_minimal_message_has_no_empty_parts():
 
 
 def test_huge_message_fits_teams_size_limit():
-    message = build_message(text="x" * 100_000, fields=[MessageField(title=f"f{i}", value="v" * 5000)
-                                                         for i in range(100)],
-                            actions=[Action(action_id="ack", text="Ack", url="https://t.example.com/ack")])
+    message = build_message(
+        text="x" * 100_000,
+        fields=[MessageField(title=f"f{i}", value="v" * 5000) for i in range(100)],
+        actions=[Action(action_id="ack", text="Ack", url="https://t.example.com/ack")],
+    )
     payload = teams_payload(message)
     assert len(json.dumps(payload, ensure_ascii=False).encode()) <= MAX_BYTES
     card = payload["attachments"][0]["content"]
@@ -118,8 +129,9 @@ async def test_posts_the_card(fake: FakeTeams, make_channel, kind):
 
 
 async def test_huge_message_is_accepted(fake: FakeTeams, make_channel, kind):
-    message = build_message(text="x" * 100_000, fields=[MessageField(title=f"f{i}", value="v" * 5000)
-                                                         for i in range(100)])
+    message = build_message(
+        text="x" * 100_000, fields=[MessageField(title=f"f{i}", value="v" * 5000) for i in range(100)]
+    )
     await make_channel().send(message, "big", 1)
     assert len(fake.cards) == 1
 
@@ -135,12 +147,18 @@ async def test_connector_throttling_inside_a_200_is_retryable_without_a_hint(fak
     assert fake.cards == []
 
 
-@pytest.mark.parametrize("body, retryable", [
-    ("Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413 with "
-     "ContextId tcid=0", False),
-    ("Microsoft Teams endpoint returned HTTP error 503 with ContextId tcid=0", True),
-    ("Microsoft Teams endpoint returned HTTP error 401", False),
-])
+@pytest.mark.parametrize(
+    "body, retryable",
+    [
+        (
+            "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error 413 with "
+            "ContextId tcid=0",
+            False,
+        ),
+        ("Microsoft Teams endpoint returned HTTP error 503 with ContextId tcid=0", True),
+        ("Microsoft Teams endpoint returned HTTP error 401", False),
+    ],
+)
 async def test_errors_reported_in_a_200_body_are_classified(fake: FakeTeams, make_channel, body, retryable):
     fake.respond_next(status=200, body=body)
     with pytest.raises(ChannelError) as err:
@@ -158,8 +176,10 @@ async def test_workflows_bad_signature_is_permanent_and_secret_free(fake: FakeTe
 
 
 async def test_removed_webhook_is_permanent(fake: FakeTeams, deps):
-    for url in (fake.workflow_url.replace(fake.workflow_id, "ab" * 16),
-                fake.connector_url.replace(fake.connector_id, "gone")):
+    for url in (
+        fake.workflow_url.replace(fake.workflow_id, "ab" * 16),
+        fake.connector_url.replace(fake.connector_id, "gone"),
+    ):
         with pytest.raises(ChannelError) as err:
             await TeamsChannel("t", {"webhook_url": url}, deps).send(build_message(), "k", 1)
         assert not err.value.retryable and "404" in str(err.value)
@@ -237,5 +257,8 @@ def test_fake_card_validation():
     assert "facts[0]" in broken(lambda p: p["attachments"][0]["content"]["body"][2]["facts"][0].pop("value"))
     assert "url" in broken(lambda p: p["attachments"][0]["content"]["actions"][0].update(url="/relative"))
     assert "Action.Execute needs card version 1.4" in broken(
-        lambda p: (p["attachments"][0]["content"].update(version="1.3"),
-                   p["attachments"][0]["content"]["actions"].append({"type": "Action.Execute"})))
+        lambda p: (
+            p["attachments"][0]["content"].update(version="1.3"),
+            p["attachments"][0]["content"]["actions"].append({"type": "Action.Execute"}),
+        )
+    )

@@ -83,14 +83,21 @@ async def test_posts_the_documented_body_and_headers(fake: FakeWebhookReceiver, 
     [delivery] = fake.deliveries
     body = delivery["body"]
     assert body == {
-        "version": "1", "idempotency_key": "wf-1/notify/hook",
-        "title": "Build failed: acme/api@main (ci)", "text": "Failing for 2 builds in a row. Ünïcode ✓",
+        "version": "1",
+        "idempotency_key": "wf-1/notify/hook",
+        "title": "Build failed: acme/api@main (ci)",
+        "text": "Failing for 2 builds in a row. Ünïcode ✓",
         "severity": "error",
-        "fields": [{"title": "Branch", "value": "main", "short": True},
-                   {"title": "Commit", "value": "abc1234", "short": False}],
+        "fields": [
+            {"title": "Branch", "value": "main", "short": True},
+            {"title": "Commit", "value": "abc1234", "short": False},
+        ],
         "links": [{"text": "View run", "url": "https://ci.example.com/runs/42"}],
-        "labels": {"service": "api", "env": "prod"}, "source": "pipeline-acme-api",
-        "action": "notify", "dedup_key": None, "sent_at": body["sent_at"],
+        "labels": {"service": "api", "env": "prod"},
+        "source": "pipeline-acme-api",
+        "action": "notify",
+        "dedup_key": None,
+        "sent_at": body["sent_at"],
     }
     headers = delivery["headers"]
     assert headers["content-type"] == "application/json"
@@ -115,8 +122,7 @@ async def test_signature_verifies_exactly_as_a_receiver_would(fake: FakeWebhookR
     assert not receiver_accepts("another-secret", call.headers, call.raw)
     # Stale deliveries (replays) are refused by the timestamp check.
     stale = int(call.headers["x-tocsin-timestamp"]) - 3600
-    replay = {**call.headers, "x-tocsin-timestamp": str(stale),
-              "x-tocsin-signature": sign(SECRET, stale, call.raw)}
+    replay = {**call.headers, "x-tocsin-timestamp": str(stale), "x-tocsin-signature": sign(SECRET, stale, call.raw)}
     assert not receiver_accepts(SECRET, replay, call.raw)
 
 
@@ -156,7 +162,10 @@ async def test_lifecycle_action_and_dedup_key_travel(fake: FakeWebhookReceiver, 
     for i, action in enumerate(("trigger", "acknowledge", "resolve")):
         await channel.send(build_message(), f"k{i}", 1, SendContext(action=action, dedup_key="incident-7"))
     assert [(d["body"]["action"], d["body"]["dedup_key"]) for d in fake.deliveries] == [
-        ("trigger", "incident-7"), ("acknowledge", "incident-7"), ("resolve", "incident-7")]
+        ("trigger", "incident-7"),
+        ("acknowledge", "incident-7"),
+        ("resolve", "incident-7"),
+    ]
 
 
 async def test_wrong_secret_is_permanent(fake: FakeWebhookReceiver, make_channel):
@@ -176,8 +185,7 @@ async def test_request_timeout_408_is_retryable(fake: FakeWebhookReceiver, make_
 
 
 @pytest.mark.parametrize("status", [400, 404, 410, 422])
-async def test_client_errors_name_the_status_and_the_receivers_reason(fake: FakeWebhookReceiver, make_channel,
-                                                                       status):
+async def test_client_errors_name_the_status_and_the_receivers_reason(fake: FakeWebhookReceiver, make_channel, status):
     fake.respond_next(status=status, body={"error": "nope"})
     with pytest.raises(ChannelError) as err:
         await make_channel().send(build_message(), "k", 1)
@@ -229,16 +237,22 @@ def test_body_helper_is_json_serialisable():
 async def test_fake_rejects_what_a_receiver_must_reject(fake: FakeWebhookReceiver):
     raw = json.dumps(webhook_body(build_message(), "k")).encode()
     stamp = str(int(time.time()))
-    good = {"content-type": "application/json", "x-tocsin-timestamp": stamp,
-            "x-tocsin-signature": sign(SECRET, stamp, raw), "x-tocsin-idempotency-key": "k"}
+    good = {
+        "content-type": "application/json",
+        "x-tocsin-timestamp": stamp,
+        "x-tocsin-signature": sign(SECRET, stamp, raw),
+        "x-tocsin-idempotency-key": "k",
+    }
     async with httpx.AsyncClient() as client:
+
         async def post(headers, body=raw) -> httpx.Response:
             return await client.post(fake.url, content=body, headers=headers)
 
         assert (await post({k: v for k, v in good.items() if k != "x-tocsin-signature"})).status_code == 400
         old = str(int(time.time()) - 1000)
-        assert (await post({**good, "x-tocsin-timestamp": old,
-                            "x-tocsin-signature": sign(SECRET, old, raw)})).status_code == 401
+        assert (
+            await post({**good, "x-tocsin-timestamp": old, "x-tocsin-signature": sign(SECRET, old, raw)})
+        ).status_code == 401
         assert (await post(good, raw + b" ")).json()["error"] == "signature mismatch"
         # The header is not signed, but the body's copy is: they must agree.
         swapped = await post({**good, "x-tocsin-idempotency-key": "other"})

@@ -93,37 +93,87 @@ class Case:
 
 
 CASES = [
-    Case("slack", FakeSlack, lambda f: {"token": f.token, "channel": "#builds", "api_url": f.url},
-         lambda f: [f.token]),
+    Case("slack", FakeSlack, lambda f: {"token": f.token, "channel": "#builds", "api_url": f.url}, lambda f: [f.token]),
     Case("discord", FakeDiscord, lambda f: {"webhook_url": f.webhook_url}, lambda f: [f.token]),
     Case("teams", FakeTeams, lambda f: {"webhook_url": f.workflow_url}, lambda f: [f.sig]),
     # A legacy connector throttles inside a 200 and gives no hint: Temporal's own backoff applies.
-    Case("teams-connector", FakeTeams, lambda f: {"webhook_url": f.connector_url}, lambda f: [f.connector_id],
-         retry_delay=None),
+    Case(
+        "teams-connector",
+        FakeTeams,
+        lambda f: {"webhook_url": f.connector_url},
+        lambda f: [f.connector_id],
+        retry_delay=None,
+    ),
     # PagerDuty sends no Retry-After; the channel waits what PagerDuty's docs advise.
-    Case("pagerduty", FakePagerDuty, lambda f: {"routing_key": f.routing_key, "api_url": f.url},
-         lambda f: [f.routing_key], retry_delay=RATE_LIMIT_BACKOFF),
-    Case("github", FakeGitHub, lambda f: {"token": f.token, "repo": "acme/api", "api_url": f.url},
-         lambda f: [f.token], rate_limit={"kind": "429"}),
-    Case("jira", FakeJira, lambda f: {"url": f.url, "user": f.user, "token": f.token, "project": "OPS"},
-         lambda f: [f.token], aim={"route": "issue.create"}),  # a search comes first
-    Case("email", FakeSendGrid, lambda f: {"provider": "sendgrid", "api_key": f.api_key, "api_url": f.url,
-                                           "from": "ci@example.com", "to": "oncall@example.com"},
-         lambda f: [f.api_key], rate_limit={"with_retry_after": True}),
-    Case("sms", FakeTwilio, lambda f: {"account_sid": f.account_sid, "auth_token": f.auth_token,
-                                       "from": f.from_number, "to": "+15551230001", "api_url": f.base_url},
-         lambda f: [f.auth_token]),
-    Case("webhook", lambda: FakeWebhookReceiver(secret="whsec-conformance"),
-         lambda f: {"url": f"{f.url}?token={HOOK_TOKEN}", "secret": f.secret}, lambda f: [f.secret, HOOK_TOKEN]),
+    Case(
+        "pagerduty",
+        FakePagerDuty,
+        lambda f: {"routing_key": f.routing_key, "api_url": f.url},
+        lambda f: [f.routing_key],
+        retry_delay=RATE_LIMIT_BACKOFF,
+    ),
+    Case(
+        "github",
+        FakeGitHub,
+        lambda f: {"token": f.token, "repo": "acme/api", "api_url": f.url},
+        lambda f: [f.token],
+        rate_limit={"kind": "429"},
+    ),
+    Case(
+        "jira",
+        FakeJira,
+        lambda f: {"url": f.url, "user": f.user, "token": f.token, "project": "OPS"},
+        lambda f: [f.token],
+        aim={"route": "issue.create"},
+    ),  # a search comes first
+    Case(
+        "email",
+        FakeSendGrid,
+        lambda f: {
+            "provider": "sendgrid",
+            "api_key": f.api_key,
+            "api_url": f.url,
+            "from": "ci@example.com",
+            "to": "oncall@example.com",
+        },
+        lambda f: [f.api_key],
+        rate_limit={"with_retry_after": True},
+    ),
+    Case(
+        "sms",
+        FakeTwilio,
+        lambda f: {
+            "account_sid": f.account_sid,
+            "auth_token": f.auth_token,
+            "from": f.from_number,
+            "to": "+15551230001",
+            "api_url": f.base_url,
+        },
+        lambda f: [f.auth_token],
+    ),
+    Case(
+        "webhook",
+        lambda: FakeWebhookReceiver(secret="whsec-conformance"),
+        lambda f: {"url": f"{f.url}?token={HOOK_TOKEN}", "secret": f.secret},
+        lambda f: [f.secret, HOOK_TOKEN],
+    ),
 ]
 
-MESSAGE = Message(title="Conformance: build failed on main", text="Failing for 2 builds in a row.\nSecond line.",
-                  severity="error", fields=[MessageField(title="Branch", value="main")], source="conformance")
+MESSAGE = Message(
+    title="Conformance: build failed on main",
+    text="Failing for 2 builds in a row.\nSecond line.",
+    severity="error",
+    fields=[MessageField(title="Branch", value="main")],
+    source="conformance",
+)
 SECRETS = ("hunter2-pw", "pg-s3cret-pw", "AKIAABCDEFGHIJKLMNOP", "INC-SECRET-4242")
 SECRET_MESSAGE = Message(
     title="Deploy failed: password=hunter2-pw",
     text="dsn postgres://app:pg-s3cret-pw@db.internal/app key AKIAABCDEFGHIJKLMNOP ref INC-SECRET-4242\nmore",
-    severity="error", fields=[MessageField(title="Settings", value="password=hunter2-pw")], source="conformance")
+    severity="error",
+    fields=[MessageField(title="Settings", value="password=hunter2-pw")],
+    source="conformance",
+)
 EXTRA_PATTERN = r"INC-SECRET-\d+"
 """A ``redact_patterns`` entry of the config (beside the built-in patterns)."""
 
@@ -165,16 +215,27 @@ def fake(case: Case, servers: dict[str, FakeServer]) -> Iterator[Any]:
     server.reset()
 
 
-async def deliver(case: Case, fake: Any, home: Path, *, settings: dict[str, Any] | None = None,
-                  message: Message = MESSAGE, attempt: int = 1) -> DeliveryRecord:
+async def deliver(
+    case: Case,
+    fake: Any,
+    home: Path,
+    *,
+    settings: dict[str, Any] | None = None,
+    message: Message = MESSAGE,
+    attempt: int = 1,
+) -> DeliveryRecord:
     """One send through the delivery activity, as Temporal runs it (attempt ``attempt``)."""
     spec = ChannelConfig(type=case.type, **(settings or case.settings(fake)))  # type: ignore[arg-type]
     store = MemoryConfigStore(Config(channels={"conformance": spec}, redact_patterns=[EXTRA_PATTERN]))
     activities = DeliveryActivities(store, home=home, http=httpx.AsyncClient())
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=attempt)
-    request = SendRequest(channel="conformance", receiver="conformance", message=message,
-                          idempotency_key=f"wf-conformance|notify|{case.name}")
+    request = SendRequest(
+        channel="conformance",
+        receiver="conformance",
+        message=message,
+        idempotency_key=f"wf-conformance|notify|{case.name}",
+    )
     try:
         return await env.run(activities.send, request)
     finally:
@@ -241,8 +302,9 @@ async def test_dropped_connection_is_retryable_and_names_no_secret(case: Case, f
 
 async def test_refused_connection_is_retryable_and_names_no_secret(case: Case, fake: Any, tmp_path: Path) -> None:
     nowhere = f"http://127.0.0.1:{closed_port()}"
-    settings = {k: v.replace(fake.base_url, nowhere) if isinstance(v, str) else v
-                for k, v in case.settings(fake).items()}
+    settings = {
+        k: v.replace(fake.base_url, nowhere) if isinstance(v, str) else v for k, v in case.settings(fake).items()
+    }
     err = await failure(case, fake, tmp_path, settings=settings)
     assert not err.non_retryable
     assert_names_no_secret(err, case, fake, settings)
@@ -253,8 +315,9 @@ async def test_refused_connection_is_retryable_and_names_no_secret(case: Case, f
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-async def test_server_error_is_retryable_and_the_retry_delivers_once(case: Case, fake: Any, tmp_path: Path,
-                                                                     status: int) -> None:
+async def test_server_error_is_retryable_and_the_retry_delivers_once(
+    case: Case, fake: Any, tmp_path: Path, status: int
+) -> None:
     fake.fail_next(status=status, **case.aim)
     err = await failure(case, fake, tmp_path)
     assert not err.non_retryable and str(status) in err.message
@@ -276,8 +339,9 @@ async def test_rate_limit_is_retryable_and_sets_the_next_retry_delay(case: Case,
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 413, 422])
-async def test_client_error_is_not_retryable_and_carries_the_reason(case: Case, fake: Any, tmp_path: Path,
-                                                                    status: int) -> None:
+async def test_client_error_is_not_retryable_and_carries_the_reason(
+    case: Case, fake: Any, tmp_path: Path, status: int
+) -> None:
     fake.respond_next(status=status, body={"error": REASON, "message": REASON}, **case.aim)
     err = await failure(case, fake, tmp_path)
     assert err.non_retryable and REASON in err.message
@@ -292,7 +356,6 @@ async def test_secrets_in_the_text_never_reach_the_api(case: Case, fake: Any, tm
 
     assert record.outcome == "delivered"
     # Backslashes out: Jira's wiki markup escapes "-" as "\-", which would hide a leak from the check.
-    sent = [(r.raw.decode("utf-8", "replace") + r.path + json.dumps(r.query)).replace("\\", "")
-            for r in fake.requests]
+    sent = [(r.raw.decode("utf-8", "replace") + r.path + json.dumps(r.query)).replace("\\", "") for r in fake.requests]
     assert not [s for s in SECRETS if any(s in text for text in sent)]
     assert any("REDACTED" in text for text in sent)  # the text did reach the API, redacted

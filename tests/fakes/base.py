@@ -145,8 +145,9 @@ class FakeServer(abc.ABC):
         loop = asyncio.new_event_loop()
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._serve)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE,
-                               max_line_size=MAX_HEADER, max_field_size=MAX_HEADER)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE, max_line_size=MAX_HEADER, max_field_size=MAX_HEADER
+        )
         try:
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", self._want_port, backlog=1024)
@@ -198,11 +199,19 @@ class FakeServer(abc.ABC):
             return
         with self._cond:
             for _ in range(n):
-                self._faults.append(Fault(**{**fault.__dict__, "headers": dict(fault.headers),
-                                             "extra": dict(fault.extra)}))
+                self._faults.append(
+                    Fault(**{**fault.__dict__, "headers": dict(fault.headers), "extra": dict(fault.extra)})
+                )
 
-    def fail_next(self, n: int = 1, status: int = 500, *, body: Any = None, content_type: str | None = None,
-                  route: str | None = None) -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        *,
+        body: Any = None,
+        content_type: str | None = None,
+        route: str | None = None,
+    ) -> None:
         """The next ``n`` requests answer HTTP ``status`` with the API's error body (or ``body``)."""
         self.add_fault(Fault("status", route=route, status=status, body=body, content_type=content_type), n)
 
@@ -210,11 +219,23 @@ class FakeServer(abc.ABC):
         """The next ``n`` requests are throttled the way the API does it (with its retry hint)."""
         self.add_fault(Fault("ratelimit", route=route, retry_after=retry_after), n)
 
-    def respond_next(self, n: int = 1, status: int = 200, body: Any = None, *, headers: dict[str, str] | None = None,
-                     content_type: str | None = None, route: str | None = None) -> None:
+    def respond_next(
+        self,
+        n: int = 1,
+        status: int = 200,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        route: str | None = None,
+    ) -> None:
         """The next ``n`` requests get this exact answer (nothing takes effect)."""
-        self.add_fault(Fault("respond", route=route, status=status, body=body, content_type=content_type,
-                             headers=dict(headers or {})), n)
+        self.add_fault(
+            Fault(
+                "respond", route=route, status=status, body=body, content_type=content_type, headers=dict(headers or {})
+            ),
+            n,
+        )
 
     def delay_next(self, n: int = 1, seconds: float = 1.0, *, route: str | None = None) -> None:
         """The next ``n`` requests wait ``seconds`` (without blocking other requests), then answer normally."""
@@ -261,8 +282,9 @@ class FakeServer(abc.ABC):
         """
         with self._cond:
             if not self._cond.wait_for(lambda: len(self._accepted) >= count, timeout):
-                raise TimeoutError(f"{type(self).__name__}: {len(self._accepted)} of {count} {self.noun}(s) "
-                                   f"after {timeout}s")
+                raise TimeoutError(
+                    f"{type(self).__name__}: {len(self._accepted)} of {count} {self.noun}(s) after {timeout}s"
+                )
             return self._items()
 
     async def await_for(self, count: int, timeout: float = 10) -> list[Any]:
@@ -384,8 +406,16 @@ class FakeServer(abc.ABC):
         query = dict(parse_qsl(parts.query, keep_blank_values=True)) if parts.query else {}
         request = Request(verb=verb, target=target, path=parts.path, query=query, headers=headers, raw=raw, time=now)
         route = self.route(request)
-        record = Recorded(method=route or parts.path, headers=headers, body={}, time=now, verb=verb,
-                          path=parts.path, query=query, raw=raw)
+        record = Recorded(
+            method=route or parts.path,
+            headers=headers,
+            body={},
+            time=now,
+            verb=verb,
+            path=parts.path,
+            query=query,
+            raw=raw,
+        )
         try:
             request.body = self.parse(request)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -442,4 +472,3 @@ def _web_response(response: Response) -> web.Response:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-

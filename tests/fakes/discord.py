@@ -37,8 +37,10 @@ from .base import FakeServer, Fault, Request, Response
 
 __all__ = ["FakeDiscord", "validate_message"]
 
-_PATH = re.compile(r"^/api(?:/v(?P<version>\d+))?/webhooks/(?P<id>\d+)/(?P<token>[^/]+)"
-                   r"(?:/messages/(?P<mid>[^/]+))?/?$")
+_PATH = re.compile(
+    r"^/api(?:/v(?P<version>\d+))?/webhooks/(?P<id>\d+)/(?P<token>[^/]+)"
+    r"(?:/messages/(?P<mid>[^/]+))?/?$"
+)
 
 
 def _err(errors: dict[str, Any], path: list[str], code: str, message: str) -> None:
@@ -88,10 +90,12 @@ def validate_message(body: Any, *, editing: bool = False) -> tuple[int, dict[str
             _max_len(errors, [*where, "description"], embed.get("description"), 4096)
             _url(errors, [*where, "url"], embed.get("url"))
             color = embed.get("color")
-            if color is not None and (not isinstance(color, int) or isinstance(color, bool)
-                                      or not 0 <= color <= 0xFFFFFF):
-                _err(errors, [*where, "color"], "NUMBER_TYPE_MAX", "int value should be less than or equal to "
-                     "16777215.")
+            if color is not None and (
+                not isinstance(color, int) or isinstance(color, bool) or not 0 <= color <= 0xFFFFFF
+            ):
+                _err(
+                    errors, [*where, "color"], "NUMBER_TYPE_MAX", "int value should be less than or equal to 16777215."
+                )
             footer = embed.get("footer")
             if footer is not None:
                 if not isinstance(footer, dict) or not isinstance(footer.get("text"), str) or not footer["text"]:
@@ -143,8 +147,14 @@ class FakeDiscord(FakeServer):
 
     noun = "message"
 
-    def __init__(self, webhook_id: str = "112233445566778899", token: str = "fake-webhook-token_AbC", port: int = 0,
-                 *, channel_id: str = "998877665544332211"):
+    def __init__(
+        self,
+        webhook_id: str = "112233445566778899",
+        token: str = "fake-webhook-token_AbC",
+        port: int = 0,
+        *,
+        channel_id: str = "998877665544332211",
+    ):
         super().__init__(port)
         self.webhook_id = webhook_id
         self.token = token
@@ -189,9 +199,16 @@ class FakeDiscord(FakeServer):
 
     def rate_limit_response(self, fault: Fault, request: Request) -> Response:
         retry_after = 1.0 if fault.retry_after is None else float(fault.retry_after)
-        return Response(429, {"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
-                        {"Retry-After": str(max(1, math.ceil(retry_after))), "X-RateLimit-Scope": "shared",
-                         "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0"})
+        return Response(
+            429,
+            {"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
+            {
+                "Retry-After": str(max(1, math.ceil(retry_after))),
+                "X-RateLimit-Scope": "shared",
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "0",
+            },
+        )
 
     def handle(self, request: Request) -> Response:
         if request.route == "method_not_allowed":
@@ -206,8 +223,7 @@ class FakeDiscord(FakeServer):
             return Response(400, {"message": "Cannot send an empty message", "code": 50006})
         if request.parse_error is not None:
             return Response(400, {"message": "The request body contains invalid JSON.", "code": 50109})
-        bad = validate_message(request.body if request.body is not None else {},
-                               editing=request.route == "edit")
+        bad = validate_message(request.body if request.body is not None else {}, editing=request.route == "edit")
         if bad is not None:
             return Response(400, bad[1])
         if request.route == "edit":
@@ -218,10 +234,18 @@ class FakeDiscord(FakeServer):
 
     def _public(self, message: dict[str, Any]) -> dict[str, Any]:
         out = {
-            "id": message["id"], "type": 0, "channel_id": self.channel_id, "webhook_id": self.webhook_id,
-            "content": message["content"], "embeds": [{"type": "rich", **e} for e in message["embeds"]],
-            "attachments": [], "mentions": [],
-            "mention_everyone": False, "pinned": False, "tts": False, "flags": 0,
+            "id": message["id"],
+            "type": 0,
+            "channel_id": self.channel_id,
+            "webhook_id": self.webhook_id,
+            "content": message["content"],
+            "embeds": [{"type": "rich", **e} for e in message["embeds"]],
+            "attachments": [],
+            "mentions": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "flags": 0,
             "timestamp": "2024-01-01T00:00:00.000000+00:00",
             "author": {"id": self.webhook_id, "username": "Tocsin", "bot": True, "discriminator": "0000"},
             "edited_timestamp": "2024-01-01T00:00:01.000000+00:00" if message["edited"] else None,

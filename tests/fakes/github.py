@@ -70,9 +70,14 @@ def _now() -> str:
 
 
 def _invalid(resource: str, field: str, message: str, code: str = "custom") -> Response:
-    return Response(422, {"message": "Validation Failed",
-                          "errors": [{"resource": resource, "code": code, "field": field, "message": message}],
-                          "documentation_url": DOCS})
+    return Response(
+        422,
+        {
+            "message": "Validation Failed",
+            "errors": [{"resource": resource, "code": code, "field": field, "message": message}],
+            "documentation_url": DOCS,
+        },
+    )
 
 
 class FakeGitHub(FakeServer):
@@ -80,8 +85,14 @@ class FakeGitHub(FakeServer):
 
     noun = "write"
 
-    def __init__(self, token: str = "ghp_fake0123456789", repos: Iterable[str] = ("acme/api",), port: int = 0,
-                 *, per_page_max: int = 100):
+    def __init__(
+        self,
+        token: str = "ghp_fake0123456789",
+        repos: Iterable[str] = ("acme/api",),
+        port: int = 0,
+        *,
+        per_page_max: int = 100,
+    ):
         super().__init__(port)
         self.token = token
         self.repos = {r.lower() for r in repos}
@@ -108,15 +119,18 @@ class FakeGitHub(FakeServer):
     def issues(self, repo: str = "acme/api", *, state: str = "all", pulls: bool = False) -> list[dict[str, Any]]:
         """Issues of ``repo`` (``state`` open/closed/all), oldest first; pull requests only when ``pulls``."""
         with self._cond:
-            return [dict(i) for (r, _n), i in sorted(self._issues.items(), key=lambda kv: kv[0][1])
-                    if r == repo.lower() and (state == "all" or i["state"] == state)
-                    and (pulls or "pull_request" not in i)]
+            return [
+                dict(i)
+                for (r, _n), i in sorted(self._issues.items(), key=lambda kv: kv[0][1])
+                if r == repo.lower() and (state == "all" or i["state"] == state) and (pulls or "pull_request" not in i)
+            ]
 
     def comments(self, repo: str, number: int | str) -> list[dict[str, Any]]:
         """Comments on one issue or pull request, oldest first."""
         with self._cond:
-            return [dict(c) for c in self._comments.values()
-                    if c["_repo"] == repo.lower() and c["_number"] == int(number)]
+            return [
+                dict(c) for c in self._comments.values() if c["_repo"] == repo.lower() and c["_number"] == int(number)
+            ]
 
     def statuses(self, repo: str, sha: str | None = None) -> list[dict[str, Any]]:
         """Commit statuses created, oldest first."""
@@ -130,8 +144,14 @@ class FakeGitHub(FakeServer):
             issue["pull_request"] = {"url": f"{self.base_url}/repos/{repo}/pulls/{issue['number']}"}
             return int(issue["number"])
 
-    def add_issue(self, repo: str = "acme/api", title: str = "An issue", body: str = "",
-                  labels: Iterable[str] = (), state: str = "open") -> int:
+    def add_issue(
+        self,
+        repo: str = "acme/api",
+        title: str = "An issue",
+        body: str = "",
+        labels: Iterable[str] = (),
+        state: str = "open",
+    ) -> int:
         """Create an issue directly (not recorded as a request); returns its number."""
         with self._cond:
             issue = self._new_issue(repo.lower(), title, body, list(labels))
@@ -159,8 +179,9 @@ class FakeGitHub(FakeServer):
     def error_response(self, status: int, request: Request) -> Response:
         return Response(status, {"message": "Server Error" if status == 500 else "Service Unavailable"})
 
-    def rate_limit_next(self, n: int = 1, retry_after: float | None = 60, *, route: str | None = None,
-                        kind: str = "primary") -> None:
+    def rate_limit_next(
+        self, n: int = 1, retry_after: float | None = 60, *, route: str | None = None, kind: str = "primary"
+    ) -> None:
         """Throttle the next ``n`` requests: ``primary``, ``secondary`` or ``429`` (see the module docstring)."""
         self.add_fault(Fault("ratelimit", route=route, retry_after=retry_after, extra={"kind": kind}), n)
 
@@ -168,13 +189,25 @@ class FakeGitHub(FakeServer):
         kind = fault.extra.get("kind", "primary")
         wait = fault.retry_after if fault.retry_after is not None else 60
         if kind == "primary":
-            return Response(403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS},
-                            {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0",
-                             "x-ratelimit-used": "5000", "x-ratelimit-reset": str(int(time.time() + wait))})
+            return Response(
+                403,
+                {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS},
+                {
+                    "x-ratelimit-limit": "5000",
+                    "x-ratelimit-remaining": "0",
+                    "x-ratelimit-used": "5000",
+                    "x-ratelimit-reset": str(int(time.time() + wait)),
+                },
+            )
         status = 429 if kind == "429" else 403
-        return Response(status, {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
-                                            "before you try again.", "documentation_url": DOCS},
-                        {"Retry-After": str(int(wait))})
+        return Response(
+            status,
+            {
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": DOCS,
+            },
+            {"Retry-After": str(int(wait))},
+        )
 
     def parse(self, request: Request) -> Any:
         if not request.raw:
@@ -193,8 +226,14 @@ class FakeGitHub(FakeServer):
         if value.strip() != self.token:
             return Response(401, {"message": "Bad credentials", "documentation_url": DOCS})
         if not request.headers.get("user-agent"):
-            return Response(403, {"message": "Request forbidden by administrative rules. Please make sure your "
-                                             "request has a User-Agent header."}, content_type="text/plain")
+            return Response(
+                403,
+                {
+                    "message": "Request forbidden by administrative rules. Please make sure your "
+                    "request has a User-Agent header."
+                },
+                content_type="text/plain",
+            )
         version = request.headers.get("x-github-api-version")
         if version is not None and version not in API_VERSIONS:
             return Response(400, {"message": f"Invalid API version '{version}'", "documentation_url": DOCS})
@@ -202,8 +241,13 @@ class FakeGitHub(FakeServer):
             if request.parse_error is not None:
                 return Response(400, {"message": "Problems parsing JSON", "documentation_url": DOCS})
             if not isinstance(request.body, dict):
-                return Response(400, {"message": "Invalid request.\n\nFor 'links/0/schema', nil is not an object.",
-                                      "documentation_url": DOCS})
+                return Response(
+                    400,
+                    {
+                        "message": "Invalid request.\n\nFor 'links/0/schema', nil is not an object.",
+                        "documentation_url": DOCS,
+                    },
+                )
         repo = f"{request.params['owner']}/{request.params['repo']}".lower()
         if repo not in self.repos:
             return self.not_found(request)
@@ -226,11 +270,20 @@ class FakeGitHub(FakeServer):
         number = self._numbers.get(repo, 0) + 1
         self._numbers[repo] = number
         issue = {
-            "id": self._next_id(), "number": number, "title": title, "body": body, "state": "open",
-            "state_reason": None, "labels": [{"name": name} for name in labels], "comments": 0,
+            "id": self._next_id(),
+            "number": number,
+            "title": title,
+            "body": body,
+            "state": "open",
+            "state_reason": None,
+            "labels": [{"name": name} for name in labels],
+            "comments": 0,
             "url": f"{self.base_url}/repos/{repo}/issues/{number}",
             "html_url": f"https://github.com/{repo}/issues/{number}",
-            "user": {"login": "tocsin-bot"}, "created_at": _now(), "updated_at": _now(), "closed_at": None,
+            "user": {"login": "tocsin-bot"},
+            "created_at": _now(),
+            "updated_at": _now(),
+            "closed_at": None,
         }
         self._issues[(repo, number)] = issue
         return issue
@@ -238,9 +291,15 @@ class FakeGitHub(FakeServer):
     def _new_comment(self, repo: str, number: int, body: str) -> dict[str, Any]:
         cid = self._next_id()
         comment = {
-            "id": cid, "body": body, "user": {"login": "tocsin-bot"}, "created_at": _now(), "updated_at": _now(),
+            "id": cid,
+            "body": body,
+            "user": {"login": "tocsin-bot"},
+            "created_at": _now(),
+            "updated_at": _now(),
             "html_url": f"https://github.com/{repo}/issues/{number}#issuecomment-{cid}",
-            "url": f"{self.base_url}/repos/{repo}/issues/comments/{cid}", "_repo": repo, "_number": number,
+            "url": f"{self.base_url}/repos/{repo}/issues/comments/{cid}",
+            "_repo": repo,
+            "_number": number,
         }
         self._comments[cid] = comment
         issue = self._issues.get((repo, number))
@@ -254,7 +313,7 @@ class FakeGitHub(FakeServer):
             page = max(int(request.query.get("page", 1)), 1)
         except ValueError:
             return Response(422, {"message": "Invalid pagination parameter", "documentation_url": DOCS})
-        chunk = items[(page - 1) * per_page: page * per_page]
+        chunk = items[(page - 1) * per_page : page * per_page]
         headers: dict[str, str] = {}
         links = []
         if page * per_page < len(items):
@@ -294,9 +353,16 @@ class FakeGitHub(FakeServer):
         if sum(1 for s in self._statuses if s["sha"] == sha and s["context"] == context) >= 1000:
             return _invalid("Status", "context", "This SHA and context has reached the maximum number of statuses.")
         status = {
-            "id": self._next_id(), "state": state, "description": description, "target_url": target,
-            "context": context, "sha": sha, "created_at": _now(), "updated_at": _now(),
-            "url": f"{self.base_url}/repos/{repo}/statuses/{sha}", "creator": {"login": "tocsin-bot"},
+            "id": self._next_id(),
+            "state": state,
+            "description": description,
+            "target_url": target,
+            "context": context,
+            "sha": sha,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "url": f"{self.base_url}/repos/{repo}/statuses/{sha}",
+            "creator": {"login": "tocsin-bot"},
             "_repo": repo,
         }
         self._statuses.append(status)
@@ -308,9 +374,13 @@ class FakeGitHub(FakeServer):
         if state not in ("open", "closed", "all"):
             return _invalid("Issue", "state", "state is not included in the list", "invalid")
         wanted = {name.strip() for name in request.query.get("labels", "").split(",") if name.strip()}
-        items = [i for (r, _n), i in self._issues.items() if r == repo
-                 and (state == "all" or i["state"] == state)
-                 and wanted <= {label["name"] for label in i["labels"]}]
+        items = [
+            i
+            for (r, _n), i in self._issues.items()
+            if r == repo
+            and (state == "all" or i["state"] == state)
+            and wanted <= {label["name"] for label in i["labels"]}
+        ]
         items.sort(key=lambda i: i["number"], reverse=request.query.get("direction", "desc") == "desc")
         return self._page(request, [self._issue_json(repo, i) for i in items])
 
@@ -318,8 +388,9 @@ class FakeGitHub(FakeServer):
         body = request.body
         title = body.get("title")
         if title is None:
-            return Response(422, {"message": "Invalid request.\n\n\"title\" wasn't supplied.",
-                                  "documentation_url": DOCS})
+            return Response(
+                422, {"message": 'Invalid request.\n\n"title" wasn\'t supplied.', "documentation_url": DOCS}
+            )
         if not isinstance(title, str) or not title.strip():
             return _invalid("Issue", "title", "title can't be blank", "missing_field")
         if len(title) > 256:
@@ -373,9 +444,11 @@ class FakeGitHub(FakeServer):
         number = int(request.params["number"])
         if (repo, number) not in self._issues:
             return self.not_found(request)
-        items = [{k: v for k, v in c.items() if not k.startswith("_")}
-                 for c in sorted(self._comments.values(), key=lambda c: c["id"])
-                 if c["_repo"] == repo and c["_number"] == number]
+        items = [
+            {k: v for k, v in c.items() if not k.startswith("_")}
+            for c in sorted(self._comments.values(), key=lambda c: c["id"])
+            if c["_repo"] == repo and c["_number"] == number
+        ]
         return self._page(request, items)
 
     def _comments_create(self, request: Request, repo: str) -> Response:
@@ -384,8 +457,7 @@ class FakeGitHub(FakeServer):
             return self.not_found(request)
         body = request.body.get("body")
         if body is None:
-            return Response(422, {"message": "Invalid request.\n\n\"body\" wasn't supplied.",
-                                  "documentation_url": DOCS})
+            return Response(422, {"message": 'Invalid request.\n\n"body" wasn\'t supplied.', "documentation_url": DOCS})
         if not isinstance(body, str) or not body.strip():
             return _invalid("IssueComment", "body", "body can't be blank", "missing_field")
         bad = self._body_error(body, "IssueComment")

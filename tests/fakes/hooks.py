@@ -109,8 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
-        data = body if isinstance(body, bytes) else (
-            body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        data = (
+            body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        )
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -142,10 +143,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path
         if path == "/metrics":
             with self.fake._lock:
-                lines = ["# HELP http_requests_total Requests served.",
-                         "# TYPE http_requests_total counter"]
-                lines += [f'http_requests_total{{code="{code}"}} {value}'
-                          for code, value in sorted(self.fake.counters.items())]
+                lines = ["# HELP http_requests_total Requests served.", "# TYPE http_requests_total counter"]
+                lines += [
+                    f'http_requests_total{{code="{code}"}} {value}'
+                    for code, value in sorted(self.fake.counters.items())
+                ]
             self._send(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")
             return
         with self.fake._lock:
@@ -175,8 +177,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif value is None:
             self._send(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
         else:
-            self._send(200, {"status": "success", "data": {"resultType": "vector", "result": [
-                {"metric": {}, "value": [0, str(value)]}]}})
+            self._send(
+                200,
+                {
+                    "status": "success",
+                    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(value)]}]},
+                },
+            )
 
 
 class _Server(ThreadingHTTPServer):

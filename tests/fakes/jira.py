@@ -45,8 +45,11 @@ __all__ = ["FakeJira", "STATUSES", "TRANSITIONS"]
 
 STATUSES = {
     "To Do": {"name": "To Do", "id": "10000", "statusCategory": {"key": "new", "name": "To Do"}},
-    "In Progress": {"name": "In Progress", "id": "3", "statusCategory": {"key": "indeterminate",
-                                                                         "name": "In Progress"}},
+    "In Progress": {
+        "name": "In Progress",
+        "id": "3",
+        "statusCategory": {"key": "indeterminate", "name": "In Progress"},
+    },
     "Done": {"name": "Done", "id": "10001", "statusCategory": {"key": "done", "name": "Done"}},
 }
 TRANSITIONS = {"11": "To Do", "21": "In Progress", "31": "Done"}
@@ -78,9 +81,17 @@ class FakeJira(FakeServer):
 
     noun = "write"
 
-    def __init__(self, user: str = "bot@example.com", token: str = "jira-fake-token", port: int = 0, *,
-                 projects: Iterable[str] = ("OPS",), issue_types: Iterable[str] = ("Task", "Bug", "Incident"),
-                 cloud: bool = True, search_lag: float = 0.0):
+    def __init__(
+        self,
+        user: str = "bot@example.com",
+        token: str = "jira-fake-token",
+        port: int = 0,
+        *,
+        projects: Iterable[str] = ("OPS",),
+        issue_types: Iterable[str] = ("Task", "Bug", "Incident"),
+        cloud: bool = True,
+        search_lag: float = 0.0,
+    ):
         super().__init__(port)
         self.user = user
         self.token = token
@@ -155,8 +166,13 @@ class FakeJira(FakeServer):
         except (ValueError, UnicodeDecodeError):
             user = token = ""
         if scheme.lower() != "basic" or user != self.user or token != self.token:
-            return Response(401, {"errorMessages": ["You are not authenticated. Authentication required to perform "
-                                                    "this operation."], "errors": {}})
+            return Response(
+                401,
+                {
+                    "errorMessages": ["You are not authenticated. Authentication required to perform this operation."],
+                    "errors": {},
+                },
+            )
         if request.verb == "POST":
             if request.content_type != "application/json":
                 return Response(415, {"errorMessages": ["Unsupported Media Type"], "errors": {}})
@@ -217,10 +233,16 @@ class FakeJira(FakeServer):
         self._ids += 1
         key = f"{project_key}-{self._counters[project_key]}"
         issue = {
-            "id": str(self._ids), "key": key, "self": f"{self.base_url}/rest/api/2/issue/{self._ids}",
+            "id": str(self._ids),
+            "key": key,
+            "self": f"{self.base_url}/rest/api/2/issue/{self._ids}",
             "fields": {
-                "project": {"key": project_key}, "summary": summary, "description": description,
-                "issuetype": {"name": type_name}, "labels": list(labels), "status": dict(STATUSES["To Do"]),
+                "project": {"key": project_key},
+                "summary": summary,
+                "description": description,
+                "issuetype": {"name": type_name},
+                "labels": list(labels),
+                "status": dict(STATUSES["To Do"]),
                 "created": _now(),
             },
             "_created": time.monotonic(),
@@ -241,8 +263,9 @@ class FakeJira(FakeServer):
             jql = jql[: order.start()]
         if not jql.strip():
             if bounded:
-                return None, ("Unbounded JQL queries are not allowed here. Please add a search restriction to "
-                              "your query.")
+                return None, (
+                    "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+                )
             clauses: list[tuple[str, str]] = []
         else:
             clauses = []
@@ -265,9 +288,12 @@ class FakeJira(FakeServer):
             if name == "project" and value.upper() not in self.projects:
                 return None, f"The value '{value}' does not exist for the field 'project'."
         now = time.monotonic()
-        found = [i for i in self._issues.values()
-                 if now - i["_created"] >= self.search_lag
-                 and all(value.lower() in (v.lower() for v in fields_of[name](i)) for name, value in clauses)]
+        found = [
+            i
+            for i in self._issues.values()
+            if now - i["_created"] >= self.search_lag
+            and all(value.lower() in (v.lower() for v in fields_of[name](i)) for name, value in clauses)
+        ]
         found.sort(key=lambda i: int(i["id"]), reverse=newest_first)
         return found, None
 
@@ -280,14 +306,20 @@ class FakeJira(FakeServer):
             return _bad(messages=[error or "bad JQL"])
         fields = [f.strip() for f in request.query.get("fields", "").split(",") if f.strip()] or ["id"]
         limit = max(1, min(int(request.query.get("maxResults", 50) or 50), 5000))
-        return Response(200, {"issues": [self._public(i, fields) for i in found[:limit]],
-                              "isLast": len(found) <= limit})
+        return Response(
+            200, {"issues": [self._public(i, fields) for i in found[:limit]], "isLast": len(found) <= limit}
+        )
 
     def _search(self, request: Request) -> Response:
         if self.cloud:
-            return _bad(messages=["The requested API has been removed. Please migrate to the /rest/api/3/search/jql "
-                                  "API. A full migration guideline is available at "
-                                  "https://developer.atlassian.com/changelog/#CHANGE-2046"], status=410)
+            return _bad(
+                messages=[
+                    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql "
+                    "API. A full migration guideline is available at "
+                    "https://developer.atlassian.com/changelog/#CHANGE-2046"
+                ],
+                status=410,
+            )
         args = dict(request.query)
         if request.verb == "POST" and isinstance(request.body, dict):
             args.update({k: v for k, v in request.body.items()})
@@ -298,28 +330,38 @@ class FakeJira(FakeServer):
         if isinstance(fields, str):
             fields = [f.strip() for f in fields.split(",") if f.strip()]
         limit = int(args.get("maxResults", 50) or 50)
-        return Response(200, {"startAt": 0, "maxResults": limit, "total": len(found),
-                              "issues": [self._public(i, fields or None) for i in found[:limit]]})
+        return Response(
+            200,
+            {
+                "startAt": 0,
+                "maxResults": limit,
+                "total": len(found),
+                "issues": [self._public(i, fields or None) for i in found[:limit]],
+            },
+        )
 
     def _comment_list(self, request: Request) -> Response:
         comments = list(self._comments[request.params["key"]])
         if request.query.get("orderBy") == "-created":
             comments.reverse()
         limit = int(request.query.get("maxResults", 5000) or 5000)
-        return Response(200, {"startAt": 0, "maxResults": limit, "total": len(comments),
-                              "comments": comments[:limit]})
+        return Response(200, {"startAt": 0, "maxResults": limit, "total": len(comments), "comments": comments[:limit]})
 
     def _comment_create(self, request: Request) -> Response:
         body = request.body.get("body")
         if not isinstance(body, str) or not body.strip():
             return _bad({"comment": "Comment body can not be empty!"})
         if len(body) > 32767:
-            return _bad({"comment": "The entered text is too long. It exceeds the allowed limit of 32,767 "
-                                    "characters."})
+            return _bad({"comment": "The entered text is too long. It exceeds the allowed limit of 32,767 characters."})
         self._ids += 1
         key = request.params["key"]
-        comment = {"id": str(self._ids), "body": body, "author": {"emailAddress": self.user},
-                   "created": _now(), "self": f"{self.base_url}/rest/api/2/issue/{key}/comment/{self._ids}"}
+        comment = {
+            "id": str(self._ids),
+            "body": body,
+            "author": {"emailAddress": self.user},
+            "created": _now(),
+            "self": f"{self.base_url}/rest/api/2/issue/{key}/comment/{self._ids}",
+        }
         self._comments[key].append(comment)
         self._accept({"kind": "comment", "key": key, "id": comment["id"]})
         return Response(201, comment)

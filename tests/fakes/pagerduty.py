@@ -84,8 +84,9 @@ def validate_event(event: Any) -> list[str]:
             items = event.get(name)
             if items is None:
                 continue
-            if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get(required), str)
-                                                      for i in items):
+            if not isinstance(items, list) or not all(
+                isinstance(i, dict) and isinstance(i.get(required), str) for i in items
+            ):
                 errors.append(f"'{name}' must be an array of objects with '{required}'")
     return errors
 
@@ -154,8 +155,13 @@ class FakePagerDuty(FakeServer):
         return Response(status, {"status": "error", "message": "Internal Server Error"})
 
     def rate_limit_response(self, fault: Fault, request: Request) -> Response:
-        return Response(429, {"status": "throttle event",
-                              "message": "Requests for this service are arriving too quickly. Please retry later."})
+        return Response(
+            429,
+            {
+                "status": "throttle event",
+                "message": "Requests for this service are arriving too quickly. Please retry later.",
+            },
+        )
 
     @staticmethod
     def _invalid(errors: list[str]) -> Response:
@@ -169,8 +175,10 @@ class FakePagerDuty(FakeServer):
         if request.content_type != "application/json":
             return self._invalid(["Content-Type must be application/json"])
         if request.parse_error is not None:
-            return Response(400, {"status": "invalid event", "message": "Event object is invalid",
-                                  "errors": ["Could not parse JSON"]})
+            return Response(
+                400,
+                {"status": "invalid event", "message": "Event object is invalid", "errors": ["Could not parse JSON"]},
+            )
         event = request.body
         errors = validate_event(event)
         if not errors and event["routing_key"] not in self.routing_keys:
@@ -190,9 +198,17 @@ class FakePagerDuty(FakeServer):
         if action == "trigger":
             payload = event["payload"]
             if alert is None:
-                alert = {"number": len(self._alerts) + 1, "dedup_key": dedup, "routing_key": event["routing_key"],
-                         "status": "triggered", "summary": payload["summary"], "severity": payload["severity"],
-                         "source": payload["source"], "triggers": 0, "log": []}
+                alert = {
+                    "number": len(self._alerts) + 1,
+                    "dedup_key": dedup,
+                    "routing_key": event["routing_key"],
+                    "status": "triggered",
+                    "summary": payload["summary"],
+                    "severity": payload["severity"],
+                    "source": payload["source"],
+                    "triggers": 0,
+                    "log": [],
+                }
                 self._alerts.append(alert)
                 self._open[key] = alert
             alert["triggers"] += 1

@@ -32,10 +32,22 @@ from .base import FakeServer, Fault, Request, Response
 
 __all__ = ["FakeSendGrid", "RESERVED_HEADERS"]
 
-RESERVED_HEADERS = frozenset({
-    "x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type", "content-transfer-encoding",
-    "to", "from", "subject", "reply-to", "cc", "bcc",
-})
+RESERVED_HEADERS = frozenset(
+    {
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "content-type",
+        "content-transfer-encoding",
+        "to",
+        "from",
+        "subject",
+        "reply-to",
+        "cc",
+        "bcc",
+    }
+)
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$|^[^@\s<>]+@localhost$")
 _CONTENT_ORDER = "If present, text/plain must be first, followed by text/html, followed by any other content."
 
@@ -49,8 +61,9 @@ class FakeSendGrid(FakeServer):
 
     noun = "mail"
 
-    def __init__(self, api_key: str = "SG.fake-key.secret", port: int = 0, *,
-                 verified_senders: Iterable[str] | None = None):
+    def __init__(
+        self, api_key: str = "SG.fake-key.secret", port: int = 0, *, verified_senders: Iterable[str] | None = None
+    ):
         super().__init__(port)
         self.api_key = api_key
         self.verified_senders = None if verified_senders is None else {s.lower() for s in verified_senders}
@@ -79,22 +92,26 @@ class FakeSendGrid(FakeServer):
         return Response(404, {"errors": [_err("not found")]})
 
     def error_response(self, status: int, request: Request) -> Response:
-        return Response(status, {"errors": [_err("internal server error" if status == 500
-                                                  else "service unavailable")]})
+        return Response(status, {"errors": [_err("internal server error" if status == 500 else "service unavailable")]})
 
     def rate_limit_response(self, fault: Fault, request: Request) -> Response:
         wait = fault.retry_after if fault.retry_after is not None else 1
-        headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
-                   "X-RateLimit-Reset": str(int(time.time() + wait + 0.999))}
+        headers = {
+            "X-RateLimit-Limit": "600",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(time.time() + wait + 0.999)),
+        }
         if fault.extra.get("with_retry_after"):
             headers["Retry-After"] = str(int(wait))
         return Response(429, {"errors": [_err("too many requests")]}, headers)
 
-    def rate_limit_next(self, n: int = 1, retry_after: float | None = 1, *, route: str | None = None,
-                        with_retry_after: bool = False) -> None:
+    def rate_limit_next(
+        self, n: int = 1, retry_after: float | None = 1, *, route: str | None = None, with_retry_after: bool = False
+    ) -> None:
         """The next ``n`` requests answer 429 with ``X-RateLimit-Reset`` ``retry_after`` seconds ahead."""
-        self.add_fault(Fault("ratelimit", route=route, retry_after=retry_after,
-                             extra={"with_retry_after": with_retry_after}), n)
+        self.add_fault(
+            Fault("ratelimit", route=route, retry_after=retry_after, extra={"with_retry_after": with_retry_after}), n
+        )
 
     def parse(self, request: Request) -> Any:
         if not request.raw:
@@ -117,9 +134,18 @@ class FakeSendGrid(FakeServer):
         body = request.body
         sender = str(body["from"]["email"]).lower()
         if self.verified_senders is not None and sender not in self.verified_senders:
-            return Response(403, {"errors": [_err(
-                "The from address does not match a verified Sender Identity. Mail cannot be sent until this "
-                "error is resolved.", "from")]})
+            return Response(
+                403,
+                {
+                    "errors": [
+                        _err(
+                            "The from address does not match a verified Sender Identity. Mail cannot be sent until this "
+                            "error is resolved.",
+                            "from",
+                        )
+                    ]
+                },
+            )
         self._seq += 1
         message_id = f"fake{self._seq:06d}SG{int(time.time())}"
         content = {c["type"]: c["value"] for c in body["content"]}
@@ -146,8 +172,13 @@ class FakeSendGrid(FakeServer):
         errors: list[dict[str, Any]] = []
         sender = body.get("from")
         if not isinstance(sender, dict) or not isinstance(sender.get("email"), str):
-            errors.append(_err("The from object must be provided for every email send. It is an object that "
-                               "requires the email parameter, but may also contain a name parameter.", "from"))
+            errors.append(
+                _err(
+                    "The from object must be provided for every email send. It is an object that "
+                    "requires the email parameter, but may also contain a name parameter.",
+                    "from",
+                )
+            )
         elif not _EMAIL.match(sender["email"]):
             errors.append(_err("The from email does not contain a valid address.", "from.email"))
         personalizations = body.get("personalizations")
@@ -160,8 +191,13 @@ class FakeSendGrid(FakeServer):
             where = f"personalizations.{i}"
             to = p.get("to") if isinstance(p, dict) else None
             if not isinstance(to, list) or not to:
-                errors.append(_err("The to array is required for all personalization objects, and must have at "
-                                   "least one email object with a valid email address.", f"{where}.to"))
+                errors.append(
+                    _err(
+                        "The to array is required for all personalization objects, and must have at "
+                        "least one email object with a valid email address.",
+                        f"{where}.to",
+                    )
+                )
                 to = []
             seen: set[str] = set()
             for j, rcpt in enumerate(to + list(p.get("cc") or []) + list(p.get("bcc") or [])):
@@ -170,22 +206,33 @@ class FakeSendGrid(FakeServer):
                     errors.append(_err("Does not contain a valid address.", f"{where}.to.{j}.email"))
                     continue
                 if email.lower() in seen:
-                    errors.append(_err(f"Each email address in the personalization block should be unique between "
-                                       f"to, cc, and bcc. We found the first duplicate instance of [{email}] in "
-                                       f"the {where}.to field.", f"{where}.to"))
+                    errors.append(
+                        _err(
+                            f"Each email address in the personalization block should be unique between "
+                            f"to, cc, and bcc. We found the first duplicate instance of [{email}] in "
+                            f"the {where}.to field.",
+                            f"{where}.to",
+                        )
+                    )
                 seen.add(email.lower())
                 total += 1
             if not (isinstance(p, dict) and p.get("subject")):
                 every_has_subject = False
         if total > 1000:
-            errors.append(_err("There is a limit of 1000 total recipients (to + cc + bcc) per request.",
-                               "personalizations"))
+            errors.append(
+                _err("There is a limit of 1000 total recipients (to + cc + bcc) per request.", "personalizations")
+            )
         if not body.get("template_id") and not every_has_subject:
             subject = body.get("subject")
             if not isinstance(subject, str) or not subject.strip():
-                errors.append(_err("The subject is required. You can get around this requirement if you use a "
-                                   "template with a subject defined or if every personalization has a subject "
-                                   "defined.", "subject"))
+                errors.append(
+                    _err(
+                        "The subject is required. You can get around this requirement if you use a "
+                        "template with a subject defined or if every personalization has a subject "
+                        "defined.",
+                        "subject",
+                    )
+                )
             elif "\n" in subject or "\r" in subject:
                 errors.append(_err("The subject must not contain line breaks.", "subject"))
         return errors + _content_and_header_errors(body)
@@ -197,32 +244,45 @@ def _content_and_header_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
     content = body.get("content")
     if not body.get("template_id"):
         if not isinstance(content, list) or not content:
-            errors.append(_err("Unless a valid template_id is provided, the content array is required. "
-                               "There must be at least one content object with a type and value.", "content"))
+            errors.append(
+                _err(
+                    "Unless a valid template_id is provided, the content array is required. "
+                    "There must be at least one content object with a type and value.",
+                    "content",
+                )
+            )
             content = []
         types = []
         for i, item in enumerate(content):
             if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not item["type"]:
-                errors.append(_err("The content type must be a string at least one character in length.",
-                                   f"content.{i}.type"))
+                errors.append(
+                    _err("The content type must be a string at least one character in length.", f"content.{i}.type")
+                )
                 continue
             if not isinstance(item.get("value"), str) or not item["value"]:
-                errors.append(_err("The content value must be a string at least one character in length.",
-                                   f"content.{i}.value"))
+                errors.append(
+                    _err("The content value must be a string at least one character in length.", f"content.{i}.value")
+                )
             types.append(item["type"])
-        if "text/plain" in types and types[0] != "text/plain" \
-                or "text/html" in types and types.index("text/html") > ("text/plain" in types):
+        if (
+            "text/plain" in types
+            and types[0] != "text/plain"
+            or "text/html" in types
+            and types.index("text/html") > ("text/plain" in types)
+        ):
             errors.append(_err(_CONTENT_ORDER, "content"))
     headers = body.get("headers")
     if headers is not None:
-        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                    for k, v in headers.items()):
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
             errors.append(_err("The headers parameter must be an object of string keys and values.", "headers"))
         else:
             reserved = sorted(k for k in headers if k.lower() in RESERVED_HEADERS)
             if reserved:
-                errors.append(_err(f"The following header(s) are reserved and cannot be used: "
-                                   f"{', '.join(reserved)}", "headers"))
+                errors.append(
+                    _err(f"The following header(s) are reserved and cannot be used: {', '.join(reserved)}", "headers")
+                )
             if any("\n" in v or "\r" in v for v in headers.values()):
                 errors.append(_err("Header values must not contain line breaks.", "headers"))
     custom_args = body.get("custom_args")

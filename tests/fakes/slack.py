@@ -139,8 +139,7 @@ class FakeSlack(FakeServer):
 
     noun = "message"
 
-    def __init__(self, token: str = "xoxb-fake-token", port: int = 0, *,
-                 unknown_channels: Iterable[str] = ("#nope",)):
+    def __init__(self, token: str = "xoxb-fake-token", port: int = 0, *, unknown_channels: Iterable[str] = ("#nope",)):
         super().__init__(port)
         self.token = token
         self.unknown_channels = set(unknown_channels)
@@ -171,8 +170,15 @@ class FakeSlack(FakeServer):
     def reset_state(self) -> None:
         self._by_channel.clear()
 
-    def fail_next(self, n: int = 1, status: int = 500, *, body: Any = None, content_type: str | None = None,
-                  method: str | None = None) -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        *,
+        body: Any = None,
+        content_type: str | None = None,
+        method: str | None = None,
+    ) -> None:
         """The next ``n`` API calls answer HTTP ``status``.
 
         The body defaults to ``{"ok": false, "error": "fatal_error"}`` as JSON; pass ``body`` (a dict
@@ -214,7 +220,7 @@ class FakeSlack(FakeServer):
 
     def route(self, request: Request) -> str | None:
         path = request.path
-        return (path[len("/api/"):] or None) if path.startswith("/api/") else None
+        return (path[len("/api/") :] or None) if path.startswith("/api/") else None
 
     def not_found(self, request: Request) -> Response:
         return Response(404, {"ok": False, "error": "not_found"})
@@ -253,8 +259,15 @@ class FakeSlack(FakeServer):
 
     def handle(self, request: Request) -> Response:
         if request.parse_error is not None:
-            return Response(200, {"ok": False, "error": "invalid_json" if "json" in request.headers.get(
-                "content-type", "") else "invalid_form_data"})
+            return Response(
+                200,
+                {
+                    "ok": False,
+                    "error": "invalid_json"
+                    if "json" in request.headers.get("content-type", "")
+                    else "invalid_form_data",
+                },
+            )
         return self._handle(request.route, request.headers, request.body, request.time)
 
     # ------------------------------------------------------------------ API methods (lock held)
@@ -305,13 +318,25 @@ class FakeSlack(FakeServer):
         return handler(args, now)
 
     def _auth_test(self, args: dict[str, Any], now: float) -> Response:
-        return Response(200, {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "tocsin",
-                               "team_id": TEAM_ID, "user_id": USER_ID, "bot_id": BOT_ID})
+        return Response(
+            200,
+            {
+                "ok": True,
+                "url": "https://fake.slack.com/",
+                "team": "Fake",
+                "user": "tocsin",
+                "team_id": TEAM_ID,
+                "user_id": USER_ID,
+                "bot_id": BOT_ID,
+            },
+        )
 
     @staticmethod
     def _invalid(error: str, detail: str) -> Response:
-        return Response(200, {"ok": False, "error": error, "errors": [detail],
-                               "response_metadata": {"messages": [f"[ERROR] {detail}"]}})
+        return Response(
+            200,
+            {"ok": False, "error": error, "errors": [detail], "response_metadata": {"messages": [f"[ERROR] {detail}"]}},
+        )
 
     def _check_content(self, args: dict[str, Any], *, require: bool = True) -> Response | None:
         text, blocks = args.get("text"), args.get("blocks")
@@ -337,10 +362,14 @@ class FakeSlack(FakeServer):
         if metadata is not None:
             if not isinstance(metadata, dict):
                 return self._invalid("invalid_metadata_format", "metadata must be a JSON object")
-            if not isinstance(metadata.get("event_type"), str) or not metadata["event_type"] \
-                    or not isinstance(metadata.get("event_payload"), dict):
-                return self._invalid("invalid_metadata_format",
-                                     "metadata needs event_type (string) and event_payload (object)")
+            if (
+                not isinstance(metadata.get("event_type"), str)
+                or not metadata["event_type"]
+                or not isinstance(metadata.get("event_payload"), dict)
+            ):
+                return self._invalid(
+                    "invalid_metadata_format", "metadata needs event_type (string) and event_payload (object)"
+                )
         return None
 
     def _post_message(self, args: dict[str, Any], now: float) -> Response:
@@ -370,8 +399,14 @@ class FakeSlack(FakeServer):
 
     @staticmethod
     def _public(message: dict[str, Any], with_metadata: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "message", "subtype": "bot_message", "bot_id": BOT_ID, "user": USER_ID,
-                               "ts": message["ts"], "text": message["text"]}
+        out: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": BOT_ID,
+            "user": USER_ID,
+            "ts": message["ts"],
+            "text": message["text"],
+        }
         if message.get("blocks"):
             out["blocks"] = message["blocks"]
         if message.get("thread_ts"):
@@ -379,8 +414,10 @@ class FakeSlack(FakeServer):
         if message.get("edited"):
             out["edited"] = {"user": USER_ID, "ts": message["edited"]}
         if with_metadata and message.get("metadata"):
-            out["metadata"] = {"event_type": message["metadata"]["event_type"],
-                               "event_payload": message["metadata"]["event_payload"]}
+            out["metadata"] = {
+                "event_type": message["metadata"]["event_type"],
+                "event_payload": message["metadata"]["event_payload"],
+            }
         return out
 
     def _update(self, args: dict[str, Any], now: float) -> Response:
@@ -404,8 +441,9 @@ class FakeSlack(FakeServer):
         target["edited"] = self._next_ts()
         target["updated"] = now
         self._notify()
-        return Response(200, {"ok": True, "channel": cid, "ts": ts, "text": target["text"],
-                               "message": self._public(target, True)})
+        return Response(
+            200, {"ok": True, "channel": cid, "ts": ts, "text": target["text"], "message": self._public(target, True)}
+        )
 
     def _history(self, args: dict[str, Any], now: float) -> Response:
         cid = self._resolve_channel(args.get("channel"), need_id=True)
@@ -421,9 +459,16 @@ class FakeSlack(FakeServer):
         newest_first = [self._public(m, with_metadata) for m in reversed(stored)]
         page = newest_first[:limit]
         has_more = len(newest_first) > limit
-        return Response(200, {"ok": True, "messages": page, "has_more": has_more, "pin_count": 0,
-                               "response_metadata": {"next_cursor": ""}})
-
+        return Response(
+            200,
+            {
+                "ok": True,
+                "messages": page,
+                "has_more": has_more,
+                "pin_count": 0,
+                "response_metadata": {"next_cursor": ""},
+            },
+        )
 
     def _list(self, args: dict[str, Any], now: float) -> Response:
         """Channels that hold messages (the fake's channels exist once used), one page."""
@@ -432,6 +477,7 @@ class FakeSlack(FakeServer):
             name = str(message.get("channel_name") or "")
             if name.startswith("#"):
                 names[message["channel"]] = name[1:]
-        channels = [{"id": cid, "name": name, "is_channel": True, "is_archived": False}
-                    for cid, name in sorted(names.items())]
+        channels = [
+            {"id": cid, "name": name, "is_channel": True, "is_archived": False} for cid, name in sorted(names.items())
+        ]
         return Response(200, {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}})

@@ -41,13 +41,29 @@ __all__ = ["FakeTeams", "validate_teams_message", "CARD_CONTENT_TYPE"]
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_BYTES = 28 * 1024
 _WORKFLOW = re.compile(r"^/workflows/(?P<id>[0-9a-f]+)/triggers/manual/paths/invoke/?$")
-_CONNECTOR = re.compile(r"^/webhookb2/(?P<group>[^/@]+)@(?P<tenant>[^/]+)/IncomingWebhook/(?P<id>[^/]+)/"
-                        r"(?P<owner>[^/]+)/?$")
+_CONNECTOR = re.compile(
+    r"^/webhookb2/(?P<group>[^/@]+)@(?P<tenant>[^/]+)/IncomingWebhook/(?P<id>[^/]+)/"
+    r"(?P<owner>[^/]+)/?$"
+)
 _VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")  # Teams renders up to 1.5
-_ELEMENTS = {"TextBlock": "1.0", "FactSet": "1.0", "Container": "1.0", "ColumnSet": "1.0", "Image": "1.0",
-             "ImageSet": "1.0", "ActionSet": "1.2", "RichTextBlock": "1.2", "Table": "1.5"}
-_ACTIONS = {"Action.OpenUrl": "1.0", "Action.Submit": "1.0", "Action.ShowCard": "1.0",
-            "Action.ToggleVisibility": "1.2", "Action.Execute": "1.4"}
+_ELEMENTS = {
+    "TextBlock": "1.0",
+    "FactSet": "1.0",
+    "Container": "1.0",
+    "ColumnSet": "1.0",
+    "Image": "1.0",
+    "ImageSet": "1.0",
+    "ActionSet": "1.2",
+    "RichTextBlock": "1.2",
+    "Table": "1.5",
+}
+_ACTIONS = {
+    "Action.OpenUrl": "1.0",
+    "Action.Submit": "1.0",
+    "Action.ShowCard": "1.0",
+    "Action.ToggleVisibility": "1.2",
+    "Action.Execute": "1.4",
+}
 _ENUMS = {
     "weight": {"default", "lighter", "bolder"},
     "size": {"default", "small", "medium", "large", "extralarge"},
@@ -87,8 +103,11 @@ def _check_element(el: Any, where: str, version: str) -> str | None:
         if not isinstance(facts, list):
             return f"{where}.facts: required array"
         for j, fact in enumerate(facts):
-            if not isinstance(fact, dict) or not isinstance(fact.get("title"), str) \
-                    or not isinstance(fact.get("value"), str):
+            if (
+                not isinstance(fact, dict)
+                or not isinstance(fact.get("title"), str)
+                or not isinstance(fact.get("value"), str)
+            ):
                 return f"{where}.facts[{j}]: a fact needs string title and value"
     elif kind in ("Container", "Column"):
         for j, item in enumerate(el.get("items") or []):
@@ -161,8 +180,14 @@ class FakeTeams(FakeServer):
 
     noun = "card"
 
-    def __init__(self, port: int = 0, *, workflow_id: str = "0123456789abcdef0123456789abcdef",
-                 sig: str = "fake-sig-Zx9", connector_id: str = "f00dfeedcafe"):
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        workflow_id: str = "0123456789abcdef0123456789abcdef",
+        sig: str = "fake-sig-Zx9",
+        connector_id: str = "f00dfeedcafe",
+    ):
         super().__init__(port)
         self.workflow_id = workflow_id
         self.sig = sig
@@ -172,14 +197,18 @@ class FakeTeams(FakeServer):
     @property
     def workflow_url(self) -> str:
         """A Workflows ("Teams webhook") trigger URL, signed."""
-        return (f"{self.base_url}/workflows/{self.workflow_id}/triggers/manual/paths/invoke"
-                f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={self.sig}")
+        return (
+            f"{self.base_url}/workflows/{self.workflow_id}/triggers/manual/paths/invoke"
+            f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={self.sig}"
+        )
 
     @property
     def connector_url(self) -> str:
         """A legacy Office 365 connector (Incoming Webhook) URL."""
-        return (f"{self.base_url}/webhookb2/a1b2c3d4-0000-4000-8000-000000000001@{self.tenant}"
-                f"/IncomingWebhook/{self.connector_id}/e5f6a7b8-0000-4000-8000-000000000002")
+        return (
+            f"{self.base_url}/webhookb2/a1b2c3d4-0000-4000-8000-000000000001@{self.tenant}"
+            f"/IncomingWebhook/{self.connector_id}/e5f6a7b8-0000-4000-8000-000000000002"
+        )
 
     @property
     def url(self) -> str:
@@ -215,27 +244,40 @@ class FakeTeams(FakeServer):
 
     def error_response(self, status: int, request: Request) -> Response:
         if request.route == "workflow":
-            return self._workflow_error(status, "ServiceUnavailable" if status == 503 else "InternalServerError",
-                                        "The server did not respond in time.")
-        return self._text(status, f"Webhook message delivery failed with error: Microsoft Teams endpoint returned "
-                                  f"HTTP error {status} with ContextId tcid=0,server=fake,cv=x")
+            return self._workflow_error(
+                status,
+                "ServiceUnavailable" if status == 503 else "InternalServerError",
+                "The server did not respond in time.",
+            )
+        return self._text(
+            status,
+            f"Webhook message delivery failed with error: Microsoft Teams endpoint returned "
+            f"HTTP error {status} with ContextId tcid=0,server=fake,cv=x",
+        )
 
     def rate_limit_response(self, fault: Fault, request: Request) -> Response:
         if request.route == "workflow":
-            return self._workflow_error(429, "TooManyRequests", "Rate limit is exceeded. Try again later.",
-                                        retry_after_header(fault.retry_after))
+            return self._workflow_error(
+                429,
+                "TooManyRequests",
+                "Rate limit is exceeded. Try again later.",
+                retry_after_header(fault.retry_after),
+            )
         # Legacy connectors throttle inside a 200.
-        return self._text(200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId "
-                               "tcid=0,server=msgapi-fake,cv=AbCdEf.0")
+        return self._text(
+            200, "Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=msgapi-fake,cv=AbCdEf.0"
+        )
 
     def handle(self, request: Request) -> Response:
         if request.route == "workflow":
             if request.params["id"] != self.workflow_id:
-                return self._workflow_error(404, "WorkflowNotFound",
-                                            f"The workflow '{request.params['id']}' could not be found.")
+                return self._workflow_error(
+                    404, "WorkflowNotFound", f"The workflow '{request.params['id']}' could not be found."
+                )
             if request.query.get("sig") != self.sig:
-                return self._workflow_error(401, "DirectApiInvalidAuthorizationSignature",
-                                            "The provided authorization signature is not valid.")
+                return self._workflow_error(
+                    401, "DirectApiInvalidAuthorizationSignature", "The provided authorization signature is not valid."
+                )
             if request.verb != "POST":
                 return self._workflow_error(405, "MethodNotAllowed", "Only POST is allowed.")
         else:
@@ -245,8 +287,11 @@ class FakeTeams(FakeServer):
                 return self._text(405, "Method Not Allowed")
         why = None
         if len(request.raw) > MAX_BYTES:
-            return (self._workflow_error(413, "RequestEntityTooLarge", "The message is too large.")
-                    if request.route == "workflow" else self._text(413, "Message size too large"))
+            return (
+                self._workflow_error(413, "RequestEntityTooLarge", "The message is too large.")
+                if request.route == "workflow"
+                else self._text(413, "Message size too large")
+            )
         if request.content_type != "application/json":
             why = f"unsupported content type '{request.content_type}'"
         elif request.parse_error is not None:
@@ -257,8 +302,14 @@ class FakeTeams(FakeServer):
             if request.route == "workflow":
                 return self._workflow_error(400, "InvalidRequestContent", why)
             return self._text(400, f"Bad payload received by generic incoming webhook: {why}")
-        self._accept({"target": request.route, "card": request.body["attachments"][0]["content"],
-                      "payload": request.body, "received": request.time})
+        self._accept(
+            {
+                "target": request.route,
+                "card": request.body["attachments"][0]["content"],
+                "payload": request.body,
+                "received": request.time,
+            }
+        )
         if request.route == "workflow":
             return Response(202, None)
         return self._text(200, "1")

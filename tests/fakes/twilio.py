@@ -44,8 +44,10 @@ __all__ = ["FakeTwilio", "segments"]
 
 _PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-            "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€")
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
 
 
 def segments(body: str) -> int:
@@ -66,10 +68,17 @@ class FakeTwilio(FakeServer):
 
     noun = "message"
 
-    def __init__(self, port: int = 0, *, account_sid: str = "AC" + "0123456789abcdef" * 2,
-                 auth_token: str = "fake-auth-token-5f3a", numbers: Iterable[str] = ("+15005550006",),
-                 services: Iterable[str] = ("MG" + "fedcba9876543210" * 2,),
-                 invalid_numbers: Iterable[str] = (), unsubscribed: Iterable[str] = ()):
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        account_sid: str = "AC" + "0123456789abcdef" * 2,
+        auth_token: str = "fake-auth-token-5f3a",
+        numbers: Iterable[str] = ("+15005550006",),
+        services: Iterable[str] = ("MG" + "fedcba9876543210" * 2,),
+        invalid_numbers: Iterable[str] = (),
+        unsubscribed: Iterable[str] = (),
+    ):
         super().__init__(port)
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -106,9 +115,16 @@ class FakeTwilio(FakeServer):
 
     @staticmethod
     def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-        return Response(status, {"code": code, "message": message,
-                                 "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
-                        headers or {})
+        return Response(
+            status,
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            headers or {},
+        )
 
     def not_found(self, request: Request) -> Response:
         return self._error(404, 20404, f"The requested resource {request.path} was not found")
@@ -147,8 +163,12 @@ class FakeTwilio(FakeServer):
 
     def _create(self, request: Request) -> Response:
         form = request.body or {}
-        to, sender, service, body = (form.get("To", ""), form.get("From", ""), form.get("MessagingServiceSid", ""),
-                                     form.get("Body", ""))
+        to, sender, service, body = (
+            form.get("To", ""),
+            form.get("From", ""),
+            form.get("MessagingServiceSid", ""),
+            form.get("Body", ""),
+        )
         if not to:
             return self._error(400, 21604, "A 'To' phone number is required.")
         if not _E164.match(to) or to in self.invalid_numbers:
@@ -162,8 +182,12 @@ class FakeTwilio(FakeServer):
         elif not sender:
             return self._error(400, 21603, "A 'From' phone number is required.")
         elif sender not in self.numbers:
-            return self._error(400, 21606, f"The From phone number {sender} is not a valid, SMS-capable inbound "
-                                           "phone number or short code for your account.")
+            return self._error(
+                400,
+                21606,
+                f"The From phone number {sender} is not a valid, SMS-capable inbound "
+                "phone number or short code for your account.",
+            )
         if not body:
             return self._error(400, 21602, "Message body is required.")
         if len(body) > 1600:
@@ -171,11 +195,23 @@ class FakeTwilio(FakeServer):
         self._seq += 1
         sid = "SM" + hashlib.md5(f"{self.account_sid}:{self._seq}".encode()).hexdigest()  # an id, not a security use
         resource = {
-            "sid": sid, "account_sid": self.account_sid, "to": to, "from": sender,
-            "messaging_service_sid": service or None, "body": body, "status": "queued",
-            "num_segments": str(segments(body)), "num_media": "0", "direction": "outbound-api",
-            "api_version": "2010-04-01", "price": None, "price_unit": "USD", "error_code": None,
-            "error_message": None, "date_created": "Mon, 01 Jan 2024 00:00:00 +0000", "date_sent": None,
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "to": to,
+            "from": sender,
+            "messaging_service_sid": service or None,
+            "body": body,
+            "status": "queued",
+            "num_segments": str(segments(body)),
+            "num_media": "0",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "price": None,
+            "price_unit": "USD",
+            "error_code": None,
+            "error_message": None,
+            "date_created": "Mon, 01 Jan 2024 00:00:00 +0000",
+            "date_sent": None,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
         self._accept({**resource, "received": request.time})
@@ -187,9 +223,22 @@ class FakeTwilio(FakeServer):
             size = max(1, min(int(query.get("PageSize", "50")), 1000))
         except ValueError:
             return self._error(400, 20001, "Invalid PageSize")
-        found = [{k: v for k, v in m.items() if k != "received"} for m in reversed(self._accepted)
-                 if (not query.get("To") or m["to"] == query["To"])
-                 and (not query.get("From") or m["from"] == query["From"])]
-        return Response(200, {"messages": found[:size], "page": 0, "page_size": size, "start": 0,
-                              "end": min(size, len(found)) - 1, "first_page_uri": request.target,
-                              "next_page_uri": None, "previous_page_uri": None, "uri": request.target})
+        found = [
+            {k: v for k, v in m.items() if k != "received"}
+            for m in reversed(self._accepted)
+            if (not query.get("To") or m["to"] == query["To"]) and (not query.get("From") or m["from"] == query["From"])
+        ]
+        return Response(
+            200,
+            {
+                "messages": found[:size],
+                "page": 0,
+                "page_size": size,
+                "start": 0,
+                "end": min(size, len(found)) - 1,
+                "first_page_uri": request.target,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "uri": request.target,
+            },
+        )

@@ -34,12 +34,24 @@ from .base import FakeServer, Request, Response
 
 __all__ = ["FakeWebhookReceiver", "verify_signature", "REQUIRED_FIELDS"]
 
-REQUIRED_FIELDS = ("version", "idempotency_key", "title", "text", "severity", "fields", "links", "labels", "source",
-                   "action", "sent_at")
+REQUIRED_FIELDS = (
+    "version",
+    "idempotency_key",
+    "title",
+    "text",
+    "severity",
+    "fields",
+    "links",
+    "labels",
+    "source",
+    "action",
+    "sent_at",
+)
 
 
-def verify_signature(secret: bytes, timestamp: str, raw_body: bytes, signature: str, *,
-                     tolerance: float = 300, now: float | None = None) -> str | None:
+def verify_signature(
+    secret: bytes, timestamp: str, raw_body: bytes, signature: str, *, tolerance: float = 300, now: float | None = None
+) -> str | None:
     """A receiver's check of one delivery. ``None`` when authentic, else why not."""
     try:
         stamp = int(timestamp)
@@ -102,12 +114,18 @@ class FakeWebhookReceiver(FakeServer):
         if request.content_type != "application/json":
             return Response(415, {"ok": False, "error": "Content-Type must be application/json"})
         h = request.headers
-        missing = [name for name in ("x-tocsin-timestamp", "x-tocsin-signature", "x-tocsin-idempotency-key")
-                   if not h.get(name)]
+        missing = [
+            name for name in ("x-tocsin-timestamp", "x-tocsin-signature", "x-tocsin-idempotency-key") if not h.get(name)
+        ]
         if missing:
             return Response(400, {"ok": False, "error": f"missing header(s): {', '.join(missing)}"})
-        why = verify_signature(self.secret.encode("utf-8"), h["x-tocsin-timestamp"], request.raw,
-                               h["x-tocsin-signature"], tolerance=self.tolerance)
+        why = verify_signature(
+            self.secret.encode("utf-8"),
+            h["x-tocsin-timestamp"],
+            request.raw,
+            h["x-tocsin-signature"],
+            tolerance=self.tolerance,
+        )
         if why:
             return Response(401, {"ok": False, "error": why})
         body = request.body

@@ -47,19 +47,63 @@ SEED = 20240611
 
 NAMES = ["alertname", "severity", "team", "env", "service", "zone:a", "_x"]
 LEGACY_NAMES = ["alertname", "severity", "team", "env", "service", "_x"]
-VALUES = ["", "critical", "warning", "info", "db", "web", "prod", "staging", "pay-1", "pay-22", "x y", "é",
-          'q"uote', "a,b", "back\\slash", "123", "PROD", "multi\nline", "{brace}", " pad "]
-REGEXES = ["crit.*", "db|web", "pay-[0-9]+", "(?i)prod", ".*", ".+", "", "[[:alpha:]]+", "\\d+", "x y|é",
-           "a,b", "[^a-z]*", "warn(ing)?", "(?i:PAY)-\\d{1,2}", 'q"uote', "back\\\\slash", "multi.line",
-           "(?s)multi.line", "\\w+", "é|\\pL+", "\\{brace\\}", "\\s*pad\\s*", "(?m)^line$|multi"]
+VALUES = [
+    "",
+    "critical",
+    "warning",
+    "info",
+    "db",
+    "web",
+    "prod",
+    "staging",
+    "pay-1",
+    "pay-22",
+    "x y",
+    "é",
+    'q"uote',
+    "a,b",
+    "back\\slash",
+    "123",
+    "PROD",
+    "multi\nline",
+    "{brace}",
+    " pad ",
+]
+REGEXES = [
+    "crit.*",
+    "db|web",
+    "pay-[0-9]+",
+    "(?i)prod",
+    ".*",
+    ".+",
+    "",
+    "[[:alpha:]]+",
+    "\\d+",
+    "x y|é",
+    "a,b",
+    "[^a-z]*",
+    "warn(ing)?",
+    "(?i:PAY)-\\d{1,2}",
+    'q"uote',
+    "back\\\\slash",
+    "multi.line",
+    "(?s)multi.line",
+    "\\w+",
+    "é|\\pL+",
+    "\\{brace\\}",
+    "\\s*pad\\s*",
+    "(?m)^line$|multi",
+]
 RECEIVERS = ["default", "pager", "db-team", "web", "slack #ops", "é-mail", "null", "r,comma"]
 
 
 def amtool_path() -> str:
     path = shutil.which("amtool")
     if path is None:
-        pytest.fail("amtool is not installed: run `bash scripts/install-system-deps.sh` "
-                    "(Debian package prometheus-alertmanager)")
+        pytest.fail(
+            "amtool is not installed: run `bash scripts/install-system-deps.sh` "
+            "(Debian package prometheus-alertmanager)"
+        )
     return path
 
 
@@ -151,7 +195,7 @@ def run_amtool(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([amtool_path(), *args], capture_output=True, text=True, timeout=30)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(config_path: Path) -> Any:
     config, _ = parse_config(yaml.safe_load(config_path.read_text(encoding="utf-8")))
     return config
@@ -179,15 +223,16 @@ def test_route_trees_match_amtool_byte_for_byte(tmp_path: Path) -> None:
 
     def amtool_case(case: tuple[Path, list[str], bool]) -> subprocess.CompletedProcess[str]:
         path, args, tree = case
-        return run_amtool(["config", "routes", "test", "--config.file", str(path),
-                           *(["--tree"] if tree else []), *args])
+        return run_amtool(
+            ["config", "routes", "test", "--config.file", str(path), *(["--tree"] if tree else []), *args]
+        )
 
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 4)) as pool:
         results = list(pool.map(amtool_case, cases))
 
     mismatches = []
     multi = 0
-    for (path, args, tree), done in zip(cases, results):
+    for (path, args, tree), done in zip(cases, results, strict=False):
         assert done.returncode == 0, f"amtool failed on {path} {args}: {done.stderr}"
         mine = tocsin_in_process(path, args, tree)
         multi += "," in done.stdout.splitlines()[-1]
@@ -211,18 +256,75 @@ def test_route_trees_match_amtool_byte_for_byte(tmp_path: Path) -> None:
 
 
 MATCHER_INPUTS = [
-    "a=", 'a=""', "a = b ", " {a=b}", "{a=b", "a=b}", "{a=b},", "a=b,", "a=b,,c=d", "", "{}", ",",
-    'a="x\\",y"', "a=x\\,b=y", 'a="x\\,",b="y"', 'a="', 'a="x', 'a=x"', "a=\\", 'a="\\"', "a=x\\qy",
-    'a="x\\ny"', "a=x y", "a=~x", 'a!~""', "a==b", "a=!b", "1a=b", ":a=b", "a:b=c", "a.b=c", "a=b\n",
-    "\ta=b", "a=b\u00a0", "a=é", 'a="x" ', 'a="x"y"', 'a="x""', "{a=b}}", "{{a=b}", "a=b,}", 'a="}"',
-    "a=}", "a=b\\", 'a=~"("', 'a=~"\\\\d"', "a=b, c=d", "a=b ,c=d", 'a="\\u00e9"', 'a="\\x41"', "a=\t",
-    'a= "x"', 'a="x\\\\"', '"a"=b', "a=b=c", 'b="2",a="1",a!="1",a=~"1"', "a=~[", "a=~a**", "a=~(?i)x",
-    "a !~ b", "{ a=b , c!=d }", "a=b,c", "a=1,b=2,", 'x="a,b",y=~"c|d"',
+    "a=",
+    'a=""',
+    "a = b ",
+    " {a=b}",
+    "{a=b",
+    "a=b}",
+    "{a=b},",
+    "a=b,",
+    "a=b,,c=d",
+    "",
+    "{}",
+    ",",
+    'a="x\\",y"',
+    "a=x\\,b=y",
+    'a="x\\,",b="y"',
+    'a="',
+    'a="x',
+    'a=x"',
+    "a=\\",
+    'a="\\"',
+    "a=x\\qy",
+    'a="x\\ny"',
+    "a=x y",
+    "a=~x",
+    'a!~""',
+    "a==b",
+    "a=!b",
+    "1a=b",
+    ":a=b",
+    "a:b=c",
+    "a.b=c",
+    "a=b\n",
+    "\ta=b",
+    "a=b\u00a0",
+    "a=é",
+    'a="x" ',
+    'a="x"y"',
+    'a="x""',
+    "{a=b}}",
+    "{{a=b}",
+    "a=b,}",
+    'a="}"',
+    "a=}",
+    "a=b\\",
+    'a=~"("',
+    'a=~"\\\\d"',
+    "a=b, c=d",
+    "a=b ,c=d",
+    'a="\\u00e9"',
+    'a="\\x41"',
+    "a=\t",
+    'a= "x"',
+    'a="x\\\\"',
+    '"a"=b',
+    "a=b=c",
+    'b="2",a="1",a!="1",a=~"1"',
+    "a=~[",
+    "a=~a**",
+    "a=~(?i)x",
+    "a !~ b",
+    "{ a=b , c!=d }",
+    "a=b,c",
+    "a=1,b=2,",
+    'x="a,b",y=~"c|d"',
 ]
 
 
 def random_matcher_inputs(rng: random.Random, count: int) -> list[str]:
-    alphabet = ['a', 'b', '=', '!', '~', '"', '\\', ',', '{', '}', ' ', 'x', 'é', '\n', ':', '1', '*', '(']
+    alphabet = ["a", "b", "=", "!", "~", '"', "\\", ",", "{", "}", " ", "x", "é", "\n", ":", "1", "*", "("]
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(count)]
 
 
@@ -233,8 +335,15 @@ def test_matcher_parsing_matches_amtool(tmp_path: Path) -> None:
     def probe(item: tuple[int, str]) -> str | None:
         index, text = item
         path = tmp_path / f"m{index}.yml"
-        path.write_text(yaml.safe_dump({"route": {"receiver": "r", "routes": [{"receiver": "r", "matchers": [text]}]},
-                                        "receivers": [{"name": "r"}]}), encoding="utf-8")
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "route": {"receiver": "r", "routes": [{"receiver": "r", "matchers": [text]}]},
+                    "receivers": [{"name": "r"}],
+                }
+            ),
+            encoding="utf-8",
+        )
         done = run_amtool(["config", "routes", "--config.file", str(path)])
         if done.returncode:
             return None
@@ -244,7 +353,7 @@ def test_matcher_parsing_matches_amtool(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         expected = list(pool.map(probe, enumerate(inputs)))
     differ = []
-    for text, want in zip(inputs, expected):
+    for text, want in zip(inputs, expected, strict=False):
         try:
             found = sort_matchers(parse_matchers(text, allow_empty=True))
             got: str | None = matchers_string(found) if found else "default-route"
@@ -270,30 +379,162 @@ def _classic_rejects(text: str) -> bool:
 
 
 REGEX_PATTERNS = [
-    "foo", "a.c", "(?s)a.c", "(?i)abc", "(?i)[^a]", "\\d+", "\\w+", "[[:alpha:]]+", "\\pL+", "a{2,3}", "a{,3}",
-    "x{", "a)|(b", "\\Qa.b\\E", "(?U)a+", "foo$", "(?m)foo$\\n", "\\x41\\x{42}\\101", "k", "(?i)k", "[]a]",
-    "[a-]", "\\bfoo\\b", "(?)x", "(?P<n>x)|(?P<m>y)", ".*", "", "a|", "(?i)straße", "(?i)ſ", "(?i)σ",
-    "[^\\n]+", "\\s", "\\S+", "[\\d\\s]+", "(?i:A)b", "(?i)a(?-i)b", "^a", "a$", "(?m)^a$", "\\A\\z",
-    "[[:^digit:]]+", "\\PL", "\\p{Lu}", "\\p{^Lu}", "(?i)\\p{Lu}", "(?i)[[:upper:]]", "é", "\\.", "[.]",
-    "\\\\", "a\\nb", "\\t", "(a)*", "^*a", "$*", "[\\x{1F600}-\\x{1F64F}]", "(?i)ǅ", "(?i)ı", "(?i)i",
-    "\\x{0130}", "a{0}", "(|a)+", "[a-c-e]", "[-a]", "[a\\-z]", "a??b", "(?U)a+?", "[\\pL\\d]+", "[^\\PL]",
+    "foo",
+    "a.c",
+    "(?s)a.c",
+    "(?i)abc",
+    "(?i)[^a]",
+    "\\d+",
+    "\\w+",
+    "[[:alpha:]]+",
+    "\\pL+",
+    "a{2,3}",
+    "a{,3}",
+    "x{",
+    "a)|(b",
+    "\\Qa.b\\E",
+    "(?U)a+",
+    "foo$",
+    "(?m)foo$\\n",
+    "\\x41\\x{42}\\101",
+    "k",
+    "(?i)k",
+    "[]a]",
+    "[a-]",
+    "\\bfoo\\b",
+    "(?)x",
+    "(?P<n>x)|(?P<m>y)",
+    ".*",
+    "",
+    "a|",
+    "(?i)straße",
+    "(?i)ſ",
+    "(?i)σ",
+    "[^\\n]+",
+    "\\s",
+    "\\S+",
+    "[\\d\\s]+",
+    "(?i:A)b",
+    "(?i)a(?-i)b",
+    "^a",
+    "a$",
+    "(?m)^a$",
+    "\\A\\z",
+    "[[:^digit:]]+",
+    "\\PL",
+    "\\p{Lu}",
+    "\\p{^Lu}",
+    "(?i)\\p{Lu}",
+    "(?i)[[:upper:]]",
+    "é",
+    "\\.",
+    "[.]",
+    "\\\\",
+    "a\\nb",
+    "\\t",
+    "(a)*",
+    "^*a",
+    "$*",
+    "[\\x{1F600}-\\x{1F64F}]",
+    "(?i)ǅ",
+    "(?i)ı",
+    "(?i)i",
+    "\\x{0130}",
+    "a{0}",
+    "(|a)+",
+    "[a-c-e]",
+    "[-a]",
+    "[a\\-z]",
+    "a??b",
+    "(?U)a+?",
+    "[\\pL\\d]+",
+    "[^\\PL]",
 ]
 REGEX_VALUES = [
-    "foo", "abc", "a\nc", "ABC", "A", "a", "b", "123", "١٢٣", "abc_1", "é", "ab1", "aa", "aaaa", "a{,3}", "x{",
-    "xb", "ab", "a.b", "axb", "aaa", "foo\n", "ABA", "K", "\u212a", "k", "]", "-", "x", "y", "", "STRASSE",
-    "straße", "S", "s", "ſ", "Σ", "ς", "σ", " ", "\t", "a b", "1 2", "Ab", "AB", "\n", "a\n", "É", "Ǆ", "ǅ",
-    "ǆ", "I", "ı", "i", "İ", ".", "\\", "a\nb", "\U0001F600", "d", "c", "e", "z", "\u00e9\u0301",
+    "foo",
+    "abc",
+    "a\nc",
+    "ABC",
+    "A",
+    "a",
+    "b",
+    "123",
+    "١٢٣",
+    "abc_1",
+    "é",
+    "ab1",
+    "aa",
+    "aaaa",
+    "a{,3}",
+    "x{",
+    "xb",
+    "ab",
+    "a.b",
+    "axb",
+    "aaa",
+    "foo\n",
+    "ABA",
+    "K",
+    "\u212a",
+    "k",
+    "]",
+    "-",
+    "x",
+    "y",
+    "",
+    "STRASSE",
+    "straße",
+    "S",
+    "s",
+    "ſ",
+    "Σ",
+    "ς",
+    "σ",
+    " ",
+    "\t",
+    "a b",
+    "1 2",
+    "Ab",
+    "AB",
+    "\n",
+    "a\n",
+    "É",
+    "Ǆ",
+    "ǅ",
+    "ǆ",
+    "I",
+    "ı",
+    "i",
+    "İ",
+    ".",
+    "\\",
+    "a\nb",
+    "\U0001f600",
+    "d",
+    "c",
+    "e",
+    "z",
+    "\u00e9\u0301",
 ]
 
 
 def test_go_regex_semantics_match_amtool(tmp_path: Path) -> None:
     amtool_path()
-    routes = [{"receiver": f"r{i}", "continue": True, "matchers": [str(Matcher.create("a", "=~", p))]}
-              for i, p in enumerate(REGEX_PATTERNS)]
+    routes = [
+        {"receiver": f"r{i}", "continue": True, "matchers": [str(Matcher.create("a", "=~", p))]}
+        for i, p in enumerate(REGEX_PATTERNS)
+    ]
     path = tmp_path / "regex.yml"
-    path.write_text(yaml.safe_dump({"route": {"receiver": "none", "routes": routes},
-                                    "receivers": [{"name": "none"}] + [{"name": f"r{i}"} for i in range(len(routes))]},
-                                   allow_unicode=True), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "none", "routes": routes},
+                "receivers": [{"name": "none"}] + [{"name": f"r{i}"} for i in range(len(routes))],
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
 
     def run(value: str) -> set[int]:
         done = run_amtool(["config", "routes", "test", "--config.file", str(path), f'a="{escape(value)}"'])
@@ -304,45 +545,64 @@ def test_go_regex_semantics_match_amtool(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         expected = list(pool.map(run, REGEX_VALUES))
     differ = []
-    for value, want in zip(REGEX_VALUES, expected):
+    for value, want in zip(REGEX_VALUES, expected, strict=False):
         got = {i for i, p in enumerate(REGEX_PATTERNS) if compile_go_regex("^(?:" + p + ")$").search(value)}
         if got != want:
-            differ.append(f"{value!r}: only amtool {[REGEX_PATTERNS[i] for i in want - got]}, "
-                          f"only tocsin {[REGEX_PATTERNS[i] for i in got - want]}")
+            differ.append(
+                f"{value!r}: only amtool {[REGEX_PATTERNS[i] for i in want - got]}, "
+                f"only tocsin {[REGEX_PATTERNS[i] for i in got - want]}"
+            )
     assert not differ, "\n".join(differ)
 
 
 @pytest.mark.parametrize("pattern", ["(", "a**", "\\1", "(?=x)", "a{1001}", "[z-a]", "\\q", "x|*"])
 def test_invalid_go_regexes_rejected_like_amtool(tmp_path: Path, pattern: str) -> None:
     path = tmp_path / "bad.yml"
-    path.write_text(yaml.safe_dump({"route": {"receiver": "r", "routes": [{"match_re": {"a": pattern}}]},
-                                    "receivers": [{"name": "r"}]}), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "routes": [{"match_re": {"a": pattern}}]}, "receivers": [{"name": "r"}]}
+        ),
+        encoding="utf-8",
+    )
     assert run_amtool(["check-config", str(path)]).returncode != 0
     with pytest.raises(MatcherError):
         compile_go_regex("^(?:" + pattern + ")$")
 
 
 def test_multiline_receiver_tree_matches_amtool(tmp_path: Path) -> None:
-    route = {"receiver": "root", "routes": [
-        {"matchers": ['a="1"'], "continue": True, "routes": [
-            {"matchers": ['b="1"'], "receiver": "two\nlines", "continue": True},
-            {"matchers": ['c="1"'], "receiver": "three"}]},
-        {"matchers": ['a="1"'], "receiver": "four"}]}
+    route = {
+        "receiver": "root",
+        "routes": [
+            {
+                "matchers": ['a="1"'],
+                "continue": True,
+                "routes": [
+                    {"matchers": ['b="1"'], "receiver": "two\nlines", "continue": True},
+                    {"matchers": ['c="1"'], "receiver": "three"},
+                ],
+            },
+            {"matchers": ['a="1"'], "receiver": "four"},
+        ],
+    }
     path = tmp_path / "ml.yml"
-    path.write_text(yaml.safe_dump({"route": route, "receivers": [{"name": n} for n in
-                                                                  ("root", "two\nlines", "three", "four")]}))
+    path.write_text(
+        yaml.safe_dump({"route": route, "receivers": [{"name": n} for n in ("root", "two\nlines", "three", "four")]})
+    )
     args = ["a=1", "b=1", "c=1"]
     done = run_amtool(["config", "routes", "test", "--tree", "--config.file", str(path), *args])
     assert done.returncode == 0
     assert tocsin_in_process(path, args, True) == done.stdout
 
 
-
 def test_unicode_script_classes_are_a_documented_divergence(tmp_path: Path) -> None:
     """Go accepts ``\\p{Greek}``; Python's ``re`` has no script data, so Tocsin refuses it loudly."""
     path = tmp_path / "greek.yml"
-    path.write_text(yaml.safe_dump({"route": {"receiver": "r", "routes": [{"match_re": {"a": "\\p{Greek}"}}]},
-                                    "receivers": [{"name": "r"}]}), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "routes": [{"match_re": {"a": "\\p{Greek}"}}]}, "receivers": [{"name": "r"}]}
+        ),
+        encoding="utf-8",
+    )
     assert run_amtool(["check-config", str(path)]).returncode == 0
     with pytest.raises(MatcherError, match="unsupported Unicode class"):
         compile_go_regex("\\p{Greek}")

@@ -31,8 +31,15 @@ INSTALL_HINT = "run `scripts/install-system-deps.sh` as root (installs Debian's 
 
 STACK = ("postgresql", "temporal", "temporal-ui", "tocsin-worker", "tocsin-gateway")
 SECRETS = (
-    "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SENDGRID_API_KEY", "PAGERDUTY_ROUTING_KEY",
-    "DISCORD_WEBHOOK_URL", "TEAMS_WEBHOOK_URL", "GITHUB_TOKEN", "JIRA_TOKEN", "TWILIO_AUTH_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SENDGRID_API_KEY",
+    "PAGERDUTY_ROUTING_KEY",
+    "DISCORD_WEBHOOK_URL",
+    "TEAMS_WEBHOOK_URL",
+    "GITHUB_TOKEN",
+    "JIRA_TOKEN",
+    "TWILIO_AUTH_TOKEN",
 )
 
 
@@ -56,8 +63,9 @@ def _compose_env() -> dict[str, str]:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
 
 
 @lru_cache(maxsize=1)
@@ -72,8 +80,11 @@ def _rendered() -> tuple[str, dict[str, Any]]:
         done = _run(["docker-compose", "-f", str(COMPOSE_FILE), "config"], env)
         assert done.returncode == 0, f"docker-compose config rejected the file:\n{done.stderr}"
         return "docker-compose (v1)", yaml.safe_load(done.stdout)
-    pytest.fail("neither `docker compose` (v2) nor `docker-compose` (v1) is installed: "
-                f"{INSTALL_HINT}, or install the Docker Compose v2 plugin", pytrace=False)
+    pytest.fail(
+        "neither `docker compose` (v2) nor `docker-compose` (v1) is installed: "
+        f"{INSTALL_HINT}, or install the Docker Compose v2 plugin",
+        pytrace=False,
+    )
 
 
 def services() -> dict[str, dict[str, Any]]:
@@ -260,9 +271,16 @@ def test_example_tocsin_config_loads() -> None:
     except ConfigError as exc:  # pragma: no cover - the failure message is the point
         pytest.fail(f"{path} does not load: " + "; ".join(str(i) for i in exc.issues), pytrace=False)
 
-    contract_keys = {"channels", "receivers", "route", "inhibit_rules", "time_intervals",
-                     "escalation_policies", "environments",
-                     "rollback_triggers"}  # the incidents issue's addition
+    contract_keys = {
+        "channels",
+        "receivers",
+        "route",
+        "inhibit_rules",
+        "time_intervals",
+        "escalation_policies",
+        "environments",
+        "rollback_triggers",
+    }  # the incidents issue's addition
     assert set(yaml.safe_load(path.read_text(encoding="utf-8"))) <= contract_keys
 
     assert config.channels["ci-builds"].type == "slack"

@@ -14,8 +14,9 @@ import json
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -37,23 +38,37 @@ def hooks() -> Iterator[FakeHooks]:
 @pytest.fixture
 def stack(dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, hooks: FakeHooks) -> Iterator[dict[str, Any]]:
     """A console config with prod/dev environments and a real `tocsin worker`."""
-    hook_cfg = {"deploy": {"url": hooks.url + "/deploy"}, "rollback": {"url": hooks.url + "/rollback"},
-                "health": [hooks.url + "/health"], "health_deadline": "20s"}
+    hook_cfg = {
+        "deploy": {"url": hooks.url + "/deploy"},
+        "rollback": {"url": hooks.url + "/rollback"},
+        "health": [hooks.url + "/health"],
+        "health_deadline": "20s",
+    }
     config = {
         "channels": {"console": {"type": "console"}},
         "receivers": [{"name": "deploys", "channels": ["console"]}],
         "route": {"receiver": "deploys", "group_by": ["alertname", "service"]},
         "environments": {
-            "prod": {"approvers": ["alice", "bob", "dave"], "required_approvals": 1, "four_eyes": True,
-                     "approval_timeout": "10m", "receiver": "deploys",
-                     "canary": {"steps": [50, 100], "bake": "1s"}, "hooks": hook_cfg},
+            "prod": {
+                "approvers": ["alice", "bob", "dave"],
+                "required_approvals": 1,
+                "four_eyes": True,
+                "approval_timeout": "10m",
+                "receiver": "deploys",
+                "canary": {"steps": [50, 100], "bake": "1s"},
+                "hooks": hook_cfg,
+            },
             "stage": {"required_approvals": 0, "canary": {"steps": [10, 100], "bake": "1h"}, "hooks": hook_cfg},
         },
     }
     path = tmp_path / "tocsin.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = base_env(TEMPORAL_ADDRESS=address_of(dev_env.client), TOCSIN_TASK_QUEUE=task_queue,
-                   TOCSIN_CONFIG=str(path), TOCSIN_HOME=str(tmp_path / ".tocsin"))
+    env = base_env(
+        TEMPORAL_ADDRESS=address_of(dev_env.client),
+        TOCSIN_TASK_QUEUE=task_queue,
+        TOCSIN_CONFIG=str(path),
+        TOCSIN_HOME=str(tmp_path / ".tocsin"),
+    )
     with process([TOCSIN, "worker"], tmp_path, env, tmp_path / "worker.log"):
         yield {"env": env, "service": f"shop-{uuid.uuid4().hex[:6]}", "cwd": tmp_path}
 
@@ -70,8 +85,14 @@ class Deploy:
     """`tocsin deploy --wait` running in the background."""
 
     def __init__(self, stack: dict[str, Any], *args: str):
-        self.proc = subprocess.Popen([TOCSIN, "deploy", *args, "--wait"], env=stack["env"], cwd=stack["cwd"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [TOCSIN, "deploy", *args, "--wait"],
+            env=stack["env"],
+            cwd=stack["cwd"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         started = time.monotonic()
         assert self.proc.stdout is not None
         self.id = self.proc.stdout.readline().strip()
@@ -90,17 +111,31 @@ async def until_stage(dev_env: WorkflowEnvironment, wid: str, *stages: str, time
             state = await handle.query(DeploymentWorkflow.state)
             if state.stage in stages:
                 return state
-        except Exception:  # noqa: BLE001 - not started yet
+        except Exception:
             pass
         await asyncio.sleep(0.2)
     raise AssertionError(f"{wid} never reached {stages}")
 
 
 async def test_approved_by_another_walks_the_canary_refusals_and_audit(
-        dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks) -> None:
+    dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks
+) -> None:
     svc = stack["service"]
-    deploy = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v1.0.0", "--by", "dave",
-                    "--commit", "abc1234", "--changes-url", "https://git.example/compare/v0...v1")
+    deploy = Deploy(
+        stack,
+        "--service",
+        svc,
+        "--env",
+        "prod",
+        "--version",
+        "v1.0.0",
+        "--by",
+        "dave",
+        "--commit",
+        "abc1234",
+        "--changes-url",
+        "https://git.example/compare/v0...v1",
+    )
     assert deploy.id == f"deploy/{svc}/prod/v1.0.0"
     assert deploy.first_line_after < 15
     await until_stage(dev_env, deploy.id, "pending_approval")
@@ -138,10 +173,17 @@ async def test_approved_by_another_walks_the_canary_refusals_and_audit(
     records = [json.loads(line) for line in lines]
     assert {r["kind"] for r in records} == {"deployment"}
     first = [r for r in records if r["workflow_id"] == deploy.id]
-    who = [(r["actor"], r["action"], r["detail"].split(":")[0].split(" (")[0])
-           for r in first if r["action"] in ("approve", "started")]
-    assert who == [("dave", "started", "DeploymentWorkflow"), ("dave", "approve", "refused"),
-                   ("mallory", "approve", "refused"), ("alice", "approve", "accepted")]
+    who = [
+        (r["actor"], r["action"], r["detail"].split(":")[0].split(" (")[0])
+        for r in first
+        if r["action"] in ("approve", "started")
+    ]
+    assert who == [
+        ("dave", "started", "DeploymentWorkflow"),
+        ("dave", "approve", "refused"),
+        ("mallory", "approve", "refused"),
+        ("alice", "approve", "accepted"),
+    ]
     assert "four eyes" in next(r["detail"] for r in first if r["actor"] == "dave" and r["action"] == "approve")
     assert "comment=ship it" in next(r["detail"] for r in first if r["actor"] == "alice")
     statuses = [r["detail"] for r in first if r["action"] == "status"]
@@ -162,12 +204,14 @@ async def test_approved_by_another_walks_the_canary_refusals_and_audit(
 
 
 async def test_rollback_aborts_running_then_rolls_back_last(
-        dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks) -> None:
+    dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks
+) -> None:
     svc = stack["service"]
     running = Deploy(stack, "--service", svc, "--env", "stage", "--version", "v2", "--by", "erin")
     await until_stage(dev_env, running.id, "canary")
-    done = await arun(stack, "rollback", "--service", svc, "--env", "stage", "--by", "frank",
-                      "--reason", "p99 latency doubled")
+    done = await arun(
+        stack, "rollback", "--service", svc, "--env", "stage", "--by", "frank", "--reason", "p99 latency doubled"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == running.id and "signalled" in done.stderr
     code, _, err = await running.finish()
@@ -182,7 +226,8 @@ async def test_rollback_aborts_running_then_rolls_back_last(
     promoted = Deploy(stack, "--service", svc, "--env", "stage", "--version", "v3", "--by", "erin")
     await until_stage(dev_env, promoted.id, "canary")
     await dev_env.client.get_workflow_handle(promoted.id).signal(
-        "promote", {"by": "erin", "reason": "bake is too long for a test"})
+        "promote", {"by": "erin", "reason": "bake is too long for a test"}
+    )
     code, _, _ = await promoted.finish()
     assert code == 0
     back = await arun(stack, "rollback", "--service", svc, "--env", "stage", "--by", "frank", "--reason", "bad data")
@@ -207,20 +252,32 @@ def test_bad_input_exits_2(stack: dict[str, Any]) -> None:
 
 
 async def test_gates_read_pipelines_and_incidents_from_temporal(
-        dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks) -> None:
+    dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks
+) -> None:
     svc = stack["service"]
     try:
         await _gates_scenario(dev_env, stack, svc)
     finally:
         # entity workflows outlive this test's worker: end them so later tests never query them
-        async for wf in dev_env.client.list_workflows(
-                f"TocsinService='{svc}' AND ExecutionStatus='Running'"):
+        async for wf in dev_env.client.list_workflows(f"TocsinService='{svc}' AND ExecutionStatus='Running'"):
             await dev_env.client.get_workflow_handle(wf.id).terminate("test over")
 
 
 async def _gates_scenario(dev_env: WorkflowEnvironment, stack: dict[str, Any], svc: str) -> None:
-    build = await arun(stack, "build", "--repo", svc, "--branch", "main", "--commit", "cafe1234",
-                       "--status", "success", "--author", "carol")
+    build = await arun(
+        stack,
+        "build",
+        "--repo",
+        svc,
+        "--branch",
+        "main",
+        "--commit",
+        "cafe1234",
+        "--status",
+        "success",
+        "--author",
+        "carol",
+    )
     assert build.returncode == 0, build.stderr
     green = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v5", "--by", "dave", "--commit", "cafe1234")
     state = await until_stage(dev_env, green.id, "pending_approval")
@@ -242,8 +299,20 @@ async def _gates_scenario(dev_env: WorkflowEnvironment, stack: dict[str, Any], s
     code, _, err = await blocked.finish()
     assert code == 4 and "incidents gate" in err and incident in err
 
-    hotfix = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v7", "--by", "dave",
-                    "--emergency", "--reason", f"fix for {incident}")
+    hotfix = Deploy(
+        stack,
+        "--service",
+        svc,
+        "--env",
+        "prod",
+        "--version",
+        "v7",
+        "--by",
+        "dave",
+        "--emergency",
+        "--reason",
+        f"fix for {incident}",
+    )
     state = await until_stage(dev_env, hotfix.id, "pending_approval")
     assert state.emergency and [g.overridden for g in state.gates] == [False, True, False]
     await arun(stack, "approve", hotfix.id, "--by", "bob")
@@ -254,5 +323,6 @@ async def _gates_scenario(dev_env: WorkflowEnvironment, stack: dict[str, Any], s
     assert verify_chain(export.stdout.splitlines()) is None
     assert {"deployment", "pipeline", "incident"} <= {r["kind"] for r in records}
     assert any(r["kind"] == "pipeline" and r["actor"] == "carol" for r in records)
-    assert any(r["workflow_id"] == hotfix.id and r["action"] == "started" and "emergency=True" in r["detail"]
-               for r in records)
+    assert any(
+        r["workflow_id"] == hotfix.id and r["action"] == "started" and "emergency=True" in r["detail"] for r in records
+    )

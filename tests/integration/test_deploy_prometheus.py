@@ -15,8 +15,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -26,7 +26,6 @@ from temporalio.testing import WorkflowEnvironment
 from tests.fakes.hooks import FakeHooks
 from tests.helpers import address_of
 from tests.procs import TOCSIN, base_env, free_port, process, wait_http
-
 
 PROMETHEUS = "/usr/bin/prometheus"
 ERROR_RATE = 'sum(increase(http_requests_total{job="{service}",code="500"}[5s]))'
@@ -51,13 +50,27 @@ def prometheus(tmp_path: Path, hooks: FakeHooks, service: str) -> Iterator[str]:
         pytest.fail("prometheus is not installed: run `bash scripts/install-system-deps.sh`", pytrace=False)
     port = free_port()
     config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": service, "scrape_interval": "1s",
-                            "static_configs": [{"targets": [hooks.url.removeprefix("http://")]}]}],
-    }))
-    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": service,
+                        "scrape_interval": "1s",
+                        "static_configs": [{"targets": [hooks.url.removeprefix("http://")]}],
+                    }
+                ],
+            }
+        )
+    )
+    args = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
     with process(args, tmp_path, base_env(), tmp_path / "prometheus.log"):
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/-/ready", timeout=60)
@@ -70,41 +83,63 @@ def prometheus(tmp_path: Path, hooks: FakeHooks, service: str) -> Iterator[str]:
                 break
             time.sleep(0.5)
         else:
-            raise AssertionError(f"Prometheus never scraped the test service: {(tmp_path / 'prometheus.log').read_text()}")
+            raise AssertionError(
+                f"Prometheus never scraped the test service: {(tmp_path / 'prometheus.log').read_text()}"
+            )
         yield url
 
 
 @pytest.fixture
-def worker(dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, hooks: FakeHooks,
-           prometheus: str) -> Iterator[dict[str, str]]:
+def worker(
+    dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, hooks: FakeHooks, prometheus: str
+) -> Iterator[dict[str, str]]:
     config = {
         "channels": {"console": {"type": "console"}},
         "receivers": [{"name": "deploys", "channels": ["console"]}],
         "route": {"receiver": "deploys"},
-        "environments": {"prod": {
-            "required_approvals": 0,
-            "canary": {"steps": [25, 100], "bake": "2s", "analysis": {
-                "prometheus_url": prometheus, "interval": "1s", "count": 4, "failure_limit": 0,
-                "metrics": [{"name": "errors", "query": ERROR_RATE, "max": 1}]}},
-            "hooks": {"deploy": {"url": hooks.url + "/deploy"}, "rollback": {"url": hooks.url + "/rollback"}},
-        }},
+        "environments": {
+            "prod": {
+                "required_approvals": 0,
+                "canary": {
+                    "steps": [25, 100],
+                    "bake": "2s",
+                    "analysis": {
+                        "prometheus_url": prometheus,
+                        "interval": "1s",
+                        "count": 4,
+                        "failure_limit": 0,
+                        "metrics": [{"name": "errors", "query": ERROR_RATE, "max": 1}],
+                    },
+                },
+                "hooks": {"deploy": {"url": hooks.url + "/deploy"}, "rollback": {"url": hooks.url + "/rollback"}},
+            }
+        },
     }
     path = tmp_path / "tocsin.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = base_env(TEMPORAL_ADDRESS=address_of(dev_env.client), TOCSIN_TASK_QUEUE=task_queue,
-                   TOCSIN_CONFIG=str(path), TOCSIN_HOME=str(tmp_path / ".tocsin"))
+    env = base_env(
+        TEMPORAL_ADDRESS=address_of(dev_env.client),
+        TOCSIN_TASK_QUEUE=task_queue,
+        TOCSIN_CONFIG=str(path),
+        TOCSIN_HOME=str(tmp_path / ".tocsin"),
+    )
     with process([TOCSIN, "worker"], tmp_path, env, tmp_path / "worker.log"):
         yield env
 
 
 def deploy(env: dict[str, str], service: str, version: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([TOCSIN, "deploy", "--service", service, "--env", "prod", "--version", version,
-                             "--by", "ci-bot", "--wait"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [TOCSIN, "deploy", "--service", service, "--env", "prod", "--version", version, "--by", "ci-bot", "--wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 async def test_canary_passes_with_low_errors_and_rolls_back_when_they_rise(
-        worker: dict[str, str], hooks: FakeHooks, service: str) -> None:
+    worker: dict[str, str], hooks: FakeHooks, service: str
+) -> None:
     hooks.add_requests("200", 100)
     good = deploy(worker, service, "v1")
     out, err = await asyncio.to_thread(good.communicate, timeout=90)

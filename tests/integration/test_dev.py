@@ -16,7 +16,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import address_of, cli
 
-
 TOCSIN = str(Path(sys.executable).parent / "tocsin")
 
 
@@ -44,15 +43,22 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 90)
         seen.append(line.rstrip())
         if needle in line:
             return seen
-    raise AssertionError(f"never saw {needle!r}; output: {seen}; stderr: "
-                         f"{proc.stderr.read() if proc.stderr and proc.poll() is not None else ''}")
+    raise AssertionError(
+        f"never saw {needle!r}; output: {seen}; stderr: "
+        f"{proc.stderr.read() if proc.stderr and proc.poll() is not None else ''}"
+    )
 
 
 def start_dev(cwd: Path, ports: list[int]) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TOCSIN_CONFIG", "TEMPORAL_ADDRESS")}
     return subprocess.Popen(
         [TOCSIN, "dev", "--port", str(ports[0]), "--ui-port", str(ports[1]), "--gateway-port", str(ports[2])],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def stop(proc: subprocess.Popen[str]) -> int:
@@ -73,8 +79,18 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
         assert any(f"http://127.0.0.1:{ports[2]}" in line for line in banner)
         assert httpx.get(f"http://127.0.0.1:{ports[2]}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports[1]}/", timeout=5).status_code == 200  # the Temporal UI
-        done = cli("build", "--repo", "acme/api", "--branch", "main", "--commit", "abcdef1", "--status", "failure",
-                   address=f"127.0.0.1:{ports[0]}")
+        done = cli(
+            "build",
+            "--repo",
+            "acme/api",
+            "--branch",
+            "main",
+            "--commit",
+            "abcdef1",
+            "--status",
+            "failure",
+            address=f"127.0.0.1:{ports[0]}",
+        )
         assert done.returncode == 0, done.stderr
         printed = wait_for_line(proc, "Build failed: acme/api@main (ci)", timeout=30)
         assert printed
@@ -91,8 +107,18 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
     proc = start_dev(tmp_path, ports)
     try:
         wait_for_line(proc, "Press Ctrl-C to stop.")
-        done = cli("build", "--repo", "acme/api", "--branch", "main", "--commit", "abcdef2", "--status", "success",
-                   address=f"127.0.0.1:{ports[0]}")
+        done = cli(
+            "build",
+            "--repo",
+            "acme/api",
+            "--branch",
+            "main",
+            "--commit",
+            "abcdef2",
+            "--status",
+            "success",
+            address=f"127.0.0.1:{ports[0]}",
+        )
         assert done.returncode == 0, done.stderr
         # The pipeline remembered the failure across the restart, so this success is a fix.
         wait_for_line(proc, "Build fixed: acme/api@main (ci)", timeout=30)
@@ -114,8 +140,9 @@ def test_dev_refuses_a_busy_port(tmp_path: Path) -> None:
 def test_worker_process_stops_cleanly_on_sigterm(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TOCSIN_CONFIG"}
     env.update(TEMPORAL_ADDRESS=address_of(dev_env.client), TOCSIN_TASK_QUEUE="sigterm-test")
-    proc = subprocess.Popen([TOCSIN, "worker"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [TOCSIN, "worker"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         wait_for_line(proc, "worker polling task queue 'sigterm-test'", timeout=30)
         proc.send_signal(signal.SIGTERM)

@@ -9,13 +9,12 @@ from pathlib import Path
 from temporalio.client import ScheduleSpec
 from temporalio.testing import WorkflowEnvironment
 
-from operations.config import load_config_file
 from operations.alerts import dispatch_alerts, fingerprint
+from operations.config import load_config_file
 from tests.helpers import ops, outbox, tocsin_worker
 from workers.schedules import digest_schedule_id, ensure_schedules
-from workflows.incident.workflow import IncidentWorkflow
 from workflows.incident.models import Alert
-
+from workflows.incident.workflow import IncidentWorkflow
 
 ALWAYS = [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}]
 
@@ -23,15 +22,31 @@ ALWAYS = [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}]
 def config(receiver: str) -> dict:  # type: ignore[type-arg]
     return {
         "channels": {"chat": {"type": "console"}, "digest": {"type": "console"}},
-        "receivers": [{"name": "chat", "channels": ["chat"]},
-                      {"name": receiver, "channels": ["digest"], "digest": True, "digest_at": "08:00",
-                       "digest_timezone": "Asia/Seoul"}],
+        "receivers": [
+            {"name": "chat", "channels": ["chat"]},
+            {
+                "name": receiver,
+                "channels": ["digest"],
+                "digest": True,
+                "digest_at": "08:00",
+                "digest_timezone": "Asia/Seoul",
+            },
+        ],
         "time_intervals": [{"name": "off-hours", "time_intervals": ALWAYS}],
-        "route": {"receiver": "chat", "group_by": ["alertname", "service"], "group_wait": "0s", "routes": [
-            {"matchers": ['severity="warning"'], "receiver": receiver, "active_time_intervals": ["off-hours"],
-             "continue": True},
-            {"matchers": ['severity="warning"'], "receiver": "chat", "mute_time_intervals": ["off-hours"]},
-        ]},
+        "route": {
+            "receiver": "chat",
+            "group_by": ["alertname", "service"],
+            "group_wait": "0s",
+            "routes": [
+                {
+                    "matchers": ['severity="warning"'],
+                    "receiver": receiver,
+                    "active_time_intervals": ["off-hours"],
+                    "continue": True,
+                },
+                {"matchers": ['severity="warning"'], "receiver": "chat", "mute_time_intervals": ["off-hours"]},
+            ],
+        },
     }
 
 
@@ -45,7 +60,8 @@ async def wait_until(predicate, timeout: float = 30):  # type: ignore[no-untyped
 
 
 async def test_warnings_are_held_off_hours_and_sent_as_one_digest(
-        dev_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+    dev_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     receiver = f"night-{uuid.uuid4().hex[:6]}"
     path = write_config(config(receiver))
     cfg = load_config_file(path)
@@ -61,8 +77,11 @@ async def test_warnings_are_held_off_hours_and_sent_as_one_digest(
         return Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": name})
 
     async with tocsin_worker(client, task_queue, tmp_path, path):
-        ids = await dispatch_alerts(ops(client, task_queue, cfg),
-                                    [warn("DiskAlmostFull"), warn("SlowQueries"), warn("CertExpiring")], source="test")
+        ids = await dispatch_alerts(
+            ops(client, task_queue, cfg),
+            [warn("DiskAlmostFull"), warn("SlowQueries"), warn("CertExpiring")],
+            source="test",
+        )
         assert len(ids) == 6  # each warning reaches the digest route and the (muted) chat route
 
         async def statuses() -> dict[str, str] | None:
@@ -71,6 +90,7 @@ async def test_warnings_are_held_off_hours_and_sent_as_one_digest(
                 st = await client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
                 found[wid] = st.status
             return found if sorted(found.values()) == ["held"] * 3 + ["muted"] * 3 else None
+
         by_status = await wait_until(statuses)
         held = [wid for wid, status in by_status.items() if status == "held"]
         assert outbox(tmp_path) == [], "nothing is sent off-hours"
@@ -87,9 +107,12 @@ async def test_warnings_are_held_off_hours_and_sent_as_one_digest(
         assert "resolved" in text and "still firing" in text
 
         async def released() -> bool:
-            states = [await client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
-                      for wid in held]
+            states = [
+                await client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
+                for wid in held
+            ]
             return all(st.digest for st in states)
+
         assert await wait_until(released)
         await client.get_schedule_handle(digest_schedule_id(receiver)).trigger()
         await asyncio.sleep(2)

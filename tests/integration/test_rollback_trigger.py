@@ -14,28 +14,39 @@ from tests.fakes.hooks import FakeHooks
 from tests.helpers import ops, person, tocsin_worker
 from workflows.deployment import DeployInput
 from workflows.deployment.workflow import DeploymentWorkflow
-from workflows.incident.workflow import IncidentWorkflow
 from workflows.incident.models import Alert
+from workflows.incident.workflow import IncidentWorkflow
 
 
 async def test_rollback_trigger_alert_rolls_back_the_running_deployment(
-        dev_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+    dev_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     service = f"orders-{uuid.uuid4().hex[:6]}"
     with FakeHooks() as hooks:
         hook_cfg = {"deploy": {"url": hooks.url + "/deploy"}, "rollback": {"url": hooks.url + "/rollback"}}
-        path = write_config({
-            "channels": {"log": {"type": "console"}},
-            "receivers": [{"name": "ops", "channels": ["log"]}],
-            "route": {"receiver": "ops", "group_by": ["alertname", "service"], "group_wait": "0s"},
-            "rollback_triggers": ["CriticalErrorRate", "CriticalP95Latency"],
-            "environments": {"stage": {"required_approvals": 0, "receiver": "ops",
-                                       "canary": {"steps": [10, 100], "bake": "1h"}, "hooks": hook_cfg}},
-        })
+        path = write_config(
+            {
+                "channels": {"log": {"type": "console"}},
+                "receivers": [{"name": "ops", "channels": ["log"]}],
+                "route": {"receiver": "ops", "group_by": ["alertname", "service"], "group_wait": "0s"},
+                "rollback_triggers": ["CriticalErrorRate", "CriticalP95Latency"],
+                "environments": {
+                    "stage": {
+                        "required_approvals": 0,
+                        "receiver": "ops",
+                        "canary": {"steps": [10, 100], "bake": "1h"},
+                        "hooks": hook_cfg,
+                    }
+                },
+            }
+        )
         client = dev_env.client
         async with tocsin_worker(client, task_queue, tmp_path, path):
             handle, _ = await start_deployment(
-                ops(client, task_queue, path), person("dave"),
-                DeployInput(service=service, env="stage", version="v2", by="dave"))
+                ops(client, task_queue, path),
+                person("dave"),
+                DeployInput(service=service, env="stage", version="v2", by="dave"),
+            )
             for _ in range(300):
                 st = await handle.query(DeploymentWorkflow.state)
                 if st.stage == "canary" and st.weight == 10:
@@ -44,7 +55,8 @@ async def test_rollback_trigger_alert_rolls_back_the_running_deployment(
             assert st.stage == "canary", st.stage
             labels = {"alertname": "CriticalErrorRate", "severity": "critical", "service": service, "env": "stage"}
             [incident] = await dispatch_alerts(
-                ops(client, task_queue, path), [Alert(fingerprint=fingerprint(labels), labels=labels)], source="test")
+                ops(client, task_queue, path), [Alert(fingerprint=fingerprint(labels), labels=labels)], source="test"
+            )
             result = await asyncio.wait_for(handle.result(), timeout=60)
             inc = await client.get_workflow_handle_for(IncidentWorkflow.run, incident).query(IncidentWorkflow.state)
     assert result.outcome == "rolled_back"

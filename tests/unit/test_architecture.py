@@ -98,23 +98,37 @@ def test_no_import_circles() -> None:
 
 @pytest.mark.parametrize("importer", ["workflows", "activities", "operations", "workers"])
 def test_nothing_imports_starters(importer: str) -> None:
-    offenders = [(m, t) for m, targets in GRAPH.items() if m.split(".")[0] == importer
-                 for t in targets if t.split(".")[0] == "starters"]
+    offenders = [
+        (m, t)
+        for m, targets in GRAPH.items()
+        if m.split(".")[0] == importer
+        for t in targets
+        if t.split(".")[0] == "starters"
+    ]
     assert offenders == []
 
 
 def test_workflows_import_activities_only_as_references() -> None:
     """Contracts, policy and operations never import activities; flows reference them (passed through)."""
-    offenders = [(m, t) for m, targets in GRAPH.items()
-                 if m.startswith("operations") or m.startswith("workflows.policy") or m.endswith(".models")
-                 for t in targets if t.startswith("activities")]
+    offenders = [
+        (m, t)
+        for m, targets in GRAPH.items()
+        if m.startswith("operations") or m.startswith("workflows.policy") or m.endswith(".models")
+        for t in targets
+        if t.startswith("activities")
+    ]
     assert offenders == []
 
 
 def test_operations_call_workflows_by_contract() -> None:
     """operations/ names workflows and models, never the workflow classes (``workflows.<flow>.workflow``)."""
-    offenders = [(m, t) for m, targets in GRAPH.items() if m.startswith("operations")
-                 for t in targets if t.endswith(".workflow") or t.endswith(".lock")]
+    offenders = [
+        (m, t)
+        for m, targets in GRAPH.items()
+        if m.startswith("operations")
+        for t in targets
+        if t.endswith(".workflow") or t.endswith(".lock")
+    ]
     assert offenders == []
 
 
@@ -125,8 +139,13 @@ def test_policy_has_no_temporal_and_no_io() -> None:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                    else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(m.split(".")[0] in banned for m in mods), (name, mods)
 
 

@@ -29,26 +29,41 @@ def test_bounds() -> None:
     assert judge_reading(SUCCESS, MetricReading(name="success", value=0.5)).outcome == "fail"
     both = MetricCheck(name="b", query="q", min=1, max=2)
     assert [judge_reading(both, MetricReading(name="b", value=v)).outcome for v in (0.5, 1.5, 2.5)] == [
-        "fail", "pass", "fail"]
+        "fail",
+        "pass",
+        "fail",
+    ]
 
 
 def test_errors_empty_and_nan_are_inconclusive_not_pass() -> None:
-    for reading in (MetricReading(name="errors", error="query error: bad_data"),
-                    MetricReading(name="errors"), MetricReading(name="errors", value=math.nan), None):
+    for reading in (
+        MetricReading(name="errors", error="query error: bad_data"),
+        MetricReading(name="errors"),
+        MetricReading(name="errors", value=math.nan),
+        None,
+    ):
         assert judge_reading(ERRORS, reading).outcome == "inconclusive"
 
 
 def test_measurement_fail_beats_inconclusive_beats_pass() -> None:
     checks = [ERRORS, SUCCESS]
-    assert judge_measurement(checks, [MetricReading(name="errors", value=0),
-                                      MetricReading(name="success", value=1)]).outcome == "pass"
-    assert judge_measurement(checks, [MetricReading(name="errors", value=0),
-                                      MetricReading(name="success", error="empty result")]).outcome == "inconclusive"
-    failed = judge_measurement(checks, [MetricReading(name="errors", value=5),
-                                        MetricReading(name="success", error="empty result")])
+    assert (
+        judge_measurement(
+            checks, [MetricReading(name="errors", value=0), MetricReading(name="success", value=1)]
+        ).outcome
+        == "pass"
+    )
+    assert (
+        judge_measurement(
+            checks, [MetricReading(name="errors", value=0), MetricReading(name="success", error="empty result")]
+        ).outcome
+        == "inconclusive"
+    )
+    failed = judge_measurement(
+        checks, [MetricReading(name="errors", value=5), MetricReading(name="success", error="empty result")]
+    )
     assert failed.outcome == "fail"
-    assert failed.summary() == ("errors=5 <= 1 (fail: above 1), "
-                                "success=n/a >= 0.99 (inconclusive: empty result)")
+    assert failed.summary() == ("errors=5 <= 1 (fail: above 1), success=n/a >= 0.99 (inconclusive: empty result)")
     assert judge_measurement(checks, []).outcome == "inconclusive"  # a missing reading is not a pass
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -26,28 +27,39 @@ def test_no_file_means_console_default(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_tocsin_config_env_is_used(write_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    path = write_config({"channels": {"c": {"type": "console"}}, "receivers": [{"name": "r", "channels": ["c"]}],
-                         "route": {"receiver": "r"}})
+    path = write_config(
+        {
+            "channels": {"c": {"type": "console"}},
+            "receivers": [{"name": "r", "channels": ["c"]}],
+            "route": {"receiver": "r"},
+        }
+    )
     monkeypatch.setenv("TOCSIN_CONFIG", str(path))
     assert load_config_file(None).route.receiver == "r"
 
 
 def test_errors_name_key_paths(write_config) -> None:  # type: ignore[no-untyped-def]
-    found = issues_of(write_config, {
-        "channels": {"c": {"type": "console"}},
-        "receivers": [{"name": "r", "channels": ["c", "ghost"]}],
-        "route": {"receiver": "r", "routes": [{"receiver": "r"}, {"receiver": "nowhere"}]},
-    })
+    found = issues_of(
+        write_config,
+        {
+            "channels": {"c": {"type": "console"}},
+            "receivers": [{"name": "r", "channels": ["c", "ghost"]}],
+            "route": {"receiver": "r", "routes": [{"receiver": "r"}, {"receiver": "nowhere"}]},
+        },
+    )
     assert "receivers[0].channels[1]: unknown channel 'ghost'" in found
     assert "route.routes[1].receiver: unknown receiver 'nowhere'" in found
 
 
 def test_schema_errors_name_key_paths(write_config) -> None:  # type: ignore[no-untyped-def]
-    found = issues_of(write_config, {
-        "channels": {"c": {"type": "carrier-pigeon"}},
-        "route": {"receiver": "r", "group_wait": "soon", "routes": [{"matchers": ['a=~"("']}]},
-        "bogus": 1,
-    })
+    found = issues_of(
+        write_config,
+        {
+            "channels": {"c": {"type": "carrier-pigeon"}},
+            "route": {"receiver": "r", "group_wait": "soon", "routes": [{"matchers": ['a=~"("']}]},
+            "bogus": 1,
+        },
+    )
     joined = "\n".join(found)
     assert "channels.c.type:" in joined
     assert "route.group_wait: not a duration: 'soon'" in joined
@@ -65,8 +77,13 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_env_references_resolved_only_on_demand(write_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    path = write_config({"channels": {"s": {"type": "slack", "token": "${SLACK_BOT_TOKEN}", "channel": "#ci"}},
-                         "receivers": [{"name": "r", "channels": ["s"]}], "route": {"receiver": "r"}})
+    path = write_config(
+        {
+            "channels": {"s": {"type": "slack", "token": "${SLACK_BOT_TOKEN}", "channel": "#ci"}},
+            "receivers": [{"name": "r", "channels": ["s"]}],
+            "route": {"receiver": "r"},
+        }
+    )
     cfg = load_config_file(path)
     assert cfg.channels["s"].settings()["token"] == "${SLACK_BOT_TOKEN}"
     snap = cfg.snapshot()
@@ -80,8 +97,11 @@ def test_env_references_resolved_only_on_demand(write_config, monkeypatch: pytes
 
 
 def test_store_reloads_changed_file_and_keeps_last_good(write_config) -> None:  # type: ignore[no-untyped-def]
-    base = {"channels": {"c": {"type": "console"}}, "receivers": [{"name": "r1", "channels": ["c"]}],
-            "route": {"receiver": "r1"}}
+    base = {
+        "channels": {"c": {"type": "console"}},
+        "receivers": [{"name": "r1", "channels": ["c"]}],
+        "route": {"receiver": "r1"},
+    }
     path = write_config(base)
     store = ConfigStore(path)
     assert store.get().route.receiver == "r1"
@@ -109,41 +129,63 @@ def _parse(data: dict) -> tuple[list[str], list[str]]:  # type: ignore[type-arg]
     return [], [str(w) for w in warnings]
 
 
-@pytest.mark.parametrize("route,message", [
-    ({"receiver": "r", "continue": True}, "route.continue: the root route cannot have continue"),
-    ({"receiver": "r", "mute_time_intervals": ["x"]}, "route.mute_time_intervals: the root route must not have"),
-    ({"receiver": "r", "match": {"a": "b"}}, "route.matchers: the root route must not have matchers"),
-    ({}, "route.receiver: the root route needs a receiver"),
-    ({"receiver": "r", "group_by": ["...", "a"]}, "route.group_by: cannot have wildcard group_by"),
-    ({"receiver": "r", "group_by": ["a", "a"]}, "route.group_by: duplicated label 'a' in group_by"),
-    ({"receiver": "r", "group_interval": "0s"}, "route.group_interval: group_interval cannot be zero"),
-    ({"receiver": "r", "routes": [{"repeat_interval": "0"}]}, "route.routes[0].repeat_interval: repeat_interval cannot"),
-    ({"receiver": "r", "routes": [{"match": {"bad-name": "x"}}]}, "route.routes[0].match.bad-name: invalid label name"),
-    ({"receiver": "r", "routes": [{"match_re": {"a": "(?=x)"}}]}, "route.routes[0].match_re.a: bad regex"),
-    ({"receiver": "r", "routes": [{"matchers": ['a="1"', "a=~x**"]}]}, "route.routes[0].matchers[1]: bad regex"),
-])
+@pytest.mark.parametrize(
+    "route,message",
+    [
+        ({"receiver": "r", "continue": True}, "route.continue: the root route cannot have continue"),
+        ({"receiver": "r", "mute_time_intervals": ["x"]}, "route.mute_time_intervals: the root route must not have"),
+        ({"receiver": "r", "match": {"a": "b"}}, "route.matchers: the root route must not have matchers"),
+        ({}, "route.receiver: the root route needs a receiver"),
+        ({"receiver": "r", "group_by": ["...", "a"]}, "route.group_by: cannot have wildcard group_by"),
+        ({"receiver": "r", "group_by": ["a", "a"]}, "route.group_by: duplicated label 'a' in group_by"),
+        ({"receiver": "r", "group_interval": "0s"}, "route.group_interval: group_interval cannot be zero"),
+        (
+            {"receiver": "r", "routes": [{"repeat_interval": "0"}]},
+            "route.routes[0].repeat_interval: repeat_interval cannot",
+        ),
+        (
+            {"receiver": "r", "routes": [{"match": {"bad-name": "x"}}]},
+            "route.routes[0].match.bad-name: invalid label name",
+        ),
+        ({"receiver": "r", "routes": [{"match_re": {"a": "(?=x)"}}]}, "route.routes[0].match_re.a: bad regex"),
+        ({"receiver": "r", "routes": [{"matchers": ['a="1"', "a=~x**"]}]}, "route.routes[0].matchers[1]: bad regex"),
+    ],
+)
 def test_alertmanager_route_rules(route: dict, message: str) -> None:  # type: ignore[type-arg]
     errors, _ = _parse({"route": route})
     assert any(e.startswith(message) for e in errors), errors
 
 
 def test_matchers_accept_alertmanager_syntax_including_empty_and_utf8() -> None:
-    errors, _ = _parse({"route": {"receiver": "r", "routes": [
-        {"receiver": "s", "matchers": ["", '"service name"="x"', "{a=b, c!=d}"], "continue": True}]}})
+    errors, _ = _parse(
+        {
+            "route": {
+                "receiver": "r",
+                "routes": [{"receiver": "s", "matchers": ["", '"service name"="x"', "{a=b, c!=d}"], "continue": True}],
+            }
+        }
+    )
     assert errors == []
 
 
 def test_warnings_unreachable_unused_and_repeat_interval() -> None:
-    errors, warnings = _parse({
-        "receivers": [{"name": "r"}, {"name": "s"}, {"name": "idle"}],
-        "route": {"receiver": "r", "group_interval": "5m", "repeat_interval": "9m", "routes": [
-            {"receiver": "s", "matchers": ['a="1"']},
-            {"receiver": "s", "continue": True},           # no matchers but continue: not a catch-all
-            {"receiver": "s", "matchers": [""]},           # matches everything
-            {"receiver": "r", "matchers": ['b="1"']},
-            {"receiver": "r", "repeat_interval": "1m"},
-        ]},
-    })
+    errors, warnings = _parse(
+        {
+            "receivers": [{"name": "r"}, {"name": "s"}, {"name": "idle"}],
+            "route": {
+                "receiver": "r",
+                "group_interval": "5m",
+                "repeat_interval": "9m",
+                "routes": [
+                    {"receiver": "s", "matchers": ['a="1"']},
+                    {"receiver": "s", "continue": True},  # no matchers but continue: not a catch-all
+                    {"receiver": "s", "matchers": [""]},  # matches everything
+                    {"receiver": "r", "matchers": ['b="1"']},
+                    {"receiver": "r", "repeat_interval": "1m"},
+                ],
+            },
+        }
+    )
     assert errors == []
     assert warnings == [
         "route.repeat_interval: repeat_interval (9m) is not a multiple of group_interval (5m): it is rounded up to 10m",
@@ -163,12 +205,20 @@ def test_route_tree_inheritance_follows_route_go() -> None:
     from workflows.config import Route
     from workflows.policy.routing import build_tree, effective_repeat_interval
 
-    tree = build_tree(Route.model_validate({
-        "receiver": "r", "group_by": ["alertname"], "group_interval": "5m", "mute_time_intervals": [],
-        "routes": [
-            {"group_by": [], "routes": [{"group_by": ["..."], "routes": [{}, {"group_by": ["team"]}]}]},
-            {"receiver": "s", "repeat_interval": "9m", "mute_time_intervals": ["nights"], "routes": [{}]},
-        ]}))
+    tree = build_tree(
+        Route.model_validate(
+            {
+                "receiver": "r",
+                "group_by": ["alertname"],
+                "group_interval": "5m",
+                "mute_time_intervals": [],
+                "routes": [
+                    {"group_by": [], "routes": [{"group_by": ["..."], "routes": [{}, {"group_by": ["team"]}]}]},
+                    {"receiver": "s", "repeat_interval": "9m", "mute_time_intervals": ["nights"], "routes": [{}]},
+                ],
+            }
+        )
+    )
     empty, dots = tree.children[0], tree.children[0].children[0]
     assert empty.group_by == ["alertname"] and not empty.group_by_all, "group_by: [] inherits"
     assert dots.group_by_all and dots.children[0].group_by_all, "'...' groups by all, and is inherited"
@@ -183,20 +233,27 @@ def test_route_tree_inheritance_follows_route_go() -> None:
 
 
 def test_muted_routes_with_at() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from workflows.config import Config
     from workflows.policy.routing import receivers_for
 
-    cfg = Config.model_validate({
-        "receivers": [{"name": "r"}, {"name": "day"}, {"name": "night"}],
-        "time_intervals": [{"name": "nights", "time_intervals": [{"times": [{"start_time": "00:00",
-                                                                               "end_time": "06:00"}]}]}],
-        "route": {"receiver": "r", "routes": [
-            {"matchers": ['a="1"'], "receiver": "day", "mute_time_intervals": ["nights"], "continue": True},
-            {"matchers": ['a="1"'], "receiver": "night", "active_time_intervals": ["nights"]}]},
-    })
-    night, noon = datetime(2024, 1, 1, 3, tzinfo=timezone.utc), datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
+    cfg = Config.model_validate(
+        {
+            "receivers": [{"name": "r"}, {"name": "day"}, {"name": "night"}],
+            "time_intervals": [
+                {"name": "nights", "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "06:00"}]}]}
+            ],
+            "route": {
+                "receiver": "r",
+                "routes": [
+                    {"matchers": ['a="1"'], "receiver": "day", "mute_time_intervals": ["nights"], "continue": True},
+                    {"matchers": ['a="1"'], "receiver": "night", "active_time_intervals": ["nights"]},
+                ],
+            },
+        }
+    )
+    night, noon = datetime(2024, 1, 1, 3, tzinfo=UTC), datetime(2024, 1, 1, 12, tzinfo=UTC)
     assert receivers_for(cfg.route, {"a": "1"}) == ["day", "night"]
     assert receivers_for(cfg.route, {"a": "1"}, at=night, time_intervals=cfg.time_intervals) == ["night"]
     assert receivers_for(cfg.route, {"a": "1"}, at=noon, time_intervals=cfg.time_intervals) == ["day"]

@@ -18,15 +18,18 @@ def route(at: str, *labels: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.mark.parametrize("at,severity,expected", [
-    ("2026-11-23T03:00:00+09:00", "warning", "chat-digest"),    # Monday 03:00 KST: held for the digest
-    ("2026-11-23T10:00:00+09:00", "warning", "chat"),           # market hours: straight to chat
-    ("2026-11-28T14:00:00+09:00", "warning", "chat-digest"),    # Saturday: off-hours all day
-    ("2026-11-23T10:00:00+09:00", "critical", "critical-market"),
-    ("2026-11-23T20:00:00+09:00", "critical", "critical"),
-    ("2026-11-23T10:00:00+09:00", "error", "error"),
-    ("2026-11-23T10:00:00+09:00", "info", "log"),
-])
+@pytest.mark.parametrize(
+    "at,severity,expected",
+    [
+        ("2026-11-23T03:00:00+09:00", "warning", "chat-digest"),  # Monday 03:00 KST: held for the digest
+        ("2026-11-23T10:00:00+09:00", "warning", "chat"),  # market hours: straight to chat
+        ("2026-11-28T14:00:00+09:00", "warning", "chat-digest"),  # Saturday: off-hours all day
+        ("2026-11-23T10:00:00+09:00", "critical", "critical-market"),
+        ("2026-11-23T20:00:00+09:00", "critical", "critical"),
+        ("2026-11-23T10:00:00+09:00", "error", "error"),
+        ("2026-11-23T10:00:00+09:00", "info", "log"),
+    ],
+)
 def test_time_aware_routing_of_the_example(at: str, severity: str, expected: str) -> None:
     assert route(at, f"severity={severity}", "service=api") == expected
 
@@ -34,16 +37,18 @@ def test_time_aware_routing_of_the_example(at: str, severity: str, expected: str
 def test_digest_at_0800_seoul_and_market_hours_page_high_urgency() -> None:
     config = load_config_file(EXAMPLE)
     digest = config.receiver("chat-digest")
-    assert digest is not None and digest.digest and (digest.digest_at, digest.digest_timezone) == (
-        "08:00", "Asia/Seoul")
+    assert (
+        digest is not None and digest.digest and (digest.digest_at, digest.digest_timezone) == ("08:00", "Asia/Seoul")
+    )
     market = config.receiver("critical-market")
     assert market is not None
     pagers = [config.channels[c] for c in market.channels if config.channels[c].type == "pagerduty"]
     assert [p.settings()["urgency"] for p in pagers] == ["high"]
     night = config.receiver("critical")
     assert night is not None
-    assert [config.channels[c].settings()["urgency"] for c in night.channels
-            if config.channels[c].type == "pagerduty"] == ["low"]
+    assert [
+        config.channels[c].settings()["urgency"] for c in night.channels if config.channels[c].type == "pagerduty"
+    ] == ["low"]
     assert len(config.rollback_triggers) == 7
 
 

@@ -10,8 +10,9 @@ from operations.config import ConfigError, parse_config
 from workflows.config import InhibitRule
 from workflows.policy.inhibit import inhibited, inhibited_by, parse_rule
 
-CRITICAL_MUTES_WARNING = InhibitRule(source_matchers=['severity="critical"'], target_matchers=['severity="warning"'],
-                                     equal=["alertname", "cluster"])
+CRITICAL_MUTES_WARNING = InhibitRule(
+    source_matchers=['severity="critical"'], target_matchers=['severity="warning"'], equal=["alertname", "cluster"]
+)
 
 
 def test_source_inhibits_target_when_equal_labels_agree() -> None:
@@ -24,8 +25,9 @@ def test_source_inhibits_target_when_equal_labels_agree() -> None:
 
 
 def test_missing_equal_label_counts_as_empty() -> None:
-    rule = InhibitRule(source_matchers=['severity="critical"'], target_matchers=['severity="warning"'],
-                       equal=["cluster"])
+    rule = InhibitRule(
+        source_matchers=['severity="critical"'], target_matchers=['severity="warning"'], equal=["cluster"]
+    )
     assert inhibited({"severity": "warning"}, [{"severity": "critical"}], [rule]), "missing on both sides is equal"
     assert inhibited({"severity": "warning", "cluster": ""}, [{"severity": "critical"}], [rule])
     assert not inhibited({"severity": "warning"}, [{"severity": "critical", "cluster": "eu"}], [rule])
@@ -41,8 +43,9 @@ def test_an_alert_never_inhibits_itself() -> None:
 
 
 def test_overlapping_rule_only_the_other_side_inhibits() -> None:
-    rule = InhibitRule(source_matchers=['severity=~"critical|warning"'], target_matchers=['severity="warning"'],
-                       equal=["alertname"])
+    rule = InhibitRule(
+        source_matchers=['severity=~"critical|warning"'], target_matchers=['severity="warning"'], equal=["alertname"]
+    )
     warning = {"alertname": "Disk", "severity": "warning", "instance": "a"}
     other_warning = {"alertname": "Disk", "severity": "warning", "instance": "b"}
     critical = {"alertname": "Disk", "severity": "critical"}
@@ -52,19 +55,27 @@ def test_overlapping_rule_only_the_other_side_inhibits() -> None:
 
 
 def test_legacy_match_keys_and_anchored_regexes() -> None:
-    rule = {"source_match": {"alertname": "ClusterDown"}, "source_match_re": {"service": "pay.*"},
-            "target_match": {"severity": "warning"}, "target_match_re": {"service": "pay"}}
+    rule = {
+        "source_match": {"alertname": "ClusterDown"},
+        "source_match_re": {"service": "pay.*"},
+        "target_match": {"severity": "warning"},
+        "target_match_re": {"service": "pay"},
+    }
     source = {"alertname": "ClusterDown", "service": "payments"}
     assert inhibited({"severity": "warning", "service": "pay"}, [source], [rule])
     assert not inhibited({"severity": "warning", "service": "payments"}, [source], [rule]), "regex is anchored"
     parsed = parse_rule(rule)
-    assert [(m.name, m.op, m.value) for m in parsed.source] == [("alertname", "=", "ClusterDown"),
-                                                               ("service", "=~", "^(?:pay.*)$")]
+    assert [(m.name, m.op, m.value) for m in parsed.source] == [
+        ("alertname", "=", "ClusterDown"),
+        ("service", "=~", "^(?:pay.*)$"),
+    ]
 
 
 def test_any_rule_and_empty_inputs() -> None:
-    rules = [InhibitRule(source_matchers=['a="1"'], target_matchers=['b="1"']),
-             InhibitRule(source_matchers=['c="1"'], target_matchers=['b="1"'])]
+    rules = [
+        InhibitRule(source_matchers=['a="1"'], target_matchers=['b="1"']),
+        InhibitRule(source_matchers=['c="1"'], target_matchers=['b="1"']),
+    ]
     assert inhibited({"b": "1"}, [{"c": "1"}], rules)
     assert inhibited_by({"b": "1"}, [{"c": "1"}, {"a": "1"}], rules) == [(0, {"a": "1"}), (1, {"c": "1"})]
     assert not inhibited({"b": "1"}, [], rules)
@@ -83,11 +94,15 @@ def config_issues(rules: list[dict[str, Any]]) -> list[str]:
 
 
 def test_bad_inhibit_rules_name_their_key_path() -> None:
-    found = "\n".join(config_issues([
-        {"source_matchers": ['severity="critical"', 'a=~"("'], "target_match_re": {"x": "a**"}},
-        {"target_matchers": ['a="unterminated']},
-        {"source_match": {"bad-name": "x"}, "equal": [""]},
-    ]))
+    found = "\n".join(
+        config_issues(
+            [
+                {"source_matchers": ['severity="critical"', 'a=~"("'], "target_match_re": {"x": "a**"}},
+                {"target_matchers": ['a="unterminated']},
+                {"source_match": {"bad-name": "x"}, "equal": [""]},
+            ]
+        )
+    )
     assert "inhibit_rules[0].source_matchers[1]: bad regex: missing closing )" in found
     assert "inhibit_rules[0].target_match_re.x: bad regex: invalid nested repetition operator" in found
     assert "inhibit_rules[1].target_matchers[0]: matcher value contains unescaped double quote" in found

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from workflows.policy.matchers import (
     Matcher,
     MatcherError,
+    _go_unquote,
     compile_go_regex,
     go_quote,
     matchers_string,
@@ -18,14 +19,30 @@ from workflows.policy.matchers import (
     parse_matchers,
     quote_meta,
 )
-from workflows.policy.matchers import _go_unquote  # noqa: PLC2701 - round trip of the private helper
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
 CLASSIC_NAMES = st.from_regex(r"\A[a-zA-Z_:][a-zA-Z0-9_:]{0,8}\Z")
 ANY_NAMES = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
 NAMES = st.one_of(CLASSIC_NAMES, ANY_NAMES)
-REGEXES = st.sampled_from(["", ".*", ".+", "a|b", "[0-9]+", "(?i)prod", "x{2,3}", "\\d\\s\\w", "[^,]*",
-                           "é|ü", "(a|)b?", "\\pL*", "[[:alpha:]]+", "a.b", "(?s)a.b"])
+REGEXES = st.sampled_from(
+    [
+        "",
+        ".*",
+        ".+",
+        "a|b",
+        "[0-9]+",
+        "(?i)prod",
+        "x{2,3}",
+        "\\d\\s\\w",
+        "[^,]*",
+        "é|ü",
+        "(a|)b?",
+        "\\pL*",
+        "[[:alpha:]]+",
+        "a.b",
+        "(?s)a.b",
+    ]
+)
 LABELS = st.dictionaries(st.sampled_from(["a", "b", "é", "x y"]), TEXT, max_size=3)
 
 
@@ -104,28 +121,31 @@ def test_regex_translation_yields_a_pattern_or_a_matcher_error(pattern: str) -> 
     compiled.search("abc")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("a=", [("a", "=", "")]),
-    ("a = b ", [("a", "=", "b")]),
-    ("{a=b", [("a", "=", "b")]),
-    ("a=b}", [("a", "=", "b")]),
-    ("{a=b},", [("a", "=", "b}")]),
-    ("a=b,", [("a", "=", "b")]),
-    ('a="x\\",y"', [("a", "=", 'x",y')]),
-    ("a=x\\,b=y", [("a", "=", "x\\"), ("b", "=", "y")]),
-    ("a=\\", [("a", "=", "\\")]),
-    ("a=x\\qy", [("a", "=", "x\\qy")]),
-    ('a="x\\ny"', [("a", "=", "x\ny")]),
-    ("a==b", [("a", "=", "=b")]),
-    (":a=b", [(":a", "=", "b")]),
-    ("a=b\u00a0", [("a", "=", "b")]),
-    ("a=}", [("a", "=", "")]),
-    # Not classic, so Alertmanager >= 0.27 reads them with its UTF-8 parser:
-    ("a.b=c", [("a.b", "=", "c")]),
-    ('"foo bar"!="x"', [("foo bar", "!=", "x")]),
-    (" {a=b}", [("a", "=", "b")]),
-    ('a="\\u00e9"', [("a", "=", "\\u00e9")]),  # classic: \u is not an escape, kept literally
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("a=", [("a", "=", "")]),
+        ("a = b ", [("a", "=", "b")]),
+        ("{a=b", [("a", "=", "b")]),
+        ("a=b}", [("a", "=", "b")]),
+        ("{a=b},", [("a", "=", "b}")]),
+        ("a=b,", [("a", "=", "b")]),
+        ('a="x\\",y"', [("a", "=", 'x",y')]),
+        ("a=x\\,b=y", [("a", "=", "x\\"), ("b", "=", "y")]),
+        ("a=\\", [("a", "=", "\\")]),
+        ("a=x\\qy", [("a", "=", "x\\qy")]),
+        ('a="x\\ny"', [("a", "=", "x\ny")]),
+        ("a==b", [("a", "=", "=b")]),
+        (":a=b", [(":a", "=", "b")]),
+        ("a=b\u00a0", [("a", "=", "b")]),
+        ("a=}", [("a", "=", "")]),
+        # Not classic, so Alertmanager >= 0.27 reads them with its UTF-8 parser:
+        ("a.b=c", [("a.b", "=", "c")]),
+        ('"foo bar"!="x"', [("foo bar", "!=", "x")]),
+        (" {a=b}", [("a", "=", "b")]),
+        ('a="\\u00e9"', [("a", "=", "\\u00e9")]),  # classic: \u is not an escape, kept literally
+    ],
+)
 def test_classic_parser_quirks_verified_against_amtool(text: str, expected: list[tuple[str, str, str]]) -> None:
     assert [(m.name, m.op, m.value) for m in parse_matchers(text)] == expected
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -14,10 +14,20 @@ from workflows.policy.matchers import MatcherError, parse_matcher, parse_matcher
 from workflows.policy.routing import build_tree, match_routes, receivers_for
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("30s", 30), ("5m", 300), ("4h", 14400), ("1h30m", 5400), ("1d", 86400), ("1w", 604800), ("0", 0),
-    ("250ms", 0.25), (45, 45),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("4h", 14400),
+        ("1h30m", 5400),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("0", 0),
+        ("250ms", 0.25),
+        (45, 45),
+    ],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
@@ -50,35 +60,44 @@ def test_matchers_quoting_and_lists() -> None:
     assert str(found[2]) == 'c!="q\\"uote"'
 
 
-@pytest.mark.parametrize("text", ['=foo', 'a=~"("', 'a="unterminated', "a", 'a="1" b="2"'])
+@pytest.mark.parametrize("text", ["=foo", 'a=~"("', 'a="unterminated', "a", 'a="1" b="2"'])
 def test_matchers_reject_garbage(text: str) -> None:
     with pytest.raises(MatcherError):
         parse_matchers(text)
 
 
-TREE = Route.model_validate({
-    "receiver": "default",
-    "group_by": ["alertname"],
-    "group_wait": "10s",
-    "routes": [
-        {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True, "group_wait": "0s"},
-        {"matchers": ['team="db"'], "receiver": "db", "routes": [
-            {"match": {"env": "prod"}, "receiver": "db-prod"},
-        ]},
-        {"match_re": {"service": "pay.*"}, "receiver": "payments", "group_by": ["..."]},
+TREE = Route.model_validate(
+    {
+        "receiver": "default",
+        "group_by": ["alertname"],
+        "group_wait": "10s",
+        "routes": [
+            {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True, "group_wait": "0s"},
+            {
+                "matchers": ['team="db"'],
+                "receiver": "db",
+                "routes": [
+                    {"match": {"env": "prod"}, "receiver": "db-prod"},
+                ],
+            },
+            {"match_re": {"service": "pay.*"}, "receiver": "payments", "group_by": ["..."]},
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "labels,expected",
+    [
+        ({}, ["default"]),
+        ({"severity": "critical"}, ["pager"]),
+        ({"severity": "critical", "team": "db"}, ["pager", "db"]),
+        ({"team": "db", "env": "prod"}, ["db-prod"]),
+        ({"team": "db", "service": "payments"}, ["db"]),
+        ({"service": "payments"}, ["payments"]),
+        ({"severity": "critical", "service": "payx"}, ["pager", "payments"]),
     ],
-})
-
-
-@pytest.mark.parametrize("labels,expected", [
-    ({}, ["default"]),
-    ({"severity": "critical"}, ["pager"]),
-    ({"severity": "critical", "team": "db"}, ["pager", "db"]),
-    ({"team": "db", "env": "prod"}, ["db-prod"]),
-    ({"team": "db", "service": "payments"}, ["db"]),
-    ({"service": "payments"}, ["payments"]),
-    ({"severity": "critical", "service": "payx"}, ["pager", "payments"]),
-])
+)
 def test_route_tree_alertmanager_semantics(labels: dict[str, str], expected: list[str]) -> None:
     assert receivers_for(TREE, labels) == expected
 
@@ -92,7 +111,9 @@ def test_route_inheritance() -> None:
     assert pager.group_wait == timedelta(0)
     payments = match_routes(tree, {"service": "pay"})[0]
     assert payments.group_by_all and payments.group_key_labels({"a": "1", "service": "pay"}) == {
-        "a": "1", "service": "pay"}
+        "a": "1",
+        "service": "pay",
+    }
 
 
 def _ev(status: str, commit: str = "abcdef1") -> BuildEvent:
@@ -108,8 +129,13 @@ def test_classify_state_machine() -> None:
         seen.append((result.alertname, result.notify))
         track = result.track
     assert seen == [
-        ("BuildStarted", False), ("BuildSucceeded", False), ("BuildFailed", True), ("BuildFailed", True),
-        ("BuildCancelled", True), ("BuildFixed", True), ("BuildSucceeded", False),
+        ("BuildStarted", False),
+        ("BuildSucceeded", False),
+        ("BuildFailed", True),
+        ("BuildFailed", True),
+        ("BuildCancelled", True),
+        ("BuildFixed", True),
+        ("BuildSucceeded", False),
     ]
 
 
@@ -120,13 +146,33 @@ def test_classify_notify_success_and_started_when_configured() -> None:
 
 
 def test_build_labels_and_message() -> None:
-    event = BuildEvent(repo="acme/api", branch="main", commit="0123456789abcdef", status="failure",
-                       workflow="tests", author="alice", duration_seconds=754, url="https://ci/1", pr=42)
+    event = BuildEvent(
+        repo="acme/api",
+        branch="main",
+        commit="0123456789abcdef",
+        status="failure",
+        workflow="tests",
+        author="alice",
+        duration_seconds=754,
+        url="https://ci/1",
+        pr=42,
+    )
     result = classify(Track(), event, PipelinesConfig())
     labels = build_labels(event, result.alertname)
-    assert labels == {"alertname": "BuildFailed", "kind": "build", "repo": "acme/api", "branch": "main",
-                      "workflow": "tests", "status": "failure", "severity": "error", "service": "api",
-                      "author": "alice", "commit": "0123456789abcdef", "pr": "42", "url": "https://ci/1"}
+    assert labels == {
+        "alertname": "BuildFailed",
+        "kind": "build",
+        "repo": "acme/api",
+        "branch": "main",
+        "workflow": "tests",
+        "status": "failure",
+        "severity": "error",
+        "service": "api",
+        "author": "alice",
+        "commit": "0123456789abcdef",
+        "pr": "42",
+        "url": "https://ci/1",
+    }
     msg = build_message(event, result, "pipeline/acme/api/main")
     fields = {f.title: f.value for f in msg.fields}
     assert fields["Commit"] == "0123456" and fields["Duration"] == "12m 34s" and fields["Pull request"] == "#42"
@@ -135,16 +181,25 @@ def test_build_labels_and_message() -> None:
 
 
 def test_escalation_ladder_schedule_with_repeats() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from workflows.config import EscalationPolicy
     from workflows.policy.incidents import DEFAULT_LADDER, ladder
 
-    t0 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
     rungs = ladder(DEFAULT_LADDER, t0)
     assert [(r.level, r.receiver, (r.due - t0).total_seconds() / 60) for r in rungs] == [
-        (1, "critical", 0), (2, "senior", 5), (3, "cto", 10), (4, "emergency", 15)]
-    policy = EscalationPolicy.model_validate({"levels": [{"after": "0m", "receiver": "a"},
-                                                         {"after": "3m", "receiver": "b"}], "repeat": 2})
+        (1, "critical", 0),
+        (2, "senior", 5),
+        (3, "cto", 10),
+        (4, "emergency", 15),
+    ]
+    policy = EscalationPolicy.model_validate(
+        {"levels": [{"after": "0m", "receiver": "a"}, {"after": "3m", "receiver": "b"}], "repeat": 2}
+    )
     assert [(r.index, r.level, r.receiver, (r.due - t0).total_seconds() / 60) for r in ladder(policy, t0)] == [
-        (0, 1, "a", 0), (1, 2, "b", 3), (2, 2, "b", 6), (3, 2, "b", 9)]
+        (0, 1, "a", 0),
+        (1, 2, "b", 3),
+        (2, 2, "b", 6),
+        (3, 2, "b", 9),
+    ]

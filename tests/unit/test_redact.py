@@ -22,8 +22,10 @@ def test_known_token_shapes_are_redacted(secret: str) -> None:
 
 
 def test_pairs_urls_bearer_and_private_keys() -> None:
-    text = ("password=hunter2 and secret: 's3cr3t' at postgres://app:pa55word@db:5432/x "
-            "Authorization: Bearer abcdef123456789\n-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----")
+    text = (
+        "password=hunter2 and secret: 's3cr3t' at postgres://app:pa55word@db:5432/x "
+        "Authorization: Bearer abcdef123456789\n-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----"
+    )
     out = Redactor()(text)
     for leaked in ("hunter2", "s3cr3t", "pa55word", "abcdef123456789", "MIIB"):
         assert leaked not in out

@@ -7,9 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activities.channels.render import SEVERITY_EMOJI, slack_blocks, slack_fallback_text
-from workflows.models import SEVERITIES, Action, Link, Message, MessageField
-
 from tests.fakes.slack import validate_blocks
+from workflows.models import SEVERITIES, Action, Link, Message, MessageField
 
 
 def of_type(blocks: list[dict], kind: str) -> list[dict]:
@@ -28,8 +27,9 @@ def test_minimal_message():
 
 
 def test_block_order():
-    message = Message(title="t", text="body", fields=[MessageField(title="a", value="1")],
-                      links=[Link(text="l", url="https://e.com")])
+    message = Message(
+        title="t", text="body", fields=[MessageField(title="a", value="1")], links=[Link(text="l", url="https://e.com")]
+    )
     kinds = [b["type"] for b in slack_blocks(message)]
     assert kinds == ["header", "section", "section", "context", "actions"]
 
@@ -55,11 +55,14 @@ def test_text_section_is_mrkdwn_and_trimmed_to_3000():
 
 
 def test_fields_render_title_and_value():
-    message = Message(title="t", fields=[MessageField(title="Branch", value="main"),
-                                         MessageField(title="Commit", value="abc1234")])
+    message = Message(
+        title="t", fields=[MessageField(title="Branch", value="main"), MessageField(title="Commit", value="abc1234")]
+    )
     [section] = field_sections(slack_blocks(message))
-    assert section["fields"] == [{"type": "mrkdwn", "text": "*Branch*\nmain"},
-                                 {"type": "mrkdwn", "text": "*Commit*\nabc1234"}]
+    assert section["fields"] == [
+        {"type": "mrkdwn", "text": "*Branch*\nmain"},
+        {"type": "mrkdwn", "text": "*Commit*\nabc1234"},
+    ]
 
 
 @pytest.mark.parametrize(("count", "sizes"), [(10, [10]), (11, [10, 1]), (23, [10, 10, 3]), (30, [10, 10, 10])])
@@ -82,8 +85,12 @@ def test_links_become_buttons_with_stable_action_ids():
     links = [Link(text=f"Link {i}", url=f"https://e.com/{i}") for i in range(3)]
     [actions] = of_type(slack_blocks(Message(title="t", links=links)), "actions")
     assert actions["elements"] == [
-        {"type": "button", "action_id": f"tocsin_link_{i}", "text": {"type": "plain_text", "text": f"Link {i}"},
-         "url": f"https://e.com/{i}"}
+        {
+            "type": "button",
+            "action_id": f"tocsin_link_{i}",
+            "text": {"type": "plain_text", "text": f"Link {i}"},
+            "url": f"https://e.com/{i}",
+        }
         for i in range(3)
     ]
     # stable: rendering again (e.g. on a retry, or for chat.update) gives the same ids
@@ -102,20 +109,30 @@ def test_actions_follow_links_and_keep_their_ids():
     message = Message(
         title="t",
         links=[Link(text="Run", url="https://ci/1")],
-        actions=[Action(action_id="ack", text="Acknowledge", style="primary"),
-                 Action(action_id="rollback", text="Roll back", value="v42", url="https://cd/rb", style="danger")],
+        actions=[
+            Action(action_id="ack", text="Acknowledge", style="primary"),
+            Action(action_id="rollback", text="Roll back", value="v42", url="https://cd/rb", style="danger"),
+        ],
     )
     [actions] = of_type(slack_blocks(message), "actions")
     ack, rollback = actions["elements"][1:]
     assert actions["elements"][0]["action_id"] == "tocsin_link_0"
-    assert ack == {"type": "button", "action_id": "ack", "text": {"type": "plain_text", "text": "Acknowledge"},
-                   "value": "ack", "style": "primary"}
+    assert ack == {
+        "type": "button",
+        "action_id": "ack",
+        "text": {"type": "plain_text", "text": "Acknowledge"},
+        "value": "ack",
+        "style": "primary",
+    }
     assert rollback["value"] == "v42" and rollback["url"] == "https://cd/rb" and rollback["style"] == "danger"
 
 
 def test_no_more_than_25_buttons():
-    message = Message(title="t", links=[Link(text="l", url=f"https://e/{i}") for i in range(5)],
-                      actions=[Action(action_id=f"a{i}", text="a") for i in range(40)])
+    message = Message(
+        title="t",
+        links=[Link(text="l", url=f"https://e/{i}") for i in range(5)],
+        actions=[Action(action_id=f"a{i}", text="a") for i in range(40)],
+    )
     [actions] = of_type(slack_blocks(message), "actions")
     assert len(actions["elements"]) == 25
     assert validate_blocks(slack_blocks(message)) is None
@@ -141,8 +158,9 @@ def test_fallback_text():
 
 
 def test_mrkdwn_control_characters_are_escaped():
-    message = Message(title="t", text="expected <!channel> & a < b",
-                      fields=[MessageField(title="Author", value="<@U123>")])
+    message = Message(
+        title="t", text="expected <!channel> & a < b", fields=[MessageField(title="Author", value="<@U123>")]
+    )
     blocks = slack_blocks(message)
     texts = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
     texts += [f["text"] for s in field_sections(blocks) for f in s["fields"]]
@@ -164,7 +182,9 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)
 )
 def test_rendered_blocks_pass_slack_validation(title, text, severity, fields, n_links, n_actions):
     message = Message(
-        title=title, text=text, severity=severity,
+        title=title,
+        text=text,
+        severity=severity,
         fields=[MessageField(title=t, value=v) for t, v in fields],
         links=[Link(text=f"link {i}", url=f"https://e.com/{i}") for i in range(n_links)],
         actions=[Action(action_id=f"act_{i}", text=f"act {i}") for i in range(n_actions)],

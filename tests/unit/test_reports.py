@@ -275,7 +275,11 @@ def test_coverage_wrong_inputs(tmp_path: Path) -> None:
 
     with pytest.raises(ReportError, match="refused unsafe XML"):
         parse_coverage(
-            _write(tmp_path, "evil.xml", '<!DOCTYPE c [<!ENTITY e SYSTEM "file:///etc/passwd">]><coverage line-rate="&e;"/>')
+            _write(
+                tmp_path,
+                "evil.xml",
+                '<!DOCTYPE c [<!ENTITY e SYSTEM "file:///etc/passwd">]><coverage line-rate="&e;"/>',
+            )
         )
 
 

@@ -14,11 +14,18 @@ from workflows.policy.routing import RouteNode, build_tree, find_node, match_rou
 
 CONFIG = {
     "receivers": [{"name": "r"}, {"name": "db"}, {"name": "web"}, {"name": "pager"}],
-    "route": {"receiver": "r", "group_by": ["alertname"], "routes": [
-        {"matchers": ['team="db"'], "receiver": "db", "routes": [
-            {"matchers": ['severity="critical"'], "receiver": "pager", "repeat_interval": "1h"}]},
-        {"matchers": ['team="web"'], "receiver": "web", "group_wait": "10s"},
-    ]},
+    "route": {
+        "receiver": "r",
+        "group_by": ["alertname"],
+        "routes": [
+            {
+                "matchers": ['team="db"'],
+                "receiver": "db",
+                "routes": [{"matchers": ['severity="critical"'], "receiver": "pager", "repeat_interval": "1h"}],
+            },
+            {"matchers": ['team="web"'], "receiver": "web", "group_wait": "10s"},
+        ],
+    },
 }
 
 
@@ -79,21 +86,39 @@ def test_route_tree_follows_a_replaced_route() -> None:
 
 
 def test_route_checks_report_in_tree_order() -> None:
-    route = Route.model_validate({"receiver": "nobody", "continue": True, "routes": [
-        {"receiver": "r"},
-        {"match": {"bad-key": "x"}, "mute_time_intervals": ["never"], "escalation": "none",
-         "group_interval": "5m", "repeat_interval": "7m"},
-    ]})
+    route = Route.model_validate(
+        {
+            "receiver": "nobody",
+            "continue": True,
+            "routes": [
+                {"receiver": "r"},
+                {
+                    "match": {"bad-key": "x"},
+                    "mute_time_intervals": ["never"],
+                    "escalation": "none",
+                    "group_interval": "5m",
+                    "repeat_interval": "7m",
+                },
+            ],
+        }
+    )
     assert route_issues(route, receivers={"r"}, intervals=set(), escalations=set()) == [
         ("route.continue", "the root route cannot have continue", "error"),
         ("route.receiver", "unknown receiver 'nobody'", "error"),
-        ("route.routes[1]", "unreachable: route.routes[0] has no matchers and no 'continue', so it catches "
-                            "every alert before this route", "warning"),
+        (
+            "route.routes[1]",
+            "unreachable: route.routes[0] has no matchers and no 'continue', so it catches "
+            "every alert before this route",
+            "warning",
+        ),
         ("route.routes[1].match.bad-key", "invalid label name 'bad-key'", "error"),
         ("route.routes[1].escalation", "unknown escalation policy 'none'", "error"),
         ("route.routes[1].mute_time_intervals[0]", "unknown time interval 'never'", "error"),
-        ("route.routes[1].repeat_interval", "repeat_interval (7m) is not a multiple of group_interval (5m): "
-                                            "it is rounded up to 10m", "warning"),
+        (
+            "route.routes[1].repeat_interval",
+            "repeat_interval (7m) is not a multiple of group_interval (5m): it is rounded up to 10m",
+            "warning",
+        ),
     ]
     assert route_receivers(route) == {"nobody", "r"}
     assert legacy_key_issues({"ok_name": "1", "a.b": "2"}, "p") == [("p.a.b", "invalid label name 'a.b'", "error")]
@@ -102,9 +127,11 @@ def test_route_checks_report_in_tree_order() -> None:
 def test_validate_references_still_reports_route_issues() -> None:
     cfg = Config.model_validate({**CONFIG, "route": {**CONFIG["route"], "receiver": "ghost"}})
     assert [str(i) for i in validate_references(cfg) if i.level == "error"] == [
-        "route.receiver: unknown receiver 'ghost'"]
+        "route.receiver: unknown receiver 'ghost'"
+    ]
     assert [str(i) for i in validate_references(cfg) if i.level == "warning"] == [
-        "receivers[0]: receiver 'r' is not used by any route, escalation policy or environment"]
+        "receivers[0]: receiver 'r' is not used by any route, escalation policy or environment"
+    ]
 
 
 def test_check_duration_is_a_validator() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,12 +16,18 @@ from workflows.policy.silences import (
     validate_silence,
 )
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def sil(id: str, matchers: list[str], start: int = 0, end: int = 60) -> Silence:
-    return Silence(id=id, matchers=matchers, starts_at=T0 + timedelta(minutes=start),
-                   ends_at=T0 + timedelta(minutes=end), created_by="alice", comment="maintenance")
+    return Silence(
+        id=id,
+        matchers=matchers,
+        starts_at=T0 + timedelta(minutes=start),
+        ends_at=T0 + timedelta(minutes=end),
+        created_by="alice",
+        comment="maintenance",
+    )
 
 
 LABELS = {"alertname": "HighLatency", "service": "payments", "env": "prod"}
@@ -32,7 +38,7 @@ def test_active_matching_silences_by_id_in_order() -> None:
         sil("s1", ['service="payments"']),
         sil("s2", ['service="billing"']),
         sil("s3", ['{env="prod", alertname=~"High.*"}']),
-        sil("s4", ['service="payments"'], start=30),       # pending
+        sil("s4", ['service="payments"'], start=30),  # pending
         sil("s5", ['service="payments"'], start=-60, end=-1),  # expired
     ]
     assert silenced(LABELS, silences, T0 + timedelta(minutes=10)) == ["s1", "s3"]
@@ -66,14 +72,17 @@ def test_expire() -> None:
     assert stopped.starts_at == stopped.ends_at == T0 and not stopped.is_active(T0 + timedelta(minutes=31))
 
 
-@pytest.mark.parametrize("matchers,message", [
-    ([], "at least one matcher is required"),
-    (["{}"], "at least one matcher is required"),
-    (['env=""'], "at least one matcher must not match the empty string"),
-    (['env=~".*"', 'team!="x"'], "at least one matcher must not match the empty string"),
-    (['env="'], "matchers[0]: matcher value contains unescaped double quote"),
-    (['env="prod"', 'a=~"("'], "matchers[1]: bad regex"),
-])
+@pytest.mark.parametrize(
+    "matchers,message",
+    [
+        ([], "at least one matcher is required"),
+        (["{}"], "at least one matcher is required"),
+        (['env=""'], "at least one matcher must not match the empty string"),
+        (['env=~".*"', 'team!="x"'], "at least one matcher must not match the empty string"),
+        (['env="'], "matchers[0]: matcher value contains unescaped double quote"),
+        (['env="prod"', 'a=~"("'], "matchers[1]: bad regex"),
+    ],
+)
 def test_alertmanager_silence_rules(matchers: list[str], message: str) -> None:
     with pytest.raises(MatcherError, match=message.replace("[", r"\[").replace("]", r"\]")):
         silence_matchers(matchers)
@@ -87,7 +96,9 @@ def test_an_invalid_silence_never_matches() -> None:
 def test_validate_silence_window_and_id() -> None:
     assert validate_silence(sil("ok", ['env="prod"'])) == []
     assert validate_silence(sil("", ['env="prod"'], start=10, end=5)) == [
-        "id: missing", "ends_at: must not be before starts_at"]
+        "id: missing",
+        "ends_at: must not be before starts_at",
+    ]
 
 
 @pytest.mark.parametrize("text,expected", [("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("45s", 45), ("1w", 604800)])

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from operations.config import ConfigStore
 from operations import BadInput, Refused
+from operations.config import ConfigStore
 from operations.deployments import approve, reject, start_deployment
 from tests.fakes.hooks import FakeHooks
 from tests.helpers import ops, outbox, person, settings_for
@@ -28,7 +29,6 @@ from workers.main import ActivitySet, build_worker
 from workflows.deployment import (
     ContextRequest,
     ControlRequest,
-    Decision,
     DeployContext,
     DeployInput,
     DeploymentState,
@@ -47,7 +47,7 @@ class FakeContext:
     """Double of the visibility look-ups: returns a fixed context, records requests."""
 
     def __init__(self, ctx: DeployContext | None = None):
-        self.ctx = ctx or DeployContext(last_deploy_at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+        self.ctx = ctx or DeployContext(last_deploy_at=datetime(2024, 1, 1, tzinfo=UTC))
         self.requests: list[ContextRequest] = []
 
     @activity.defn(name="deploy_context")
@@ -71,9 +71,12 @@ def env_config(hooks: FakeHooks, **overrides: Any) -> dict[str, Any]:
         "reminder_every": "30m",
         "receiver": "deploys",
         "canary": {"steps": [10, 50, 100], "bake": "5m"},
-        "hooks": {"deploy": {"url": hooks.url + "/deploy", "deadline": "1m"},
-                  "rollback": {"url": hooks.url + "/rollback", "deadline": "1m"},
-                  "health": [hooks.url + "/health"], "health_deadline": "2m"},
+        "hooks": {
+            "deploy": {"url": hooks.url + "/deploy", "deadline": "1m"},
+            "rollback": {"url": hooks.url + "/rollback", "deadline": "1m"},
+            "health": [hooks.url + "/health"],
+            "health_deadline": "2m",
+        },
     }
     env.update(overrides)
     return {
@@ -85,8 +88,9 @@ def env_config(hooks: FakeHooks, **overrides: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def worker(env: WorkflowEnvironment, task_queue: str, home: Path, config: Path,
-                 context: FakeContext | None = None) -> AsyncIterator[FakeContext]:
+async def worker(
+    env: WorkflowEnvironment, task_queue: str, home: Path, config: Path, context: FakeContext | None = None
+) -> AsyncIterator[FakeContext]:
     settings = settings_for(task_queue, home)
     acts = ActivitySet(env.client, settings, ConfigStore(config))
     fake = context or FakeContext()
@@ -125,8 +129,7 @@ async def replay(handle: WorkflowHandle) -> None:
 
     from workers.registry import WORKFLOWS, workflow_runner
 
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
-                        workflow_runner=workflow_runner())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
     await replayer.replay_workflow(await handle.fetch_history())
 
 
@@ -140,10 +143,12 @@ def service(task_queue: str) -> str:
 
 
 async def test_approved_deploy_walks_canary_and_passes_health(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
-        handle, started = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, commit="abc1234"))
+        handle, started = await start_deployment(
+            ops(time_env.client, task_queue), ANYONE, request(service, commit="abc1234")
+        )
         assert started and handle.id == f"deploy/{service}/prod/v1.2.3"
         s = await until_stage(handle, "pending_approval")
         assert s.required_approvals == 1 and s.risk is not None
@@ -153,8 +158,7 @@ async def test_approved_deploy_walks_canary_and_passes_health(
         result = await handle.result()
     assert result.outcome == "deployed"
     assert [c.body["weight"] for c in hooks.calls_to("/deploy")] == [10, 50, 100]
-    assert hooks.calls_to("/deploy")[0].body == {"service": service, "env": "prod", "version": "v1.2.3",
-                                                 "weight": 10}
+    assert hooks.calls_to("/deploy")[0].body == {"service": service, "env": "prod", "version": "v1.2.3", "weight": 10}
     assert hooks.calls_to("/rollback") == [] and hooks.calls_to("/health")
     assert [(a.by, a.comment) for a in result.approvals] == [("alice", "lgtm")]
     assert "approved" in actions(result) and actions(result)[-1] == "deployed"
@@ -168,8 +172,8 @@ async def test_approved_deploy_walks_canary_and_passes_health(
 
 
 async def test_four_eyes_unknown_approver_refused_and_n_of_m(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     cfg = env_config(hooks, required_approvals=2, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, by="alice"))
@@ -194,8 +198,8 @@ async def test_four_eyes_unknown_approver_refused_and_n_of_m(
 
 
 async def test_rejection_ends_rejected(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         await until_stage(handle, "pending_approval")
@@ -210,18 +214,18 @@ async def test_rejection_ends_rejected(
 
 
 async def test_approval_expires_after_timeout_with_reminders(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         await until_stage(handle, "pending_approval")
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         result = await handle.result()  # time skips through 2h in well under a second
-    assert (datetime.now(timezone.utc) - started) < timedelta(seconds=20)
+    assert (datetime.now(UTC) - started) < timedelta(seconds=20)
     assert result.outcome == "expired"
     reminders = [e for e in result.timeline if e.action == "reminder"]
     assert len(reminders) == 3  # at 30m, 1h, 1h30m of a 2h window
-    gaps = [(b.at - a.at) for a, b in zip(reminders, reminders[1:])]
+    gaps = [(b.at - a.at) for a, b in zip(reminders, reminders[1:], strict=False)]
     assert all(abs(gap - timedelta(minutes=30)) < timedelta(seconds=1) for gap in gaps), gaps
     expired_at = result.timeline[-1].at
     requested_at = next(e.at for e in result.timeline if e.action == "requested")
@@ -231,8 +235,8 @@ async def test_approval_expires_after_timeout_with_reminders(
 
 
 async def test_pause_resume_and_abort_roll_back(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [10, 50, 100], "bake": "10m"})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
@@ -261,14 +265,17 @@ async def test_pause_resume_and_abort_roll_back(
     assert who[:3] == [("carol", "paused"), ("carol", "resumed"), ("carol", "aborted")]
     raised = [e for e in result.timeline if e.action == "incident_raised"]
     assert raised and raised[0].detail.startswith("incident/"), "a rollback raises an incident"
-    alerts = [r for r in outbox(tmp_path) if r["message"]["severity"] == "critical"
-              and r["message"]["title"].startswith("Rolled back")]
+    alerts = [
+        r
+        for r in outbox(tmp_path)
+        if r["message"]["severity"] == "critical" and r["message"]["title"].startswith("Rolled back")
+    ]
     assert len(alerts) == 1
 
 
 async def test_rollback_signal_and_promote(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [10, 50, 100], "bake": "1h"})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
         promoted, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
@@ -278,16 +285,17 @@ async def test_rollback_signal_and_promote(
         assert [c.body["weight"] for c in hooks.calls_to("/deploy")] == [10, 100]
         second, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v2"))
         await until_stage(second, "canary")
-        await second.signal(DeploymentWorkflow.rollback,
-                            RollbackRequest(by="tocsin:incident/x", reason="HighErrorRate fired",
-                                            source="incident/x"))
+        await second.signal(
+            DeploymentWorkflow.rollback,
+            RollbackRequest(by="tocsin:incident/x", reason="HighErrorRate fired", source="incident/x"),
+        )
         result = await second.result()
     assert result.outcome == "rolled_back" and "incident/x" in result.reason
 
 
 async def test_health_failure_rolls_back(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     hooks.health_status = 503
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
@@ -300,12 +308,19 @@ async def test_health_failure_rolls_back(
 
 
 async def test_metric_breach_rolls_back(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     hooks.query_values = {"errors_total": 7.5, "latency": 0.2}
-    analysis = {"prometheus_url": hooks.url, "interval": "1m", "count": 3, "failure_limit": 1, "metrics": [
-        {"name": "errors", "query": 'sum(rate(errors_total{service="{service}"}[1m]))', "max": 1},
-        {"name": "latency", "query": "latency_p99", "max": 0.5}]}
+    analysis = {
+        "prometheus_url": hooks.url,
+        "interval": "1m",
+        "count": 3,
+        "failure_limit": 1,
+        "metrics": [
+            {"name": "errors", "query": 'sum(rate(errors_total{service="{service}"}[1m]))', "max": 1},
+            {"name": "latency", "query": "latency_p99", "max": 0.5},
+        ],
+    }
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [20, 100], "bake": "2m", "analysis": analysis})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
@@ -319,11 +334,15 @@ async def test_metric_breach_rolls_back(
 
 
 async def test_inconclusive_metrics_pause_then_resume_passes(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     hooks.query_values = {"errors_total": None}  # empty result
-    analysis = {"prometheus_url": hooks.url, "interval": "30s", "count": 2,
-                "metrics": [{"name": "errors", "query": "errors_total", "max": 1}]}
+    analysis = {
+        "prometheus_url": hooks.url,
+        "interval": "30s",
+        "count": 2,
+        "metrics": [{"name": "errors", "query": "errors_total", "max": 1}],
+    }
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [50, 100], "bake": "1m", "analysis": analysis})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
@@ -345,21 +364,31 @@ async def test_inconclusive_metrics_pause_then_resume_passes(
 
 
 async def test_gates_block_and_emergency_overrides(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
-    ctx = FakeContext(DeployContext(open_critical_incidents=["incident/abc"], pipeline_green=True,
-                                    pipeline_detail="ci: success"))
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
+    ctx = FakeContext(
+        DeployContext(open_critical_incidents=["incident/abc"], pipeline_green=True, pipeline_detail="ci: success")
+    )
     cfg = env_config(hooks, required_approvals=0, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg), ctx):
         blocked, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         result = await blocked.result()
         assert result.outcome == "rejected" and "incidents gate" in result.reason
-        assert [(g.name, g.passed) for g in result.gates] == [("freeze", True), ("incidents", False),
-                                                              ("pipeline", True)]
-        emergency, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v9", emergency=True, reason="fix for incident/abc"))
+        assert [(g.name, g.passed) for g in result.gates] == [
+            ("freeze", True),
+            ("incidents", False),
+            ("pipeline", True),
+        ]
+        emergency, _ = await start_deployment(
+            ops(time_env.client, task_queue),
+            ANYONE,
+            request(service, version="v9", emergency=True, reason="fix for incident/abc"),
+        )
         fixed = await emergency.result()
         ctx.ctx = DeployContext(pipeline_green=False, pipeline_detail="ci: failure")
-        red, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v10", emergency=True, reason="again"))
+        red, _ = await start_deployment(
+            ops(time_env.client, task_queue), ANYONE, request(service, version="v10", emergency=True, reason="again")
+        )
         red_result = await red.result()
     assert fixed.outcome == "deployed" and fixed.emergency
     assert [g.overridden for g in fixed.gates] == [False, True, False]
@@ -369,11 +398,12 @@ async def test_gates_block_and_emergency_overrides(
 
 
 async def test_freeze_window_blocks_prod(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     cfg = env_config(hooks, required_approvals=0, freeze=["always"], canary={"steps": [100]})
-    cfg["time_intervals"] = [{"name": "always", "time_intervals": [{"times": [
-        {"start_time": "00:00", "end_time": "24:00"}]}]}]
+    cfg["time_intervals"] = [
+        {"name": "always", "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}]}
+    ]
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
         result = await handle.result()
@@ -381,8 +411,8 @@ async def test_freeze_window_blocks_prod(
 
 
 async def test_risk_above_threshold_needs_one_more_approval(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     ctx = FakeContext(DeployContext(recent_rollbacks=2, recent_pipeline_failures=4))
     cfg = env_config(hooks, risk_extra_approval_above=3, canary={"steps": [100]})
     async with worker(time_env, task_queue, tmp_path, write_config(cfg), ctx):
@@ -396,8 +426,8 @@ async def test_risk_above_threshold_needs_one_more_approval(
 
 
 async def test_one_deployment_at_a_time_wait_and_refuse(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     cfg = env_config(hooks, canary={"steps": [100]})
     cfg["environments"]["staging"] = {**cfg["environments"]["prod"], "concurrency": "refuse"}
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
@@ -411,9 +441,13 @@ async def test_one_deployment_at_a_time_wait_and_refuse(
         await reject(ops(time_env.client, task_queue), person("bob"), second.id, "one is enough")
         assert (await second.result()).outcome == "rejected"
 
-        held, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v1"))
+        held, _ = await start_deployment(
+            ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v1")
+        )
         await until_stage(held, "pending_approval")
-        refused, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v2"))
+        refused, _ = await start_deployment(
+            ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v2")
+        )
         refused_result = await refused.result()
         assert refused_result.outcome == "rejected" and "in progress" in refused_result.reason
         await reject(ops(time_env.client, task_queue), person("carol"), held.id, "done")
@@ -421,8 +455,8 @@ async def test_one_deployment_at_a_time_wait_and_refuse(
 
 
 async def test_dev_environment_without_approval_deploys(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, env="dev"))
         result = await handle.result()
@@ -448,8 +482,14 @@ async def test_hook_failures_are_classified(monkeypatch: pytest.MonkeyPatch) -> 
     from workflows.deployment import HookCall
 
     seen: list[httpx.Request] = []
-    answers = iter([httpx.Response(200, text="ok"), httpx.Response(503), httpx.Response(400, text="bad weight"),
-                    httpx.Response(429, headers={"Retry-After": "7"})])
+    answers = iter(
+        [
+            httpx.Response(200, text="ok"),
+            httpx.Response(503),
+            httpx.Response(400, text="bad weight"),
+            httpx.Response(429, headers={"Retry-After": "7"}),
+        ]
+    )
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
@@ -458,8 +498,12 @@ async def test_hook_failures_are_classified(monkeypatch: pytest.MonkeyPatch) -> 
     acts = mock_activities(handler)
     env = ActivityEnvironment()
     monkeypatch.setenv("DEPLOY_TOKEN", "s3cret")
-    call = HookCall(url="http://deployer.test/${HOOK_PATH:-deploy}", payload={"weight": 10},
-                    headers={"Authorization": "Bearer ${DEPLOY_TOKEN}"}, idempotency_key="deploy/x/1")
+    call = HookCall(
+        url="http://deployer.test/${HOOK_PATH:-deploy}",
+        payload={"weight": 10},
+        headers={"Authorization": "Bearer ${DEPLOY_TOKEN}"},
+        idempotency_key="deploy/x/1",
+    )
     assert (await env.run(acts.call_hook, call)).status == 200
     assert str(seen[0].url) == "http://deployer.test/deploy"
     assert seen[0].headers["Authorization"] == "Bearer s3cret" and seen[0].headers["Idempotency-Key"] == "deploy/x/1"
@@ -484,13 +528,19 @@ async def test_prometheus_readings_errors_are_inconclusive() -> None:
     from workflows.deployment import MetricQuery, MetricsRequest
 
     def vector(*values: str) -> dict[str, Any]:
-        return {"status": "success", "data": {"resultType": "vector",
-                                              "result": [{"metric": {}, "value": [0, v]} for v in values]}}
+        return {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, v]} for v in values]},
+        }
 
-    bodies = {"one": (200, vector("0.25")), "empty": (200, vector()), "two": (200, vector("1", "2")),
-              "nan": (200, vector("NaN")), "scalar": (200, {"status": "success", "data": {
-                  "resultType": "scalar", "result": [0, "3"]}}),
-              "bad": (400, {"status": "error", "errorType": "bad_data", "error": "parse error"})}
+    bodies = {
+        "one": (200, vector("0.25")),
+        "empty": (200, vector()),
+        "two": (200, vector("1", "2")),
+        "nan": (200, vector("NaN")),
+        "scalar": (200, {"status": "success", "data": {"resultType": "scalar", "result": [0, "3"]}}),
+        "bad": (400, {"status": "error", "errorType": "bad_data", "error": "parse error"}),
+    }
 
     def handler(request: httpx.Request) -> httpx.Response:
         query = request.url.params["query"]
@@ -501,8 +551,9 @@ async def test_prometheus_readings_errors_are_inconclusive() -> None:
 
     acts = mock_activities(handler)
     names = ["one", "empty", "two", "nan", "scalar", "bad", "down"]
-    result = await acts.query_metrics(MetricsRequest(prometheus_url="http://prom.test/",
-                                                     queries=[MetricQuery(name=n, query=n) for n in names]))
+    result = await acts.query_metrics(
+        MetricsRequest(prometheus_url="http://prom.test/", queries=[MetricQuery(name=n, query=n) for n in names])
+    )
     got = {r.name: (r.value, r.error) for r in result.readings}
     assert got["one"] == (0.25, None) and got["scalar"] == (3.0, None)
     assert got["empty"] == (None, "empty result")
@@ -511,15 +562,25 @@ async def test_prometheus_readings_errors_are_inconclusive() -> None:
 
 
 async def test_slack_progress_is_one_message_edited_plus_thread_replies(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks,
-        service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    time_env: WorkflowEnvironment,
+    task_queue: str,
+    tmp_path: Path,
+    write_config,
+    hooks: FakeHooks,
+    service: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from tests.fakes.slack import FakeSlack
 
     with FakeSlack(token="xoxb-deploy-token") as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", slack.token)
         cfg = env_config(hooks, canary={"steps": [25, 100], "bake": "1m"})
-        cfg["channels"]["deploy-chat"] = {"type": "slack", "token": "${SLACK_BOT_TOKEN}", "channel": "#deploys",
-                                          "api_url": slack.url}
+        cfg["channels"]["deploy-chat"] = {
+            "type": "slack",
+            "token": "${SLACK_BOT_TOKEN}",
+            "channel": "#deploys",
+            "api_url": slack.url,
+        }
         async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
             handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
             await until_stage(handle, "pending_approval")

@@ -12,9 +12,9 @@ from operations import incidents
 from operations.alerts import dispatch_alerts, fingerprint
 from tests.fakes import FakeSlack
 from tests.fakes.pagerduty import FakePagerDuty
-from workflows.incident.workflow import IncidentWorkflow
-from workflows.incident.models import Alert
 from tests.helpers import ops, person, tocsin_worker
+from workflows.incident.models import Alert
+from workflows.incident.workflow import IncidentWorkflow
 
 
 async def until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -26,16 +26,19 @@ async def until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-un
 
 
 async def test_one_slack_message_edited_with_a_thread_and_pagerduty_mirrored(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     with FakeSlack() as slack, FakePagerDuty() as pd:
-        cfg = write_config({
-            "channels": {
-                "chat": {"type": "slack", "token": slack.token, "channel": "C0INCIDENTS", "api_url": slack.url},
-                "pager": {"type": "pagerduty", "routing_key": pd.routing_key, "api_url": pd.url},
-            },
-            "receivers": [{"name": "oncall", "channels": ["chat", "pager"]}],
-            "route": {"receiver": "oncall", "group_by": ["alertname", "service"], "group_wait": "10s"},
-        })
+        cfg = write_config(
+            {
+                "channels": {
+                    "chat": {"type": "slack", "token": slack.token, "channel": "C0INCIDENTS", "api_url": slack.url},
+                    "pager": {"type": "pagerduty", "routing_key": pd.routing_key, "api_url": pd.url},
+                },
+                "receivers": [{"name": "oncall", "channels": ["chat", "pager"]}],
+                "route": {"receiver": "oncall", "group_by": ["alertname", "service"], "group_wait": "10s"},
+            }
+        )
         labels = {"alertname": "CriticalErrorRate", "service": f"pay-{task_queue}", "severity": "critical"}
         alert = Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": "5xx at 12%"})
         async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
@@ -58,5 +61,8 @@ async def test_one_slack_message_edited_with_a_thread_and_pagerduty_mirrored(
     assert [m["text"] for m in replies] == ["Acknowledged by alice", "Resolved by alice — fixed"]
     # PagerDuty: trigger → acknowledge → resolve, all with dedup_key = incident id.
     assert [(e["event_action"], e["dedup_key"]) for e in events] == [
-        ("trigger", wid), ("acknowledge", wid), ("resolve", wid)]
+        ("trigger", wid),
+        ("acknowledge", wid),
+        ("resolve", wid),
+    ]
     assert events[0]["payload"]["severity"] == "critical"

@@ -13,8 +13,8 @@ from operations import NotFound, Refused, incidents
 from operations.alerts import dispatch_alerts, fingerprint
 from operations.silences import add_silence
 from tests.helpers import ops, outbox, person, tocsin_worker
-from workflows.incident.workflow import IncidentWorkflow
 from workflows.incident.models import Alert, IncidentState
+from workflows.incident.workflow import IncidentWorkflow
 
 LEVELS = ["oncall", "senior", "cto", "emergency"]
 
@@ -22,24 +22,43 @@ LEVELS = ["oncall", "senior", "cto", "emergency"]
 def config_dict(**route_extra: object) -> dict:  # type: ignore[type-arg]
     return {
         "channels": {name: {"type": "console"} for name in ["default", *LEVELS]},
-        "receivers": [{"name": "default", "channels": ["default"]},
-                      *({"name": name, "channels": [name]} for name in LEVELS)],
-        "route": {"receiver": "default", "group_by": ["alertname", "service"], "group_wait": "30s",
-                  "group_interval": "1m",
-                  "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default",
-                              **route_extra}]},
-        "escalation_policies": {"default": {"levels": [
-            {"after": "0m", "receiver": "oncall"}, {"after": "5m", "receiver": "senior"},
-            {"after": "10m", "receiver": "cto"}, {"after": "15m", "receiver": "emergency"}],
-            "ack_timeout": "30m"}},
+        "receivers": [
+            {"name": "default", "channels": ["default"]},
+            *({"name": name, "channels": [name]} for name in LEVELS),
+        ],
+        "route": {
+            "receiver": "default",
+            "group_by": ["alertname", "service"],
+            "group_wait": "30s",
+            "group_interval": "1m",
+            "routes": [
+                {"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default", **route_extra}
+            ],
+        },
+        "escalation_policies": {
+            "default": {
+                "levels": [
+                    {"after": "0m", "receiver": "oncall"},
+                    {"after": "5m", "receiver": "senior"},
+                    {"after": "10m", "receiver": "cto"},
+                    {"after": "15m", "receiver": "emergency"},
+                ],
+                "ack_timeout": "30m",
+            }
+        },
     }
 
 
-def alert(name: str = "HighErrorRate", service: str = "payments", status: str = "firing",
-          severity: str = "critical") -> Alert:
+def alert(
+    name: str = "HighErrorRate", service: str = "payments", status: str = "firing", severity: str = "critical"
+) -> Alert:
     labels = {"alertname": name, "service": service, "severity": severity}
-    return Alert(fingerprint=fingerprint(labels), status=status, labels=labels,  # type: ignore[arg-type]
-                 annotations={"summary": f"{name} on {service}"})
+    return Alert(
+        fingerprint=fingerprint(labels),
+        status=status,
+        labels=labels,  # type: ignore[arg-type]
+        annotations={"summary": f"{name} on {service}"},
+    )
 
 
 def levels_sent(home: Path, incident: str) -> list[str]:
@@ -93,7 +112,8 @@ async def start(env: WorkflowEnvironment, cfg: Path, task_queue: str, *alerts: A
 
 
 async def test_ladder_climbs_every_five_minutes_until_acknowledged(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         await time_env.sleep(timedelta(seconds=31))  # group_wait
@@ -117,7 +137,8 @@ async def _count(home: Path, wid: str, n: int) -> bool:
 
 
 async def test_unacknowledged_incident_reaches_l4_once_each(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         for _ in range(5):
@@ -131,10 +152,13 @@ async def test_unacknowledged_incident_reaches_l4_once_each(
 
 
 async def test_resolved_within_group_wait_sends_nothing(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         wid = await start(time_env, cfg, task_queue, alert(service=service))
-        await dispatch_alerts(ops(time_env.client, task_queue, cfg), [alert(service=service, status="resolved")], source="test")
+        await dispatch_alerts(
+            ops(time_env.client, task_queue, cfg), [alert(service=service, status="resolved")], source="test"
+        )
         result = await time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid).result()
     assert result.status == "resolved" and result.resolved_by == "alertmanager"
     assert [r for r in outbox(tmp_path) if r["key"].startswith(wid)] == []
@@ -142,12 +166,15 @@ async def test_resolved_within_group_wait_sends_nothing(
 
 
 async def test_grouping_puts_alerts_of_one_group_in_one_incident(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         a1, a2 = alert(service=service), alert(service=service)
         a2.labels["instance"] = "b"
         a2.fingerprint = fingerprint(a2.labels)
-        ids = await dispatch_alerts(ops(time_env.client, task_queue, cfg), [a1, a2, alert("Other", service)], source="test")
+        ids = await dispatch_alerts(
+            ops(time_env.client, task_queue, cfg), [a1, a2, alert("Other", service)], source="test"
+        )
         STARTED.extend(ids)
         assert len(ids) == 2  # grouped by alertname+service
         await time_env.sleep(timedelta(seconds=31))
@@ -157,7 +184,8 @@ async def test_grouping_puts_alerts_of_one_group_in_one_incident(
 
 
 async def test_actions_carry_identity_and_refuse_after_resolve(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         await time_env.sleep(timedelta(seconds=31))
@@ -176,7 +204,8 @@ async def test_actions_carry_identity_and_refuse_after_resolve(
 
 
 async def test_escalate_now_and_ack_timeout_reescalate(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         await time_env.sleep(timedelta(seconds=31))
@@ -193,12 +222,18 @@ async def test_escalate_now_and_ack_timeout_reescalate(
 
 
 async def test_silence_holds_notifications_and_expiry_releases_them(
-        fresh_time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, cfg: Path, service: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_time_env: WorkflowEnvironment,
+    task_queue: str,
+    tmp_path: Path,
+    cfg: Path,
+    service: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     time_env = fresh_time_env  # the silences store outlives the test: keep it off the shared server
     async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
-        record = await add_silence(ops(time_env.client, task_queue), person("ops"), [f'service="{service}"'], "1h",
-                                   "maintenance")
+        record = await add_silence(
+            ops(time_env.client, task_queue), person("ops"), [f'service="{service}"'], "1h", "maintenance"
+        )
         wid = await start(time_env, cfg, task_queue, alert(service=service))
         await time_env.sleep(timedelta(seconds=31))
         await asyncio.sleep(0.5)

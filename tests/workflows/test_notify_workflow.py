@@ -43,25 +43,36 @@ class FakeSend:
             raise ApplicationError("invalid_auth", type="BadCredentials", non_retryable=True)
         if mode.startswith("flaky") and info.attempt <= int(mode[5:]):
             raise ApplicationError("500 from API", type="ChannelRetryable")
-        return DeliveryRecord(channel=request.channel, receiver=request.receiver, outcome="delivered",
-                              attempts=info.attempt, message_id=request.idempotency_key)
+        return DeliveryRecord(
+            channel=request.channel,
+            receiver=request.receiver,
+            outcome="delivered",
+            attempts=info.attempt,
+            message_id=request.idempotency_key,
+        )
 
 
 async def run_notify(env: WorkflowEnvironment, task_queue: str, receiver: str) -> tuple[NotifyResult, datetime]:
     handle = await env.client.start_workflow(
-        NotifyWorkflow.run, NotifyInput(receiver=receiver, message=Message(title="disk full", severity="warning")),
-        id=f"notify/{uuid.uuid4()}", task_queue=task_queue)
+        NotifyWorkflow.run,
+        NotifyInput(receiver=receiver, message=Message(title="disk full", severity="warning")),
+        id=f"notify/{uuid.uuid4()}",
+        task_queue=task_queue,
+    )
     result = await handle.result()
     started = (await handle.describe()).start_time
     return result, started
 
 
-async def test_console_delivery_records_and_outbox(time_env: WorkflowEnvironment, task_queue: str,
-                                                   tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+async def test_console_delivery_records_and_outbox(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG)):
         result, _ = await run_notify(time_env, task_queue, "team")
     assert [(d.channel, d.outcome, d.backup) for d in result.deliveries] == [
-        ("primary", "delivered", False), ("other", "delivered", False)]
+        ("primary", "delivered", False),
+        ("other", "delivered", False),
+    ]
     box = sorted(outbox(tmp_path), key=lambda r: r["channel"])  # channels are sent concurrently
     assert [r["channel"] for r in box] == ["other", "primary"]
     assert box[1]["message"]["title"] == "disk full"
@@ -69,8 +80,9 @@ async def test_console_delivery_records_and_outbox(time_env: WorkflowEnvironment
     assert box[1]["key"].endswith("/notify/primary")
 
 
-async def test_transient_failures_retry_to_one_delivery(time_env: WorkflowEnvironment, task_queue: str,
-                                                        tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+async def test_transient_failures_retry_to_one_delivery(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     fake = FakeSend({"primary": "flaky2"})
     async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG), replace_send=fake.send):
         result, _ = await run_notify(time_env, task_queue, "solo")
@@ -78,8 +90,9 @@ async def test_transient_failures_retry_to_one_delivery(time_env: WorkflowEnviro
     assert [c[:2] for c in fake.calls] == [("primary", 1), ("primary", 2), ("primary", 3)]
 
 
-async def test_dead_primary_fails_over_within_30s(time_env: WorkflowEnvironment, task_queue: str,
-                                                  tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+async def test_dead_primary_fails_over_within_30s(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     fake = FakeSend({"primary": "down"})
     async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG), replace_send=fake.send):
         result, started = await run_notify(time_env, task_queue, "team")
@@ -92,8 +105,9 @@ async def test_dead_primary_fails_over_within_30s(time_env: WorkflowEnvironment,
     assert sum(1 for ch, _, _ in fake.calls if ch == "backup") == 1
 
 
-async def test_permanent_failure_fails_over_at_once(time_env: WorkflowEnvironment, task_queue: str,
-                                                    tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+async def test_permanent_failure_fails_over_at_once(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     fake = FakeSend({"primary": "dead"})
     async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG), replace_send=fake.send):
         result, started = await run_notify(time_env, task_queue, "team")
@@ -104,8 +118,9 @@ async def test_permanent_failure_fails_over_at_once(time_env: WorkflowEnvironmen
     assert backup_at - started < timedelta(seconds=5)
 
 
-async def test_unknown_receiver_is_recorded_not_crashed(time_env: WorkflowEnvironment, task_queue: str,
-                                                        tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_receiver_is_recorded_not_crashed(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
     async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG)):
         result, _ = await run_notify(time_env, task_queue, "nobody")
     assert [(d.outcome, d.error) for d in result.deliveries] == [("failed", "unknown receiver 'nobody'")]

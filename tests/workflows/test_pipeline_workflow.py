@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
@@ -12,10 +11,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from operations.builds import send_build_event
 from tests.helpers import ops, outbox, person, tocsin_worker
-from workflows.pipeline.models import BuildEvent
-from workflows.pipeline.models import PipelineInput, PipelineState
+from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineState
 from workflows.pipeline.workflow import PipelineWorkflow
-
 
 REPO = "acme/api"
 
@@ -50,10 +47,13 @@ async def wait_seq(handle, seq: int) -> PipelineState:  # type: ignore[no-untype
 
 
 async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
         wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "1111111"))
-        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "2222222", author="alice"))
+        await send_build_event(
+            ops(time_env.client, task_queue), person("ci"), event("failure", "2222222", author="alice")
+        )
         await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "3333333"))
         await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "4444444"))
         await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "5555555"))
@@ -66,7 +66,12 @@ async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
         f"Build fixed: {REPO}@main (ci)",
     ]
     assert [n.alertname for n in state.notices] == [
-        "BuildSucceeded", "BuildFailed", "BuildFailed", "BuildFixed", "BuildSucceeded"]
+        "BuildSucceeded",
+        "BuildFailed",
+        "BuildFailed",
+        "BuildFixed",
+        "BuildSucceeded",
+    ]
     assert [n.notified for n in state.notices] == [False, True, True, True, False]
     assert state.tracks["ci"].consecutive_failures == 0
     second = outbox(tmp_path)[1]["message"]
@@ -76,7 +81,8 @@ async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
 
 
 async def test_duplicate_event_from_ci_retry_is_ignored(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
         ev = event("failure", "abcdef0", url="https://ci.example/runs/9")
         wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), ev)
@@ -87,30 +93,46 @@ async def test_duplicate_event_from_ci_retry_is_ignored(
     assert [r["message"]["title"].split(":")[0] for r in outbox(tmp_path)] == ["Build failed", "Build cancelled"]
 
 
-async def test_tracks_are_per_ci_workflow_name(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+async def test_tracks_are_per_ci_workflow_name(time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
-        wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "aaaaaaa", workflow="lint"))
-        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "aaaaaaa", workflow="tests"))
-        await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "bbbbbbb", workflow="lint"))
+        wid = await send_build_event(
+            ops(time_env.client, task_queue), person("ci"), event("failure", "aaaaaaa", workflow="lint")
+        )
+        await send_build_event(
+            ops(time_env.client, task_queue), person("ci"), event("success", "aaaaaaa", workflow="tests")
+        )
+        await send_build_event(
+            ops(time_env.client, task_queue), person("ci"), event("success", "bbbbbbb", workflow="lint")
+        )
         state = await wait_seq(time_env.client.get_workflow_handle(wid), 3)
     assert [n.alertname for n in state.notices] == ["BuildFailed", "BuildSucceeded", "BuildFixed"]
 
 
 async def test_routes_by_labels_to_configured_receivers(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
-    config = write_config({
-        "channels": {"a": {"type": "console"}, "b": {"type": "console"}},
-        "receivers": [{"name": "default", "channels": ["a"]}, {"name": "lint-team", "channels": ["b"]},
-                      {"name": "quiet"}],
-        "route": {"receiver": "default", "routes": [
-            {"matchers": ['workflow="lint"'], "receiver": "lint-team", "continue": True},
-            {"matchers": ['alertname="BuildCancelled"'], "receiver": "quiet"},
-            {"matchers": ['kind="build"', 'severity=~"error|critical"'], "receiver": "default"},
-        ]},
-    })
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(
+        {
+            "channels": {"a": {"type": "console"}, "b": {"type": "console"}},
+            "receivers": [
+                {"name": "default", "channels": ["a"]},
+                {"name": "lint-team", "channels": ["b"]},
+                {"name": "quiet"},
+            ],
+            "route": {
+                "receiver": "default",
+                "routes": [
+                    {"matchers": ['workflow="lint"'], "receiver": "lint-team", "continue": True},
+                    {"matchers": ['alertname="BuildCancelled"'], "receiver": "quiet"},
+                    {"matchers": ['kind="build"', 'severity=~"error|critical"'], "receiver": "default"},
+                ],
+            },
+        }
+    )
     async with tocsin_worker(time_env.client, task_queue, tmp_path, config):
-        wid = await send_build_event(ops(time_env.client, task_queue), person("ci"), event("failure", "aaaaaaa", workflow="lint"))
+        wid = await send_build_event(
+            ops(time_env.client, task_queue), person("ci"), event("failure", "aaaaaaa", workflow="lint")
+        )
         await send_build_event(ops(time_env.client, task_queue), person("ci"), event("cancelled", "aaaaaaa"))
         state = await wait_seq(time_env.client.get_workflow_handle(wid), 2)
     assert state.notices[0].receivers == ["lint-team", "default"]
@@ -120,12 +142,13 @@ async def test_routes_by_labels_to_configured_receivers(
 
 
 async def test_continue_as_new_keeps_state_and_numbering(
-        time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> None:
     async with tocsin_worker(time_env.client, task_queue, tmp_path):
         wid = f"pipeline/{REPO}/main"
         first = await time_env.client.start_workflow(
-            PipelineWorkflow.run, PipelineInput(repo=REPO, branch="main", max_history=20),
-            id=wid, task_queue=task_queue)
+            PipelineWorkflow.run, PipelineInput(repo=REPO, branch="main", max_history=20), id=wid, task_queue=task_queue
+        )
         handle = time_env.client.get_workflow_handle(wid)  # follows the newest run
         for i in range(8):
             await handle.signal(PipelineWorkflow.build_event, event("failure", f"{i:07x}"))
@@ -140,7 +163,8 @@ async def test_continue_as_new_keeps_state_and_numbering(
 
 
 async def test_silence_keeps_build_notifications_quiet_but_recorded(
-        fresh_time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     time_env = fresh_time_env  # the silences store outlives the test: keep it off the shared server
     from operations.silences import add_silence
 

@@ -36,8 +36,7 @@ def workflow_type(history: WorkflowHistory) -> str:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 async def test_history_replays(path: Path) -> None:
     history = load(path)
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
-                        workflow_runner=workflow_runner())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     if result.replay_failure is not None:
         pytest.fail(f"{path.name} ({workflow_type(history)}) no longer replays: {result.replay_failure}")

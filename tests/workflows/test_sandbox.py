@@ -53,8 +53,7 @@ class WorkflowClock:
         return f"{workflow.now().isoformat()} {workflow.random().random()}"
 
 
-CONTRACTS = {"workflows.config", "workflows.environments", "workflows.models", "workflows.identity",
-             "workflows.search"}
+CONTRACTS = {"workflows.config", "workflows.environments", "workflows.models", "workflows.identity", "workflows.search"}
 
 
 def test_flows_are_not_passed_through() -> None:
@@ -63,7 +62,11 @@ def test_flows_are_not_passed_through() -> None:
 
     passed = set(workflow_runner().restrictions.passthrough_modules)
     assert set(PASSTHROUGH) <= passed
-    flows = {cls.__module__ for cls in WORKFLOWS} | {"workflows.delivery", "workflows.timer", "workflows.incident.muting"}
+    flows = {cls.__module__ for cls in WORKFLOWS} | {
+        "workflows.delivery",
+        "workflows.timer",
+        "workflows.incident.muting",
+    }
     own = {name for name in passed if name.split(".")[0] in OWN_PACKAGES}
     leaked = {name for name in own for flow in flows if flow == name or flow.startswith(name + ".")}
     assert not leaked, f"workflow code must stay sandboxed: {sorted(leaked)}"
@@ -80,20 +83,25 @@ async def first_task_failure(client: Client, handle: WorkflowHandle, timeout: fl
     raise AssertionError(f"{handle.id}: no workflow task failed within {timeout}s")
 
 
-@pytest.mark.parametrize(("defn", "restricted"), [(ReadsClock, "datetime.datetime.now"),
-                                                   (RollsDice, "random.random")])
+@pytest.mark.parametrize(("defn", "restricted"), [(ReadsClock, "datetime.datetime.now"), (RollsDice, "random.random")])
 async def test_nondeterministic_call_fails_the_workflow_task(
-        time_env: WorkflowEnvironment, task_queue: str, defn: type, restricted: str) -> None:
+    time_env: WorkflowEnvironment, task_queue: str, defn: type, restricted: str
+) -> None:
     client = time_env.client
-    async with Worker(client, task_queue=task_queue, workflows=[defn, WorkflowClock],
-                      workflow_runner=workflow_runner()):
-        handle = await client.start_workflow(defn.run, id=f"sandbox-{uuid.uuid4().hex[:8]}",  # type: ignore[attr-defined]
-                                             task_queue=task_queue)
+    async with Worker(
+        client, task_queue=task_queue, workflows=[defn, WorkflowClock], workflow_runner=workflow_runner()
+    ):
+        handle = await client.start_workflow(
+            defn.run,
+            id=f"sandbox-{uuid.uuid4().hex[:8]}",  # type: ignore[attr-defined]
+            task_queue=task_queue,
+        )
         try:
             message = await first_task_failure(client, handle)
         finally:
             await handle.terminate("test over")
-        control = await client.execute_workflow(WorkflowClock.run, id=f"sandbox-{uuid.uuid4().hex[:8]}",
-                                                task_queue=task_queue)
+        control = await client.execute_workflow(
+            WorkflowClock.run, id=f"sandbox-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+        )
     assert f"Cannot access {restricted}" in message, message
     assert control  # the same worker and sandbox run deterministic workflow code

@@ -48,12 +48,15 @@ __all__ = [
     "raise_alerts",
 ]
 
-HOOK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(seconds=30))
-HEALTH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=1.5,
-                           maximum_interval=timedelta(seconds=10))
-VISIBILITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
-                               maximum_attempts=10)
+HOOK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
+)
+HEALTH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=10)
+)
+VISIBILITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=10
+)
 METRICS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3)
 INCIDENT_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 
@@ -71,15 +74,21 @@ def error_text(exc: BaseException) -> str:
 async def request_lock(request: LockRequest) -> None:
     """Signal-with-start the service/environment lock with ``acquire``."""
     await workflow.execute_activity_method(
-        DeploymentActivities.request_lock, request,
-        start_to_close_timeout=timedelta(seconds=10), retry_policy=VISIBILITY_RETRY)
+        DeploymentActivities.request_lock,
+        request,
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=VISIBILITY_RETRY,
+    )
 
 
 async def workflow_running(workflow_id: str) -> bool:
     """Whether ``workflow_id`` (a lock holder) is still running."""
     return await workflow.execute_activity_method(
-        DeploymentActivities.workflow_running, RunningRequest(workflow_id=workflow_id),
-        start_to_close_timeout=timedelta(seconds=10), retry_policy=VISIBILITY_RETRY)
+        DeploymentActivities.workflow_running,
+        RunningRequest(workflow_id=workflow_id),
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=VISIBILITY_RETRY,
+    )
 
 
 async def deployment_context(request: ContextRequest) -> DeployContext:
@@ -89,8 +98,11 @@ async def deployment_context(request: ContextRequest) -> DeployContext:
         ActivityError: visibility did not answer within the retries.
     """
     return await workflow.execute_activity_method(
-        DeploymentActivities.deployment_context, request,
-        start_to_close_timeout=timedelta(seconds=60), retry_policy=VISIBILITY_RETRY)
+        DeploymentActivities.deployment_context,
+        request,
+        start_to_close_timeout=timedelta(seconds=60),
+        retry_policy=VISIBILITY_RETRY,
+    )
 
 
 async def call_hook(kind: str, hook: Any, payload: dict[str, Any], idempotency_key: str) -> None:
@@ -108,8 +120,13 @@ async def call_hook(kind: str, hook: Any, payload: dict[str, Any], idempotency_k
     timeout = parse_duration(hook.timeout)
     await workflow.execute_activity_method(
         DeploymentActivities.call_hook,
-        HookCall(url=hook.url, payload=payload, headers=hook.headers, timeout_seconds=timeout.total_seconds(),
-                 idempotency_key=idempotency_key),
+        HookCall(
+            url=hook.url,
+            payload=payload,
+            headers=hook.headers,
+            timeout_seconds=timeout.total_seconds(),
+            idempotency_key=idempotency_key,
+        ),
         start_to_close_timeout=timeout + timedelta(seconds=5),
         schedule_to_close_timeout=parse_duration(hook.deadline),
         retry_policy=HOOK_RETRY,
@@ -124,16 +141,26 @@ async def query_metrics(request: MetricsRequest) -> MetricsResult:
         ActivityError: Prometheus could not be asked at all.
     """
     return await workflow.execute_activity_method(
-        DeploymentActivities.query_metrics, request,
-        start_to_close_timeout=timedelta(seconds=30), retry_policy=METRICS_RETRY)
+        DeploymentActivities.query_metrics,
+        request,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=METRICS_RETRY,
+    )
 
 
 def start_health_checks(urls: list[str], deadline: timedelta) -> list[workflow.ActivityHandle[Any]]:
     """Start one health check per URL, each retried until ``deadline``; they run concurrently."""
-    return [workflow.start_activity_method(
-        DeploymentActivities.health_check, HealthCheck(url=url),
-        start_to_close_timeout=timedelta(seconds=15), schedule_to_close_timeout=deadline,
-        retry_policy=HEALTH_RETRY, summary=f"health {url}") for url in urls]
+    return [
+        workflow.start_activity_method(
+            DeploymentActivities.health_check,
+            HealthCheck(url=url),
+            start_to_close_timeout=timedelta(seconds=15),
+            schedule_to_close_timeout=deadline,
+            retry_policy=HEALTH_RETRY,
+            summary=f"health {url}",
+        )
+        for url in urls
+    ]
 
 
 async def raise_alerts(batch: AlertBatch) -> list[str]:
@@ -143,5 +170,8 @@ async def raise_alerts(batch: AlertBatch) -> list[str]:
         ActivityError: the incidents could not be reached within the retries.
     """
     return await workflow.execute_activity_method(
-        IncidentActivities.raise_alerts, batch,
-        start_to_close_timeout=timedelta(seconds=30), retry_policy=INCIDENT_RETRY)
+        IncidentActivities.raise_alerts,
+        batch,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=INCIDENT_RETRY,
+    )

@@ -101,8 +101,9 @@ class DeployLockWorkflow:
             info = workflow.info()
             if info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_HISTORY:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(LockInput(service=input.service, env=input.env,
-                                                   holder=self._holder, queue=self._queue))
+                workflow.continue_as_new(
+                    LockInput(service=input.service, env=input.env, holder=self._holder, queue=self._queue)
+                )
 
     def _has_work(self) -> bool:
         return bool(self._released or self._refuse or (self._holder is None and self._queue))
@@ -137,6 +138,6 @@ class DeployLockWorkflow:
         try:
             await workflow.get_external_workflow_handle(wid).signal(name, arg)
             return True
-        except Exception as exc:  # noqa: BLE001 - the requester is gone; skip it
+        except Exception as exc:
             workflow.logger.info("lock: cannot signal %s to %s: %s", name, wid, exc)
             return False

@@ -29,13 +29,20 @@ __all__ = [
 ]
 
 STAGE_TEXT: dict[str, str] = {
-    "pending_approval": "approval needed", "verifying": "health checks", "deployed": "deployed",
-    "rolled_back": "rolled back", "rejected": "rejected", "expired": "approval expired",
+    "pending_approval": "approval needed",
+    "verifying": "health checks",
+    "deployed": "deployed",
+    "rolled_back": "rolled back",
+    "rejected": "rejected",
+    "expired": "approval expired",
     "rolling_back": "rolling back",
 }
 """How a stage reads in chat (``canary`` shows its weight; others read as their name)."""
 STAGE_SEVERITY: dict[str, Severity] = {
-    "deployed": "success", "rolled_back": "critical", "rejected": "warning", "expired": "warning",
+    "deployed": "success",
+    "rolled_back": "critical",
+    "rejected": "warning",
+    "expired": "warning",
     "rolling_back": "critical",
 }
 """Severity of the status message per stage (``info`` otherwise)."""
@@ -49,8 +56,13 @@ def title(state: DeploymentState, text: str) -> str:
 
 def labels(state: DeploymentState) -> dict[str, str]:
     """Labels of every message about the deployment."""
-    out = {"kind": "deployment", "service": state.service, "env": state.env,
-           "version": state.version, "stage": state.stage}
+    out = {
+        "kind": "deployment",
+        "service": state.service,
+        "env": state.env,
+        "version": state.version,
+        "stage": state.stage,
+    }
     if state.emergency:
         out["emergency"] = "true"
     return out
@@ -79,8 +91,9 @@ def _lines(state: DeploymentState, note: str) -> list[str]:
         mark = "overridden" if gate.overridden else ("pass" if gate.passed else "FAIL")
         lines.append(f"Gate {gate.name}: {mark} ({gate.detail})")
     if s.stage == "pending_approval" and s.approval_deadline is not None:
-        lines.append(f"Approvers: {', '.join(s.approvers) or 'anyone'}; "
-                     f"expires {s.approval_deadline:%Y-%m-%d %H:%M} UTC")
+        lines.append(
+            f"Approvers: {', '.join(s.approvers) or 'anyone'}; expires {s.approval_deadline:%Y-%m-%d %H:%M} UTC"
+        )
     if s.last_measurement is not None:
         lines.append(f"Metrics: {s.last_measurement.summary()}")
     if s.reason:
@@ -110,15 +123,25 @@ def status_message(state: DeploymentState, changes_url: str | None = None, note:
     links = [Link(text="Changes", url=changes_url)] if changes_url else []
     actions = []
     if s.stage == "pending_approval":
-        actions = [Action(action_id=APPROVE_ACTION_ID, text="Approve", value=s.workflow_id, style="primary"),
-                   Action(action_id=REJECT_ACTION_ID, text="Reject", value=s.workflow_id, style="danger")]
-    return Message(title=title(s, f"Deploy {s.service} {s.version} to {s.env}: {stage_text}"),
-                   text="\n".join(_lines(s, note)), severity=STAGE_SEVERITY.get(s.stage, "info"), fields=fields,
-                   links=links, actions=actions, labels=labels(s), source=s.workflow_id)
+        actions = [
+            Action(action_id=APPROVE_ACTION_ID, text="Approve", value=s.workflow_id, style="primary"),
+            Action(action_id=REJECT_ACTION_ID, text="Reject", value=s.workflow_id, style="danger"),
+        ]
+    return Message(
+        title=title(s, f"Deploy {s.service} {s.version} to {s.env}: {stage_text}"),
+        text="\n".join(_lines(s, note)),
+        severity=STAGE_SEVERITY.get(s.stage, "info"),
+        fields=fields,
+        links=links,
+        actions=actions,
+        labels=labels(s),
+        source=s.workflow_id,
+    )
 
 
-def reminder(state: DeploymentState, changes_url: str | None, number: int, needed: int,
-             expires_in: timedelta) -> Message:
+def reminder(
+    state: DeploymentState, changes_url: str | None, number: int, needed: int, expires_in: timedelta
+) -> Message:
     """Reminder ``number``: the status message, retitled, with what is still missing.
 
     Args:
@@ -129,9 +152,12 @@ def reminder(state: DeploymentState, changes_url: str | None, number: int, neede
         expires_in: time left before the request expires.
     """
     s = state
-    message = status_message(s, changes_url,
-                             f"Reminder #{number}: waiting for {needed - len(s.approvals)} more approval(s); "
-                             f"expires in {format_duration(expires_in)}")
+    message = status_message(
+        s,
+        changes_url,
+        f"Reminder #{number}: waiting for {needed - len(s.approvals)} more approval(s); "
+        f"expires in {format_duration(expires_in)}",
+    )
     message.title = title(s, f"Reminder: deploy {s.service} {s.version} to {s.env} awaits approval")
     return message
 
@@ -141,16 +167,21 @@ def rollback_alert(state: DeploymentState, by: str, reason: str, hook_note: str)
     s = state
     return Message(
         title=title(s, f"Rolled back {s.service} {s.version} in {s.env}"),
-        text=f"{reason}\nBy: {by}\n{hook_note}", severity="critical", labels=labels(s),
-        source=s.workflow_id, fields=[MessageField(title="Service", value=s.service),
-                                      MessageField(title="Environment", value=s.env),
-                                      MessageField(title="Version", value=s.version)])
+        text=f"{reason}\nBy: {by}\n{hook_note}",
+        severity="critical",
+        labels=labels(s),
+        source=s.workflow_id,
+        fields=[
+            MessageField(title="Service", value=s.service),
+            MessageField(title="Environment", value=s.env),
+            MessageField(title="Version", value=s.version),
+        ],
+    )
 
 
 def risk_detail(risk: RiskScore) -> str:
     """The risk score and its factors on one line (the timeline's ``risk`` entry)."""
-    return (f"{risk.score:g}/10 {risk.level}: "
-            + "; ".join(f"+{f.points:g} {f.name} ({f.detail})" for f in risk.factors))
+    return f"{risk.score:g}/10 {risk.level}: " + "; ".join(f"+{f.points:g} {f.name} ({f.detail})" for f in risk.factors)
 
 
 def why(reason: str | None) -> str:

@@ -64,8 +64,15 @@ class DeploymentStages:
         """
         self._input = input
         self._s = DeploymentState(
-            workflow_id=workflow.info().workflow_id, service=input.service, env=input.env, version=input.version,
-            by=input.by, commit=input.commit, emergency=input.emergency, emergency_reason=input.reason)
+            workflow_id=workflow.info().workflow_id,
+            service=input.service,
+            env=input.env,
+            version=input.version,
+            by=input.by,
+            commit=input.commit,
+            emergency=input.emergency,
+            emergency_reason=input.reason,
+        )
         self._env = EnvironmentConfig()
         """The environment's policy: defaults until ``run`` has loaded the config."""
         self._time_intervals: list[TimeInterval] = []
@@ -126,24 +133,37 @@ class DeploymentStages:
         self._set_stage("checking")
         unchecked = ""
         try:
-            ctx = await calls.deployment_context(ContextRequest(service=s.service, env=s.env, commit=s.commit,
-                                                                workflow_id=s.workflow_id, now=now))
+            ctx = await calls.deployment_context(
+                ContextRequest(service=s.service, env=s.env, commit=s.commit, workflow_id=s.workflow_id, now=now)
+            )
         except ActivityError as exc:  # fail closed: a gate that cannot be checked does not pass
             unchecked = f"could not be checked: {calls.error_text(exc)}"
-            ctx = DeployContext(open_critical_incidents=[unchecked], pipeline_green=False,
-                                pipeline_detail=unchecked)
-        s.gates = gates.evaluate_gates(gates.GateFacts(
-            active_freezes=active_intervals(self._time_intervals, env.freeze, now),
-            freeze_configured=bool(env.freeze), open_critical_incidents=ctx.open_critical_incidents,
-            unchecked=unchecked, pipeline_green=ctx.pipeline_green, pipeline_detail=ctx.pipeline_detail,
-            emergency=s.emergency, emergency_reason=s.emergency_reason))
+            ctx = DeployContext(open_critical_incidents=[unchecked], pipeline_green=False, pipeline_detail=unchecked)
+        s.gates = gates.evaluate_gates(
+            gates.GateFacts(
+                active_freezes=active_intervals(self._time_intervals, env.freeze, now),
+                freeze_configured=bool(env.freeze),
+                open_critical_incidents=ctx.open_critical_incidents,
+                unchecked=unchecked,
+                pipeline_green=ctx.pipeline_green,
+                pipeline_detail=ctx.pipeline_detail,
+                emergency=s.emergency,
+                emergency_reason=s.emergency_reason,
+            )
+        )
         for gate in s.gates:
             self._record("tocsin", f"gate_{gate.name}", f"{gates.verdict(gate)}: {gate.detail}")
-        s.risk = score_risk(RiskInput(env=s.env, production=env.is_production(s.env),
-                                      change_size=self._input.change_size,
-                                      recent_pipeline_failures=ctx.recent_pipeline_failures,
-                                      recent_rollbacks=ctx.recent_rollbacks,
-                                      last_deploy_at=ctx.last_deploy_at), now)
+        s.risk = score_risk(
+            RiskInput(
+                env=s.env,
+                production=env.is_production(s.env),
+                change_size=self._input.change_size,
+                recent_pipeline_failures=ctx.recent_pipeline_failures,
+                recent_rollbacks=ctx.recent_rollbacks,
+                last_deploy_at=ctx.last_deploy_at,
+            ),
+            now,
+        )
         self._record("tocsin", "risk", render.risk_detail(s.risk))
         blocked = gates.blocking(s.gates)
         if blocked:
@@ -156,12 +176,14 @@ class DeploymentStages:
         score = s.risk.score if s.risk is not None else None
         need = gates.approvals_needed(env.required_approvals, score, env.risk_extra_approval_above)
         if need > env.required_approvals:
-            self._record("tocsin", "extra_approval", f"risk {score:g} above "
-                                                     f"{env.risk_extra_approval_above:g}: {need} approvals needed")
+            self._record(
+                "tocsin",
+                "extra_approval",
+                f"risk {score:g} above {env.risk_extra_approval_above:g}: {need} approvals needed",
+            )
         pool = gates.eligible_approvers(env.approvers, s.by, env.four_eyes)
         if pool is not None and need > pool:
-            raise Finished("rejected", f"{need} approvals needed but only {pool} eligible approver(s) "
-                                       f"for {s.env}")
+            raise Finished("rejected", f"{need} approvals needed but only {pool} eligible approver(s) for {s.env}")
         return need
 
     async def _approval(self) -> None:
@@ -183,8 +205,9 @@ class DeploymentStages:
         while not decided():
             left = (deadline - workflow.now()).total_seconds()
             if left <= 0:
-                raise Finished("expired", f"approval expired after {env.approval_timeout} "
-                                          f"({len(s.approvals)}/{need} approvals)")
+                raise Finished(
+                    "expired", f"approval expired after {env.approval_timeout} ({len(s.approvals)}/{need} approvals)"
+                )
             wait = left
             if reminder:  # reminders on a fixed schedule from the request, so they never drift
                 next_at = asked_at + reminder * (reminders + 1)
@@ -193,15 +216,17 @@ class DeploymentStages:
             if timed_out and reminder and (deadline - workflow.now()).total_seconds() > 0:
                 reminders += 1
                 self._record("tocsin", "reminder", f"#{reminders}: {len(s.approvals)}/{need} approvals")
-                self._say("post", render.reminder(s, self._input.changes_url, reminders, need,
-                                                  deadline - workflow.now()))
+                self._say(
+                    "post", render.reminder(s, self._input.changes_url, reminders, need, deadline - workflow.now())
+                )
         # Stage moves on before any later update can be validated against it.
         if self._rejected is not None:
             raise Finished("rejected", self._rejected)
         if self._abort is not None:
             raise Finished("rejected", f"withdrawn by {self._abort[0]}: {self._abort[1]}")
-        self._record("tocsin", "approval_complete",
-                     ", ".join(a.by for a in s.approvals) + f" ({len(s.approvals)}/{need})")
+        self._record(
+            "tocsin", "approval_complete", ", ".join(a.by for a in s.approvals) + f" ({len(s.approvals)}/{need})"
+        )
 
     # ------------------------------------------------------------ rollout
 
@@ -225,9 +250,12 @@ class DeploymentStages:
             self._record("tocsin", "step", f"{weight}%")
             if env.hooks.deploy is not None:
                 try:
-                    await self._hook("deploy", env.hooks.deploy,
-                                     {"service": s.service, "env": s.env, "version": s.version, "weight": weight},
-                                     f"deploy-{index}-{weight}")
+                    await self._hook(
+                        "deploy",
+                        env.hooks.deploy,
+                        {"service": s.service, "env": s.env, "version": s.version, "weight": weight},
+                        f"deploy-{index}-{weight}",
+                    )
                 except ActivityError as exc:
                     await self._roll_back("tocsin", f"deploy hook failed at {weight}%: {calls.error_text(exc)}")
             self._progress()
@@ -244,8 +272,7 @@ class DeploymentStages:
 
     async def _measure(self, analysis: Any, queries: list[MetricQuery]) -> Measurement:
         try:
-            result = await calls.query_metrics(MetricsRequest(prometheus_url=analysis.prometheus_url,
-                                                              queries=queries))
+            result = await calls.query_metrics(MetricsRequest(prometheus_url=analysis.prometheus_url, queries=queries))
             readings = result.readings
         except ActivityError as exc:
             readings = [MetricReading(name=q.name, error=calls.error_text(exc)) for q in queries]
@@ -253,9 +280,10 @@ class DeploymentStages:
 
     async def _analyse(self, analysis: Any, weight: int) -> None:
         s = self._s
-        queries = [MetricQuery(name=m.name, query=render_query(m.query, service=s.service, env=s.env,
-                                                                version=s.version))
-                   for m in analysis.metrics]
+        queries = [
+            MetricQuery(name=m.name, query=render_query(m.query, service=s.service, env=s.env, version=s.version))
+            for m in analysis.metrics
+        ]
         interval = parse_duration(analysis.interval)
         measurements: list[Measurement] = []
         while not self._stopped() and not self._promote:
@@ -266,8 +294,11 @@ class DeploymentStages:
             measurements.append(measurement)
             s.last_measurement = measurement
             verdict = analysis_verdict(measurements, analysis.count, analysis.failure_limit)
-            self._record("tocsin", "measurement", f"{weight}% #{len(measurements)} {measurement.outcome}: "
-                                                  f"{measurement.summary()}")
+            self._record(
+                "tocsin",
+                "measurement",
+                f"{weight}% #{len(measurements)} {measurement.outcome}: {measurement.summary()}",
+            )
             self._progress()
             if verdict.outcome == "failed":
                 await self._roll_back("tocsin", f"canary analysis failed at {weight}%: {verdict.detail}")
@@ -278,9 +309,14 @@ class DeploymentStages:
             if verdict.outcome == "inconclusive":
                 s.paused = True
                 self._record("tocsin", "paused", f"analysis inconclusive at {weight}%: {verdict.detail}")
-                self._say("post", self._reply(
-                    f"Deploy {s.service} {s.version} to {s.env} paused at {weight}%: analysis inconclusive "
-                    f"({verdict.detail}). Resume to measure again, promote, or abort.", "warning"))
+                self._say(
+                    "post",
+                    self._reply(
+                        f"Deploy {s.service} {s.version} to {s.env} paused at {weight}%: analysis inconclusive "
+                        f"({verdict.detail}). Resume to measure again, promote, or abort.",
+                        "warning",
+                    ),
+                )
                 self._progress()
                 await self._hold_while_paused()
                 measurements.pop()  # a resumed analysis measures again
@@ -306,8 +342,7 @@ class DeploymentStages:
             if exc is not None:
                 failed.append(f"{url}: {calls.error_text(exc)}")
         if failed:
-            await self._roll_back("tocsin", f"health check failed within {hooks.health_deadline}: "
-                                            + "; ".join(failed))
+            await self._roll_back("tocsin", f"health check failed within {hooks.health_deadline}: " + "; ".join(failed))
         self._record("tocsin", "healthy", ", ".join(hooks.health))
 
     # ------------------------------------------------------------ rollback
@@ -319,11 +354,20 @@ class DeploymentStages:
         critical incident would block the fix's deployment at the incident gate.
         """
         s = self._s
-        labels = {"alertname": "DeploymentRolledBack", "severity": "error", "service": s.service,
-                  "env": s.env, "version": s.version, "kind": "deployment"}
-        alert = Alert(fingerprint=f"{s.workflow_id}/rollback", labels=labels, starts_at=workflow.now(),
-                      annotations={"summary": f"{s.service} {s.version} rolled back in {s.env}: {reason}",
-                                   "rolled_back_by": by})
+        labels = {
+            "alertname": "DeploymentRolledBack",
+            "severity": "error",
+            "service": s.service,
+            "env": s.env,
+            "version": s.version,
+            "kind": "deployment",
+        }
+        alert = Alert(
+            fingerprint=f"{s.workflow_id}/rollback",
+            labels=labels,
+            starts_at=workflow.now(),
+            annotations={"summary": f"{s.service} {s.version} rolled back in {s.env}: {reason}", "rolled_back_by": by},
+        )
         try:
             return await calls.raise_alerts(AlertBatch(alerts=[alert], source=s.workflow_id))
         except ActivityError as exc:
@@ -338,9 +382,12 @@ class DeploymentStages:
         hook_note = "no rollback hook configured"
         if hooks.rollback is not None:
             try:
-                await self._hook("rollback", hooks.rollback,
-                                 {"service": s.service, "env": s.env, "version": s.version,
-                                  "reason": reason, "by": by}, "rollback")
+                await self._hook(
+                    "rollback",
+                    hooks.rollback,
+                    {"service": s.service, "env": s.env, "version": s.version, "reason": reason, "by": by},
+                    "rollback",
+                )
                 hook_note = "rollback hook succeeded"
             except ActivityError as exc:
                 hook_note = f"ROLLBACK HOOK FAILED: {calls.error_text(exc)}"
@@ -350,6 +397,8 @@ class DeploymentStages:
         s.incident_requested = True
         incidents = await self._raise_incident(by, reason)
         self._record("tocsin", "incident_raised", ", ".join(incidents) or "no incident (routed nowhere)")
-        raise Finished("rolled_back", f"rolled back: {reason}"
-                       + ("" if hook_note == "rollback hook succeeded" or hooks.rollback is None
-                          else f" ({hook_note})"))
+        raise Finished(
+            "rolled_back",
+            f"rolled back: {reason}"
+            + ("" if hook_note == "rollback hook succeeded" or hooks.rollback is None else f" ({hook_note})"),
+        )

@@ -100,9 +100,14 @@ class DeploymentWorkflow(DeploymentStages):
     async def approve(self, decision: Decision) -> DecisionResult:
         """Approve; refused (and recorded) for a non-approver, the deployer under four eyes, or a repeat."""
         s, by = self._s, decision.by.strip()
-        refusal = gates.approval_refusal(by, env=s.env, approvers=self._env.approvers,
-                                         four_eyes=self._env.four_eyes, deployer=s.by,
-                                         approved_by=[a.by for a in s.approvals])
+        refusal = gates.approval_refusal(
+            by,
+            env=s.env,
+            approvers=self._env.approvers,
+            four_eyes=self._env.four_eyes,
+            deployer=s.by,
+            approved_by=[a.by for a in s.approvals],
+        )
         if refusal is not None:
             self._record(by, "approval_refused", refusal)
             self._say("reply", self._reply(f"Approval by {by} refused: {refusal}", "warning"))
@@ -110,10 +115,15 @@ class DeploymentWorkflow(DeploymentStages):
         s.approvals.append(ApprovalRecord(by=by, at=workflow.now(), comment=decision.comment))
         count, need = len(s.approvals), s.required_approvals
         self._record(by, "approved", f"{count}/{need}" + (f": {decision.comment}" if decision.comment else ""))
-        self._say("reply", self._reply(f"Approved by {by} ({count}/{need})"
-                                       + (f": {decision.comment}" if decision.comment else ""), "success"))
-        return DecisionResult(approvals=count, required=need, stage=s.stage,
-                              message=f"approved by {by} ({count}/{need})")
+        self._say(
+            "reply",
+            self._reply(
+                f"Approved by {by} ({count}/{need})" + (f": {decision.comment}" if decision.comment else ""), "success"
+            ),
+        )
+        return DecisionResult(
+            approvals=count, required=need, stage=s.stage, message=f"approved by {by} ({count}/{need})"
+        )
 
     @approve.validator
     def _validate_approve(self, decision: Decision) -> None:
@@ -133,8 +143,9 @@ class DeploymentWorkflow(DeploymentStages):
         reason = (decision.reason or "").strip()
         self._rejected = f"rejected by {by}: {reason}"
         self._record(by, "rejected", reason)
-        return DecisionResult(approvals=len(s.approvals), required=s.required_approvals,
-                              stage="rejected", message=f"rejected by {by}")
+        return DecisionResult(
+            approvals=len(s.approvals), required=s.required_approvals, stage="rejected", message=f"rejected by {by}"
+        )
 
     @reject.validator
     def _validate_reject(self, decision: Decision) -> None:
@@ -171,8 +182,7 @@ class DeploymentWorkflow(DeploymentStages):
             self._promote = True
             self._s.paused = False
             self._record(request.by, "promoted", request.reason or "")
-            self._say("reply", self._reply(f"Promoted to 100% by {request.by}" + render.why(request.reason),
-                                           "warning"))
+            self._say("reply", self._reply(f"Promoted to 100% by {request.by}" + render.why(request.reason), "warning"))
         else:
             self._record(request.by, "promote_ignored", f"stage {self._s.stage}")
 
@@ -201,8 +211,11 @@ class DeploymentWorkflow(DeploymentStages):
 
     def _awaiting(self) -> None:
         if self._s.stage != "pending_approval":
-            raise ApplicationError(f"deployment is not awaiting approval (stage: {self._s.stage})",
-                                   type="NotAwaitingApproval", non_retryable=True)
+            raise ApplicationError(
+                f"deployment is not awaiting approval (stage: {self._s.stage})",
+                type="NotAwaitingApproval",
+                non_retryable=True,
+            )
 
     def _live(self) -> bool:
         return self._s.outcome is None and self._s.stage not in ("rolling_back",)
@@ -228,16 +241,27 @@ class DeploymentWorkflow(DeploymentStages):
             reason, risk, gates, approvals and timeline.
         """
         s = self._s
-        workflow.upsert_search_attributes([
-            search.KIND.value_set("deployment"), search.SERVICE.value_set(input.service),
-            search.ENVIRONMENT.value_set(input.env), search.STATUS.value_set("starting"),
-        ])
+        workflow.upsert_search_attributes(
+            [
+                search.KIND.value_set("deployment"),
+                search.SERVICE.value_set(input.service),
+                search.ENVIRONMENT.value_set(input.env),
+                search.STATUS.value_set("starting"),
+            ]
+        )
         if input.rollback_of:
-            self._record(input.by, "rollback_requested", f"{input.reason or ''} (of {input.rollback_of}, "
-                                                         f"via {input.rollback_source})")
+            self._record(
+                input.by,
+                "rollback_requested",
+                f"{input.reason or ''} (of {input.rollback_of}, via {input.rollback_source})",
+            )
         else:
-            self._record(input.by, "requested", f"{input.service} {input.version} to {input.env}"
-                         + (f", commit {input.commit}" if input.commit else ""))
+            self._record(
+                input.by,
+                "requested",
+                f"{input.service} {input.version} to {input.env}"
+                + (f", commit {input.commit}" if input.commit else ""),
+            )
         if input.emergency:
             self._record(input.by, "emergency", input.reason or "")
         config = await load_config()
@@ -269,22 +293,40 @@ class DeploymentWorkflow(DeploymentStages):
         self._chat.close()
         await chat
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return DeployResult(workflow_id=s.workflow_id, service=s.service, env=s.env, version=s.version,
-                            outcome=s.outcome, reason=s.reason, emergency=s.emergency, risk=s.risk,
-                            gates=s.gates, approvals=s.approvals, timeline=s.timeline)
+        return DeployResult(
+            workflow_id=s.workflow_id,
+            service=s.service,
+            env=s.env,
+            version=s.version,
+            outcome=s.outcome,
+            reason=s.reason,
+            emergency=s.emergency,
+            risk=s.risk,
+            gates=s.gates,
+            approvals=s.approvals,
+            timeline=s.timeline,
+        )
 
     async def _acquire(self, lock: str) -> bool:
         s = self._s
-        await calls.request_lock(LockRequest(lock_id=lock, service=s.service, env=s.env,
-                                             acquire=LockAcquire(workflow_id=s.workflow_id,
-                                                                 mode=self._env.concurrency)))
+        await calls.request_lock(
+            LockRequest(
+                lock_id=lock,
+                service=s.service,
+                env=s.env,
+                acquire=LockAcquire(workflow_id=s.workflow_id, mode=self._env.concurrency),
+            )
+        )
         if self._lock is None:
             self._set_stage("queued", "queued")
             self._record("tocsin", "queued", f"waiting for the {s.service}/{s.env} lock")
         await workflow.wait_condition(lambda: self._lock is not None or self._stopped())
         if self._lock == "refused":
-            raise Finished("rejected", f"refused: another deployment of {s.service} to {s.env} "
-                                       f"is in progress ({self._lock_detail}); concurrency is 'refuse'")
+            raise Finished(
+                "rejected",
+                f"refused: another deployment of {s.service} to {s.env} "
+                f"is in progress ({self._lock_detail}); concurrency is 'refuse'",
+            )
         if self._lock is None:
             assert self._abort is not None
             raise Finished("rejected", f"withdrawn by {self._abort[0]} while queued: {self._abort[1]}")
@@ -294,6 +336,7 @@ class DeploymentWorkflow(DeploymentStages):
     async def _release(self, lock: str) -> None:
         try:
             await workflow.get_external_workflow_handle(lock).signal(
-                LOCK_SIGNAL_RELEASE, LockRelease(workflow_id=self._s.workflow_id))
-        except Exception as exc:  # noqa: BLE001 - the lock checks holders' liveness itself
+                LOCK_SIGNAL_RELEASE, LockRelease(workflow_id=self._s.workflow_id)
+            )
+        except Exception as exc:
             workflow.logger.info("could not release %s: %s", lock, exc)

@@ -13,10 +13,34 @@ from pydantic import BaseModel, Field
 
 from workflows.search import OPEN_INCIDENT_STATUSES
 
-__all__ = ["RouteStateQuery", "RouteState", "HeldIncident", "Alert", "AlertBatch", "HumanAction", "SnoozeAction", "TimelineEntry", "IncidentState",
-           "IncidentInput", "ActionResult", "RollbackTrigger", "IncidentMetrics", "SuppressionQuery",
-           "Suppression", "OPEN_STATUSES", "MuteQuery", "MuteVerdict", "WORKFLOW", "SIGNAL_ADD_ALERTS", "SIGNAL_DIGEST_SENT", "QUERY_STATE",
-           "UPDATE_ACKNOWLEDGE", "UPDATE_RESOLVE", "UPDATE_ESCALATE", "UPDATE_SNOOZE"]
+__all__ = [
+    "RouteStateQuery",
+    "RouteState",
+    "HeldIncident",
+    "Alert",
+    "AlertBatch",
+    "HumanAction",
+    "SnoozeAction",
+    "TimelineEntry",
+    "IncidentState",
+    "IncidentInput",
+    "ActionResult",
+    "RollbackTrigger",
+    "IncidentMetrics",
+    "SuppressionQuery",
+    "Suppression",
+    "OPEN_STATUSES",
+    "MuteQuery",
+    "MuteVerdict",
+    "WORKFLOW",
+    "SIGNAL_ADD_ALERTS",
+    "SIGNAL_DIGEST_SENT",
+    "QUERY_STATE",
+    "UPDATE_ACKNOWLEDGE",
+    "UPDATE_RESOLVE",
+    "UPDATE_ESCALATE",
+    "UPDATE_SNOOZE",
+]
 
 WORKFLOW = "IncidentWorkflow"
 SIGNAL_ADD_ALERTS = "add_alerts"
@@ -27,8 +51,7 @@ UPDATE_RESOLVE = "resolve"
 UPDATE_ESCALATE = "escalate_now"
 UPDATE_SNOOZE = "snooze"
 
-IncidentStatus = Literal["triggered", "notified", "acknowledged", "resolved", "silenced", "inhibited", "muted",
-                         "held"]
+IncidentStatus = Literal["triggered", "notified", "acknowledged", "resolved", "silenced", "inhibited", "muted", "held"]
 OPEN_STATUSES = OPEN_INCIDENT_STATUSES
 
 

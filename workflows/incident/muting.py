@@ -73,9 +73,15 @@ class MutingStage:
         while self.st.status != "resolved":
             verdict: MuteVerdict = await workflow.execute_local_activity_method(
                 IncidentActivities.mute_verdict,
-                MuteQuery(incident=self.st.id, route_path=self.st.route_path,
-                          alerts=[a.labels for a in self.st.firing()], at=workflow.now()),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+                MuteQuery(
+                    incident=self.st.id,
+                    route_path=self.st.route_path,
+                    alerts=[a.labels for a in self.st.firing()],
+                    at=workflow.now(),
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=ACTIVITY_RETRY,
+            )
             if verdict.suppressed():
                 why = "suppressed"
                 self._suppressed(verdict.silenced_by, verdict.inhibited_by)
@@ -154,12 +160,17 @@ class MutingStage:
         return await workflow.execute_local_activity_method(
             IncidentActivities.check_suppression,
             SuppressionQuery(incident=self.st.id, alerts=[a.labels for a in self.st.firing()], at=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=ACTIVITY_RETRY,
+        )
 
     async def _route_state(self) -> RouteState:
         return await workflow.execute_local_activity_method(
-            IncidentActivities.route_state, RouteStateQuery(route_path=self.st.route_path, at=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=10), retry_policy=ACTIVITY_RETRY)
+            IncidentActivities.route_state,
+            RouteStateQuery(route_path=self.st.route_path, at=workflow.now()),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=ACTIVITY_RETRY,
+        )
 
     async def _hold(self) -> bool:
         """Time-based routing: wait while the route is muted; hold for a digest receiver.

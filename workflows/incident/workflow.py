@@ -31,11 +31,11 @@ from workflows.incident.models import (
     TimelineEntry,
     model_dump_alerts,
 )
+from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
 from workflows.models import Message
 from workflows.policy.durations import parse_duration
 from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
 from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval, find_node
-from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
 from workflows.timer import wait_until
 
 with workflow.unsafe.imports_passed_through():
@@ -52,8 +52,9 @@ class IncidentWorkflow(MutingStage):
 
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
-        self._st = input.state or IncidentState(id=input.id, route_path=input.route_path,
-                                                group_labels=input.group_labels, created_at=workflow.now())
+        self._st = input.state or IncidentState(
+            id=input.id, route_path=input.route_path, group_labels=input.group_labels, created_at=workflow.now()
+        )
         self._fresh = input.state is None
         self._pending: list[AlertBatch] = list(input.pending)
         self._events: list[tuple[str, str, str]] = []
@@ -99,8 +100,9 @@ class IncidentWorkflow(MutingStage):
     async def acknowledge(self, action: HumanAction) -> ActionResult:
         """Someone owns the incident: the ladder stops."""
         if self.st.status == "acknowledged":
-            return ActionResult(accepted=True, status="acknowledged",
-                                detail=f"already acknowledged by {self.st.acknowledged_by}")
+            return ActionResult(
+                accepted=True, status="acknowledged", detail=f"already acknowledged by {self.st.acknowledged_by}"
+            )
         now = workflow.now()
         self.st.status = "acknowledged"
         self.st.acknowledged_by = action.by
@@ -119,8 +121,9 @@ class IncidentWorkflow(MutingStage):
     @workflow.update(name="resolve")
     async def resolve(self, action: HumanAction) -> ActionResult:
         """Close the incident; everyone notified is told."""
-        self._mark_resolved(action.by, f"via {action.via}" + (f": {action.note}" if action.note else ""),
-                            note=action.note)
+        self._mark_resolved(
+            action.by, f"via {action.via}" + (f": {action.note}" if action.note else ""), note=action.note
+        )
         return ActionResult(accepted=True, status="resolved")
 
     @resolve.validator
@@ -148,7 +151,9 @@ class IncidentWorkflow(MutingStage):
             current = max(self.st.snoozed_until or now, now)
             self.st.escalation_restart += max(timedelta(0), action.until - current)
         self.st.snoozed_until = action.until
-        self._log(action.by, "snoozed", f"until {action.until.isoformat()}" + (f": {action.note}" if action.note else ""))
+        self._log(
+            action.by, "snoozed", f"until {action.until.isoformat()}" + (f": {action.note}" if action.note else "")
+        )
         return ActionResult(accepted=True, status=self.st.status, detail=f"snoozed until {action.until.isoformat()}")
 
     @snooze.validator
@@ -181,8 +186,9 @@ class IncidentWorkflow(MutingStage):
                 changed = True
                 self._log(batch.source, f"alert {alert.status}", alert.labels.get("alertname", alert.fingerprint))
         if changed:
-            severity = group_severity([a.labels for a in self.st.firing()] or
-                                      [a.labels for a in self.st.alerts.values()])
+            severity = group_severity(
+                [a.labels for a in self.st.firing()] or [a.labels for a in self.st.alerts.values()]
+            )
             if severity != self.st.severity:
                 self.st.severity = severity
                 workflow.upsert_search_attributes([search.SEVERITY.value_set(severity)])
@@ -197,9 +203,15 @@ class IncidentWorkflow(MutingStage):
             self._published_status = status
             workflow.upsert_search_attributes([search.STATUS.value_set(status)])
         names = sorted({a.labels.get("alertname", "?") for a in self.st.alerts.values()})
-        memo = {"title": ", ".join(names), "severity": self.st.severity, "level": self.st.level,
-                "acknowledged_by": self.st.acknowledged_by, "mtta_seconds": self.st.mtta_seconds,
-                "mttr_seconds": self.st.mttr_seconds, "service": self.st.group_labels.get("service", "")}
+        memo = {
+            "title": ", ".join(names),
+            "severity": self.st.severity,
+            "level": self.st.level,
+            "acknowledged_by": self.st.acknowledged_by,
+            "mtta_seconds": self.st.mtta_seconds,
+            "mttr_seconds": self.st.mttr_seconds,
+            "service": self.st.group_labels.get("service", ""),
+        }
         if memo != self._published_memo:
             self._published_memo = memo
             workflow.upsert_memo(memo)
@@ -222,10 +234,15 @@ class IncidentWorkflow(MutingStage):
         return [Rung(i, 1, node.receiver, start + repeat * i) for i in range(0, 1000)]
 
     def _message(self, note: str = "") -> Message:
-        return incident_message(incident=self.st.id, status=self.st.status, severity=self.st.severity,  # type: ignore[arg-type]
-                                group_labels=self.st.group_labels,
-                                alerts=model_dump_alerts(list(self.st.alerts.values())),
-                                level=self.st.level or None, note=note)
+        return incident_message(
+            incident=self.st.id,
+            status=self.st.status,
+            severity=self.st.severity,  # type: ignore[arg-type]
+            group_labels=self.st.group_labels,
+            alerts=model_dump_alerts(list(self.st.alerts.values())),
+            level=self.st.level or None,
+            note=note,
+        )
 
     async def _notify_rung(self, config: Config, rung: Rung) -> None:
         rcv = rung.receiver
@@ -233,18 +250,33 @@ class IncidentWorkflow(MutingStage):
         self.st.level = max(self.st.level, rung.level)
         message = self._message()
         refs = self.st.refs.get(rcv)
-        records = await deliver(config, rcv, message, step, action="trigger", dedup_key=self.st.id,
-                                refs=refs)
+        records = await deliver(config, rcv, message, step, action="trigger", dedup_key=self.st.id, refs=refs)
         fresh = {r.channel: r.message_id for r in records if r.outcome == "delivered" and r.message_id}
         self.st.refs[rcv] = {**fresh, **(refs or {})}
         outcome = ", ".join(f"{r.channel}:{r.outcome}" for r in records) or "no channels"
         self._log("tocsin", f"notified L{rung.level}", f"{rcv} ({outcome})")
         others = [r for r in self.st.refs if r != rcv]
         if rung.level > 1 and others:
-            note = Message(title=f"Escalated to L{rung.level}: {rcv}", severity=message.severity,
-                           source=self.st.id, labels=message.labels)
-            await asyncio.gather(*(deliver(config, other, note, f"{step}-thread-{other}", refs=self.st.refs[other],
-                                           thread=True, only_types=("slack",)) for other in others))
+            note = Message(
+                title=f"Escalated to L{rung.level}: {rcv}",
+                severity=message.severity,
+                source=self.st.id,
+                labels=message.labels,
+            )
+            await asyncio.gather(
+                *(
+                    deliver(
+                        config,
+                        other,
+                        note,
+                        f"{step}-thread-{other}",
+                        refs=self.st.refs[other],
+                        thread=True,
+                        only_types=("slack",),
+                    )
+                    for other in others
+                )
+            )
 
     async def _announce(self, config: Config, event: str, actor: str, note: str) -> None:
         """Tell every notified receiver: edit the main message, reply in its thread, mirror to PagerDuty."""
@@ -252,16 +284,29 @@ class IncidentWorkflow(MutingStage):
         n = self.st.updates_sent
         action = {"acknowledged": "acknowledge", "resolved": "resolve"}.get(event, "trigger")
         main = self._message()
-        text = {"acknowledged": f"Acknowledged by {actor}", "resolved": f"Resolved by {actor}",
-                "updated": "Alerts changed"}.get(event, event)
+        text = {
+            "acknowledged": f"Acknowledged by {actor}",
+            "resolved": f"Resolved by {actor}",
+            "updated": "Alerts changed",
+        }.get(event, event)
         reply = Message(title=text, text=note, severity=main.severity, source=self.st.id, labels=main.labels)
         jobs = []
         for rcv, refs in self.st.refs.items():
-            jobs.append(deliver(config, rcv, main, f"{event}-{n}", action=action, dedup_key=self.st.id,  # type: ignore[arg-type]
-                                refs=refs))
+            jobs.append(
+                deliver(
+                    config,
+                    rcv,
+                    main,
+                    f"{event}-{n}",
+                    action=action,
+                    dedup_key=self.st.id,
+                    refs=refs,
+                )
+            )
             if refs:
-                jobs.append(deliver(config, rcv, reply, f"{event}-{n}-thread", refs=refs, thread=True,
-                                    only_types=("slack",)))
+                jobs.append(
+                    deliver(config, rcv, reply, f"{event}-{n}-thread", refs=refs, thread=True, only_types=("slack",))
+                )
         await asyncio.gather(*jobs)
 
     async def _maybe_rollback(self, config: Config) -> None:
@@ -275,9 +320,16 @@ class IncidentWorkflow(MutingStage):
                 self.st.rollback_requested = True
                 result = await workflow.execute_activity_method(
                     IncidentActivities.request_rollback,
-                    RollbackTrigger(service=service, environment=env, alertname=name, incident=self.st.id,
-                                    reason=f"rollback trigger {name} fired ({self.st.id})"),
-                    start_to_close_timeout=timedelta(seconds=30), retry_policy=ACTIVITY_RETRY)
+                    RollbackTrigger(
+                        service=service,
+                        environment=env,
+                        alertname=name,
+                        incident=self.st.id,
+                        reason=f"rollback trigger {name} fired ({self.st.id})",
+                    ),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=ACTIVITY_RETRY,
+                )
                 self._log("tocsin", "rollback requested", f"{service}/{env}: {result}")
                 return
 
@@ -302,9 +354,15 @@ class IncidentWorkflow(MutingStage):
         if record:
             await workflow.execute_activity_method(
                 IncidentActivities.record_metrics,
-                IncidentMetrics(severity=self.st.severity, service=self.st.group_labels.get("service", ""),
-                                mtta_seconds=self.st.mtta_seconds, mttr_seconds=self.st.mttr_seconds),
-                start_to_close_timeout=timedelta(seconds=10), retry_policy=ACTIVITY_RETRY)
+                IncidentMetrics(
+                    severity=self.st.severity,
+                    service=self.st.group_labels.get("service", ""),
+                    mtta_seconds=self.st.mtta_seconds,
+                    mttr_seconds=self.st.mttr_seconds,
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=ACTIVITY_RETRY,
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.st
 
@@ -321,8 +379,7 @@ class IncidentWorkflow(MutingStage):
         # group_wait: collect the group; an alert resolved within it sends nothing.
         deadline = (self.st.created_at or workflow.now()) + node.group_wait
         while workflow.now() < deadline and self.st.status != "resolved":
-            await wait_until(lambda: bool(self._pending) or self.st.status == "resolved",
-                             deadline - workflow.now())
+            await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", deadline - workflow.now())
             self._apply_pending()
         if self.st.status == "resolved":
             return self._closed("resolved within group_wait: nothing was sent")
@@ -357,8 +414,12 @@ class IncidentWorkflow(MutingStage):
             await self._notify_rung(config, rung)
             self.st.rungs_done += 1
             schedule = self._schedule(config, node)
-        if (self._advance and self.st.status not in ("acknowledged", "resolved")
-                and self.st.rungs_done >= len(schedule) and schedule):
+        if (
+            self._advance
+            and self.st.status not in ("acknowledged", "resolved")
+            and self.st.rungs_done >= len(schedule)
+            and schedule
+        ):
             # Ladder exhausted: escalating again re-notifies the last level.
             last = schedule[-1]
             await self._notify_rung(config, Rung(self.st.rungs_done, last.level, last.receiver, workflow.now()))
@@ -366,8 +427,9 @@ class IncidentWorkflow(MutingStage):
         self._advance = False
         return schedule
 
-    def _next_wake(self, schedule: list[Rung], policy: EscalationPolicy | None, dirty: bool,
-                   last_update: datetime, node: RouteNode) -> timedelta | None:
+    def _next_wake(
+        self, schedule: list[Rung], policy: EscalationPolicy | None, dirty: bool, last_update: datetime, node: RouteNode
+    ) -> timedelta | None:
         """How long to sleep until the next thing that can happen (None: until a signal or update)."""
         wakes: list[datetime] = []
         now = workflow.now()
@@ -380,9 +442,16 @@ class IncidentWorkflow(MutingStage):
         return max(min(wakes) - now, timedelta(0)) if wakes else None
 
     def _check_ack_timeout(self, policy: EscalationPolicy | None) -> None:
-        if (self.st.status == "acknowledged" and policy and policy.ack_timeout and self.st.acknowledged_at
-                and workflow.now() >= self.st.acknowledged_at + parse_duration(policy.ack_timeout)):
-            self._log("tocsin", "ack timed out", f"still open {policy.ack_timeout} after acknowledgement: re-escalating")
+        if (
+            self.st.status == "acknowledged"
+            and policy
+            and policy.ack_timeout
+            and self.st.acknowledged_at
+            and workflow.now() >= self.st.acknowledged_at + parse_duration(policy.ack_timeout)
+        ):
+            self._log(
+                "tocsin", "ack timed out", f"still open {policy.ack_timeout} after acknowledgement: re-escalating"
+            )
             self.st.status = "notified"
             self.st.acknowledged_at = None
             self._advance = True
@@ -411,9 +480,15 @@ class IncidentWorkflow(MutingStage):
             policy = self._policy(config)
             ack_seq = self._ack_seq
             await wait_until(
-                lambda: bool(self._pending) or bool(self._events) or self._advance
-                or self.st.status == "resolved" or self._ack_seq != ack_seq,
-                self._next_wake(schedule, policy, dirty, last_update, node))
+                lambda: (
+                    bool(self._pending)
+                    or bool(self._events)
+                    or self._advance
+                    or self.st.status == "resolved"
+                    or self._ack_seq != ack_seq  # noqa: B023 - the wait ends before the loop goes on
+                ),
+                self._next_wake(schedule, policy, dirty, last_update, node),
+            )
             if self._apply_pending():
                 dirty = True
             self._check_ack_timeout(policy)

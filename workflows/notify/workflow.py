@@ -7,7 +7,6 @@ from temporalio import workflow
 from workflows.delivery import deliver, load_config
 from workflows.notify.models import NotifyInput, NotifyResult
 
-
 __all__ = ["NotifyWorkflow"]
 
 

@@ -14,9 +14,21 @@ from pydantic import BaseModel, Field
 from workflows.models import DeliveryRecord
 
 __all__ = [
-    "WORKFLOW", "SIGNAL_BUILD_EVENT", "QUERY_STATE", "pipeline_id",
-    "BuildStatus", "BUILD_STATUSES", "TestFailure", "TestSummary", "CoverageSummary", "SecuritySummary",
-    "BuildEvent", "Track", "PipelineNotice", "PipelineState", "PipelineInput",
+    "WORKFLOW",
+    "SIGNAL_BUILD_EVENT",
+    "QUERY_STATE",
+    "pipeline_id",
+    "BuildStatus",
+    "BUILD_STATUSES",
+    "TestFailure",
+    "TestSummary",
+    "CoverageSummary",
+    "SecuritySummary",
+    "BuildEvent",
+    "Track",
+    "PipelineNotice",
+    "PipelineState",
+    "PipelineInput",
 ]
 
 WORKFLOW = "PipelineWorkflow"
@@ -97,6 +109,7 @@ class BuildEvent(BaseModel):
     def dedupe_key(self) -> str:
         """Same key for a CI retry of the same event."""
         return f"{self.workflow}|{self.commit}|{self.status}|{self.url or ''}"
+
 
 class Track(BaseModel):
     """State of one CI workflow on one branch."""

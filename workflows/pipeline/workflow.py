@@ -14,8 +14,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 from workflows import search
-from workflows.incident.models import SuppressionQuery
 from workflows.delivery import deliver, load_config
+from workflows.incident.models import SuppressionQuery
 from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineNotice, PipelineState, Track
 from workflows.policy.builds import build_labels, build_message, classify
 from workflows.policy.routing import build_tree, match_routes
@@ -64,8 +64,9 @@ class PipelineWorkflow:
                 if self._should_continue(input.max_history):
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     self._state.runs += 1
-                    workflow.continue_as_new(input.model_copy(update={
-                        "state": self._state, "pending": list(self._queue)}))
+                    workflow.continue_as_new(
+                        input.model_copy(update={"state": self._state, "pending": list(self._queue)})
+                    )
 
     async def _handle(self, input: PipelineInput, event: BuildEvent) -> None:
         key = event.dedupe_key()
@@ -79,15 +80,18 @@ class PipelineWorkflow:
         self._state.tracks[event.workflow] = result.track
         self._state.seq += 1
         seq = self._state.seq
-        notice = PipelineNotice(seq=seq, alertname=result.alertname, commit=event.commit,
-                                workflow=event.workflow, notified=result.notify)
+        notice = PipelineNotice(
+            seq=seq, alertname=result.alertname, commit=event.commit, workflow=event.workflow, notified=result.notify
+        )
         labels = build_labels(event, result.alertname)
         if result.notify:
             held = await workflow.execute_local_activity_method(
                 IncidentActivities.check_suppression,
-                SuppressionQuery(incident=workflow.info().workflow_id, alerts=[labels], at=workflow.now(),
-                                 inhibition=False),
-                start_to_close_timeout=timedelta(seconds=30))
+                SuppressionQuery(
+                    incident=workflow.info().workflow_id, alerts=[labels], at=workflow.now(), inhibition=False
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+            )
             # A maintenance window keeps it quiet; the event is still recorded here.
             notice.silenced_by = held.silenced_by
         if result.notify and not notice.silenced_by:
@@ -96,8 +100,7 @@ class PipelineWorkflow:
                 if node.receiver not in receivers:
                     receivers.append(node.receiver)
             message = build_message(event, result, workflow.info().workflow_id)
-            batches = await asyncio.gather(
-                *(deliver(config, rcv, message, f"event-{seq}/{rcv}") for rcv in receivers))
+            batches = await asyncio.gather(*(deliver(config, rcv, message, f"event-{seq}/{rcv}") for rcv in receivers))
             notice.receivers = receivers
             notice.deliveries = [record for batch in batches for record in batch]
         self._state.notices = [*self._state.notices, notice][-RECENT_NOTICES:]

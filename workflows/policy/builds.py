@@ -15,8 +15,7 @@ from pydantic import BaseModel
 from workflows.models import Link, Message, MessageField, Severity
 from workflows.pipeline.models import BuildEvent, Track
 
-__all__ = ["Track", "Classified", "PipelineSettings", "classify", "build_labels", "build_message",
-           "format_duration_s"]
+__all__ = ["Track", "Classified", "PipelineSettings", "classify", "build_labels", "build_message", "format_duration_s"]
 
 _SEVERITY: dict[str, Severity] = {"failure": "error", "cancelled": "warning", "success": "info", "started": "info"}
 
@@ -126,8 +125,10 @@ def build_message(event: BuildEvent, result: Classified, source: str) -> Message
     title = f"{_TITLES[result.alertname]}: {event.repo}@{event.branch} ({event.workflow})"
     lines: list[str] = []
     if result.alertname == "BuildFailed" and result.track.consecutive_failures > 1:
-        lines.append(f"Failing for {result.track.consecutive_failures} builds in a row "
-                     f"(since {(result.track.failing_since or '')[:7]}).")
+        lines.append(
+            f"Failing for {result.track.consecutive_failures} builds in a row "
+            f"(since {(result.track.failing_since or '')[:7]})."
+        )
     if result.alertname == "BuildFixed":
         lines.append(f"Green again after {result.previous_failures} failed build(s).")
     fields = [
@@ -145,17 +146,20 @@ def build_message(event: BuildEvent, result: Classified, source: str) -> Message
     if event.tests is not None:
         t = event.tests
         passed = t.total - t.failed - t.errors - t.skipped
-        fields.append(MessageField(
-            title="Tests", value=f"{passed} passed, {t.failed + t.errors} failed, {t.skipped} skipped"))
+        fields.append(
+            MessageField(title="Tests", value=f"{passed} passed, {t.failed + t.errors} failed, {t.skipped} skipped")
+        )
         for failure in t.failures[:5]:
             name = f"{failure.classname}.{failure.name}" if failure.classname else failure.name
             lines.append(f"✗ {name}" + (f": {failure.message[:200]}" if failure.message else ""))
     if event.coverage is not None:
         fields.append(MessageField(title="Coverage", value=f"{event.coverage.line_percent:.1f}%"))
     for scan in event.security:
-        fields.append(MessageField(
-            title=f"Security ({scan.tool})",
-            value=f"{scan.error} error, {scan.warning} warning, {scan.note} note"))
+        fields.append(
+            MessageField(
+                title=f"Security ({scan.tool})", value=f"{scan.error} error, {scan.warning} warning, {scan.note} note"
+            )
+        )
         lines.extend(f"⚠ {item}" for item in scan.top[:3])
     links = [Link(text="View run", url=event.url)] if event.url else []
     return Message(

@@ -101,17 +101,16 @@ def judge_reading(check: MetricBounds, reading: MetricReading | None) -> MetricV
     if reading is None:
         return MetricVerdict(name=check.name, bound=bound, outcome="inconclusive", detail="no reading")
     if reading.error is not None or reading.value is None:
-        return MetricVerdict(name=check.name, bound=bound, outcome="inconclusive",
-                             detail=reading.error or "empty result")
+        return MetricVerdict(
+            name=check.name, bound=bound, outcome="inconclusive", detail=reading.error or "empty result"
+        )
     value = reading.value
     if math.isnan(value):
         return MetricVerdict(name=check.name, value=None, bound=bound, outcome="inconclusive", detail="NaN")
     if check.max is not None and value > check.max:
-        return MetricVerdict(name=check.name, value=value, bound=bound, outcome="fail",
-                             detail=f"above {check.max:g}")
+        return MetricVerdict(name=check.name, value=value, bound=bound, outcome="fail", detail=f"above {check.max:g}")
     if check.min is not None and value < check.min:
-        return MetricVerdict(name=check.name, value=value, bound=bound, outcome="fail",
-                             detail=f"below {check.min:g}")
+        return MetricVerdict(name=check.name, value=value, bound=bound, outcome="fail", detail=f"below {check.min:g}")
     return MetricVerdict(name=check.name, value=value, bound=bound, outcome="pass")
 
 
@@ -140,13 +139,21 @@ def analysis_verdict(measurements: list[Measurement], count: int, failure_limit:
     done = len(measurements)
     if failures > failure_limit:
         last_fail = next(m for m in reversed(measurements) if m.outcome == "fail")
-        return AnalysisVerdict(outcome="failed", measurements=done, failures=failures,
-                               detail=f"{failures} of {done} measurements failed "
-                                      f"(limit {failure_limit}): {last_fail.summary()}")
+        return AnalysisVerdict(
+            outcome="failed",
+            measurements=done,
+            failures=failures,
+            detail=f"{failures} of {done} measurements failed (limit {failure_limit}): {last_fail.summary()}",
+        )
     if measurements and measurements[-1].outcome == "inconclusive":
-        return AnalysisVerdict(outcome="inconclusive", measurements=done, failures=failures,
-                               detail=measurements[-1].summary())
+        return AnalysisVerdict(
+            outcome="inconclusive", measurements=done, failures=failures, detail=measurements[-1].summary()
+        )
     if done >= count:
-        return AnalysisVerdict(outcome="passed", measurements=done, failures=failures,
-                               detail=f"{done - failures} of {done} measurements passed")
+        return AnalysisVerdict(
+            outcome="passed",
+            measurements=done,
+            failures=failures,
+            detail=f"{done - failures} of {done} measurements passed",
+        )
     return AnalysisVerdict(outcome="running", measurements=done, failures=failures)

@@ -46,9 +46,16 @@ class EscalationPolicy(BaseModel):
     _v_ack = field_validator("ack_timeout")(lambda cls, v: check_duration(v))
 
 
-DEFAULT_LADDER = EscalationPolicy.model_validate({"levels": [
-    {"after": "0m", "receiver": "critical"}, {"after": "5m", "receiver": "senior"},
-    {"after": "10m", "receiver": "cto"}, {"after": "15m", "receiver": "emergency"}]})
+DEFAULT_LADDER = EscalationPolicy.model_validate(
+    {
+        "levels": [
+            {"after": "0m", "receiver": "critical"},
+            {"after": "5m", "receiver": "senior"},
+            {"after": "10m", "receiver": "cto"},
+            {"after": "15m", "receiver": "emergency"},
+        ]
+    }
+)
 """The seed's L1..L4 (0/5/10/15 min); the default config names these receivers."""
 
 
@@ -89,6 +96,7 @@ def ladder(policy: EscalationPolicy, start: datetime) -> list[Rung]:
         gap = afters[-1] - afters[-2] if len(afters) > 1 else timedelta(minutes=5)
         gap = gap if gap > timedelta(0) else timedelta(minutes=5)
         for r in range(policy.repeat):
-            rungs.append(Rung(len(rungs), len(policy.levels), policy.levels[-1].receiver,
-                              start + afters[-1] + gap * (r + 1)))
+            rungs.append(
+                Rung(len(rungs), len(policy.levels), policy.levels[-1].receiver, start + afters[-1] + gap * (r + 1))
+            )
     return rungs

@@ -161,8 +161,9 @@ def eligible_approvers(approvers: Collection[str], deployer: str, four_eyes: boo
     return len(set(approvers) - ({deployer} if four_eyes else set()))
 
 
-def approval_refusal(by: str, *, env: str, approvers: Sequence[str], four_eyes: bool, deployer: str,
-                     approved_by: Collection[str]) -> str | None:
+def approval_refusal(
+    by: str, *, env: str, approvers: Sequence[str], four_eyes: bool, deployer: str, approved_by: Collection[str]
+) -> str | None:
     """Why ``by`` may not approve, or None when they may.
 
     Args:

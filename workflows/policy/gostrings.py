@@ -117,7 +117,7 @@ def _unescape(token: str, body: str, at: int, out: bytearray) -> int:
         out += esc.encode()
     elif esc in "xuU":
         size = {"x": 2, "u": 4, "U": 8}[esc]
-        digits = body[i:i + size]
+        digits = body[i : i + size]
         if len(digits) != size or not all(c in "0123456789abcdefABCDEF" for c in digits):
             raise MatcherError(f"invalid quoted string {token}: bad \\{esc} escape")
         value = int(digits, 16)
@@ -129,7 +129,7 @@ def _unescape(token: str, body: str, at: int, out: bytearray) -> int:
                 raise MatcherError(f"invalid quoted string {token}: bad \\{esc} escape")
             out += chr(value).encode()
     elif esc in "01234567":
-        digits = body[i - 1:i + 2]
+        digits = body[i - 1 : i + 2]
         if len(digits) != 3 or not all(c in "01234567" for c in digits):
             raise MatcherError(f"invalid quoted string {token}: bad octal escape")
         value = int(digits, 8)

@@ -6,13 +6,23 @@ The escalation ladder lives in :mod:`workflows.policy.escalation`; its names are
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from workflows.models import Action, Link, Message, MessageField, Severity
 from workflows.policy.escalation import DEFAULT_LADDER, EscalationLevel, EscalationPolicy, Rung, ladder
 
-__all__ = ["incident_id", "SEVERITY_ORDER", "group_severity", "EscalationLevel", "EscalationPolicy", "Rung",
-           "ladder", "incident_message", "DEFAULT_LADDER"]
+__all__ = [
+    "incident_id",
+    "SEVERITY_ORDER",
+    "group_severity",
+    "EscalationLevel",
+    "EscalationPolicy",
+    "Rung",
+    "ladder",
+    "incident_message",
+    "DEFAULT_LADDER",
+]
 
 SEVERITY_ORDER = {"info": 0, "success": 0, "warning": 1, "error": 2, "critical": 3}
 
@@ -35,31 +45,43 @@ def group_severity(labels: Iterable[Mapping[str, str]]) -> Severity:
     return best
 
 
-def incident_message(*, incident: str, status: str, severity: Severity, group_labels: Mapping[str, str],
-                     alerts: list[Mapping[str, object]], level: int | None = None, note: str = "") -> Message:
+def incident_message(
+    *,
+    incident: str,
+    status: str,
+    severity: Severity,
+    group_labels: Mapping[str, str],
+    alerts: Sequence[Mapping[str, Any]],
+    level: int | None = None,
+    note: str = "",
+) -> Message:
     """The incident's main message (edited in place as the incident changes)."""
     firing = [a for a in alerts if a.get("status") == "firing"]
-    names = sorted({str((a.get("labels") or {}).get("alertname", "?")) for a in alerts})  # type: ignore[union-attr]
+    names = sorted({str((a.get("labels") or {}).get("alertname", "?")) for a in alerts})
     title_names = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
     prefix = {"resolved": "RESOLVED", "acknowledged": "ACK"}.get(status, severity.upper())
     title = f"[{prefix}] {title_names or 'alert'}"
     service = group_labels.get("service") or next(
-        (str((a.get("labels") or {}).get("service")) for a in alerts if (a.get("labels") or {}).get("service")),  # type: ignore[union-attr]
-        "")
+        (str((a.get("labels") or {}).get("service")) for a in alerts if (a.get("labels") or {}).get("service")),
+        "",
+    )
     if service:
         title += f" on {service}"
     lines = []
     for alert in firing[:10]:
         ann = alert.get("annotations") or {}
-        summary = ann.get("summary") or ann.get("description") or ""  # type: ignore[union-attr]
-        label_name = (alert.get("labels") or {}).get("alertname", "?")  # type: ignore[union-attr]
+        summary = ann.get("summary") or ann.get("description") or ""
+        label_name = (alert.get("labels") or {}).get("alertname", "?")
         lines.append(f"• {label_name}: {summary}" if summary else f"• {label_name}")
     if len(firing) > 10:
         lines.append(f"… and {len(firing) - 10} more")
     if note:
         lines.append(note)
-    fields = [MessageField(title="Status", value=status), MessageField(title="Severity", value=severity),
-              MessageField(title="Alerts firing", value=f"{len(firing)} of {len(alerts)}")]
+    fields = [
+        MessageField(title="Status", value=status),
+        MessageField(title="Severity", value=severity),
+        MessageField(title="Alerts firing", value=f"{len(firing)} of {len(alerts)}"),
+    ]
     if level:
         fields.append(MessageField(title="Escalation", value=f"L{level}"))
     for key, value in sorted(group_labels.items()):
@@ -69,13 +91,25 @@ def incident_message(*, incident: str, status: str, severity: Severity, group_la
         url = alert.get("generator_url")
         if isinstance(url, str) and url.startswith("http"):
             links.append(Link(text="Source", url=url))
-    actions = [] if status == "resolved" else [
-        Action(action_id="tocsin_ack", text="Acknowledge", value=incident, style="primary"),
-        Action(action_id="tocsin_resolve", text="Resolve", value=incident),
-        Action(action_id="tocsin_escalate", text="Escalate now", value=incident, style="danger"),
-    ]
+    actions = (
+        []
+        if status == "resolved"
+        else [
+            Action(action_id="tocsin_ack", text="Acknowledge", value=incident, style="primary"),
+            Action(action_id="tocsin_resolve", text="Resolve", value=incident),
+            Action(action_id="tocsin_escalate", text="Escalate now", value=incident, style="danger"),
+        ]
+    )
     msg_severity: Severity = "success" if status == "resolved" else severity
     labels = dict(group_labels)
     labels.update({"incident": incident, "kind": "incident", "severity": severity})
-    return Message(title=title, text="\n".join(lines), severity=msg_severity, fields=fields, links=links,
-                   actions=actions, labels=labels, source=incident)
+    return Message(
+        title=title,
+        text="\n".join(lines),
+        severity=msg_severity,
+        fields=fields,
+        links=links,
+        actions=actions,
+        labels=labels,
+        source=incident,
+    )

@@ -64,12 +64,17 @@ def parse_rule(rule: Any) -> ParsedInhibitRule:
     """
     if isinstance(rule, ParsedInhibitRule):
         return rule
-    return ParsedInhibitRule(source=_side(rule, "source"), target=_side(rule, "target"),
-                             equal=tuple(_get(rule, "equal") or ()), name=_get(rule, "name"))
+    return ParsedInhibitRule(
+        source=_side(rule, "source"),
+        target=_side(rule, "target"),
+        equal=tuple(_get(rule, "equal") or ()),
+        name=_get(rule, "name"),
+    )
 
 
-def inhibited_by(target_labels: Mapping[str, str], firing: Iterable[Mapping[str, str]],
-                 rules: Sequence[Any]) -> list[tuple[int, dict[str, str]]]:
+def inhibited_by(
+    target_labels: Mapping[str, str], firing: Iterable[Mapping[str, str]], rules: Sequence[Any]
+) -> list[tuple[int, dict[str, str]]]:
     """Every (rule index, firing alert's labels) pair that inhibits the target, in order."""
     sources = [dict(labels) for labels in firing]
     found: list[tuple[int, dict[str, str]]] = []

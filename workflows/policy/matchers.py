@@ -79,7 +79,6 @@ def is_valid_label_name(name: str) -> bool:
     return bool(name)
 
 
-
 # ------------------------------------------------------------------ matcher
 
 
@@ -240,7 +239,7 @@ def _utf8_tokens(text: str) -> list[tuple[int, str]]:
             nxt = text[pos + 1] if pos + 1 < size else ""
             if ch == "!":
                 if nxt not in ("=", "~"):
-                    raise MatcherError(f"{pos}:{pos + 1}: {text[pos:pos + 2]}: expected one of '=~'")
+                    raise MatcherError(f"{pos}:{pos + 1}: {text[pos : pos + 2]}: expected one of '=~'")
                 tokens.append((_OPERATOR, ch + nxt))
                 pos += 2
             elif nxt == "~":
@@ -262,8 +261,8 @@ def _utf8_tokens(text: str) -> list[tuple[int, str]]:
                     break
                 end += 1
             if end >= size:
-                raise MatcherError(f"{pos}:{size}: {text[pos:]}: missing end \"")
-            tokens.append((_QUOTED, text[pos:end + 1]))
+                raise MatcherError(f'{pos}:{size}: {text[pos:]}: missing end "')
+            tokens.append((_QUOTED, text[pos : end + 1]))
             pos = end + 1
         elif not _is_reserved(ch):
             end = pos
@@ -300,8 +299,9 @@ def _utf8_matchers(text: str) -> list[Matcher]:
         pos += 1
         kind, op = peek()
         if kind != _OPERATOR:
-            raise MatcherError(f"unexpected {op or 'end of input'}: "
-                               "expected an operator such as '=', '!=', '=~' or '!~'")
+            raise MatcherError(
+                f"unexpected {op or 'end of input'}: expected an operator such as '=', '!=', '=~' or '!~'"
+            )
         pos += 1
         kind, raw = peek()
         if kind not in (_QUOTED, _UNQUOTED):
@@ -373,4 +373,3 @@ def parse_matcher(text: str) -> Matcher:
         if len(found) != 1:
             raise MatcherError(f"expected one matcher, got {len(found)}: {text!r}") from None
         return found[0]
-

@@ -80,8 +80,10 @@ def _unicode_class(name: str) -> list[tuple[int, int]]:
         return list(cats[name])
     if len(name) == 1 and any(c[0] == name for c in cats):
         return _normalize([r for c, rs in cats.items() if c[0] == name for r in rs])
-    raise MatcherError(f"bad regex: unsupported Unicode class \\p{{{name}}} (Tocsin supports general"
-                       " categories such as \\pL, \\p{Lu}, not scripts)")
+    raise MatcherError(
+        f"bad regex: unsupported Unicode class \\p{{{name}}} (Tocsin supports general"
+        " categories such as \\pL, \\p{Lu}, not scripts)"
+    )
 
 
 def _normalize(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -114,9 +116,7 @@ def _emit_class(ranges: list[tuple[int, int]]) -> str:
     ranges = _normalize(ranges)
     if not ranges:
         return "(?!)"
-    body = "".join(
-        f"\\U{lo:08X}" if lo == hi else f"\\U{lo:08X}-\\U{hi:08X}" for lo, hi in ranges
-    )
+    body = "".join(f"\\U{lo:08X}" if lo == hi else f"\\U{lo:08X}-\\U{hi:08X}" for lo, hi in ranges)
     return f"[{body}]"
 
 
@@ -157,7 +157,7 @@ def _fold_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     cased, orbits = _fold_orbits()
     extra: list[tuple[int, int]] = []
     for lo, hi in ranges:
-        for code in cased[bisect.bisect_left(cased, lo):bisect.bisect_right(cased, hi)]:
+        for code in cased[bisect.bisect_left(cased, lo) : bisect.bisect_right(cased, hi)]:
             extra.extend((c, c) for c in orbits[code])
     return _normalize(list(ranges) + extra)
 
@@ -207,7 +207,7 @@ class _GoRegex:
         if ch == "x":
             if self.peek() == "{":
                 end = self.src.find("}", self.pos)
-                digits = self.src[self.pos + 1:end] if end >= 0 else ""
+                digits = self.src[self.pos + 1 : end] if end >= 0 else ""
                 if end < 0 or not digits or not all(c in "0123456789abcdefABCDEF" for c in digits):
                     raise self.error("invalid escape sequence: `\\x`")
                 value = int(digits, 16)
@@ -215,7 +215,7 @@ class _GoRegex:
                     raise self.error("invalid escape sequence: `\\x`")
                 self.pos = end + 1
                 return value
-            digits = self.src[self.pos:self.pos + 2]
+            digits = self.src[self.pos : self.pos + 2]
             if len(digits) != 2 or not all(c in "0123456789abcdefABCDEF" for c in digits):
                 raise self.error("invalid escape sequence: `\\x`")
             self.pos += 2
@@ -241,7 +241,7 @@ class _GoRegex:
                 end = self.src.find("}", self.pos)
                 if end < 0:
                     raise self.error("invalid character class range")
-                name = self.src[self.pos + 1:end]
+                name = self.src[self.pos + 1 : end]
                 self.pos = end + 1
             else:
                 self.pos += 1
@@ -268,7 +268,7 @@ class _GoRegex:
             if self.src.startswith("[:", self.pos):
                 end = self.src.find(":]", self.pos + 2)
                 if end >= 0:
-                    name = self.src[self.pos + 2:end]
+                    name = self.src[self.pos + 2 : end]
                     neg = name.startswith("^")
                     base = name[1:] if neg else name
                     if base not in _POSIX:
@@ -395,7 +395,7 @@ class _GoRegex:
         if self.peek() != "?":
             self._push()
             return
-        rest = self.src[self.pos + 1:]
+        rest = self.src[self.pos + 1 :]
         if rest.startswith("P<") or rest.startswith("<"):
             start = self.pos + (3 if rest.startswith("P<") else 2)
             end = self.src.find(">", start)
@@ -439,7 +439,7 @@ class _GoRegex:
             raise self.error("invalid escape sequence: `\\C`")
         elif nxt == "Q":
             end = self.src.find("\\E", self.pos + 1)
-            text = self.src[self.pos + 1:] if end < 0 else self.src[self.pos + 1:end]
+            text = self.src[self.pos + 1 :] if end < 0 else self.src[self.pos + 1 : end]
             self.pos = len(self.src) if end < 0 else end + 2
             for c in text:
                 self.items.append(self._literal(ord(c)))

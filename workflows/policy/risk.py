@@ -122,11 +122,19 @@ def score_risk(data: RiskInput, now: datetime) -> RiskScore:
         factors.append(RiskFactor(name="timing", points=1.5, detail="Friday evening"))
     if data.recent_pipeline_failures > 0:
         points = min(2.0, 0.5 * data.recent_pipeline_failures)
-        factors.append(RiskFactor(name="pipeline", points=points,
-                                  detail=f"{data.recent_pipeline_failures} consecutive CI failure(s)"))
+        factors.append(
+            RiskFactor(
+                name="pipeline", points=points, detail=f"{data.recent_pipeline_failures} consecutive CI failure(s)"
+            )
+        )
     if data.recent_rollbacks > 0:
-        factors.append(RiskFactor(name="rollbacks", points=float(min(2, data.recent_rollbacks)),
-                                  detail=f"{data.recent_rollbacks} rollback(s) in the last 7 days"))
+        factors.append(
+            RiskFactor(
+                name="rollbacks",
+                points=float(min(2, data.recent_rollbacks)),
+                detail=f"{data.recent_rollbacks} rollback(s) in the last 7 days",
+            )
+        )
     if data.last_deploy_at is None:
         factors.append(RiskFactor(name="last deploy", points=0.5, detail=f"first deploy to {data.env}"))
     else:

@@ -29,12 +29,19 @@ RouteIssue = tuple[str, str, Literal["error", "warning"]]
 
 def legacy_key_issues(mapping: Mapping[str, str], path: str) -> list[RouteIssue]:
     """Legacy ``match``-style keys must be classic label names."""
-    return [(f"{path}.{key}", f"invalid label name '{key}'", "error")
-            for key in mapping if not is_classic_label_name(key)]
+    return [
+        (f"{path}.{key}", f"invalid label name '{key}'", "error") for key in mapping if not is_classic_label_name(key)
+    ]
 
 
-def route_issues(route: RouteSpec, *, receivers: Collection[str], intervals: Collection[str],
-                 escalations: Collection[str], path: str = "route") -> list[RouteIssue]:
+def route_issues(
+    route: RouteSpec,
+    *,
+    receivers: Collection[str],
+    intervals: Collection[str],
+    escalations: Collection[str],
+    path: str = "route",
+) -> list[RouteIssue]:
     """Every problem in a route tree, depth first, in the order ``amtool``-style checks find them.
 
     Args:
@@ -89,8 +96,11 @@ class _RouteCheck:
         for k, child in enumerate(route.routes):
             child_path = f"{path}.routes[{k}]"
             if catch_all is not None:
-                self.warn(child_path, f"unreachable: {catch_all} has no matchers and no 'continue', "
-                                      "so it catches every alert before this route")
+                self.warn(
+                    child_path,
+                    f"unreachable: {catch_all} has no matchers and no 'continue', "
+                    "so it catches every alert before this route",
+                )
             elif not child.continue_ and not _has_matchers(child):
                 catch_all = child_path
             self.walk(child, child_path, False, group_interval, repeat)
@@ -114,14 +124,17 @@ class _RouteCheck:
         self.found += legacy_key_issues(route.match_re, f"{path}.match_re")
         if route.escalation is not None and route.escalation not in self.escalations:
             self.error(f"{path}.escalation", f"unknown escalation policy '{route.escalation}'")
-        for key, names in (("mute_time_intervals", route.mute_time_intervals),
-                           ("active_time_intervals", route.active_time_intervals)):
+        for key, names in (
+            ("mute_time_intervals", route.mute_time_intervals),
+            ("active_time_intervals", route.active_time_intervals),
+        ):
             for j, name in enumerate(names):
                 if name not in self.intervals:
                     self.error(f"{path}.{key}[{j}]", f"unknown time interval '{name}'")
 
-    def _timers(self, route: RouteSpec, path: str, group_interval: timedelta,
-                repeat: timedelta) -> tuple[timedelta, timedelta]:
+    def _timers(
+        self, route: RouteSpec, path: str, group_interval: timedelta, repeat: timedelta
+    ) -> tuple[timedelta, timedelta]:
         """Warn about a repeat interval that is not what it says; return this route's effective timers."""
         if route.group_interval is not None:
             group_interval = parse_duration(route.group_interval)
@@ -131,12 +144,18 @@ class _RouteCheck:
             return group_interval, repeat
         where = f"{path}.repeat_interval" if route.repeat_interval is not None else f"{path}.group_interval"
         if repeat < group_interval:
-            self.warn(where, f"repeat_interval ({format_duration(repeat)}) is less than group_interval "
-                             f"({format_duration(group_interval)}): notifications will not repeat until "
-                             f"the next group_interval")
+            self.warn(
+                where,
+                f"repeat_interval ({format_duration(repeat)}) is less than group_interval "
+                f"({format_duration(group_interval)}): notifications will not repeat until "
+                f"the next group_interval",
+            )
         elif group_interval > timedelta(0) and repeat % group_interval:
             rounded = group_interval * -(-repeat // group_interval)
-            self.warn(where, f"repeat_interval ({format_duration(repeat)}) is not a multiple of "
-                             f"group_interval ({format_duration(group_interval)}): it is rounded up to "
-                             f"{format_duration(rounded)}")
+            self.warn(
+                where,
+                f"repeat_interval ({format_duration(repeat)}) is not a multiple of "
+                f"group_interval ({format_duration(group_interval)}): it is rounded up to "
+                f"{format_duration(rounded)}",
+            )
         return group_interval, repeat

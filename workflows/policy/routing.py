@@ -164,10 +164,10 @@ def build_tree(route: RouteSpec, parent: RouteNode | None = None, path: str = "r
         group_by=group_by,
         group_by_all=group_by_all,
         group_wait=timer(route.group_wait, parent.group_wait if parent else None, DEFAULT_GROUP_WAIT),
-        group_interval=timer(route.group_interval, parent.group_interval if parent else None,
-                             DEFAULT_GROUP_INTERVAL),
-        repeat_interval=timer(route.repeat_interval, parent.repeat_interval if parent else None,
-                              DEFAULT_REPEAT_INTERVAL),
+        group_interval=timer(route.group_interval, parent.group_interval if parent else None, DEFAULT_GROUP_INTERVAL),
+        repeat_interval=timer(
+            route.repeat_interval, parent.repeat_interval if parent else None, DEFAULT_REPEAT_INTERVAL
+        ),
         continue_=route.continue_,
         mute_time_intervals=list(route.mute_time_intervals),
         active_time_intervals=list(route.active_time_intervals),
@@ -239,8 +239,13 @@ def route_muted(node: RouteNode, time_intervals: Iterable[Any] | Mapping[str, An
     return False
 
 
-def receivers_for(route: RouteSpec | RouteNode, labels: Mapping[str, str], *, at: datetime | None = None,
-                  time_intervals: Iterable[Any] = ()) -> list[str]:
+def receivers_for(
+    route: RouteSpec | RouteNode,
+    labels: Mapping[str, str],
+    *,
+    at: datetime | None = None,
+    time_intervals: Iterable[Any] = (),
+) -> list[str]:
     """Receiver names, in route order, for a label set (as ``amtool config routes test``).
 
     With ``at``, routes muted at that instant (see :func:`route_muted`) are left out.
@@ -304,8 +309,14 @@ def _matching_children(node: RouteNode, labels: Mapping[str, str]) -> list[Route
     return out
 
 
-def routes_test_output(route: RouteSpec | RouteNode, labels: Mapping[str, str], *, tree: bool = False,
-                       at: datetime | None = None, time_intervals: Iterable[Any] = ()) -> str:
+def routes_test_output(
+    route: RouteSpec | RouteNode,
+    labels: Mapping[str, str],
+    *,
+    tree: bool = False,
+    at: datetime | None = None,
+    time_intervals: Iterable[Any] = (),
+) -> str:
     """What ``amtool config routes test [--tree] label=value ...`` prints (Tocsin adds ``--at``)."""
     root = route if isinstance(route, RouteNode) else build_tree(route)
     nodes = match_routes(root, labels)

@@ -64,8 +64,18 @@ __all__ = [
 
 WEEKDAYS = {"sunday": 0, "monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6}
 MONTHS = {
-    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6,
-    "july": 7, "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
+    "january": 1,
+    "february": 2,
+    "march": 3,
+    "april": 4,
+    "may": 5,
+    "june": 6,
+    "july": 7,
+    "august": 8,
+    "september": 9,
+    "october": 10,
+    "november": 11,
+    "december": 12,
 }
 _VALID_TIME = re.compile(r"(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)\Z")
 _INT = re.compile(r"[+-]?[0-9]+\Z")
@@ -250,8 +260,9 @@ def _time_range(item: Any) -> tuple[Any, Any]:
     return getattr(item, "start_time", None), getattr(item, "end_time", None)
 
 
-def _parse_list(values: Sequence[Any] | None, key: str, parse: Any,
-                errors: list[TimeIntervalError]) -> tuple[tuple[int, int], ...] | None:
+def _parse_list(
+    values: Sequence[Any] | None, key: str, parse: Any, errors: list[TimeIntervalError]
+) -> tuple[tuple[int, int], ...] | None:
     if not values:
         return None
     out = []
@@ -377,8 +388,9 @@ def is_active(config: HasTimeIntervals, name: str, at: datetime) -> bool:
     raise KeyError(name)
 
 
-def active_names(intervals: Iterable[TimeIntervalLike | Mapping[str, Any]], names: Iterable[str],
-                 at: datetime) -> list[str]:
+def active_names(
+    intervals: Iterable[TimeIntervalLike | Mapping[str, Any]], names: Iterable[str], at: datetime
+) -> list[str]:
     """The names, among ``names`` and in that order, of intervals active at ``at`` (unknown: never)."""
     by_name = {_field(i, "name"): i for i in intervals}
     return [n for n in names if n in by_name and active(by_name[n], at)]

@@ -26,8 +26,12 @@ __all__ = ["ReportWorkflow", "digest_message"]
 
 def digest_message(receiver: str, held: list[HeldIncident], source: str) -> Message:
     """One message listing every held incident."""
-    worst = max((h.severity for h in held), key=lambda s: ["info", "warning", "error", "critical"].index(s)
-                if s in ("info", "warning", "error", "critical") else 1)
+    worst = max(
+        (h.severity for h in held),
+        key=lambda s: (
+            ["info", "warning", "error", "critical"].index(s) if s in ("info", "warning", "error", "critical") else 1
+        ),
+    )
     lines = []
     for h in held:
         when = h.first_seen.strftime("%Y-%m-%d %H:%M UTC") if h.first_seen else "?"
@@ -35,10 +39,15 @@ def digest_message(receiver: str, held: list[HeldIncident], source: str) -> Mess
         lines.append(f"• [{h.severity}] {h.title} — since {when}, {state} ({h.alerts} alert(s)) `{h.id}`")
     return Message(
         title=f"Digest for {receiver}: {len(held)} incident(s) held overnight",
-        text="\n".join(lines), severity=worst if worst != "info" else "info",  # type: ignore[arg-type]
-        fields=[MessageField(title="Still firing", value=str(sum(not h.resolved for h in held))),
-                MessageField(title="Resolved", value=str(sum(h.resolved for h in held)))],
-        labels={"kind": "digest", "receiver": receiver, "alertname": "Digest"}, source=source)
+        text="\n".join(lines),
+        severity=worst if worst != "info" else "info",
+        fields=[
+            MessageField(title="Still firing", value=str(sum(not h.resolved for h in held))),
+            MessageField(title="Resolved", value=str(sum(h.resolved for h in held))),
+        ],
+        labels={"kind": "digest", "receiver": receiver, "alertname": "Digest"},
+        source=source,
+    )
 
 
 @workflow.defn(name="ReportWorkflow")
@@ -48,8 +57,11 @@ class ReportWorkflow:
     @workflow.run
     async def run(self, input: ReportInput) -> ReportResult:
         held: list[HeldIncident] = await workflow.execute_activity_method(
-            IncidentActivities.held_incidents, input.receiver, start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)))
+            IncidentActivities.held_incidents,
+            input.receiver,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
         result = ReportResult(incidents=[h.id for h in held])
         if not held:
             return result
@@ -57,8 +69,9 @@ class ReportWorkflow:
         info = workflow.info()
         # The schedule gives each run a unique id suffix; the step names this run.
         step = f"digest-{info.run_id}"
-        result.deliveries = await deliver(config, input.receiver, digest_message(input.receiver, held, info.workflow_id),
-                                          step)
+        result.deliveries = await deliver(
+            config, input.receiver, digest_message(input.receiver, held, info.workflow_id), step
+        )
         if any(d.outcome == "delivered" for d in result.deliveries) or not result.deliveries:
             for h in held:
                 await workflow.get_external_workflow_handle(h.id).signal("digest_sent", info.workflow_id)

@@ -6,8 +6,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-__all__ = ["WORKFLOW", "UPDATE_ADD", "UPDATE_EXPIRE", "QUERY_LIST", "SILENCES_ID",
-           "SilenceRecord", "AddSilence", "ExpireSilence", "SilencesState"]
+__all__ = [
+    "WORKFLOW",
+    "UPDATE_ADD",
+    "UPDATE_EXPIRE",
+    "QUERY_LIST",
+    "SILENCES_ID",
+    "SilenceRecord",
+    "AddSilence",
+    "ExpireSilence",
+    "SilencesState",
+]
 
 WORKFLOW = "SilencesWorkflow"
 UPDATE_ADD = "add"

@@ -7,7 +7,6 @@ silence expires on time (a timer), and its creator is told.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -20,7 +19,6 @@ from workflows.policy.matchers import MatcherError
 from workflows.policy.routing import receivers_for
 from workflows.policy.silences import silence_matchers
 from workflows.silences.models import AddSilence, ExpireSilence, SilenceRecord, SilencesState
-
 
 __all__ = ["SilencesWorkflow"]
 
@@ -46,9 +44,14 @@ class SilencesWorkflow:
         """Add a silence starting now."""
         now = workflow.now()
         self._state.seq += 1
-        record = SilenceRecord(id=f"s{self._state.seq}-{workflow.uuid4().hex[:8]}", matchers=request.matchers,
-                               starts_at=now, ends_at=now + parse_duration(request.duration),
-                               created_by=request.by, comment=request.comment)
+        record = SilenceRecord(
+            id=f"s{self._state.seq}-{workflow.uuid4().hex[:8]}",
+            matchers=request.matchers,
+            starts_at=now,
+            ends_at=now + parse_duration(request.duration),
+            created_by=request.by,
+            comment=request.comment,
+        )
         self._state.silences.insert(0, record)
         self._changed = True
         return record
@@ -94,11 +97,13 @@ class SilencesWorkflow:
     async def _tell_expired(self, record: SilenceRecord) -> None:
         config = await load_config()
         who = f" early by {record.expired_by}" if record.expired_by else ""
-        message = Message(title=f"Silence {record.id} expired{who}",
-                          text=f"Created by {record.created_by}: {record.comment}\nMatchers: {', '.join(record.matchers)}",
-                          severity="info", source=workflow.info().workflow_id,
-                          labels={"kind": "silence", "alertname": "SilenceExpired", "user": record.created_by,
-                                  "severity": "info"})
+        message = Message(
+            title=f"Silence {record.id} expired{who}",
+            text=f"Created by {record.created_by}: {record.comment}\nMatchers: {', '.join(record.matchers)}",
+            severity="info",
+            source=workflow.info().workflow_id,
+            labels={"kind": "silence", "alertname": "SilenceExpired", "user": record.created_by, "severity": "info"},
+        )
 
         for rcv in receivers_for(config.route, message.labels):
             await deliver(config, rcv, message, f"expired-{record.id}/{rcv}")
@@ -120,7 +125,7 @@ class SilencesWorkflow:
             self._changed = False
             try:
                 await workflow.wait_condition(lambda: self._changed, timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             expired = [r for r in self._state.silences if r.ends_at <= workflow.now() and r.id in self._told]
             if len(expired) > KEEP_EXPIRED:

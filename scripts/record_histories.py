@@ -2,8 +2,8 @@
 
 Each scenario runs a real Tocsin worker (every workflow, the real activities,
 the console channel writing to a temporary ``TOCSIN_HOME``) against its own
-time-skipping test server, drives one workflow type the way Tocsin's front
-doors do, and writes ``(await handle.fetch_history()).to_json()`` to
+time-skipping test server, drives one workflow type through ``operations/``
+(the functions every front door calls), and writes ``(await handle.fetch_history()).to_json()`` to
 ``<out>/<name>.json``, with the workflow id in the start event (where a real
 server puts it; the test server leaves it empty).
 ``tests/workflows/test_replay.py`` replays every file.
@@ -12,7 +12,8 @@ Only the time-skipping server's gaps get doubles: it has no visibility store,
 so the deployment context (open incidents, pipelines, last deploys) is fixed,
 and the digest's list of held incidents is the ids this script started.
 Deploy and rollback hooks, health checks and the Prometheus API are the local
-fake of ``tests/fakes/hooks.py``.
+fake of ``tests/fakes/hooks.py``. Two ``send_notification`` calls are
+failed on purpose (the notify scenario's primary channel is down).
 
 The code recorded is the code found beside this script (the repository root
 is put first on ``sys.path``, ahead of the venv's editable install), so a
@@ -48,32 +49,34 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import yaml  # noqa: E402
-from activities.config import ConfigStore, load_config_file  # noqa: E402
-from starters.deployments import decide, start_deployment  # noqa: E402
-from starters.incidents import dispatch_alerts, fingerprint, incident_action  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.exceptions import ApplicationError  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from workflows.incident_models import Alert, HumanAction  # noqa: E402
 
 import workflows  # noqa: E402
-from activities.deployments import ContextRequest, DeployContext  # noqa: E402
 from activities.incidents import IncidentActivities  # noqa: E402
+from operations import Actor, Context  # noqa: E402
+from operations.alerts import dispatch_alerts, fingerprint  # noqa: E402
+from operations.builds import send_build_event, send_notification  # noqa: E402
+from operations.config import ConfigStore, load_config_file  # noqa: E402
+from operations.deployments import approve, reject, start_deployment  # noqa: E402
+from operations.incidents import acknowledge, resolve  # noqa: E402
+from operations.silences import add_silence, expire_silence  # noqa: E402
 from tests.fakes.hooks import FakeHooks  # noqa: E402
 from tests.helpers import outbox, settings_for  # noqa: E402
 from workers.main import ActivitySet, build_worker  # noqa: E402
 from workers.temporal import ensure_search_attributes  # noqa: E402
-from workflows import search  # noqa: E402
-from workflows.deployment import Decision, DeployInput, DeploymentWorkflow, lock_id  # noqa: E402
-from workflows.incident import IncidentWorkflow  # noqa: E402
-from workflows.models import BuildEvent, DeliveryRecord, Message, NotifyInput, SendRequest  # noqa: E402
-from workflows.notify import NotifyWorkflow  # noqa: E402
-from workflows.pipeline import PipelineInput, PipelineState, PipelineWorkflow  # noqa: E402
-from workflows.report import ReportInput, ReportWorkflow  # noqa: E402
-from workflows.silences import SILENCES_ID, AddSilence, ExpireSilence, SilencesWorkflow  # noqa: E402
+from workflows import deployment, incident, pipeline, report, search  # noqa: E402
+from workflows.deployment import ContextRequest, DeployContext, DeployInput, DeploymentState, lock_id  # noqa: E402
+from workflows.incident import Alert, IncidentState  # noqa: E402
+from workflows.models import DeliveryRecord, Message, SendRequest  # noqa: E402
+from workflows.notify import NotifyResult  # noqa: E402
+from workflows.pipeline import BuildEvent, PipelineInput, PipelineState, pipeline_id  # noqa: E402
+from workflows.report import ReportInput, ReportResult  # noqa: E402
+from workflows.silences import SILENCES_ID  # noqa: E402
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 MAX_BYTES = 1_000_000
@@ -112,6 +115,10 @@ class Run:
                 yield acts
         finally:
             await acts.aclose()
+
+    def ctx(self) -> Context:
+        """What the operations (Tocsin's front doors) are given: client, config, task queue."""
+        return Context(self.client, load_config_file(self.config), self.task_queue)
 
     def sent(self, channel: str | None = None, key: str = "") -> list[dict[str, Any]]:
         """Console records (``TOCSIN_HOME/outbox.jsonl``), by channel and idempotency-key prefix."""
@@ -161,46 +168,61 @@ class KnownWorkflows:
             yield types.SimpleNamespace(id=wid)
 
 
+class PrimaryDown:
+    """``send_notification`` with the ``primary`` channel down (retryable); others really sent."""
+
+    def __init__(self, real: Callable[[SendRequest], Awaitable[DeliveryRecord]]):
+        self._real = real
+
+    @activity.defn(name="send_notification")
+    async def send(self, request: SendRequest) -> DeliveryRecord:
+        if request.channel == "primary":
+            raise ApplicationError("503 from API", type="ChannelRetryable")
+        return await self._real(request)
+
+
 # ---------------------------------------------------------------- scenarios
 
 LEVELS = ["oncall", "senior", "cto", "emergency"]
+CONSOLE_ONLY = {
+    "channels": {"console": {"type": "console"}},
+    "receivers": [{"name": "default", "channels": ["console"]}],
+    "route": {"receiver": "default"},
+}
 
 
-async def incident(run: Run) -> dict[str, WorkflowHandle]:
-    """Critical alert: group_wait, L1, ladder climbs to L2 after 5m, acknowledged, resolved."""
-    run.write_config(
-        {
-            "channels": {name: {"type": "console"} for name in ["default", *LEVELS]},
-            "receivers": [
-                {"name": "default", "channels": ["default"]},
-                *({"name": name, "channels": [name]} for name in LEVELS),
-            ],
-            "route": {
-                "receiver": "default",
-                "group_by": ["alertname", "service"],
-                "group_wait": "30s",
-                "group_interval": "1m",
-                "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default"}],
-            },
-            "escalation_policies": {
-                "default": {
-                    "levels": [
-                        {"after": "0m", "receiver": "oncall"},
-                        {"after": "5m", "receiver": "senior"},
-                        {"after": "10m", "receiver": "cto"},
-                        {"after": "15m", "receiver": "emergency"},
-                    ],
-                    "ack_timeout": "30m",
-                }
-            },
-        }
-    )
-    labels = {"alertname": "HighErrorRate", "service": "payments", "severity": "critical"}
-    alert = Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": "5xx at 12%"})
+def ladder_config() -> dict[str, Any]:
+    levels = [("0m", "oncall"), ("5m", "senior"), ("10m", "cto"), ("15m", "emergency")]
+    return {
+        "channels": {name: {"type": "console"} for name in ["default", *LEVELS]},
+        "receivers": [{"name": name, "channels": [name]} for name in ["default", *LEVELS]],
+        "route": {
+            "receiver": "default",
+            "group_by": ["alertname", "service"],
+            "group_wait": "30s",
+            "group_interval": "1m",
+            "routes": [{"matchers": ['severity="critical"'], "receiver": "oncall", "escalation": "default"}],
+        },
+        "escalation_policies": {
+            "default": {
+                "levels": [{"after": after, "receiver": receiver} for after, receiver in levels],
+                "ack_timeout": "30m",
+            }
+        },
+    }
+
+
+def alert(name: str, service: str, severity: str, summary: str = "") -> Alert:
+    labels = {"alertname": name, "service": service, "severity": severity}
+    return Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": summary or name})
+
+
+async def incident_scenario(run: Run) -> dict[str, WorkflowHandle]:
+    """Critical alert: group_wait, L1, the ladder climbs to L2 after 5m, acknowledged, resolved."""
+    run.write_config(ladder_config())
+    alice = Actor(name="alice", via="slack")
     async with run.worker():
-        [wid] = await dispatch_alerts(
-            run.client, load_config_file(run.config), [alert], run.task_queue, source="alertmanager"
-        )
+        [wid] = await dispatch_alerts(run.ctx(), [alert("HighErrorRate", "payments", "critical", "5xx at 12%")], "am")
 
         def rungs(n: int) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:
@@ -212,9 +234,9 @@ async def incident(run: Run) -> dict[str, WorkflowHandle]:
         await until("L1", rungs(1))
         await run.env.sleep(timedelta(minutes=5))
         await until("L2", rungs(2))
-        await incident_action(run.client, wid, "acknowledge", HumanAction(by="alice", note="on it"))
-        await incident_action(run.client, wid, "resolve", HumanAction(by="alice", note="rolled back"))
-        handle = run.client.get_workflow_handle_for(IncidentWorkflow.run, wid)
+        await acknowledge(run.ctx(), alice, wid, "on it")
+        await resolve(run.ctx(), alice, wid, "rolled back")
+        handle = run.client.get_workflow_handle(wid, result_type=IncidentState)
         final = await handle.result()
     assert final.status == "resolved" and final.level == 2, final
     return {"incident": handle}
@@ -245,32 +267,29 @@ def deploy_config(hooks: FakeHooks, **prod: Any) -> dict[str, Any]:
     }
 
 
-async def deployment(run: Run) -> dict[str, WorkflowHandle]:
+def at_stage(handle: WorkflowHandle, *stages: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        state = await handle.query(deployment.QUERY_STATE, result_type=DeploymentState)
+        return state.stage in stages
+
+    return check
+
+
+async def deployment_scenario(run: Run) -> dict[str, WorkflowHandle]:
     """Approved prod deploy: canary 10% passes analysis, 50% breaches it, rolled back (hook, incident)."""
+    dave, alice = Actor(name="dave"), Actor(name="alice")
     with FakeHooks() as hooks:
         hooks.query_values = {"errors_total": 0.0}
-        analysis = {
-            "prometheus_url": hooks.url,
-            "interval": "1m",
-            "count": 2,
-            "failure_limit": 1,
-            "metrics": [{"name": "errors", "query": 'sum(rate(errors_total{service="{service}"}[1m]))', "max": 1}],
-        }
+        errors = {"name": "errors", "query": 'sum(rate(errors_total{service="{service}"}[1m]))', "max": 1}
+        analysis = {"prometheus_url": hooks.url, "interval": "1m", "count": 2, "failure_limit": 1, "metrics": [errors]}
         run.write_config(deploy_config(hooks, canary={"steps": [10, 50, 100], "bake": "2m", "analysis": analysis}))
         async with run.worker(fixed_context):
-            handle, _ = await start_deployment(
-                run.client,
-                DeployInput(
-                    service="checkout", env="prod", version="v1.2.3", by="dave", commit="abc1234", change_size=120
-                ),
-                run.task_queue,
+            request = DeployInput(
+                service="checkout", env="prod", version="v1.2.3", by="dave", commit="abc1234", change_size=120
             )
-
-            async def pending() -> bool:
-                return (await handle.query(DeploymentWorkflow.state)).stage == "pending_approval"
-
-            await until("approval request", pending)
-            await decide(run.client, handle.id, "approve", Decision(by="alice", comment="lgtm"))
+            handle, _ = await start_deployment(run.ctx(), dave, request)
+            await until("approval request", at_stage(handle, "pending_approval"))
+            await approve(run.ctx(), alice, handle.id, "lgtm")
             for _ in range(200):  # bake and measure at 10% until the 50% step starts
                 if [c.body["weight"] for c in hooks.calls_to("/deploy")][-1:] == [50]:
                     break
@@ -283,120 +302,83 @@ async def deployment(run: Run) -> dict[str, WorkflowHandle]:
     return {"deployment": handle}
 
 
-async def deploy_lock(run: Run) -> dict[str, WorkflowHandle]:
+async def deploy_lock_scenario(run: Run) -> dict[str, WorkflowHandle]:
     """The service/env lock: v1 holds it, v2 queues, v1 deploys and releases, v2 is granted then rejected."""
+    dave, bob = Actor(name="dave"), Actor(name="bob")
     with FakeHooks() as hooks:
         run.write_config(deploy_config(hooks, canary={"steps": [100], "bake": "1m"}))
         async with run.worker(fixed_context):
             first, _ = await start_deployment(
-                run.client, DeployInput(service="search", env="prod", version="v1", by="dave"), run.task_queue
+                run.ctx(), dave, DeployInput(service="search", env="prod", version="v1", by="dave")
             )
-
-            def at(handle: WorkflowHandle, stage: str) -> Callable[[], Awaitable[bool]]:
-                async def check() -> bool:
-                    return (await handle.query(DeploymentWorkflow.state)).stage == stage
-
-                return check
-
-            await until("v1 pending approval", at(first, "pending_approval"))
+            await until("v1 pending approval", at_stage(first, "pending_approval"))
             second, _ = await start_deployment(
-                run.client, DeployInput(service="search", env="prod", version="v2", by="dave"), run.task_queue
+                run.ctx(), dave, DeployInput(service="search", env="prod", version="v2", by="dave")
             )
-            await until("v2 queued", at(second, "queued"))
-            await decide(run.client, first.id, "approve", Decision(by="bob"))
+            await until("v2 queued", at_stage(second, "queued"))
+            await approve(run.ctx(), bob, first.id)
             assert (await first.result()).outcome == "deployed"
-            await until("v2 pending approval", at(second, "pending_approval"))
-            await decide(run.client, second.id, "reject", Decision(by="bob", reason="one is enough today"))
+            await until("v2 pending approval", at_stage(second, "pending_approval"))
+            await reject(run.ctx(), bob, second.id, "one is enough today")
             assert (await second.result()).outcome == "rejected"
             lock = run.client.get_workflow_handle(lock_id("search", "prod"))
             await lock.result()
     return {"deploy_lock": lock}
 
 
-async def pipeline(run: Run) -> dict[str, WorkflowHandle]:
-    """Eight failing CI events on an entity limited to 20 history events: it continues-as-new."""
-    run.write_config(
-        {
-            "channels": {"console": {"type": "console"}},
-            "receivers": [{"name": "default", "channels": ["console"]}],
-            "route": {"receiver": "default"},
-        }
-    )
+async def pipeline_scenario(run: Run) -> dict[str, WorkflowHandle]:
+    """Eight CI events on an entity limited to 20 history events: it continues-as-new."""
+    run.write_config(CONSOLE_ONLY)
     repo = "acme/api"
-    wid = f"pipeline/{repo}/main"
+    wid = pipeline_id(repo, "main")
+    attributes = [SearchAttributePair(search.KIND, "pipeline"), SearchAttributePair(search.SERVICE, repo)]
     async with run.worker():
         first = await run.client.start_workflow(
-            PipelineWorkflow.run,
+            pipeline.WORKFLOW,
             PipelineInput(repo=repo, branch="main", max_history=20),
             id=wid,
             task_queue=run.task_queue,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(search.KIND, "pipeline"), SearchAttributePair(search.SERVICE, repo)]
-            ),
+            search_attributes=TypedSearchAttributes(attributes),
         )
-        latest = run.client.get_workflow_handle(wid)
         sent_at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         for i in range(8):
-            await latest.signal(
-                PipelineWorkflow.build_event,
-                BuildEvent(
-                    repo=repo,
-                    branch="main",
-                    commit=f"{i:07x}",
-                    status="failure" if i < 6 else "success",
-                    author="alice",
-                    sent_at=sent_at + timedelta(minutes=i),
-                ),
+            status = "failure" if i < 6 else "success"
+            event = BuildEvent(
+                repo=repo,
+                branch="main",
+                commit=f"{i:07x}",
+                status=status,
+                author="alice",
+                sent_at=sent_at + timedelta(minutes=i),
             )
+            await send_build_event(run.ctx(), Actor(name="ci"), event)
 
         async def done() -> bool:
             try:
-                state: PipelineState = await latest.query(PipelineWorkflow.state)
+                state = await run.client.get_workflow_handle(wid).query(pipeline.QUERY_STATE, result_type=PipelineState)
             except Exception:
                 return False
             return state.seq >= 8
 
         await until("eight events", done)
         first = run.client.get_workflow_handle(wid, run_id=first.result_run_id)
-        history = await first.fetch_history()
-        last = history.events[-1]
+        last = (await first.fetch_history()).events[-1]
         if not last.HasField("workflow_execution_continued_as_new_event_attributes"):
             raise RuntimeError("the first run did not continue-as-new")
         second_run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
     return {"pipeline": first, "pipeline_continued": run.client.get_workflow_handle(wid, run_id=second_run)}
 
 
-async def silences(run: Run) -> dict[str, WorkflowHandle]:
+async def silences_scenario(run: Run) -> dict[str, WorkflowHandle]:
     """The silences store: two added, one expired early, the other runs out; each creator is told."""
-    run.write_config(
-        {
-            "channels": {"console": {"type": "console"}},
-            "receivers": [{"name": "default", "channels": ["console"]}],
-            "route": {"receiver": "default"},
-        }
-    )
+    run.write_config(CONSOLE_ONLY)
+    ops, carol = Actor(name="ops"), Actor(name="carol")
     async with run.worker():
-        handle = await run.client.start_workflow(
-            SilencesWorkflow.run,
-            None,
-            id=SILENCES_ID,
-            task_queue=run.task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "silences")]),
+        kept = await add_silence(run.ctx(), ops, ['service="payments"'], "1h", "database upgrade")
+        early = await add_silence(
+            run.ctx(), carol, ['alertname="DiskAlmostFull"', 'env="staging"'], "4h", "disk resize"
         )
-        kept = await handle.execute_update(
-            SilencesWorkflow.add,
-            AddSilence(matchers=['service="payments"'], duration="1h", by="ops", comment="database upgrade"),
-        )
-        early = await handle.execute_update(
-            SilencesWorkflow.add,
-            AddSilence(
-                matchers=['alertname="DiskAlmostFull"', 'env="staging"'],
-                duration="4h",
-                by="carol",
-                comment="disk resize",
-            ),
-        )
-        await handle.execute_update(SilencesWorkflow.expire, ExpireSilence(id=early.id, by="carol"))
+        await expire_silence(run.ctx(), carol, early.id)
         await run.env.sleep(timedelta(minutes=61))
 
         async def told() -> bool:
@@ -404,99 +386,60 @@ async def silences(run: Run) -> dict[str, WorkflowHandle]:
 
         await until("expiry notices", told)
     assert kept.id != early.id
-    return {"silences": handle}
+    return {"silences": run.client.get_workflow_handle(SILENCES_ID)}
 
 
-class PrimaryDown:
-    """``send_notification`` with the ``primary`` channel down (retryable); others really sent."""
-
-    def __init__(self, real: Callable[[SendRequest], Awaitable[DeliveryRecord]]):
-        self._real = real
-
-    @activity.defn(name="send_notification")
-    async def send(self, request: SendRequest) -> DeliveryRecord:
-        if request.channel == "primary":
-            raise ApplicationError("503 from API", type="ChannelRetryable")
-        return await self._real(request)
-
-
-async def notify(run: Run) -> dict[str, WorkflowHandle]:
+async def notify_scenario(run: Run) -> dict[str, WorkflowHandle]:
     """One notification to a receiver of two channels; the primary is down, the backup takes over."""
-    run.write_config(
-        {
-            "channels": {"primary": {"type": "console"}, "backup": {"type": "console"}, "other": {"type": "console"}},
-            "receivers": [{"name": "team", "channels": ["primary", "other"], "backup": ["backup"]}],
-            "route": {"receiver": "team"},
-        }
-    )
+    channels = {"primary": {"type": "console"}, "backup": {"type": "console"}, "other": {"type": "console"}}
+    team = {"name": "team", "channels": ["primary", "other"], "backup": ["backup"]}
+    run.write_config({"channels": channels, "receivers": [team], "route": {"receiver": "team"}})
+    message = Message(title="disk full", severity="warning", text="/var at 97%")
     async with run.worker(lambda acts: {acts.delivery.send: PrimaryDown(acts.delivery.send).send}):
-        handle = await run.client.start_workflow(
-            NotifyWorkflow.run,
-            NotifyInput(receiver="team", message=Message(title="disk full", severity="warning", text="/var at 97%")),
-            id="notify/recorded",
-            task_queue=run.task_queue,
-        )
+        wid = await send_notification(run.ctx(), Actor(name="ops"), "team", message)
+        handle = run.client.get_workflow_handle(wid, result_type=NotifyResult)
+        await run.env.sleep(timedelta(seconds=31))  # past failover_after (20s): the backup is sent
         result = await handle.result()
     outcomes = {(d.channel, d.outcome) for d in result.deliveries}
     assert outcomes == {("primary", "failed"), ("other", "delivered"), ("backup", "delivered")}, outcomes
     return {"notify": handle}
 
 
-async def report(run: Run) -> dict[str, WorkflowHandle]:
+async def report_scenario(run: Run) -> dict[str, WorkflowHandle]:
     """The digest: two warnings held for a digest receiver, sent as one message, each incident told."""
-    run.write_config(
-        {
-            "channels": {"digest": {"type": "console"}},
-            "receivers": [
-                {
-                    "name": "night",
-                    "channels": ["digest"],
-                    "digest": True,
-                    "digest_at": "08:00",
-                    "digest_timezone": "Asia/Seoul",
-                }
-            ],
-            "route": {"receiver": "night", "group_by": ["alertname", "service"], "group_wait": "0s"},
-        }
-    )
-
-    def warn(name: str) -> Alert:
-        labels = {"alertname": name, "service": "batch", "severity": "warning"}
-        return Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": name})
-
+    night = {
+        "name": "night",
+        "channels": ["digest"],
+        "digest": True,
+        "digest_at": "08:00",
+        "digest_timezone": "Asia/Seoul",
+    }
+    route = {"receiver": "night", "group_by": ["alertname", "service"], "group_wait": "0s"}
+    run.write_config({"channels": {"digest": {"type": "console"}}, "receivers": [night], "route": route})
     held: list[str] = []
 
     def listed(acts: ActivitySet) -> dict[Callable[..., Any], Callable[..., Any]]:
-        return {
-            acts.incidents.held_incidents: IncidentActivities(
-                KnownWorkflows(run.client, held), acts.store
-            ).held_incidents
-        }  # type: ignore[arg-type]
+        lister = IncidentActivities(KnownWorkflows(run.client, held), acts.store)  # type: ignore[arg-type]
+        return {acts.incidents.held_incidents: lister.held_incidents}
 
     async with run.worker(listed):
-        held.extend(
-            await dispatch_alerts(
-                run.client,
-                load_config_file(run.config),
-                [warn("DiskAlmostFull"), warn("SlowQueries")],
-                run.task_queue,
-                source="alertmanager",
-            )
-        )
+        warnings = [alert("DiskAlmostFull", "batch", "warning"), alert("SlowQueries", "batch", "warning")]
+        held.extend(await dispatch_alerts(run.ctx(), warnings, "alertmanager"))
 
         async def all_held() -> bool:
-            states = [
-                await run.client.get_workflow_handle_for(IncidentWorkflow.run, wid).query(IncidentWorkflow.state)
-                for wid in held
-            ]
-            return all(st.status == "held" for st in states)
+            for wid in held:
+                state = await run.client.get_workflow_handle(wid).query(incident.QUERY_STATE, result_type=IncidentState)
+                if state.status != "held":
+                    return False
+            return True
 
         await until("incidents held", all_held)
         handle = await run.client.start_workflow(
-            ReportWorkflow.run,
+            report.WORKFLOW,
             ReportInput(receiver="night"),
             id="report/digest-night-recorded",
             task_queue=run.task_queue,
+            result_type=ReportResult,
             search_attributes=TypedSearchAttributes([SearchAttributePair(search.KIND, "report")]),
         )
         result = await handle.result()
@@ -505,13 +448,13 @@ async def report(run: Run) -> dict[str, WorkflowHandle]:
 
 
 SCENARIOS: dict[str, Callable[[Run], Awaitable[dict[str, WorkflowHandle]]]] = {
-    "incident": incident,
-    "deployment": deployment,
-    "deploy_lock": deploy_lock,
-    "pipeline": pipeline,
-    "silences": silences,
-    "notify": notify,
-    "report": report,
+    "incident": incident_scenario,
+    "deployment": deployment_scenario,
+    "deploy_lock": deploy_lock_scenario,
+    "pipeline": pipeline_scenario,
+    "silences": silences_scenario,
+    "notify": notify_scenario,
+    "report": report_scenario,
 }
 
 

@@ -12,8 +12,8 @@ Only the time-skipping server's gaps get doubles: it has no visibility store,
 so the deployment context (open incidents, pipelines, last deploys) is fixed,
 and the digest's list of held incidents is the ids this script started.
 Deploy and rollback hooks, health checks and the Prometheus API are the local
-fake of ``tests/fakes/hooks.py``. Two ``send_notification`` calls are
-failed on purpose (the notify scenario's primary channel is down).
+fake of ``tests/fakes/hooks.py``. In the notify scenario the primary
+channel's sends fail on purpose, so the backup takes over.
 
 The code recorded is the code found beside this script (the repository root
 is put first on ``sys.path``, ahead of the venv's editable install), so a

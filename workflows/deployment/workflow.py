@@ -85,7 +85,6 @@ class DeploymentWorkflow(DeploymentStages):
             input: what to deploy where, and who asked.
         """
         super().__init__(input)
-        self._receiver = "console"
         self._lock: Literal["granted", "refused"] | None = None
         self._lock_detail = ""
 
@@ -241,35 +240,13 @@ class DeploymentWorkflow(DeploymentStages):
             reason, risk, gates, approvals and timeline.
         """
         s = self._s
-        workflow.upsert_search_attributes(
-            [
-                search.KIND.value_set("deployment"),
-                search.SERVICE.value_set(input.service),
-                search.ENVIRONMENT.value_set(input.env),
-                search.STATUS.value_set("starting"),
-            ]
-        )
-        if input.rollback_of:
-            self._record(
-                input.by,
-                "rollback_requested",
-                f"{input.reason or ''} (of {input.rollback_of}, via {input.rollback_source})",
-            )
-        else:
-            self._record(
-                input.by,
-                "requested",
-                f"{input.service} {input.version} to {input.env}"
-                + (f", commit {input.commit}" if input.commit else ""),
-            )
-        if input.emergency:
-            self._record(input.by, "emergency", input.reason or "")
+        self._announce(input)
         config = await load_config()
         self._env = environment_of(config.environments, input.env)
         self._time_intervals = config.time_intervals
-        self._receiver = self._env.receiver or config.route.receiver or "console"
+        receiver = self._env.receiver or config.route.receiver or "console"
         s.approvers = list(self._env.approvers)
-        chat = asyncio.create_task(self._chat.run(config, self._receiver))
+        chat = asyncio.create_task(self._chat.run(config, receiver))
         lock = lock_id(input.service, input.env)
         holding = False
         try:
@@ -306,6 +283,32 @@ class DeploymentWorkflow(DeploymentStages):
             approvals=s.approvals,
             timeline=s.timeline,
         )
+
+    def _announce(self, input: DeployInput) -> None:
+        """Search attributes of a new deployment, and the request in the timeline."""
+        workflow.upsert_search_attributes(
+            [
+                search.KIND.value_set("deployment"),
+                search.SERVICE.value_set(input.service),
+                search.ENVIRONMENT.value_set(input.env),
+                search.STATUS.value_set("starting"),
+            ]
+        )
+        if input.rollback_of:
+            self._record(
+                input.by,
+                "rollback_requested",
+                f"{input.reason or ''} (of {input.rollback_of}, via {input.rollback_source})",
+            )
+        else:
+            self._record(
+                input.by,
+                "requested",
+                f"{input.service} {input.version} to {input.env}"
+                + (f", commit {input.commit}" if input.commit else ""),
+            )
+        if input.emergency:
+            self._record(input.by, "emergency", input.reason or "")
 
     async def _acquire(self, lock: str) -> bool:
         s = self._s

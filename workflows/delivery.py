@@ -79,21 +79,16 @@ async def deliver(
         dedup_key: stable key across an incident's life.
         refs: ``channel → message_id`` of earlier sends; with ``thread`` False those channels
             edit that message in place, with ``thread`` True they reply under it.
-        only_types: send only on channels of these types (e.g. thread replies on Slack only);
-            backups are not used then.
+        only_types: send only on channels of these types (Slack thread replies); no backups then.
 
     Returns:
-        One record per channel tried. A receiver with no channels (a
-        "blackhole", as in Alertmanager) returns no records.
+        One record per channel tried (none for a "blackhole" receiver, as in Alertmanager).
     """
     receiver = config.receiver(receiver_name)
     if receiver is None:
         workflow.logger.warning("unknown receiver %r: notification not sent", receiver_name)
-        return [
-            DeliveryRecord(
-                channel="", receiver=receiver_name, outcome="failed", error=f"unknown receiver '{receiver_name}'"
-            )
-        ]
+        error = f"unknown receiver '{receiver_name}'"
+        return [DeliveryRecord(channel="", receiver=receiver_name, outcome="failed", error=error)]
     wid = workflow.info().workflow_id
 
     def start(channel: str) -> Any:
@@ -138,6 +133,11 @@ async def deliver(
                 for ch in lagging:
                     if not primaries[ch].done():
                         primaries[ch].cancel()
+    return await _records(receiver_name, primaries, backups)
+
+
+async def _records(receiver_name: str, primaries: dict[str, Any], backups: dict[str, Any]) -> list[DeliveryRecord]:
+    """One record per channel tried, primaries first (a failure becomes a ``failed`` record)."""
     records: list[DeliveryRecord] = []
     for is_backup, tasks in ((False, primaries), (True, backups)):
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)

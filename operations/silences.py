@@ -15,10 +15,11 @@ from workflows.policy.matchers import MatcherError
 from workflows.policy.silences import silence_matchers
 from workflows.silences import SILENCES_ID, AddSilence, ExpireSilence, SilenceRecord, SilencesState
 
-__all__ = ["add_silence", "list_silences", "expire_silence"]
+__all__ = ["add_silence", "list_silences", "expire_silence", "check_silence"]
 
 
-def _validate(matchers: list[str], duration: str, comment: str) -> None:
+def check_silence(matchers: list[str], duration: str, comment: str) -> None:
+    """Raise :class:`BadInput` naming the field unless the matchers, duration and comment make a silence."""
     try:
         silence_matchers(matchers)
     except MatcherError as exc:
@@ -40,7 +41,7 @@ async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration:
         Refused: the store refused it.
     """
     require_actor(actor)
-    _validate(matchers, duration, comment)
+    check_silence(matchers, duration, comment)
     with temporal_errors():
         handle = await ctx.client.start_workflow(
             silences.WORKFLOW,

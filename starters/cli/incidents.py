@@ -8,11 +8,11 @@ from typing import Any, Optional
 
 import typer
 
-from operations import Actor
+from operations import Actor, BadInput
 from operations.alerts import raise_alert
 from operations.incidents import acknowledge
 from operations.incidents import resolve as resolve_incident
-from operations.silences import add_silence, expire_silence, list_silences
+from operations.silences import add_silence, check_silence, expire_silence, list_silences
 from operations.status import collect_status
 from starters.cli.common import EXIT_ERROR, actor_from, app, bad_input, run_op
 from workflows.incident import ActionResult
@@ -87,6 +87,10 @@ def silence_add(
 ) -> None:
     """Add a silence (maintenance window); prints its id."""
     actor = actor_from(by)
+    try:
+        check_silence(list(matcher), duration, comment)
+    except BadInput as exc:
+        bad_input(exc.field, exc.message)
     record = run_op(lambda ctx: add_silence(ctx, actor, list(matcher), duration, comment))
     typer.echo(record.id)
 

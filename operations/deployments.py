@@ -20,6 +20,15 @@ from operations.errors import BadInput, NotFound, Refused
 from workflows import search
 from workflows.config import Config
 from workflows.deployment import (
+    QUERY_STATE,
+    SIGNAL_ABORT,
+    SIGNAL_PAUSE,
+    SIGNAL_PROMOTE,
+    SIGNAL_RESUME,
+    SIGNAL_ROLLBACK,
+    UPDATE_APPROVE,
+    UPDATE_REJECT,
+    WORKFLOW,
     ControlRequest,
     Decision,
     DecisionResult,
@@ -33,7 +42,6 @@ from workflows.environments import environment_of
 from workflows.identity import Actor
 
 __all__ = [
-    "WORKFLOW",
     "find_deployment",
     "start_deployment",
     "approve",
@@ -46,11 +54,7 @@ __all__ = [
     "check_environment",
 ]
 
-WORKFLOW = "DeploymentWorkflow"
-UPDATE_APPROVE, UPDATE_REJECT = "approve", "reject"
-SIGNAL_ROLLBACK = "rollback"
-QUERY_STATE = "state"
-CONTROLS = ("pause", "resume", "promote", "abort")
+CONTROLS = (SIGNAL_PAUSE, SIGNAL_RESUME, SIGNAL_PROMOTE, SIGNAL_ABORT)
 Control = Literal["pause", "resume", "promote", "abort"]
 
 

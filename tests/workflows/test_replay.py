@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 from workers.registry import WORKFLOWS, workflow_runner
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-FILES = sorted(HISTORIES.glob("*.json"))
+FILES = sorted(HISTORIES.rglob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -33,7 +33,7 @@ def workflow_type(history: WorkflowHistory) -> str:
     return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(HISTORIES).with_suffix("")) for p in FILES])
 async def test_history_replays(path: Path) -> None:
     history = load(path)
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())

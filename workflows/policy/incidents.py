@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from workflows.models import Action, Link, Message, MessageField, Severity
@@ -54,8 +55,15 @@ def incident_message(
     alerts: Sequence[Mapping[str, Any]],
     level: int | None = None,
     note: str = "",
+    handled_by: str | None = None,
+    handled_at: datetime | None = None,
+    handled_note: str = "",
 ) -> Message:
-    """The incident's main message (edited in place as the incident changes)."""
+    """The incident's main message (edited in place as the incident changes).
+
+    It names the incident id (what ``tocsin ack`` needs) and links each alert's ``runbook_url``. Once
+    acknowledged or resolved it says who, when and why, and the buttons give way to that line.
+    """
     firing = [a for a in alerts if a.get("status") == "firing"]
     names = sorted({str((a.get("labels") or {}).get("alertname", "?")) for a in alerts})
     title_names = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
@@ -77,7 +85,11 @@ def incident_message(
         lines.append(f"… and {len(firing) - 10} more")
     if note:
         lines.append(note)
+    if status in ("acknowledged", "resolved") and handled_by:
+        when = f" at {handled_at.strftime('%H:%M UTC')}" if handled_at else ""
+        lines.append(f"{status.capitalize()} by {handled_by}{when}" + (f": {handled_note}" if handled_note else ""))
     fields = [
+        MessageField(title="Incident", value=incident, short=False),
         MessageField(title="Status", value=status),
         MessageField(title="Severity", value=severity),
         MessageField(title="Alerts firing", value=f"{len(firing)} of {len(alerts)}"),
@@ -86,14 +98,10 @@ def incident_message(
         fields.append(MessageField(title="Escalation", value=f"L{level}"))
     for key, value in sorted(group_labels.items()):
         fields.append(MessageField(title=key, value=value))
-    links = []
-    for alert in alerts[:1]:
-        url = alert.get("generator_url")
-        if isinstance(url, str) and url.startswith("http"):
-            links.append(Link(text="Source", url=url))
+    links = _links(alerts)
     actions = (
         []
-        if status == "resolved"
+        if status in ("acknowledged", "resolved")
         else [
             Action(action_id="tocsin_ack", text="Acknowledge", value=incident, style="primary"),
             Action(action_id="tocsin_resolve", text="Resolve", value=incident),
@@ -113,3 +121,20 @@ def incident_message(
         labels=labels,
         source=incident,
     )
+
+
+def _links(alerts: Sequence[Mapping[str, Any]]) -> list[Link]:
+    """The first alert's source, then each distinct ``runbook_url`` annotation (as Alertmanager users expect)."""
+    links: list[Link] = []
+    for alert in alerts[:1]:
+        url = alert.get("generator_url")
+        if isinstance(url, str) and url.startswith("http"):
+            links.append(Link(text="Source", url=url))
+    runbooks: list[str] = []
+    for alert in alerts:
+        url = (alert.get("annotations") or {}).get("runbook_url")
+        if isinstance(url, str) and url.startswith("http") and url not in runbooks:
+            runbooks.append(url)
+    for n, url in enumerate(runbooks[:3], start=1):
+        links.append(Link(text="Runbook" if len(runbooks) == 1 else f"Runbook {n}", url=url))
+    return links

@@ -47,14 +47,14 @@ def _check_build(
 
 @app.command()
 def build(
-    repo: str = typer.Option(..., help="Repository, e.g. acme/payments."),
-    branch: str = typer.Option(..., help="Branch name."),
+    repo: str = typer.Option(..., metavar="REPO", help="Repository, e.g. acme/payments."),
+    branch: str = typer.Option(..., metavar="BRANCH", help="Branch name."),
     commit: str = typer.Option(..., metavar="SHA", help="Commit SHA."),
-    status: str = typer.Option(..., help="started|success|failure|cancelled"),
+    status: str = typer.Option(..., metavar="STATUS", help="started|success|failure|cancelled"),
     workflow: str = typer.Option("ci", "--workflow", metavar="NAME", help="CI workflow name (one track per name)."),
     url: Optional[str] = typer.Option(None, metavar="URL", help="Link to the CI run."),
     pr: Optional[int] = typer.Option(None, metavar="N", help="Pull request number."),
-    author: Optional[str] = typer.Option(None, help="Commit author."),
+    author: Optional[str] = typer.Option(None, metavar="NAME", help="Commit author."),
     duration: Optional[float] = typer.Option(None, metavar="SECONDS", help="Build duration in seconds."),
     junit: list[Path] = typer.Option(None, "--junit", metavar="FILE", help="JUnit XML report (repeatable)."),
     coverage: Optional[Path] = typer.Option(
@@ -91,10 +91,10 @@ def build(
 
 @app.command()
 def notify(
-    receiver: str = typer.Option(..., help="Receiver name from the config."),
-    title: str = typer.Option(..., help="Message title."),
-    text: str = typer.Option("", help="Message body."),
-    severity: str = typer.Option("info", help="info|success|warning|error|critical"),
+    receiver: str = typer.Option(..., metavar="RECEIVER", help="Receiver name from the config."),
+    title: str = typer.Option(..., metavar="TEXT", help="Message title."),
+    text: str = typer.Option("", metavar="TEXT", help="Message body."),
+    severity: str = typer.Option("info", metavar="SEVERITY", help="info|success|warning|error|critical"),
     link: Optional[str] = typer.Option(None, metavar="URL", help="A link to show with the message."),
 ) -> None:
     """One durable notification to one receiver; prints its workflow id."""

@@ -11,6 +11,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -39,6 +41,7 @@ __all__ = [
     "check_url",
     "setup_logging",
     "non_empty",
+    "json_default",
 ]
 
 T = TypeVar("T")
@@ -53,6 +56,28 @@ app = typer.Typer(
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ROLLED_BACK, EXIT_REJECTED = 0, 1, 2, 3, 4
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tocsin {version('tocsin')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Durable CI/CD notifications, incident escalation and deployments on Temporal."""
+
+
+def json_default(value: object) -> str:
+    """``json.dumps`` fallback: ISO 8601 for times, ``str`` for the rest."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

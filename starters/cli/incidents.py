@@ -14,7 +14,7 @@ from operations.incidents import acknowledge
 from operations.incidents import resolve as resolve_incident
 from operations.silences import add_silence, check_silence, expire_silence, list_silences
 from operations.status import collect_status
-from starters.cli.common import EXIT_ERROR, actor_from, app, bad_input, run_op
+from starters.cli.common import EXIT_ERROR, actor_from, app, bad_input, json_default, run_op
 from workflows.incident import ActionResult
 
 __all__ = ["silence_app"]
@@ -150,6 +150,6 @@ def status(
     """Open incidents, running deployments, pipeline health."""
     report = run_op(lambda ctx: collect_status(ctx, service))
     if json_out:
-        typer.echo(json.dumps(report, default=str, indent=2))
+        typer.echo(json.dumps(report, default=json_default, indent=2))
         return
     _print_status(report)

@@ -32,10 +32,10 @@ app.add_typer(routes_app, name="routes")
 
 @app.command()
 def dev(
-    port: int = typer.Option(7233, help="Temporal gRPC port."),
-    ui_port: int = typer.Option(8233, "--ui-port", help="Temporal UI port."),
-    gateway_port: int = typer.Option(8080, "--gateway-port", help="Gateway HTTP port."),
-    host: str = typer.Option("127.0.0.1", help="Interface the gateway and the dev server listen on."),
+    port: int = typer.Option(7233, metavar="PORT", help="Temporal gRPC port."),
+    ui_port: int = typer.Option(8233, "--ui-port", metavar="PORT", help="Temporal UI port."),
+    gateway_port: int = typer.Option(8080, "--gateway-port", metavar="PORT", help="Gateway HTTP port."),
+    host: str = typer.Option("127.0.0.1", metavar="HOST", help="Interface the gateway and the dev server listen on."),
 ) -> None:
     """Embedded dev server + worker + gateway (what `make run` calls)."""
     setup_logging()
@@ -48,6 +48,7 @@ def worker(
     metrics_port: int = typer.Option(
         0,
         "--metrics-port",
+        metavar="PORT",
         envvar="TOCSIN_METRICS_PORT",
         help="Serve Prometheus /metrics (notifications, MTTA/MTTR) on this port; 0: off.",
     ),
@@ -76,8 +77,8 @@ def worker(
 
 @app.command()
 def gateway(
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8080, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", metavar="HOST", help="Interface to listen on."),
+    port: int = typer.Option(8080, metavar="PORT", help="Port to listen on."),
 ) -> None:
     """Run the HTTP gateway (webhooks, /healthz, /metrics)."""
     setup_logging()

@@ -12,9 +12,10 @@ import typer
 from prometheus_client import start_http_server
 
 from operations.config import config_path
-from starters.cli.common import app, bad_input, fail, load_config_or_exit, run_async, setup_logging
+from starters.cli.common import EXIT_BAD_INPUT, app, bad_input, fail, load_config_or_exit, run_async, setup_logging
 from starters.dev import run_dev
 from starters.gateway import serve
+from workers.channels import channel_issues
 from workers.main import install_stop_signals, run_worker
 from workers.settings import Settings
 from workers.temporal import connect, ensure_search_attributes
@@ -91,11 +92,20 @@ def config_check(
         None, "--config", metavar="FILE", help="Config file (default: $TOCSIN_CONFIG or ./tocsin.yaml)."
     ),
 ) -> None:
-    """Validate the config: errors name their key path (exit 2); warnings are printed and exit 0."""
+    """Validate the config and build every channel (no network): errors name their key path (exit 2).
+
+    A channel whose settings are malformed, or whose ``${SECRET}`` is not set in this environment, is
+    an error. Warnings are printed and exit 0.
+    """
     cfg = load_config_or_exit(config)
     for issue in validate_references(cfg):
         if issue.level == "warning":
             typer.echo(f"warning: {issue.path}: {issue.message}", err=True)
+    broken = channel_issues(cfg)
+    for issue in broken:
+        typer.echo(f"tocsin: {issue.path}: {issue.message}", err=True)
+    if broken:
+        raise typer.Exit(EXIT_BAD_INPUT)
     where = config_path(config)
     typer.echo(
         f"{where if where else 'built-in defaults'}: ok ({len(cfg.channels)} channels, {len(cfg.receivers)} receivers)"

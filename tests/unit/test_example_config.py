@@ -52,7 +52,23 @@ def test_digest_at_0800_seoul_and_market_hours_page_high_urgency() -> None:
     assert len(config.rollback_triggers) == 7
 
 
+SECRETS = {
+    "SLACK_BOT_TOKEN": "xoxb-test",
+    "SENDGRID_API_KEY": "SG.test",
+    "PAGERDUTY_ROUTING_KEY": "R0123456789abcdef0123456789abcdef",
+    "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/123456/abcdef",
+}
+
+
 def test_example_passes_config_check() -> None:
-    done = cli("config", "check", "--config", str(EXAMPLE))
+    done = cli("config", "check", "--config", str(EXAMPLE), env=SECRETS)
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr
+
+
+def test_config_check_names_a_secret_missing_from_the_environment() -> None:
+    done = cli(
+        "config", "check", "--config", str(EXAMPLE), env={k: v for k, v in SECRETS.items() if k != "SLACK_BOT_TOKEN"}
+    )
+    assert done.returncode == 2
+    assert "environment variable SLACK_BOT_TOKEN is not set" in done.stderr and "channels." in done.stderr

@@ -2,8 +2,9 @@
 
 Settings: ``token``, ``channel``, ``api_url`` (default ``https://slack.com/api/``).
 Each post carries the idempotency key in Slack message ``metadata``; on a
-retry the channel first looks in the conversation's recent history for a
-message with that key, so a retried send never posts twice.
+retry the channel first looks for a message with that key in the conversation's
+history since the first attempt was scheduled (``oldest``, every page), so a
+retried send never posts twice however many messages came in between.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from temporalio import activity
 
 from activities.channels.base import Channel, ChannelError, SendContext, Sent, parse_retry_after
 from activities.channels.render import slack_blocks, slack_fallback_text
@@ -47,6 +49,20 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 EVENT_TYPE = "tocsin_notification"
+LOOKBACK_SKEW = 60.0
+"""Seconds looked back before the first attempt: Slack's clock and Temporal's may differ a little."""
+HISTORY_PAGE = 200
+HISTORY_PAGES = 25
+"""At most this many pages (5,000 messages) are searched; beyond that the retry posts (at-least-once)."""
+LOOKUP_BUDGET = 20.0
+"""Seconds the whole look-up may take (the send's start-to-close is 30 s); then the retry posts."""
+
+
+def _first_attempt_at() -> float | None:
+    """When Temporal scheduled this send's first attempt (epoch seconds); ``None`` outside an activity."""
+    if not activity.in_activity():
+        return None
+    return activity.info().scheduled_time.timestamp()
 
 
 class SlackChannel(Channel):
@@ -122,19 +138,33 @@ class SlackChannel(Channel):
         return None
 
     async def _find_existing(self, key: str) -> Sent | None:
+        """The message posted with ``key`` since the first attempt, searched page by page."""
+        first = _first_attempt_at()
+        args: dict[str, Any] = {"limit": HISTORY_PAGE, "include_all_metadata": True}
+        if first is not None:
+            args["oldest"] = f"{max(first - LOOKBACK_SKEW, 0):.6f}"
         try:
-            async with asyncio.timeout(self._timeout):
-                channel = await self._channel_for_history()
-                if channel is None:
-                    return None
-                resp = await self._client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
+            async with asyncio.timeout(LOOKUP_BUDGET):
+                return await self._search_history(key, args)
         except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError):
             return None  # cannot tell: post (at-least-once beats never)
-        messages: list[dict[str, Any]] = resp.get("messages", []) or []
-        for msg in messages:
-            meta = msg.get("metadata") or {}
-            if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("key") == key:
-                return Sent(message_id=msg.get("ts"), duplicate=True)
+
+    async def _search_history(self, key: str, args: dict[str, Any]) -> Sent | None:
+        async with asyncio.timeout(self._timeout):
+            channel = await self._channel_for_history()
+        if channel is None:
+            return None
+        for _ in range(HISTORY_PAGES):
+            async with asyncio.timeout(self._timeout):
+                resp = await self._client.conversations_history(channel=channel, **args)
+            for msg in resp.get("messages", []) or []:
+                meta = msg.get("metadata") or {}
+                if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("key") == key:
+                    return Sent(message_id=msg.get("ts"), duplicate=True)
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not resp.get("has_more") or not cursor:
+                return None
+            args["cursor"] = cursor
         return None
 
     async def _call(self, method: str, **kwargs: Any) -> Any:

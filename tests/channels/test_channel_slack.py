@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from temporalio.testing import ActivityEnvironment
 
 from activities.channels.base import ChannelDeps, ChannelError
 from activities.channels.slack import EVENT_TYPE, SlackChannel
@@ -228,6 +231,66 @@ async def test_retry_finds_key_among_many_messages(fake: FakeSlack, make_channel
     sent = await make_channel().send(build_message(title="m1"), "key-1", 3)
     assert sent.duplicate and sent.message_id == fake.messages[1]["ts"]
     assert len(fake.messages) == 5
+
+
+async def test_retry_finds_its_post_behind_a_storm_of_other_messages(fake: FakeSlack, make_channel):
+    """Item 5: 70 messages between a lost-answer post and its retry; the retry still finds the key."""
+    first_scheduled = datetime.now(UTC) - timedelta(seconds=1)
+    fake.fail_after_post()
+    with pytest.raises(ChannelError):
+        await make_channel().send(build_message(), "storm-key", 1)
+    storm = make_channel()
+    for i in range(70):
+        await storm.send(build_message(title=f"other {i}"), f"other-{i}", 1)
+
+    # The retry runs as Temporal runs it: attempt 2 of an activity first scheduled before the lost post.
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info, attempt=2, scheduled_time=first_scheduled, current_attempt_scheduled_time=datetime.now(UTC)
+    )
+    sent = await env.run(make_channel().send, build_message(), "storm-key", 2)
+
+    keyed = [m for m in fake.messages if m["metadata"]["event_payload"]["key"] == "storm-key"]
+    assert len(keyed) == 1 and sent.duplicate and sent.message_id == keyed[0]["ts"]
+    lookups = fake.calls("conversations.history")
+    assert len(lookups) >= 1
+    assert all(float(r.body["oldest"]) <= first_scheduled.timestamp() for r in lookups)
+    assert float(lookups[0].body["oldest"]) >= first_scheduled.timestamp() - 3600, "looks back from the first attempt"
+
+
+async def test_retry_lookup_pages_through_history(fake: FakeSlack, make_channel):
+    """Without an activity context the look-up still pages (cursor) until the key or the end."""
+    fake.fail_after_post()
+    with pytest.raises(ChannelError):
+        await make_channel().send(build_message(), "paged-key", 1)
+    storm = make_channel()
+    for i in range(250):
+        await storm.send(build_message(title=f"other {i}"), f"other-{i}", 1)
+    sent = await make_channel().send(build_message(), "paged-key", 2)
+    assert sent.duplicate
+    lookups = fake.calls("conversations.history")
+    assert len(lookups) == 2 and lookups[1].body.get("cursor")
+    assert sum(1 for m in fake.messages if m["metadata"]["event_payload"]["key"] == "paged-key") == 1
+
+
+async def test_fake_history_oldest_and_cursor(fake: FakeSlack, api: httpx.AsyncClient):
+    posted = [(await api.post("chat.postMessage", json={"channel": "#p", "text": f"m{i}"})).json() for i in range(5)]
+    cid = posted[0]["channel"]
+    page = (await api.get("conversations.history", params={"channel": cid, "limit": 2})).json()
+    assert [m["text"] for m in page["messages"]] == ["m4", "m3"] and page["has_more"] is True
+    cursor = page["response_metadata"]["next_cursor"]
+    rest = (await api.get("conversations.history", params={"channel": cid, "limit": 5, "cursor": cursor})).json()
+    assert [m["text"] for m in rest["messages"]] == ["m2", "m1", "m0"] and rest["has_more"] is False
+    assert rest["response_metadata"]["next_cursor"] == ""
+    after = (await api.get("conversations.history", params={"channel": cid, "oldest": posted[2]["ts"]})).json()
+    assert [m["text"] for m in after["messages"]] == ["m4", "m3"]
+    since = {"channel": cid, "oldest": posted[2]["ts"], "inclusive": "true"}
+    assert [m["text"] for m in (await api.get("conversations.history", params=since)).json()["messages"]] == [
+        "m4",
+        "m3",
+        "m2",
+    ]
+    assert abs(float(posted[0]["ts"]) - time.time()) < 60, "ts are wall-clock times, as Slack's"
 
 
 async def test_rendered_message_with_everything_is_accepted(fake: FakeSlack, make_channel):

@@ -5,8 +5,12 @@ in a background thread), so it is fast, works from sync and async tests and from
 any process that can reach the URL, and never sleeps unless a delay is injected.
 
 Methods (``GET`` or ``POST /api/<method>``, like Slack): ``auth.test``,
-``chat.postMessage``, ``chat.update``, ``conversations.history``. Arguments
-are read from the query string and from a JSON or form-encoded body, merged.
+``chat.postMessage``, ``chat.update``, ``conversations.history`` (newest first,
+``oldest``/``latest``/``inclusive``, ``limit`` and ``cursor`` pagination with
+``has_more`` and ``response_metadata.next_cursor``), ``conversations.list``.
+Arguments are read from the query string and from a JSON or form-encoded body,
+merged. Message ``ts`` values are wall-clock times (microseconds, strictly
+increasing), as Slack's are, so ``oldest`` can be a real time.
 Requests are validated the way Slack does (token, channel, text/blocks,
 Block Kit limits, metadata) and answered with Slack's error codes.
 
@@ -31,9 +35,11 @@ All state is guarded by one lock; every public method is thread-safe.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -146,7 +152,7 @@ class FakeSlack(FakeServer):
         """Channel names or ids answered with ``channel_not_found``."""
         self._messages: list[dict[str, Any]] = self._accepted
         self._by_channel: dict[str, list[dict[str, Any]]] = {}
-        self._seq = 0
+        self._last_micros = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -298,8 +304,8 @@ class FakeSlack(FakeServer):
         return None if cid in self.unknown_channels else cid
 
     def _next_ts(self) -> str:
-        self._seq += 1
-        micros = 1_700_000_000_000_000 + self._seq * 100
+        micros = max(int(time.time() * 1_000_000), self._last_micros + 1)
+        self._last_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _handle(self, method: str, headers: dict[str, str], args: dict[str, Any], now: float) -> Response:
@@ -445,20 +451,47 @@ class FakeSlack(FakeServer):
             200, {"ok": True, "channel": cid, "ts": ts, "text": target["text"], "message": self._public(target, True)}
         )
 
+    @staticmethod
+    def _cursor(ts: str) -> str:
+        """An opaque cursor, as Slack's (``next_ts:<ts>`` in base64)."""
+        return base64.b64encode(f"next_ts:{ts}".encode()).decode()
+
+    @staticmethod
+    def _cursor_ts(cursor: str) -> float | None:
+        try:
+            kind, _, ts = base64.b64decode(cursor.encode(), validate=True).decode().partition(":")
+            return float(ts) if kind == "next_ts" else None
+        except ValueError:
+            return None
+
     def _history(self, args: dict[str, Any], now: float) -> Response:
         cid = self._resolve_channel(args.get("channel"), need_id=True)
         if cid is None:
             return Response(200, {"ok": False, "error": "channel_not_found"})
         try:
             limit = int(args.get("limit") or 100)
+            oldest = float(args.get("oldest") or 0)
+            latest = float(args["latest"]) if args.get("latest") else float("inf")
         except (TypeError, ValueError):
-            return self._invalid("invalid_limit", "limit must be an integer")
+            return self._invalid("invalid_arguments", "limit, oldest and latest must be numbers")
         limit = max(1, min(limit, 999))
+        inclusive = _truthy(args.get("inclusive"))
+        start = float("inf")
+        if args.get("cursor"):
+            found = self._cursor_ts(str(args["cursor"]))
+            if found is None:
+                return Response(200, {"ok": False, "error": "invalid_cursor"})
+            start = found
         with_metadata = _truthy(args.get("include_all_metadata"))
-        stored = self._by_channel.get(cid, [])
-        newest_first = [self._public(m, with_metadata) for m in reversed(stored)]
-        page = newest_first[:limit]
-        has_more = len(newest_first) > limit
+
+        def wanted(ts: float) -> bool:
+            above = ts >= oldest if inclusive else ts > oldest
+            below = ts <= latest if inclusive else ts < latest
+            return above and below and ts <= start
+
+        stored = [m for m in reversed(self._by_channel.get(cid, [])) if wanted(float(m["ts"]))]
+        page = [self._public(m, with_metadata) for m in stored[:limit]]
+        has_more = len(stored) > limit
         return Response(
             200,
             {
@@ -466,7 +499,7 @@ class FakeSlack(FakeServer):
                 "messages": page,
                 "has_more": has_more,
                 "pin_count": 0,
-                "response_metadata": {"next_cursor": ""},
+                "response_metadata": {"next_cursor": self._cursor(stored[limit]["ts"]) if has_more else ""},
             },
         )
 

@@ -47,6 +47,11 @@ async def _incident_row(wf: WorkflowExecution, mtta: list[float], mttr: list[flo
     }
 
 
+def _repo_matches(repo: str, service: str) -> bool:
+    """A pipeline belongs to ``service`` when its repository is it, or ends with ``/<service>``."""
+    return repo == service or repo.endswith("/" + service)
+
+
 async def collect_status(ctx: Context, service: str | None = None) -> dict[str, Any]:
     """Everything ``tocsin status`` shows, as one dict (``--json`` prints it)."""
     client = ctx.client
@@ -64,7 +69,8 @@ async def collect_status(ctx: Context, service: str | None = None) -> dict[str, 
         ]
         pipelines = [
             {"id": wf.id, "status": wf.typed_search_attributes.get(search.STATUS) or "unknown"}
-            async for wf in client.list_workflows(search.query("pipeline", service=service, running=True), limit=500)
+            async for wf in client.list_workflows(search.query("pipeline", running=True), limit=500)
+            if service is None or _repo_matches(wf.typed_search_attributes.get(search.SERVICE) or "", service)
         ]
     return {
         "incidents": incidents,

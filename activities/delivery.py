@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
 from activities.metrics import NOTIFICATIONS, NOTIFY_LATENCY
-from activities.redact import Redactor
+from activities.redact import redact_message, redactor_for
 from operations.config import ConfigStore, resolve_env
 from workflows.config import Config
 from workflows.models import DeliveryRecord, Message, SendRequest
@@ -75,20 +75,19 @@ class DeliveryActivities:
         return channel
 
     @staticmethod
-    def _redact(message: Message, redactor: Redactor) -> Message:
-        data = message.model_copy(deep=True)
-        data.title = redactor(data.title)
-        data.text = redactor(data.text)
-        for fld in data.fields:
-            fld.value = redactor(fld.value)
-        return data
+    def _redact(message: Message, config: Config) -> Message:
+        """The whole message a channel renders from, redacted (fails closed on a bad pattern)."""
+        try:
+            return redact_message(message, redactor_for(config.redact_patterns))
+        except ValueError as exc:  # never send unredacted: a bad redact_patterns entry stops the send
+            raise ApplicationError(str(exc), type="BadRedactPattern", non_retryable=True) from None
 
     @activity.defn(name="send_notification")
     async def send(self, request: SendRequest) -> DeliveryRecord:
         """Send one message on one channel; raise so Temporal retries what can be retried."""
         config = self._store.get()
         channel = self._channel(request.channel, config)
-        message = self._redact(request.message, Redactor(config.redact_patterns))
+        message = self._redact(request.message, config)
         attempt = activity.info().attempt
         started = time.monotonic()
         ctx = SendContext(

@@ -15,6 +15,7 @@ from workflows.identity import Actor
 from workflows.models import Message
 from workflows.notify import NotifyInput
 from workflows.pipeline import BuildEvent, PipelineInput, pipeline_id
+from workflows.policy.redact import redact_build_event, redact_message, redactor_for
 
 __all__ = ["send_build_event", "send_notification", "check_receiver"]
 
@@ -22,10 +23,14 @@ __all__ = ["send_build_event", "send_notification", "check_receiver"]
 async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str:
     """Signal-with-start the pipeline's entity workflow with one CI event.
 
+    The event's free text (URL, author, failing tests, findings) is redacted first: secrets never
+    enter workflow history.
+
     Returns:
         The workflow id, ``pipeline/<repo>/<branch>``.
     """
     del actor  # recorded by the door's identity on the client; builds carry their author
+    event = redact_build_event(event, redactor_for(ctx.config.redact_patterns))
     if event.sent_at is None:
         event = event.model_copy(update={"sent_at": datetime.now(UTC)})
     wid = pipeline_id(event.repo, event.branch)
@@ -58,11 +63,14 @@ def check_receiver(config: Config, receiver: str) -> None:
 async def send_notification(ctx: Context, actor: Actor, receiver: str, message: Message) -> str:
     """Start one ``NotifyWorkflow`` (``notify/<uuid>``) to a receiver of the config.
 
+    The message (text, fields, links, buttons, labels) is redacted before it enters Temporal.
+
     Raises:
         BadInput: ``--receiver`` is not in the config.
     """
     del actor
     check_receiver(ctx.config, receiver)
+    message = redact_message(message, redactor_for(ctx.config.redact_patterns))
     with temporal_errors():
         handle = await ctx.client.start_workflow(
             notify.WORKFLOW,

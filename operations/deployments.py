@@ -40,6 +40,7 @@ from workflows.deployment import (
 )
 from workflows.environments import environment_of
 from workflows.identity import Actor
+from workflows.policy.redact import Redactor, redactor_for
 
 __all__ = [
     "find_deployment",
@@ -91,6 +92,16 @@ def check_environment(config: Config, env: str) -> None:
         raise BadInput("--env", f"environments.{env}{'.' + where if where else ''}: {first['msg']}") from None
 
 
+def _redactor(ctx: Context) -> Redactor:
+    """The config's redaction rules: comments, reasons and links are redacted before they enter Temporal."""
+    return redactor_for(ctx.config.redact_patterns)
+
+
+def _text(ctx: Context, text: str | None) -> str | None:
+    """A comment or reason, redacted (None and empty stay as they are)."""
+    return _redactor(ctx)(text) if text else text
+
+
 def _attributes(service: str, env: str, status: str) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [
@@ -110,6 +121,13 @@ async def start_deployment(ctx: Context, actor: Actor, request: DeployInput) -> 
     """
     require_actor(actor)
     check_environment(ctx.config, request.env)
+    redact = _redactor(ctx)
+    request = request.model_copy(
+        update={
+            "reason": _text(ctx, request.reason),
+            "changes_url": redact.url(request.changes_url) if request.changes_url else request.changes_url,
+        }
+    )
     wid = deployment_id(request.service, request.env, request.version)
     summary = (
         ("[EMERGENCY] " if request.emergency else "")
@@ -159,7 +177,7 @@ async def _decide(ctx: Context, deployment: str, kind: str, decision: Decision) 
 async def approve(ctx: Context, actor: Actor, deployment: str, comment: str | None = None) -> DecisionResult:
     """Approve; answered at once (refused: not an approver, four eyes, not awaiting approval…)."""
     require_actor(actor)
-    return await _decide(ctx, deployment, UPDATE_APPROVE, Decision(by=actor.name, comment=comment))
+    return await _decide(ctx, deployment, UPDATE_APPROVE, Decision(by=actor.name, comment=_text(ctx, comment)))
 
 
 async def reject(ctx: Context, actor: Actor, deployment: str, reason: str) -> DecisionResult:
@@ -167,7 +185,7 @@ async def reject(ctx: Context, actor: Actor, deployment: str, reason: str) -> De
     require_actor(actor)
     if not reason.strip():
         raise BadInput("--reason", "must not be empty")
-    return await _decide(ctx, deployment, UPDATE_REJECT, Decision(by=actor.name, reason=reason))
+    return await _decide(ctx, deployment, UPDATE_REJECT, Decision(by=actor.name, reason=_text(ctx, reason)))
 
 
 async def control(ctx: Context, actor: Actor, deployment: str, what: Control, reason: str = "") -> None:
@@ -181,7 +199,8 @@ async def control(ctx: Context, actor: Actor, deployment: str, what: Control, re
         raise BadInput("action", f"must be one of {'|'.join(CONTROLS)}, got {what!r}")
     with temporal_errors():
         try:
-            await ctx.client.get_workflow_handle(deployment).signal(what, ControlRequest(by=actor.name, reason=reason))
+            request = ControlRequest(by=actor.name, reason=_text(ctx, reason))
+            await ctx.client.get_workflow_handle(deployment).signal(what, request)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"no running deployment {deployment}") from None
@@ -219,7 +238,7 @@ async def rollback(
     require_actor(actor)
     if not reason.strip():
         raise BadInput("--reason", "must not be empty")
-    request = RollbackRequest(by=actor.name, reason=reason, source=source or actor.via)
+    request = RollbackRequest(by=actor.name, reason=_text(ctx, reason) or reason, source=source or actor.via)
     with temporal_errors():
         return await _rollback(ctx, service, env, request)
 

@@ -12,6 +12,7 @@ from operations.errors import BadInput, NotFound, Refused
 from workflows import incident
 from workflows.identity import Actor
 from workflows.incident import ActionResult, HumanAction, IncidentState, SnoozeAction
+from workflows.policy.redact import redactor_for
 
 __all__ = ["acknowledge", "resolve", "escalate", "snooze", "incident_state"]
 
@@ -51,24 +52,29 @@ async def _act(ctx: Context, incident_id: str, update: str, action: HumanAction)
     raise Refused(f"incident {incident_id} is closed ({closed}), it was resolved")
 
 
-def _action(actor: Actor, note: str) -> HumanAction:
+def _note(ctx: Context, note: str) -> str:
+    """A person's note, redacted before it enters the incident's history."""
+    return redactor_for(ctx.config.redact_patterns)(note)
+
+
+def _action(ctx: Context, actor: Actor, note: str) -> HumanAction:
     require_actor(actor)
-    return HumanAction(by=actor.name, note=note, via=actor.via)
+    return HumanAction(by=actor.name, note=_note(ctx, note), via=actor.via)
 
 
 async def acknowledge(ctx: Context, actor: Actor, incident_id: str, note: str = "") -> ActionResult:
     """Someone owns the incident: its escalation stops."""
-    return await _act(ctx, _check_id(incident_id), incident.UPDATE_ACKNOWLEDGE, _action(actor, note))
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_ACKNOWLEDGE, _action(ctx, actor, note))
 
 
 async def resolve(ctx: Context, actor: Actor, incident_id: str, note: str = "") -> ActionResult:
     """Close the incident; everyone notified is told."""
-    return await _act(ctx, _check_id(incident_id), incident.UPDATE_RESOLVE, _action(actor, note))
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_RESOLVE, _action(ctx, actor, note))
 
 
 async def escalate(ctx: Context, actor: Actor, incident_id: str, note: str = "") -> ActionResult:
     """Notify the next level now."""
-    return await _act(ctx, _check_id(incident_id), incident.UPDATE_ESCALATE, _action(actor, note))
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_ESCALATE, _action(ctx, actor, note))
 
 
 async def snooze(ctx: Context, actor: Actor, incident_id: str, duration: timedelta, note: str = "") -> ActionResult:
@@ -77,7 +83,7 @@ async def snooze(ctx: Context, actor: Actor, incident_id: str, duration: timedel
     if duration <= timedelta(0):
         raise BadInput("--for", "must be positive")
     until = datetime.now(UTC) + duration
-    action = SnoozeAction(by=actor.name, note=note, via=actor.via, until=until)
+    action = SnoozeAction(by=actor.name, note=_note(ctx, note), via=actor.via, until=until)
     return await _act(ctx, _check_id(incident_id), incident.UPDATE_SNOOZE, action)
 
 

@@ -12,6 +12,7 @@ from workflows import search, silences
 from workflows.identity import Actor
 from workflows.policy.durations import DurationError, parse_duration
 from workflows.policy.matchers import MatcherError
+from workflows.policy.redact import redactor_for
 from workflows.policy.silences import silence_matchers
 from workflows.silences import SILENCES_ID, AddSilence, ExpireSilence, SilenceRecord, SilencesState
 
@@ -34,7 +35,7 @@ def check_silence(matchers: list[str], duration: str, comment: str) -> None:
 
 
 async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration: str, comment: str) -> SilenceRecord:
-    """Start the store if needed and add one silence.
+    """Start the store if needed and add one silence (its comment redacted before it enters Temporal).
 
     Raises:
         BadInput: a matcher, the duration or the comment is wrong.
@@ -42,6 +43,7 @@ async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration:
     """
     require_actor(actor)
     check_silence(matchers, duration, comment)
+    redact = redactor_for(ctx.config.redact_patterns)
     with temporal_errors():
         handle = await ctx.client.start_workflow(
             silences.WORKFLOW,
@@ -54,7 +56,7 @@ async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration:
         try:
             return await handle.execute_update(
                 silences.UPDATE_ADD,
-                AddSilence(matchers=matchers, duration=duration, by=actor.name, comment=comment),
+                AddSilence(matchers=matchers, duration=duration, by=actor.name, comment=redact(comment)),
                 result_type=SilenceRecord,
             )
         except WorkflowUpdateFailedError as exc:

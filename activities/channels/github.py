@@ -73,7 +73,7 @@ STATUS_STATE: dict[str, str] = {
 _EMOJI = {"info": "ℹ️", "success": "✅", "warning": "⚠️", "error": "❌", "critical": "🚨"}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:/|=@+,#\[\]()-]{1,200}$")
 _SHA = re.compile(r"^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$")
-_MENTION = re.compile(r"(?<![\w`])@([A-Za-z0-9][A-Za-z0-9-]*(?:/[A-Za-z0-9_.-]+)?)")
+_MENTION = re.compile(r"(?<!\w)@([A-Za-z0-9][A-Za-z0-9-]*(?:/[A-Za-z0-9_.-]+)?)")
 
 
 def _token(key: str) -> str:
@@ -98,10 +98,21 @@ def sticky_marker(source: str) -> str:
     return f"<!-- tocsin:sticky:{_token(source or 'tocsin')} -->"
 
 
+def _quote_mention(match: re.Match[str]) -> str:
+    """``@name`` as code, which GitHub never turns into a mention (or a team ping).
+
+    After a backtick the user's own backticks decide what is code, and an unmatched one would
+    leave the mention bare: there an HTML ``<code>`` element is used, whatever surrounds it.
+    """
+    if match.start() > 0 and match.string[match.start() - 1] == "`":
+        return f"<code>{match.group(0)}</code>"
+    return f"`{match.group(0)}`"
+
+
 def _md(text: str) -> str:
     """User text made safe for GitHub Markdown: no raw HTML (so no fake markers), no @mentions."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MENTION.sub(r"`@\1`", text)
+    return _MENTION.sub(_quote_mention, text)
 
 
 def _cell(text: str) -> str:

@@ -37,8 +37,14 @@ def trim(text: str, limit: int) -> str:
 
 
 def slack_fallback_text(message: Message) -> str:
-    """The notification/fallback ``text`` of a Slack message."""
-    return trim(f"{message.title}" + (f" — {message.text.splitlines()[0]}" if message.text else ""), 3000)
+    """The notification/fallback ``text`` of a Slack message, escaped like every other mrkdwn text.
+
+    Slack parses ``text`` for ``<!channel>``, ``<@U…>`` and ``<url|label>``; the message comes
+    from alerts, CI logs and people, so ``&``, ``<`` and ``>`` are escaped here and such markup
+    shows literally (mentions come only from config, never from the text of a message).
+    """
+    text = f"{message.title}" + (f" — {message.text.splitlines()[0]}" if message.text else "")
+    return trim(mrkdwn_escape(text), 3000)
 
 
 def slack_blocks(message: Message) -> list[dict[str, Any]]:

@@ -190,3 +190,18 @@ def test_rendered_blocks_pass_slack_validation(title, text, severity, fields, n_
         actions=[Action(action_id=f"act_{i}", text=f"act {i}") for i in range(n_actions)],
     )
     assert validate_blocks(slack_blocks(message)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("<!channel> deploy broke", "&lt;!channel&gt; deploy broke"),
+        ("ping <@U123> and <!here>", "ping &lt;@U123&gt; and &lt;!here&gt;"),
+        ("<https://evil.example|click here>", "&lt;https://evil.example|click here&gt;"),
+        ("<!subteam^S123> & <#C999>", "&lt;!subteam^S123&gt; &amp; &lt;#C999&gt;"),
+    ],
+)
+def test_fallback_text_escapes_mentions_and_links_from_untrusted_text(text: str, shown: str):
+    """Slack parses ``text`` (the notification) too: markup from alerts shows literally, in title and text."""
+    assert slack_fallback_text(Message(title="Alert", text=text)) == f"Alert — {shown}"
+    assert slack_fallback_text(Message(title=text)) == shown

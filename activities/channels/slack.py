@@ -157,7 +157,8 @@ class SlackChannel(Channel):
         for _ in range(HISTORY_PAGES):
             async with asyncio.timeout(self._timeout):
                 resp = await self._client.conversations_history(channel=channel, **args)
-            for msg in resp.get("messages", []) or []:
+            messages: list[dict[str, Any]] = resp.get("messages", []) or []
+            for msg in messages:
                 meta = msg.get("metadata") or {}
                 if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("key") == key:
                     return Sent(message_id=msg.get("ts"), duplicate=True)

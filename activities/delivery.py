@@ -1,4 +1,4 @@
-"""The delivery activities: config snapshot and one send on one channel.
+"""The delivery activities: config snapshot, one send on one channel, dead letters.
 
 Built once per worker (:class:`DeliveryActivities`), holding the long-lived
 HTTP clients and the config store; Temporal calls its methods.
@@ -16,11 +16,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
-from activities.metrics import NOTIFICATIONS, NOTIFY_LATENCY
+from activities.metrics import DEAD_LETTERS, NOTIFICATIONS, NOTIFY_LATENCY
 from activities.redact import redact_message, redactor_for
 from operations.config import ConfigStore, resolve_env
 from workflows.config import Config
 from workflows.models import DeliveryRecord, Message, SendRequest
+from workflows.notify.models import DeadLetterNotice
 
 __all__ = ["DeliveryActivities"]
 
@@ -121,3 +122,24 @@ class DeliveryActivities:
             message_id=sent.message_id,
             url=sent.url,
         )
+
+    @activity.defn(name="dead_letter")
+    async def dead_letter(self, notice: DeadLetterNotice) -> None:
+        """Count dead letters (``tocsin_dead_letters_total``) and, if asked, tell the console.
+
+        The count is taken on the first attempt only, so the activity's own retries never
+        count a dead letter twice. The console is the built-in dead-letter receiver: it
+        prints the notice and appends it to the outbox, once per key.
+        """
+        if notice.count and activity.info().attempt == 1:
+            for letter in notice.letters:
+                DEAD_LETTERS.labels(letter.receiver, letter.channel).inc()
+        if notice.console:
+            console = self._channels.get(("console", "dead-letter"))
+            if console is None:
+                console = self._channels[("console", "dead-letter")] = REGISTRY["console"]("console", {}, self._deps)
+            message = self._redact(notice.message, self._store.get())
+            try:
+                await console.send(message, notice.key, activity.info().attempt)
+            except (ChannelError, OSError) as exc:
+                raise ApplicationError(f"dead-letter console: {exc}", type="ConsoleUnavailable") from None

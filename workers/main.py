@@ -40,6 +40,7 @@ class ActivitySet:
         return [
             self.delivery.load_config,
             self.delivery.send,
+            self.delivery.dead_letter,
             self.incidents.check_suppression,
             self.incidents.mute_verdict,
             self.incidents.request_rollback,

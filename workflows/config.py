@@ -131,6 +131,8 @@ class Receiver(_Strict):
     """Channels that take over when a primary has not delivered in time."""
     failover_after: str = "20s"
     """How long a primary may try before the backup channels are used."""
+    give_up_after: str = "1h"
+    """How long a send may keep retrying before the message is dead-lettered (see ``Config.dead_letter``)."""
     digest: bool = False
     """Hold notifications for this receiver and send them as one digest on a schedule."""
     digest_at: str = "08:00"
@@ -139,6 +141,15 @@ class Receiver(_Strict):
     """IANA zone of ``digest_at``, e.g. ``Asia/Seoul``."""
 
     _v_failover = field_validator("failover_after")(lambda cls, v: _duration(v))
+    _v_give_up = field_validator("give_up_after")(_nonzero("give_up_after"))
+
+    @model_validator(mode="after")
+    def _v_give_up_after_failover(self) -> Receiver:
+        if self.backup and parse_duration(self.give_up_after) <= parse_duration(self.failover_after):
+            raise ValueError(
+                f"give_up_after ({self.give_up_after}) must be longer than failover_after ({self.failover_after})"
+            )
+        return self
 
 
 class Route(_Strict):
@@ -304,6 +315,8 @@ class Config(_Strict):
     """Extra regular expressions whose matches are replaced by ``[REDACTED]``."""
     rollback_triggers: list[str] = Field(default_factory=list)
     """Alert names that, firing for service S in environment E, roll back S/E's deployment."""
+    dead_letter: str | None = None
+    """Receiver told about notifications that could not be delivered (default: the console)."""
 
     _route_tree: _RouteTreeCache = PrivateAttr(default_factory=_RouteTreeCache)
 
@@ -420,6 +433,10 @@ def validate_references(config: Config) -> list[ConfigIssue]:
 
     for path, message in environment_issues(config.environments, receivers, intervals):
         error(path, message)
+    if config.dead_letter is not None:
+        used.add(config.dead_letter)
+        if config.dead_letter not in receivers:
+            error("dead_letter", f"unknown receiver '{config.dead_letter}'")
     used |= {env.receiver for env in config.environments.values() if env.receiver}
     for i, rcv in enumerate(config.receivers):
         if rcv.name and rcv.name not in used:

@@ -14,7 +14,10 @@ The shared behaviour:
 - 500, 502 and 503 are retryable, nothing is delivered, and the next attempt delivers once;
 - a 429 is retryable (kind ``RateLimited``) and its retry hint becomes the next retry delay;
 - 400, 401, 403, 404, 410, 413 and 422 are not retryable, and the API's reason is in the error;
-- secrets in the message (built-in patterns and the config's ``redact_patterns``) never reach the API.
+- secrets in the message (built-in patterns and the config's ``redact_patterns``) never reach the API,
+  wherever they are: title, text, fields, link and button URLs (credentials in the userinfo or the
+  query string), labels (PagerDuty ``custom_details``, webhook bodies, GitHub status URLs);
+  the console channel (not HTTP) keeps none in its outbox or on stdout either.
 
 What is particular to one API (payload shapes, idempotency, threading, PagerDuty's dedup_key,
 Slack's ``ok: false``, Teams' throttling inside a 200 body, ...) stays in ``test_channel_<type>.py``.
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -53,7 +57,7 @@ from tests.fakes.teams import FakeTeams
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.webhook import FakeWebhookReceiver
 from workflows.config import ChannelConfig, Config
-from workflows.models import DeliveryRecord, Message, MessageField, SendRequest
+from workflows.models import Action, DeliveryRecord, Link, Message, MessageField, SendRequest
 
 NOT_HTTP = {"console": "prints and appends to the local outbox"}
 """Registry types this suite does not cover, and why."""
@@ -174,6 +178,32 @@ SECRET_MESSAGE = Message(
     fields=[MessageField(title="Settings", value="password=hunter2-pw")],
     source="conformance",
 )
+LINK = "https://ci-bot:ci-b0t-pw@ci.example.com/run/1?token=tok-9f8e7d&page=2"
+EVERYWHERE_SECRETS = (
+    *SECRETS,
+    "ci-b0t-pw",
+    "tok-9f8e7d",
+    "pg-adm1n-pw",
+    "ak-5c4b3a",
+    "sig-1a2b3c",
+    "fieldv4lue",
+    "l4bel-pw",
+    "AKIAQRSTUVWXYZABCDEF",
+)
+EVERYWHERE_MESSAGE = Message(
+    title="Deploy failed: password=hunter2-pw",
+    text=(
+        "alert from https://admin:pg-adm1n-pw@prom.example.com/graph?g0.expr=up&api_key=ak-5c4b3a "
+        "ref INC-SECRET-4242\nmore"
+    ),
+    severity="error",
+    fields=[MessageField(title="Password", value="fieldv4lue"), MessageField(title="Run", value=LINK)],
+    links=[Link(text="View run", url=LINK)],
+    actions=[Action(action_id="open", text="Open", url="https://hooks.example.com/x?sig=sig-1a2b3c")],
+    labels={"alertname": "HighPasswd", "url": LINK, "db_password": "l4bel-pw", "key_id": "AKIAQRSTUVWXYZABCDEF"},
+    source="conformance",
+)
+"""Secrets in every part of a message a channel renders: text, fields, links, buttons, labels."""
 EXTRA_PATTERN = r"INC-SECRET-\d+"
 """A ``redact_patterns`` entry of the config (beside the built-in patterns)."""
 
@@ -359,3 +389,32 @@ async def test_secrets_in_the_text_never_reach_the_api(case: Case, fake: Any, tm
     sent = [(r.raw.decode("utf-8", "replace") + r.path + json.dumps(r.query)).replace("\\", "") for r in fake.requests]
     assert not [s for s in SECRETS if any(s in text for text in sent)]
     assert any("REDACTED" in text for text in sent)  # the text did reach the API, redacted
+
+
+def sent_text(fake: Any) -> list[str]:
+    """Every request the fake saw, as text (JSON and form escapes undone, so a leak cannot hide)."""
+    out = []
+    for r in fake.requests:
+        raw = unquote_plus(r.raw.decode("utf-8", "replace")) + r.path + json.dumps(r.query)
+        out.append(raw.replace("\\u0026", "&").replace("\\", ""))
+    return out
+
+
+async def test_secrets_anywhere_in_the_message_never_reach_the_api(case: Case, fake: Any, tmp_path: Path) -> None:
+    record = await deliver(case, fake, tmp_path, message=EVERYWHERE_MESSAGE)
+
+    assert record.outcome == "delivered"
+    sent = sent_text(fake)
+    assert not [s for s in EVERYWHERE_SECRETS if any(s in text for text in sent)]
+    assert any("REDACTED" in text for text in sent)
+
+
+async def test_console_outbox_and_stdout_keep_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    console = Case("console", FakeWebhookReceiver, lambda f: {}, lambda f: [])
+    record = await deliver(console, None, tmp_path, settings={}, message=EVERYWHERE_MESSAGE)
+
+    assert record.outcome == "delivered"
+    outbox = (tmp_path / "outbox.jsonl").read_text(encoding="utf-8")
+    printed = capsys.readouterr().out
+    assert not [s for s in EVERYWHERE_SECRETS if s in outbox or s in printed]
+    assert "REDACTED" in outbox and "REDACTED" in printed and "HighPasswd" in outbox

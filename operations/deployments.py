@@ -7,10 +7,17 @@ here, so every door behaves the same.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import ValidationError
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -40,6 +47,7 @@ from workflows.deployment import (
 )
 from workflows.environments import environment_of
 from workflows.identity import Actor
+from workflows.policy.gates import NO_DEPLOY_HOOK, control_refusal
 from workflows.policy.redact import Redactor, redactor_for
 
 __all__ = [
@@ -80,16 +88,26 @@ async def find_deployment(ctx: Context, service: str, env: str) -> str | None:
 
 
 def check_environment(config: Config, env: str) -> None:
-    """Raise :class:`BadInput` naming ``--env`` unless the config can deploy to ``env``."""
+    """Raise :class:`BadInput` naming ``--env`` unless the config can deploy to ``env``.
+
+    Unknown environments, invalid ones, and ones marked ``production: true`` without a
+    deploy hook (nothing would be deployed) are refused.
+    """
     known = list(config.environments)
     if known and env not in config.environments:
         raise BadInput("--env", f"unknown environment {env!r} (known: {', '.join(known)})")
     try:
-        environment_of(config.environments, env)
+        policy = environment_of(config.environments, env)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadInput("--env", f"environments.{env}{'.' + where if where else ''}: {first['msg']}") from None
+    if policy.production is True and policy.hooks.deploy is None:
+        raise BadInput(
+            "--env",
+            f"environments.{env} is marked production: true but has no hooks.deploy "
+            f"(the deployment would be {NO_DEPLOY_HOOK})",
+        )
 
 
 def _redactor(ctx: Context) -> Redactor:
@@ -188,16 +206,43 @@ async def reject(ctx: Context, actor: Actor, deployment: str, reason: str) -> De
     return await _decide(ctx, deployment, UPDATE_REJECT, Decision(by=actor.name, reason=_text(ctx, reason)))
 
 
+async def _state_if_answered(handle: WorkflowHandle) -> DeploymentState | None:
+    """The deployment's state, or None when no worker answered in time (the signal is sent anyway).
+
+    Raises:
+        NotFound: no such deployment.
+    """
+    try:
+        return await handle.query(QUERY_STATE, result_type=DeploymentState, rpc_timeout=timedelta(seconds=5))
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND and "workflow" in exc.message.lower():
+            raise NotFound(f"no deployment {handle.id}") from None
+        return None
+    except WorkflowQueryFailedError:
+        return None
+
+
 async def control(ctx: Context, actor: Actor, deployment: str, what: Control, reason: str = "") -> None:
     """Steer a running canary: ``pause``, ``resume``, ``promote`` or ``abort`` (rolls back).
 
+    A control that does not apply at the deployment's stage (``pause`` before the
+    canary, ``resume`` when not paused, anything once finished) is refused with the
+    reason rather than sent to be ignored.
+
     Raises:
         NotFound: no running deployment with that id.
+        Refused: the control does not apply now.
     """
     require_actor(actor)
     if what not in CONTROLS:
         raise BadInput("action", f"must be one of {'|'.join(CONTROLS)}, got {what!r}")
+    if not deployment.strip():
+        raise BadInput("ID", "must not be empty")
     with temporal_errors():
+        state = await _state_if_answered(ctx.client.get_workflow_handle(deployment))
+        refusal = None if state is None else control_refusal(what, stage=state.stage, paused=state.paused)
+        if refusal is not None:
+            raise Refused(f"{what} {deployment}: {refusal}")
         try:
             request = ControlRequest(by=actor.name, reason=_text(ctx, reason))
             await ctx.client.get_workflow_handle(deployment).signal(what, request)
@@ -220,20 +265,31 @@ class RollbackOutcome:
     workflow_id: str | None
     """The deployment signalled, or the rollback workflow started."""
     action: str
-    """``signalled`` (a running deployment), ``started`` (a rollback of the last deployed one), or
-    ``nothing`` (nothing to roll back; see ``detail``)."""
+    """``signalled`` (a deployment on its way out), ``started`` (a rollback of the last one that went
+    out), or ``nothing`` (nothing to roll back; see ``detail``)."""
     detail: str = ""
+
+
+ROLLBACK_SUFFIX = "/rollback"
+"""A rollback of a finished deployment runs as ``<its id>/rollback``."""
+GOING_OUT = ("canary", "verifying", "deployed")
+"""Statuses of a running deployment whose version is going out (or has just gone out)."""
+WENT_OUT = ("deployed", "rolled_back")
+"""Statuses of a finished deployment (or rollback run) whose version went out."""
 
 
 async def rollback(
     ctx: Context, actor: Actor, service: str, env: str, reason: str, source: str | None = None
 ) -> RollbackOutcome:
-    """Abort the running deployment, or roll back the last deployed one.
+    """Roll back what is going out, or what went out last.
 
-    The running deployment gets the ``rollback`` signal. When none is running
-    and the latest one ended ``deployed``, a rollback run of
-    ``DeploymentWorkflow`` is started as ``<its id>/rollback`` (it takes the
-    service/environment lock, calls the rollback hook, notifies and records).
+    A running deployment whose version is going out (canary, health checks, or
+    just deployed) gets the ``rollback`` signal. Otherwise the last deployment
+    that went out is looked up — rejected and expired ones never did, and are
+    passed over: when it ended ``deployed``, a rollback run of ``DeploymentWorkflow``
+    is started as ``<its id>/rollback`` (it takes the service/environment lock,
+    calls the rollback hook, notifies and records); when it is rolled back
+    already, there is nothing to do. Deployments waiting for approval are left alone.
     """
     require_actor(actor)
     if not reason.strip():
@@ -243,26 +299,53 @@ async def rollback(
         return await _rollback(ctx, service, env, request)
 
 
+def _status(execution: WorkflowExecution) -> str:
+    return execution.typed_search_attributes.get(search.STATUS) or ""
+
+
+async def _deployments(ctx: Context, service: str, env: str) -> list[WorkflowExecution]:
+    query = search.query("deployment", service=service, env=env)
+    return [ex async for ex in ctx.client.list_workflows(query, limit=1000)]
+
+
 async def _rollback(ctx: Context, service: str, env: str, request: RollbackRequest) -> RollbackOutcome:
-    wid = await find_deployment(ctx, service, env)
-    if wid is None:
-        return RollbackOutcome(None, "nothing", f"no deployment of {service} to {env} found")
-    handle = ctx.client.get_workflow_handle(wid)
-    desc = await handle.describe()
-    if desc.status == WorkflowExecutionStatus.RUNNING:
+    executions = await _deployments(ctx, service, env)
+    running = [ex for ex in executions if ex.status == WorkflowExecutionStatus.RUNNING]
+    for ex in running:
+        if ex.id.endswith(ROLLBACK_SUFFIX) or _status(ex) == "rolling_back":
+            return RollbackOutcome(ex.id, "nothing", f"a rollback is already in progress: {ex.id}")
+    going = [ex for ex in running if _status(ex) in GOING_OUT]
+    if going:
+        wid = max(going, key=lambda ex: ex.start_time).id
         try:
-            await handle.signal(SIGNAL_ROLLBACK, request)
+            await ctx.client.get_workflow_handle(wid).signal(SIGNAL_ROLLBACK, request)
             return RollbackOutcome(wid, "signalled")
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            desc = await handle.describe()
-    status = desc.typed_search_attributes.get(search.STATUS)
-    if status != "deployed":
-        state = status or (desc.status.name.lower() if desc.status else "unknown")
-        return RollbackOutcome(wid, "nothing", f"the latest deployment {wid} is {state}")
-    result = await ctx.client.get_workflow_handle(wid, result_type=DeployResult).result()
-    rollback_id = f"{wid}/rollback"
+            executions = await _deployments(ctx, service, env)  # it has just finished: look again
+    return await _roll_back_last(ctx, service, env, request, executions)
+
+
+async def _roll_back_last(
+    ctx: Context, service: str, env: str, request: RollbackRequest, executions: list[WorkflowExecution]
+) -> RollbackOutcome:
+    """Start ``<id>/rollback`` of the last deployment that went out, unless it is rolled back already."""
+    went_out = [ex for ex in executions if ex.status != WorkflowExecutionStatus.RUNNING and _status(ex) in WENT_OUT]
+    if not went_out:
+        latest = max(executions, key=lambda ex: ex.start_time, default=None)
+        detail = f"no deployment of {service} to {env} has gone out" + (
+            f" (the latest, {latest.id}, is {_status(latest) or 'unknown'})" if latest is not None else ""
+        )
+        return RollbackOutcome(None, "nothing", detail)
+    last = max(went_out, key=lambda ex: ex.close_time or ex.start_time)
+    desc = await ctx.client.get_workflow_handle(last.id, run_id=last.run_id).describe()
+    if desc.typed_search_attributes.get(search.STATUS) != "deployed":
+        rolled = last.id.removesuffix(ROLLBACK_SUFFIX)
+        return RollbackOutcome(last.id, "nothing", f"the last deployment that went out, {rolled}, is rolled back")
+    wid = last.id
+    result = await ctx.client.get_workflow_handle(wid, run_id=last.run_id, result_type=DeployResult).result()
+    rollback_id = f"{wid}{ROLLBACK_SUFFIX}"
     try:
         await ctx.client.start_workflow(
             WORKFLOW,

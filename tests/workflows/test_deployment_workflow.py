@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,11 @@ from workflows.deployment import (
     DeployContext,
     DeployInput,
     DeploymentState,
+    DeployResult,
     RollbackRequest,
 )
 from workflows.deployment.workflow import DeploymentWorkflow
+from workflows.models import DeliveryRecord, SendRequest
 
 
 @pytest.fixture
@@ -87,14 +89,40 @@ def env_config(hooks: FakeHooks, **overrides: Any) -> dict[str, Any]:
     }
 
 
+class HeldSend:
+    """The send activity, holding the messages ``hold`` picks until :attr:`release` is set."""
+
+    def __init__(self, hold: Callable[[SendRequest], bool]):
+        self.hold = hold
+        self.real: Callable[[SendRequest], Awaitable[DeliveryRecord]] | None = None
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @activity.defn(name="send_notification")
+    async def send(self, request: SendRequest) -> DeliveryRecord:
+        if self.hold(request) and not self.release.is_set():
+            self.held.set()
+            await self.release.wait()
+        assert self.real is not None
+        return await self.real(request)
+
+
 @contextlib.asynccontextmanager
 async def worker(
-    env: WorkflowEnvironment, task_queue: str, home: Path, config: Path, context: FakeContext | None = None
+    env: WorkflowEnvironment,
+    task_queue: str,
+    home: Path,
+    config: Path,
+    context: FakeContext | None = None,
+    send: HeldSend | None = None,
 ) -> AsyncIterator[FakeContext]:
     settings = settings_for(task_queue, home)
     acts = ActivitySet(env.client, settings, ConfigStore(config))
     fake = context or FakeContext()
-    functions = [f for f in acts.functions() if f != acts.deployments.deployment_context]
+    replaced = [acts.deployments.deployment_context] + ([acts.delivery.send] if send else [])
+    functions = [f for f in acts.functions() if f not in replaced] + ([send.send] if send else [])
+    if send is not None:
+        send.real = acts.delivery.send
     try:
         async with build_worker(env.client, settings, [*functions, fake.deployment_context]):
             yield fake
@@ -425,42 +453,135 @@ async def test_risk_above_threshold_needs_one_more_approval(
         assert (await handle.result()).outcome == "deployed"
 
 
+async def test_lock_is_taken_when_approved_not_before(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
+    """A forgotten approval holds up no one: deployments queue for the lock once approved."""
+    cfg = env_config(hooks, canary={"steps": [100]})
+    async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
+        ctx = ops(time_env.client, task_queue)
+        forgotten, _ = await start_deployment(ctx, ANYONE, request(service, version="v1"))
+        await until_stage(forgotten, "pending_approval")
+        later, _ = await start_deployment(ctx, ANYONE, request(service, version="v2"))
+        await until_stage(later, "pending_approval")  # not queued behind v1's approval
+        await approve(ctx, person("bob"), later.id)
+        result = await later.result()
+        assert result.outcome == "deployed"
+        assert (await state(forgotten)).stage == "pending_approval"
+        await approve(ctx, person("bob"), forgotten.id)
+        first = await forgotten.result()
+        await replay(forgotten)
+    assert first.outcome == "deployed"
+    assert actions(first).index("lock_acquired") > actions(first).index("approval_complete")
+    assert [c.body["version"] for c in hooks.calls_to("/deploy")] == ["v2", "v1"]
+
+
 async def test_one_deployment_at_a_time_wait_and_refuse(
     time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
 ) -> None:
-    cfg = env_config(hooks, canary={"steps": [100]})
+    cfg = env_config(hooks, required_approvals=0, canary={"steps": [10, 100], "bake": "1h"})
     cfg["environments"]["staging"] = {**cfg["environments"]["prod"], "concurrency": "refuse"}
     async with worker(time_env, task_queue, tmp_path, write_config(cfg)):
-        first, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v1"))
-        await until_stage(first, "pending_approval")
-        second, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, version="v2"))
+        ctx = ops(time_env.client, task_queue)
+        first, _ = await start_deployment(ctx, ANYONE, request(service, version="v1"))
+        await until_stage(first, "canary")
+        second, _ = await start_deployment(ctx, ANYONE, request(service, version="v2"))
         assert (await until_stage(second, "queued")).stage == "queued"
-        await approve(ops(time_env.client, task_queue), person("bob"), first.id)
+        await first.signal(DeploymentWorkflow.promote, ControlRequest(by="bob"))
         assert (await first.result()).outcome == "deployed"
-        await until_stage(second, "pending_approval")
-        await reject(ops(time_env.client, task_queue), person("bob"), second.id, "one is enough")
-        assert (await second.result()).outcome == "rejected"
+        await until_stage(second, "canary")
+        await second.signal(DeploymentWorkflow.abort, ControlRequest(by="bob", reason="one is enough"))
+        assert (await second.result()).outcome == "rolled_back"
 
-        held, _ = await start_deployment(
-            ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v1")
-        )
-        await until_stage(held, "pending_approval")
-        refused, _ = await start_deployment(
-            ops(time_env.client, task_queue), ANYONE, request(service, env="staging", version="v2")
-        )
+        held, _ = await start_deployment(ctx, ANYONE, request(service, env="staging", version="v1"))
+        await until_stage(held, "canary")
+        refused, _ = await start_deployment(ctx, ANYONE, request(service, env="staging", version="v2"))
         refused_result = await refused.result()
         assert refused_result.outcome == "rejected" and "in progress" in refused_result.reason
-        await reject(ops(time_env.client, task_queue), person("carol"), held.id, "done")
+        await held.signal(DeploymentWorkflow.promote, ControlRequest(by="bob"))
         await held.result()
 
 
-async def test_dev_environment_without_approval_deploys(
+async def test_dev_environment_without_approval_or_hook_is_recorded_only(
     time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
 ) -> None:
     async with worker(time_env, task_queue, tmp_path, write_config(env_config(hooks))):
         handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service, env="dev"))
         result = await handle.result()
     assert result.outcome == "deployed" and "approval_skipped" in actions(result)
+    # dev has no deploy hook: nothing was deployed, and nothing says it is live
+    assert result.recorded_only and result.reason.startswith("recorded only (no deploy hook)"), result.reason
+    assert "live" not in result.reason and hooks.calls_to("/deploy") == []
+    said = [r["message"] for r in outbox(tmp_path)]
+    assert said[-1]["title"].endswith("to dev: recorded only (no deploy hook)"), said[-1]["title"]
+    assert all("live" not in m["title"] + m.get("text", "") for m in said)
+    assert any(m["title"].endswith("Canary at 100%, recorded only (no deploy hook)") for m in said)
+
+
+async def test_production_without_deploy_hook_is_refused(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
+    cfg = env_config(hooks, required_approvals=0, production=True, canary={"steps": [100]})
+    del cfg["environments"]["prod"]["hooks"]["deploy"]
+    async with worker(time_env, task_queue, tmp_path, write_config(cfg)) as _:
+        with pytest.raises(BadInput) as refused:
+            await start_deployment(ops(time_env.client, task_queue, write_config(cfg)), ANYONE, request(service))
+        assert refused.value.field == "--env" and "hooks.deploy" in refused.value.message
+        # started past the operation (an older client, the Temporal UI): the workflow's gate refuses it
+        handle = await time_env.client.start_workflow(
+            "DeploymentWorkflow",
+            request(service),
+            id=f"deploy/{service}/prod/v1.2.3",
+            task_queue=task_queue,
+            result_type=DeployResult,
+        )
+        result = await handle.result()
+        await replay(handle)
+    assert result.outcome == "rejected" and "deploy-hook gate" in result.reason, result.reason
+    assert [(g.name, g.passed) for g in result.gates][-1] == ("deploy-hook", False)
+    assert hooks.calls_to("/deploy") == []
+
+
+async def test_rollback_asked_as_it_finishes_is_carried_out(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config, hooks: FakeHooks, service: str
+) -> None:
+    """`tocsin rollback` right as a deployment ends deployed (chat still being told) is not ignored."""
+    cfg = env_config(hooks, required_approvals=0, canary={"steps": [100]})
+    send = HeldSend(lambda r: r.receiver == "deploys" and r.message.title.endswith(": deployed"))
+    async with worker(time_env, task_queue, tmp_path, write_config(cfg), send=send):
+        handle, _ = await start_deployment(ops(time_env.client, task_queue), ANYONE, request(service))
+        await asyncio.wait_for(send.held.wait(), 30)
+        assert (await state(handle)).outcome == "deployed"
+        await handle.signal(DeploymentWorkflow.rollback, RollbackRequest(by="frank", reason="errors", source="cli"))
+        for _ in range(100):
+            if "rollback_requested" in actions(await state(handle)):
+                break
+            await asyncio.sleep(0.05)
+        send.release.set()
+        result = await handle.result()
+        history = await handle.fetch_history()
+        await replay(handle)
+    assert result.outcome == "rolled_back" and "errors" in result.reason, actions(result)
+    assert hooks.calls_to("/rollback")[0].body["by"] == "frank"
+    assert statuses(history)[-1] == "rolled_back"
+    assert "lock_acquired" in actions(result)[actions(result).index("rollback_requested") :]
+
+
+def statuses(history: Any) -> list[str]:
+    """The ``TocsinStatus`` values a history upserted, in order."""
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.converter import decode_typed_search_attributes
+
+    from workflows import search
+
+    out = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            attrs = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            status = decode_typed_search_attributes(attrs).get(search.STATUS)
+            if status:
+                out.append(status)
+    return out
 
 
 # ---------------------------------------------------------------- the activities on their own (httpx seam)

@@ -41,6 +41,10 @@ class Chat:
         """No more messages: :meth:`run` returns once the queue is empty."""
         self._closed = True
 
+    def reopen(self) -> None:
+        """Take messages again after :meth:`close` (a rollback asked for as the deployment finished)."""
+        self._closed = False
+
     async def run(self, config: Config, receiver: str) -> None:
         """Deliver queued messages to ``receiver`` in order until closed and drained.
 

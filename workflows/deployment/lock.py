@@ -59,6 +59,10 @@ class DeployLockWorkflow:
     def acquire(self, request: LockAcquire) -> None:
         """A deployment asks for the lock."""
         wid = request.workflow_id
+        if wid in self._released:
+            # Asked again after releasing (a rollback asked for as it finished): the release comes
+            # first. No earlier history has an acquire after its own release, so this replays.
+            self._take_back_released()
         if wid == self._holder or any(q.workflow_id == wid for q in self._queue):
             return
         busy = self._holder is not None or bool(self._queue)

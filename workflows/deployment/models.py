@@ -202,8 +202,8 @@ class DeploymentState(BaseModel):
     emergency: bool = False
     emergency_reason: str | None = None
     stage: str = "starting"
-    """starting, queued, checking, pending_approval, canary, verifying, rolling_back,
-    then deployed, rolled_back, rejected or expired."""
+    """starting, checking, pending_approval, approved, queued (waiting for the lock), canary,
+    verifying, rolling_back, then deployed, rolled_back, rejected or expired."""
     risk: RiskScore | None = None
     gates: list[GateResult] = Field(default_factory=list)
     approvers: list[str] = Field(default_factory=list)
@@ -220,6 +220,8 @@ class DeploymentState(BaseModel):
     outcome: Outcome | None = None
     reason: str = ""
     incident_requested: bool = False
+    recorded_only: bool = False
+    """The environment has no deploy hook: the rollout is recorded, nothing is deployed."""
 
 
 class DeployResult(BaseModel):
@@ -236,6 +238,8 @@ class DeployResult(BaseModel):
     gates: list[GateResult] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    recorded_only: bool = False
+    """``deployed`` with no deploy hook: recorded only, nothing was deployed."""
 
 
 # ---------------------------------------------------------------- the lock

@@ -13,6 +13,7 @@ from datetime import timedelta
 from workflows.deployment.models import APPROVE_ACTION_ID, REJECT_ACTION_ID, DeploymentState
 from workflows.models import Action, Link, Message, MessageField, Severity
 from workflows.policy.durations import format_duration
+from workflows.policy.gates import NO_DEPLOY_HOOK
 from workflows.policy.risk import RiskScore
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
 
 STAGE_TEXT: dict[str, str] = {
     "pending_approval": "approval needed",
+    "approved": "approved",
+    "queued": "approved, queued behind another deployment",
     "verifying": "health checks",
     "deployed": "deployed",
     "rolled_back": "rolled back",
@@ -75,8 +78,16 @@ def reply(state: DeploymentState, text: str, severity: Severity = "info") -> Mes
 
 def _stage_text(state: DeploymentState) -> str:
     if state.stage == "canary":
-        return f"canary at {state.weight}%"
+        return f"canary at {state.weight}%" + (f", {NO_DEPLOY_HOOK}" if state.recorded_only else "")
+    if state.stage == "deployed" and state.recorded_only:
+        return NO_DEPLOY_HOOK
     return STAGE_TEXT.get(state.stage, state.stage)
+
+
+def _severity(state: DeploymentState) -> Severity:
+    if state.stage == "deployed" and state.recorded_only:
+        return "info"
+    return STAGE_SEVERITY.get(state.stage, "info")
 
 
 def _lines(state: DeploymentState, note: str) -> list[str]:
@@ -130,7 +141,7 @@ def status_message(state: DeploymentState, changes_url: str | None = None, note:
     return Message(
         title=title(s, f"Deploy {s.service} {s.version} to {s.env}: {stage_text}"),
         text="\n".join(_lines(s, note)),
-        severity=STAGE_SEVERITY.get(s.stage, "info"),
+        severity=_severity(s),
         fields=fields,
         links=links,
         actions=actions,

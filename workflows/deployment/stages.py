@@ -83,6 +83,8 @@ class DeploymentStages:
         """(by, reason) of an abort or rollback request."""
         self._promote = False
         self._chat = Chat()
+        self._hook_gate = False
+        """Whether the deploy-hook gate applies (new runs; see ``DeploymentWorkflow.run``)."""
 
     # ------------------------------------------------------------ helpers
 
@@ -149,6 +151,8 @@ class DeploymentStages:
                 pipeline_detail=ctx.pipeline_detail,
                 emergency=s.emergency,
                 emergency_reason=s.emergency_reason,
+                production=self._hook_gate and env.production is True,
+                deploy_hook=env.hooks.deploy is not None,
             )
         )
         for gate in s.gates:
@@ -236,6 +240,7 @@ class DeploymentStages:
         s.steps = canary.weights()
         analysis = canary.analysis
         bake = parse_duration(canary.bake)
+        s.recorded_only = env.hooks.deploy is None
         if self._stopped():
             assert self._abort is not None
             raise Finished("rejected", f"withdrawn by {self._abort[0]} before the rollout: {self._abort[1]}")
@@ -247,7 +252,7 @@ class DeploymentStages:
             if promoted:
                 weight = 100
             s.step, s.weight = index, weight
-            self._record("tocsin", "step", f"{weight}%")
+            self._record("tocsin", "step", f"{weight}%" + (f" ({gates.NO_DEPLOY_HOOK})" if s.recorded_only else ""))
             if env.hooks.deploy is not None:
                 try:
                     await self._hook(
@@ -259,7 +264,9 @@ class DeploymentStages:
                 except ActivityError as exc:
                     await self._roll_back("tocsin", f"deploy hook failed at {weight}%: {calls.error_text(exc)}")
             self._progress()
-            self._say("reply", self._reply(f"Canary at {weight}%"))
+            self._say(
+                "reply", self._reply(f"Canary at {weight}%" + (f", {gates.NO_DEPLOY_HOOK}" if s.recorded_only else ""))
+            )
             if promoted:
                 break
             await self._wait(bake)

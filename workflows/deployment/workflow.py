@@ -2,18 +2,21 @@
 
 The life of a deployment:
 
-1. **Lock** — one deployment at a time per service and environment. The
-   ``DeployLockWorkflow`` entity (``deploy-lock/<service>/<env>``) grants the
-   lock in arrival order; with ``concurrency: refuse`` a busy lock refuses.
-2. **Gates** — freeze windows (``--emergency`` with a reason overrides, and is
+1. **Gates** — freeze windows (``--emergency`` with a reason overrides, and is
    flagged everywhere), no open critical incident on the service, the
-   commit's pipeline green when known. Each is recorded pass/fail
+   commit's pipeline green when known, and in an environment marked
+   ``production: true`` a deploy hook. Each is recorded pass/fail
    (``workflows.policy.gates``).
-3. **Risk** — an explainable 0–10 score (``workflows.policy.risk``); above the
+2. **Risk** — an explainable 0–10 score (``workflows.policy.risk``); above the
    environment's ``risk_extra_approval_above`` one more approval is needed.
-4. **Approval** — a request with risk and changes to the environment's
+3. **Approval** — a request with risk and changes to the environment's
    receiver; ``approve``/``reject`` are updates (who, when, why) answered at
    once; listed approvers only, four eyes, N-of-M, reminders, expiry.
+4. **Lock** — once approved, one deployment at a time per service and
+   environment: the ``DeployLockWorkflow`` entity (``deploy-lock/<service>/<env>``)
+   grants the lock in arrival order (an approval forgotten for a day holds up
+   no one); with ``concurrency: refuse`` a busy lock refuses. Runs started
+   before this order was introduced took the lock first (``PATCH_LOCK_AT_APPROVAL``).
 5. **Canary** — per step the deploy hook sets the weight, the step bakes, and
    Prometheus readings are judged (``workflows.policy.canary``). Inconclusive
    readings pause and notify. ``pause``/``resume``/``promote``/``abort``
@@ -21,7 +24,12 @@ The life of a deployment:
 6. **Health** — every health URL must answer 2xx before a deadline.
 7. **Rollback** on a breach, a failed hook or health check, ``abort`` or a
    ``rollback`` signal: rollback hook, critical notification, incident
-   requested (recorded in the timeline).
+   requested (recorded in the timeline). A ``rollback`` that arrives while a
+   deployed deployment is still finishing (releasing its lock, telling chat)
+   is carried out, and it ends ``rolled_back``.
+
+Without a deploy hook nothing is deployed: the rollout is walked and recorded,
+and everything says "recorded only (no deploy hook)".
 
 Progress goes to chat as one message edited as the deployment moves, plus
 thread replies (``render``, ``chat``). ``TocsinStatus`` follows the stage, so
@@ -37,6 +45,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows import search
+from workflows.config import Config
 from workflows.delivery import load_config
 from workflows.deployment import calls, render
 from workflows.deployment.models import (
@@ -70,7 +79,14 @@ from workflows.deployment.stages import DeploymentStages, Finished
 from workflows.environments import environment_of
 from workflows.policy import gates
 
-__all__ = ["DeploymentWorkflow"]
+__all__ = ["DeploymentWorkflow", "PATCH_LOCK_AT_APPROVAL", "PATCH_DEPLOY_HOOK_GATE", "PATCH_ROLLBACK_AS_FINISHED"]
+
+PATCH_LOCK_AT_APPROVAL = "lock-at-approval"
+"""New runs take the service/environment lock once approved; older ones took it first."""
+PATCH_DEPLOY_HOOK_GATE = "deploy-hook-gate"
+"""New runs in a ``production: true`` environment check the deploy-hook gate."""
+PATCH_ROLLBACK_AS_FINISHED = "rollback-as-finished"
+"""New runs carry out a rollback asked for while they finish deployed; older ones ignored it."""
 
 
 @workflow.defn(name=WORKFLOW)
@@ -87,6 +103,12 @@ class DeploymentWorkflow(DeploymentStages):
         super().__init__(input)
         self._lock: Literal["granted", "refused"] | None = None
         self._lock_detail = ""
+        self._lock_requested = False
+        self._finish_rollback = False
+        """Whether a rollback asked for while finishing deployed is carried out (new runs)."""
+        self._late: tuple[str, str] | None = None
+        """(by, reason) of such a rollback."""
+        self._closing = False
 
     # ------------------------------------------------------------ queries, updates, signals
 
@@ -193,7 +215,12 @@ class DeploymentWorkflow(DeploymentStages):
     @workflow.signal(name=SIGNAL_ROLLBACK)
     def rollback(self, request: RollbackRequest) -> None:
         """Roll back now (``tocsin rollback``, ChatOps, or an incident's rollback-trigger alert)."""
-        self._stop(request.by, "rollback_requested", f"{request.reason} (via {request.source})")
+        reason = f"{request.reason} (via {request.source})"
+        if self._finish_rollback and self._s.outcome == "deployed" and self._late is None and not self._closing:
+            self._late = (request.by, reason)  # deployed and still finishing: carried out before the end
+            self._record(request.by, "rollback_requested", reason)
+            return
+        self._stop(request.by, "rollback_requested", reason)
 
     @workflow.signal(name=SIGNAL_LOCK_GRANTED)
     def lock_granted(self, grant: LockGrant) -> None:
@@ -230,7 +257,7 @@ class DeploymentWorkflow(DeploymentStages):
 
     @workflow.run
     async def run(self, input: DeployInput) -> DeployResult:
-        """Lock, gates, risk, approval, canary, health; or a rollback of a finished deployment.
+        """Gates, risk, approval, lock, canary, health; or a rollback of a finished deployment.
 
         Args:
             input: what to deploy where, and who asked.
@@ -240,6 +267,9 @@ class DeploymentWorkflow(DeploymentStages):
             reason, risk, gates, approvals and timeline.
         """
         s = self._s
+        lock_at_approval = workflow.patched(PATCH_LOCK_AT_APPROVAL)
+        self._hook_gate = workflow.patched(PATCH_DEPLOY_HOOK_GATE)
+        self._finish_rollback = workflow.patched(PATCH_ROLLBACK_AS_FINISHED)
         self._announce(input)
         config = await load_config()
         self._env = environment_of(config.environments, input.env)
@@ -248,28 +278,15 @@ class DeploymentWorkflow(DeploymentStages):
         s.approvers = list(self._env.approvers)
         chat = asyncio.create_task(self._chat.run(config, receiver))
         lock = lock_id(input.service, input.env)
-        holding = False
-        try:
-            holding = await self._acquire(lock)
-            if input.rollback_of:
-                await self._roll_back(input.by, input.reason or "rollback requested")
-            else:
-                await self._gates()
-                await self._approval()
-                await self._rollout()
-                raise Finished("deployed", f"{input.version} is live in {input.env}")
-        except Finished as done:
-            s.outcome, s.reason = done.outcome, done.reason
-        finally:
-            if holding or self._lock is None:
-                await self._release(lock)
-        assert s.outcome is not None
-        self._set_stage(s.outcome, s.outcome)
-        self._record("tocsin", s.outcome, s.reason)
-        self._progress()
+        await self._deploy(input, lock, lock_at_approval)
+        self._conclude()
+        if self._finish_rollback and s.outcome == "deployed":
+            chat = await self._late_rollback(chat, lock, config, receiver)
+        self._closing = True
         self._chat.close()
         await chat
         await workflow.wait_condition(workflow.all_handlers_finished)
+        assert s.outcome is not None
         return DeployResult(
             workflow_id=s.workflow_id,
             service=s.service,
@@ -282,7 +299,78 @@ class DeploymentWorkflow(DeploymentStages):
             gates=s.gates,
             approvals=s.approvals,
             timeline=s.timeline,
+            recorded_only=s.recorded_only and s.outcome == "deployed",
         )
+
+    async def _deploy(self, input: DeployInput, lock: str, lock_at_approval: bool) -> None:
+        """The stages up to an outcome, holding the lock where the run's version says."""
+        s = self._s
+        holding = False
+        try:
+            if input.rollback_of or not lock_at_approval:
+                holding = await self._acquire(lock)
+            if input.rollback_of:
+                await self._roll_back(input.by, input.reason or "rollback requested")
+            else:
+                await self._gates()
+                await self._approval()
+                if lock_at_approval:
+                    self._set_stage("approved")  # no later approve/reject validates against it
+                    holding = await self._acquire(lock)
+                await self._rollout()
+                raise Finished("deployed", self._deployed_reason())
+        except Finished as done:
+            s.outcome, s.reason = done.outcome, done.reason
+        finally:
+            if self._lock_requested and (holding or self._lock is None):
+                await self._release(lock)
+
+    def _deployed_reason(self) -> str:
+        s = self._s
+        if s.recorded_only:
+            return f"{gates.NO_DEPLOY_HOOK}: {s.version} was not deployed; {s.env} has no hooks.deploy"
+        return f"{s.version} is live in {s.env}"
+
+    def _conclude(self) -> None:
+        """The outcome in the stage, ``TocsinStatus``, the timeline and chat."""
+        s = self._s
+        assert s.outcome is not None
+        self._set_stage(s.outcome, s.outcome)
+        self._record("tocsin", s.outcome, s.reason)
+        self._progress()
+
+    async def _late_rollback(
+        self, chat: asyncio.Task[None], lock: str, config: Config, receiver: str
+    ) -> asyncio.Task[None]:
+        """Until chat is told, a ``rollback`` is still carried out (lock, hook, incident): it ends ``rolled_back``.
+
+        Returns:
+            The chat loop (a new one when the first had finished).
+        """
+        s = self._s
+        self._chat.close()
+        await workflow.wait_condition(lambda: chat.done() or self._late is not None)
+        if self._late is None:
+            return chat
+        by, reason = self._late
+        self._chat.reopen()
+        if chat.done():
+            chat = asyncio.create_task(self._chat.run(config, receiver))
+        self._lock = None
+        holding = False
+        try:
+            holding = await self._acquire(lock)
+            await self._roll_back(by, reason)
+        except Finished as done:
+            if done.outcome == "rolled_back":
+                s.outcome, s.reason = done.outcome, done.reason
+            else:
+                self._record("tocsin", "rollback_not_done", done.reason)
+        finally:
+            if holding or self._lock is None:
+                await self._release(lock)
+        self._conclude()
+        return chat
 
     def _announce(self, input: DeployInput) -> None:
         """Search attributes of a new deployment, and the request in the timeline."""
@@ -312,6 +400,7 @@ class DeploymentWorkflow(DeploymentStages):
 
     async def _acquire(self, lock: str) -> bool:
         s = self._s
+        self._lock_requested = True
         await calls.request_lock(
             LockRequest(
                 lock_id=lock,

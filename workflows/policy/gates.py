@@ -5,11 +5,17 @@ recorded pass/fail with a reason:
 
 - **freeze** — no freeze window (a named ``time_intervals`` entry) is active;
 - **incidents** — no open critical incident on the service;
-- **pipeline** — the commit's pipeline is not red (unknown passes).
+- **pipeline** — the commit's pipeline is not red (unknown passes);
+
+and, in an environment marked ``production: true``, a fourth:
+
+- **deploy-hook** — the environment has a deploy hook (without one nothing
+  would be deployed: the deployment would only be recorded).
 
 An emergency deployment with a reason overrides the freeze and incident gates
-(flagged ``overridden``); nothing overrides a red pipeline. Then the approval
-rules: how many approvals the risk score asks for, who may approve or reject.
+(flagged ``overridden``); nothing overrides a red pipeline or a missing deploy
+hook. Then the approval rules: how many approvals the risk score asks for, who
+may approve or reject; and which canary controls apply at a stage.
 
 The facts are gathered elsewhere (visibility look-ups, the config, the clock);
 nothing here performs I/O or imports Temporal, so it tests without a server.
@@ -29,6 +35,8 @@ __all__ = [
     "freeze_gate",
     "incidents_gate",
     "pipeline_gate",
+    "deploy_hook_gate",
+    "NO_DEPLOY_HOOK",
     "is_emergency",
     "override_for_emergency",
     "evaluate_gates",
@@ -39,10 +47,14 @@ __all__ = [
     "eligible_approvers",
     "approval_refusal",
     "rejection_refusal",
+    "CONTROLS",
+    "control_refusal",
 ]
 
 EMERGENCY_OVERRIDABLE = ("freeze", "incidents")
 """Gates an emergency deployment (with a reason) may pass although they failed."""
+NO_DEPLOY_HOOK = "recorded only (no deploy hook)"
+"""What a deployment to an environment without a deploy hook amounts to, wherever it is told."""
 
 
 class GateResult(BaseModel):
@@ -72,6 +84,10 @@ class GateFacts:
     pipeline_detail: str = ""
     emergency: bool = False
     emergency_reason: str | None = None
+    production: bool = False
+    """The environment is marked ``production: true`` (the deploy-hook gate applies)."""
+    deploy_hook: bool = True
+    """The environment has a deploy hook."""
 
 
 def freeze_gate(active: Sequence[str], configured: bool) -> GateResult:
@@ -100,6 +116,17 @@ def pipeline_gate(green: bool | None, detail: str) -> GateResult:
     return GateResult(name="pipeline", passed=green is not False, detail=prefix + detail)
 
 
+def deploy_hook_gate(has_hook: bool) -> GateResult:
+    """Fails without a deploy hook (applies to environments marked ``production: true``)."""
+    if has_hook:
+        return GateResult(name="deploy-hook", passed=True, detail="deploy hook configured")
+    return GateResult(
+        name="deploy-hook",
+        passed=False,
+        detail=f"production environment without hooks.deploy: the deployment would be {NO_DEPLOY_HOOK}",
+    )
+
+
 def is_emergency(emergency: bool, reason: str | None) -> bool:
     """An emergency counts only with a non-blank reason."""
     return emergency and bool((reason or "").strip())
@@ -114,12 +141,14 @@ def override_for_emergency(gate: GateResult, reason: str | None) -> GateResult:
 
 
 def evaluate_gates(facts: GateFacts) -> list[GateResult]:
-    """Every gate, in order (freeze, incidents, pipeline), emergency overrides applied."""
+    """Every gate, in order (freeze, incidents, pipeline, then deploy-hook in production), overrides applied."""
     gates = [
         freeze_gate(facts.active_freezes, facts.freeze_configured),
         incidents_gate(facts.open_critical_incidents, facts.unchecked),
         pipeline_gate(facts.pipeline_green, facts.pipeline_detail),
     ]
+    if facts.production:
+        gates.append(deploy_hook_gate(facts.deploy_hook))
     if is_emergency(facts.emergency, facts.emergency_reason):
         for gate in gates:
             override_for_emergency(gate, facts.emergency_reason)
@@ -187,4 +216,37 @@ def rejection_refusal(by: str, *, env: str, approvers: Sequence[str], deployer: 
     """Why ``by`` may not reject, or None: approvers may, and the deployer may withdraw."""
     if approvers and by not in approvers and by != deployer:
         return f"{by} is not an approver for {env} (approvers: {', '.join(approvers)})"
+    return None
+
+
+# ---------------------------------------------------------------- canary controls
+
+CONTROLS = ("pause", "resume", "promote", "abort")
+"""The controls of a deployment in progress (``tocsin deploy pause|resume|promote|abort``)."""
+_FINISHED = ("deployed", "rolled_back", "rejected", "expired")
+
+
+def control_refusal(what: str, *, stage: str, paused: bool) -> str | None:
+    """Why ``what`` does not apply to a deployment at ``stage`` (None: it does).
+
+    ``pause`` and ``promote`` apply to a canary, ``resume`` to a paused one, ``abort``
+    to any deployment not yet finished or rolling back (before the rollout it withdraws).
+
+    Args:
+        what: one of :data:`CONTROLS`.
+        stage: the deployment's stage.
+        paused: whether its canary is paused.
+    """
+    if what not in CONTROLS:
+        return f"unknown control {what!r} (one of {'|'.join(CONTROLS)})"
+    if stage in _FINISHED:
+        return f"the deployment is finished ({stage})"
+    if stage == "rolling_back":
+        return "the deployment is rolling back"
+    if what == "pause" and stage == "canary" and paused:
+        return "the canary is paused already"
+    if what in ("pause", "promote") and stage != "canary":
+        return f"{what} applies to a canary in progress; the deployment is at stage {stage}"
+    if what == "resume" and not paused:
+        return f"the deployment is not paused (stage {stage})"
     return None

@@ -11,6 +11,8 @@ where the card (Adaptive Card 1.4) holds a bold title TextBlock (``attention``
 colour for error/critical, ``warning`` for warning, ``good`` for success), the
 text (wrapped), a FactSet of the fields, a subtle severity/source line and an
 ``Action.OpenUrl`` per link. The whole body is kept under Teams' ~28 KB limit.
+A Teams mention needs an ``msteams.entities`` entry besides ``<at>…</at>`` in the text, and no
+card carries one: ``<at>All</at>`` from an alert or a build log mentions nobody.
 
 Answers: Workflows triggers answer 202 (success); legacy connectors answer 200
 with body ``1``. Legacy connectors report throttling *in the body of a 200*

@@ -4,6 +4,15 @@ It answers in milliseconds: it validates, translates and hands the work to an
 operation. It connects to Temporal lazily, so it starts (and reports
 unhealthy) while Temporal is down. Each route is a small function; errors of
 :mod:`operations.errors` become JSON 4xx/503 answers in one place.
+
+It fails closed: without ``TOCSIN_GATEWAY_TOKEN`` every webhook is refused
+(401) unless the insecure setting (``tocsin gateway --insecure-no-auth``) is
+on, which is logged at start and on every webhook it lets in. Bad input is
+refused at the door with a 4xx and ``{"error": ..., "field": ...}``: bodies
+over ``TOCSIN_GATEWAY_MAX_BODY`` (413, from Content-Length or while reading a
+chunked body), a wrong Content-Type (415), bodies that are not UTF-8 JSON or
+are nested too deeply (400), strings that are not valid Unicode (a lone
+surrogate such as ``\\ud800``, 422) and payloads of the wrong shape (422).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +35,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -35,8 +46,9 @@ from operations.incidents import acknowledge, resolve
 from starters.alertmanager import AMWebhook
 from workers.settings import Settings
 from workers.temporal import connect
+from workflows.incident import Alert
 
-__all__ = ["create_app", "serve", "server", "pagerduty_signature_ok"]
+__all__ = ["create_app", "serve", "server", "pagerduty_signature_ok", "startup_problem", "Rejected", "BodyLimit"]
 
 log = logging.getLogger("tocsin.gateway")
 
@@ -63,21 +75,182 @@ def error_response(exc: OperationError | RPCError) -> JSONResponse:
     return _error(409, str(exc))
 
 
-def _authorized(request: Request, token: str | None) -> bool:
+class Rejected(Exception):
+    """Input refused at the door: answered with ``status`` and ``{"error": reason, "field": field}``."""
+
+    def __init__(
+        self, status: int, reason: str, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    ):
+        super().__init__(reason)
+        self.status, self.reason, self.field, self.headers, self.extra = status, reason, field, headers, extra
+
+    def response(self) -> JSONResponse:
+        """The JSON answer."""
+        body: dict[str, Any] = {"error": self.reason}
+        if self.field is not None:
+            body["field"] = self.field
+        return JSONResponse({**body, **self.extra}, status_code=self.status, headers=self.headers)
+
+
+async def _rejected(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Rejected)
+    return exc.response()
+
+
+def startup_problem(settings: Settings) -> str | None:
+    """Why the gateway must not start with these settings (one line), or None."""
+    if not settings.gateway_token and not settings.gateway_insecure_no_auth:
+        return (
+            "TOCSIN_GATEWAY_TOKEN is not set: the gateway will not take unauthenticated webhooks; "
+            "set it (e.g. TOCSIN_GATEWAY_TOKEN=$(openssl rand -hex 24)), or pass --insecure-no-auth "
+            "to run without authentication (never where others can reach it)"
+        )
+    try:
+        settings.gateway_max_body_bytes()
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _token_matches(header: str, token: str) -> bool:
     """Bearer ``<token>``, or Basic with the token as password (Alertmanager's ``basic_auth``)."""
-    if not token:
-        return True
-    header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
-        return secrets.compare_digest(value.strip(), token)
+        return secrets.compare_digest(value.strip().encode(), token.encode())
     if scheme.lower() == "basic":
         try:
             _, _, password = base64.b64decode(value.strip()).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return secrets.compare_digest(password, token)
+        return secrets.compare_digest(password.encode(), token.encode())
     return False
+
+
+def _check_auth(request: Request) -> None:
+    """Let the request in, or raise :class:`Rejected` (401); fails closed when no token is configured."""
+    settings: Settings = request.app.state.settings
+    if settings.gateway_token:
+        if _token_matches(request.headers.get("authorization", ""), settings.gateway_token):
+            return
+        reason = "missing or wrong credentials (bearer or basic auth)"
+    elif settings.gateway_insecure_no_auth:
+        who = request.client.host if request.client else "unknown"
+        log.warning(
+            "INSECURE: letting in an unauthenticated webhook from %s (TOCSIN_GATEWAY_TOKEN is unset, --insecure-no-auth)",
+            who,
+        )
+        return
+    else:
+        reason = "the gateway has no TOCSIN_GATEWAY_TOKEN configured, so it accepts no webhook"
+    raise Rejected(401, reason, headers={"WWW-Authenticate": 'Bearer realm="tocsin"'})
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _field(path: str, part: object) -> str:
+    return f"{path}.{part}" if path else str(part)
+
+
+def _invalid_unicode(data: Any) -> str | None:
+    """The field of the first key or string that is not valid Unicode (a lone surrogate), or None."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return path or "(body)"
+        elif isinstance(value, dict):
+            for key in value:
+                if not _encodable(key):
+                    return path or "(body)"
+            stack.extend((_field(path, key), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((_field(path, i), item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or :class:`Rejected` (400: not UTF-8 JSON, too deep; 422: lone surrogates)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(400, f"body is not UTF-8 (invalid byte at offset {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise Rejected(400, "body is JSON nested too deeply") from None
+    except json.JSONDecodeError:
+        raise Rejected(400, "body is not JSON") from None
+    except ValueError:  # an integer too long to convert (over sys.get_int_max_str_digits() digits)
+        raise Rejected(400, "body holds a number too long to read") from None
+    if _SURROGATE_ESCAPE.search(text):
+        bad = _invalid_unicode(data)
+        if bad is not None:
+            raise Rejected(422, "not valid Unicode: a lone surrogate (such as \\ud800) in a key or string", field=bad)
+    return data
+
+
+def _check_content_type(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise Rejected(415, f"Content-Type must be application/json, not {media}", field="Content-Type")
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body; :class:`Rejected` on a wrong Content-Type or a body that is not JSON."""
+    _check_content_type(request)
+    return _parse_json(await request.body())
+
+
+def _invalid(what: str, exc: ValidationError) -> Rejected:
+    """A 422 naming the first invalid field, with up to 20 of them in ``details``."""
+    details = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()[:20]]
+    first = details[0] if details else {"field": "", "reason": "invalid"}
+    reason = f"{what}: {first['field']}: {first['reason']}" if first["field"] else f"{what}: {first['reason']}"
+    return Rejected(422, reason, field=first["field"] or None, details=details)
+
+
+class BodyLimit:
+    """ASGI middleware: request bodies above ``limit`` bytes get 413, by Content-Length or while read."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _too_large(self) -> Rejected:
+        return Rejected(
+            413, f"request body is larger than the gateway's limit of {self.limit} bytes (TOCSIN_GATEWAY_MAX_BODY)"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._too_large().response()(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def pagerduty_signature_ok(secret: str, body: bytes, header: str) -> bool:
@@ -122,22 +295,21 @@ async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+def _webhook(data: Any) -> tuple[AMWebhook, list[Alert]]:
+    """The Alertmanager payload and its alerts, or :class:`Rejected` (422) naming the field."""
+    if not isinstance(data, dict):
+        raise Rejected(422, "the body must be a JSON object: an Alertmanager webhook (version 4)")
+    try:
+        payload = AMWebhook.model_validate(data)
+        return payload, payload.to_alerts()
+    except ValidationError as exc:
+        raise _invalid("not an Alertmanager webhook (version 4)", exc) from None
+
+
 async def alertmanager(request: Request) -> JSONResponse:
     """Alertmanager webhook v4: each alert group → its incident workflow (signal-with-start)."""
-    if not _authorized(request, request.app.state.settings.gateway_token):
-        return JSONResponse(
-            {"error": "missing or wrong credentials (bearer or basic auth)"},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="tocsin"'},
-        )
-    try:
-        payload = AMWebhook.model_validate(json.loads(await request.body()))
-    except ValueError as exc:
-        if not isinstance(exc, ValidationError):
-            return _error(400, "body is not JSON")
-        details = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()[:20]]
-        return _error(422, "not an Alertmanager webhook (version 4)", details=details)
-    alerts = payload.to_alerts()
+    _check_auth(request)
+    payload, alerts = _webhook(await _json_body(request))
     for alert in alerts:
         ALERTS_RECEIVED.labels(alert.status).inc()
     try:
@@ -156,6 +328,28 @@ _PD_UPDATES: dict[str, Callable[..., Awaitable[Any]]] = {
 }
 
 
+_PD_SHAPE = "not a PagerDuty v3 webhook (expected {event: {event_type, data}})"
+
+
+def _pd_event(data: Any) -> tuple[str, str, str]:
+    """(event type, incident key, agent) of a PagerDuty v3 webhook, or :class:`Rejected` (400)."""
+    event = data.get("event") if isinstance(data, dict) else None
+    if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
+        raise Rejected(400, _PD_SHAPE, field="event")
+    body, agent = event.get("data") or {}, event.get("agent") or {}
+    if not isinstance(body, dict):
+        raise Rejected(400, f"{_PD_SHAPE}: event.data must be an object", field="event.data")
+    if not isinstance(agent, dict):
+        raise Rejected(400, f"{_PD_SHAPE}: event.agent must be an object", field="event.agent")
+    key = body.get("incident_key")
+    summary = agent.get("summary")
+    return (
+        event["event_type"],
+        key if isinstance(key, str) else "",
+        summary if isinstance(summary, str) and summary else "pagerduty",
+    )
+
+
 async def pagerduty(request: Request) -> JSONResponse:
     """PagerDuty v3 webhooks: acknowledge/resolve mirrored into the incident (dedup_key = incident id)."""
     secret = os.environ.get("PAGERDUTY_WEBHOOK_SECRET", "")
@@ -165,17 +359,10 @@ async def pagerduty(request: Request) -> JSONResponse:
         return _error(403, "PAGERDUTY_WEBHOOK_SECRET is not configured on the gateway")
     if not signature or not pagerduty_signature_ok(secret, raw, signature):
         return _error(403, "bad or missing X-PagerDuty-Signature")
-    try:
-        event = json.loads(raw)["event"]
-        event_type = str(event["event_type"])
-        data = event.get("data") or {}
-    except (ValueError, KeyError, TypeError):
-        return _error(400, "not a PagerDuty v3 webhook (expected {event: {event_type, data}})")
+    event_type, key, agent = _pd_event(_parse_json(raw))
     operation = _PD_UPDATES.get(event_type)
-    key = str(data.get("incident_key") or "")
     if operation is None or not key.startswith("incident/"):
         return JSONResponse({"status": "ignored", "event_type": event_type}, status_code=202)
-    agent = (event.get("agent") or {}).get("summary") or "pagerduty"
     actor = Actor(name=f"pagerduty:{agent}", verified=True, method="pagerduty", via="pagerduty")
     try:
         result = await operation(_context(request), actor, key, f"PagerDuty {event_type}")
@@ -193,25 +380,47 @@ async def _count(request: Request, call_next: Callable[[Request], Awaitable[Resp
     return response
 
 
+def _announce_auth(settings: Settings) -> None:
+    """Say loudly at start when the gateway runs without authentication, or refuses every webhook."""
+    if settings.gateway_token:
+        return
+    if settings.gateway_insecure_no_auth:
+        log.warning(
+            "INSECURE: the gateway starts WITHOUT authentication (TOCSIN_GATEWAY_TOKEN is unset and "
+            "--insecure-no-auth was given): anyone who reaches it can raise and resolve incidents and "
+            "trigger rollbacks. Set TOCSIN_GATEWAY_TOKEN for anything but a throwaway test."
+        )
+    else:
+        log.error("no TOCSIN_GATEWAY_TOKEN: every webhook on /webhooks/alertmanager is refused with 401")
+
+
 def create_app(settings: Settings, client: Client | None = None, store: ConfigStore | None = None) -> FastAPI:
     """Build the gateway app.
 
     Args:
-        settings: process settings.
+        settings: process settings; without ``gateway_token`` webhooks are refused (401) unless
+            ``gateway_insecure_no_auth`` is set; ``gateway_max_body`` bounds every request body.
         client: an existing client (tests, ``tocsin dev``); otherwise one is
             connected lazily at start-up.
         store: the config (for routing alerts into groups); default: ``TOCSIN_CONFIG``.
+
+    Raises:
+        ValueError: ``gateway_max_body`` is not a size.
     """
+    limit = settings.gateway_max_body_bytes()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _announce_auth(settings)
         app.state.client = client or await connect(settings, lazy=True)
         yield
 
     app = FastAPI(title="Tocsin gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.store = store or ConfigStore()
-    app.middleware("http")(_count)
+    app.add_exception_handler(Rejected, _rejected)
+    app.add_middleware(BodyLimit, limit=limit)
+    app.middleware("http")(_count)  # added last: outermost, so it also counts 413s from BodyLimit
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/metrics", metrics, methods=["GET"])
     app.add_api_route("/webhooks/alertmanager", alertmanager, methods=["POST"])

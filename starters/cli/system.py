@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
@@ -14,7 +15,7 @@ from prometheus_client import start_http_server
 from operations.config import config_path
 from starters.cli.common import EXIT_BAD_INPUT, app, bad_input, fail, load_config_or_exit, run_async, setup_logging
 from starters.dev import run_dev
-from starters.gateway import serve
+from starters.gateway import serve, startup_problem
 from workers.channels import channel_issues
 from workers.main import install_stop_signals, run_worker
 from workers.settings import Settings
@@ -80,10 +81,20 @@ def worker(
 def gateway(
     host: str = typer.Option("127.0.0.1", metavar="HOST", help="Interface to listen on."),
     port: int = typer.Option(8080, metavar="PORT", help="Port to listen on."),
+    insecure_no_auth: bool = typer.Option(
+        False,
+        "--insecure-no-auth",
+        help="Accept unauthenticated webhooks when TOCSIN_GATEWAY_TOKEN is unset (logged loudly; never in production).",
+    ),
 ) -> None:
-    """Run the HTTP gateway (webhooks, /healthz, /metrics)."""
+    """Run the HTTP gateway (webhooks, /healthz, /metrics); it requires TOCSIN_GATEWAY_TOKEN."""
     setup_logging()
-    asyncio.run(serve(Settings(), host=host, port=port))
+    settings = replace(Settings(), gateway_insecure_no_auth=insecure_no_auth)
+    problem = startup_problem(settings)
+    if problem:
+        fail(problem, EXIT_BAD_INPUT)
+    load_config_or_exit(None)
+    asyncio.run(serve(settings, host=host, port=port))
 
 
 @config_app.command("check")

@@ -187,11 +187,30 @@ def test_tocsin_services_build_from_the_repo(name: str) -> None:
     env = _environment(svc)
     assert env.get("TEMPORAL_ADDRESS") == "temporal:7233"
     assert env.get("TOCSIN_CONFIG") == "/etc/tocsin/tocsin.yaml"
-    for secret in SECRETS + ("TOCSIN_GATEWAY_TOKEN",):
+    for secret in SECRETS:
         assert env.get(secret) == _dummy(secret), f"{name}: {secret} is not passed through from the host"
+    if name == "tocsin-gateway":  # the gateway alone needs its token
+        assert env.get("TOCSIN_GATEWAY_TOKEN") == _dummy("TOCSIN_GATEWAY_TOKEN"), "the gateway's token is not passed"
+    else:
+        assert "TOCSIN_GATEWAY_TOKEN" not in env, f"{name} has no use for the gateway's token"
 
     source, read_only = _mounts(svc)["/etc/tocsin/tocsin.yaml"]
     assert Path(source).resolve() == DEPLOY / "tocsin.yaml" and read_only
+
+
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_compose_requires_the_gateway_token(value: str | None) -> None:
+    """The gateway listens on 0.0.0.0: Compose refuses to render the stack without TOCSIN_GATEWAY_TOKEN."""
+    which = _rendered()[0]
+    env = _compose_env()
+    if value is None:
+        del env["TOCSIN_GATEWAY_TOKEN"]
+    else:
+        env["TOCSIN_GATEWAY_TOKEN"] = value
+    argv = ["docker-compose"] if which.endswith("(v1)") else ["docker", "compose"]
+    done = _run([*argv, "-f", str(COMPOSE_FILE), "config"], env)
+    assert done.returncode != 0, f"{which} rendered the stack without TOCSIN_GATEWAY_TOKEN"
+    assert "TOCSIN_GATEWAY_TOKEN" in done.stderr + done.stdout
 
 
 def test_worker_and_gateway_commands() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import address_of, cli
@@ -49,8 +51,11 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 90)
     )
 
 
-def start_dev(cwd: Path, ports: list[int]) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TOCSIN_CONFIG", "TEMPORAL_ADDRESS")}
+def start_dev(cwd: Path, ports: list[int], extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TOCSIN_CONFIG", "TEMPORAL_ADDRESS", "TOCSIN_GATEWAY_TOKEN")
+    }
+    env.update(extra_env or {})
     return subprocess.Popen(
         [TOCSIN, "dev", "--port", str(ports[0]), "--ui-port", str(ports[1]), "--gateway-port", str(ports[2])],
         cwd=cwd,
@@ -78,6 +83,7 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
         assert any(f"http://127.0.0.1:{ports[1]}" in line for line in banner)
         assert any(f"http://127.0.0.1:{ports[2]}" in line for line in banner)
         assert httpx.get(f"http://127.0.0.1:{ports[2]}/healthz", timeout=5).status_code == 200
+        token = _check_generated_token(banner, ports[2])
         assert httpx.get(f"http://127.0.0.1:{ports[1]}/", timeout=5).status_code == 200  # the Temporal UI
         done = cli(
             "build",
@@ -106,7 +112,8 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
 
     proc = start_dev(tmp_path, ports)
     try:
-        wait_for_line(proc, "Press Ctrl-C to stop.")
+        banner = wait_for_line(proc, "Press Ctrl-C to stop.")
+        assert _banner_token(banner) == token, "the generated gateway token changed across a restart"
         done = cli(
             "build",
             "--repo",
@@ -124,6 +131,76 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
         wait_for_line(proc, "Build fixed: acme/api@main (ci)", timeout=30)
     finally:
         assert stop(proc) == 0
+
+
+AM_WEBHOOK = {
+    "version": "4",
+    "status": "firing",
+    "receiver": "tocsin",
+    "alerts": [{"status": "firing", "labels": {"alertname": "DevToken", "severity": "info"}}],
+}
+
+
+def _banner_token(banner: list[str]) -> str:
+    found = [m.group(1) for line in banner if (m := re.search(r"Authorization: Bearer ([A-Za-z0-9_-]{20,})", line))]
+    assert found, f"no gateway token in the banner: {banner}"
+    return found[0]
+
+
+def _check_generated_token(banner: list[str], gateway_port: int) -> str:
+    """The banner shows a generated token with a curl and an Alertmanager snippet; the gateway requires it."""
+    token = _banner_token(banner)
+    text = "\n".join(banner)
+    assert "curl" in text and f"http://127.0.0.1:{gateway_port}/webhooks/alertmanager" in text
+    assert "authorization:" in text and f"credentials: {token}" in text  # Alertmanager's http_config
+    assert "generated" in text and "TOCSIN_GATEWAY_TOKEN" in text
+    url = f"http://127.0.0.1:{gateway_port}/webhooks/alertmanager"
+    assert httpx.post(url, json=AM_WEBHOOK, timeout=10).status_code == 401
+    wrong = httpx.post(url, json=AM_WEBHOOK, headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert wrong.status_code == 401
+    right = httpx.post(url, json=AM_WEBHOOK, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert right.status_code == 202, right.text
+    return token
+
+
+def test_dev_uses_the_token_it_is_given_and_does_not_print_it(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    proc = start_dev(tmp_path, ports, {"TOCSIN_GATEWAY_TOKEN": "my-own-dev-token"})
+    try:
+        banner = wait_for_line(proc, "Press Ctrl-C to stop.")
+        assert not any("my-own-dev-token" in line for line in banner), banner
+        assert any("$TOCSIN_GATEWAY_TOKEN" in line for line in banner), banner
+        url = f"http://127.0.0.1:{ports[2]}/webhooks/alertmanager"
+        assert httpx.post(url, json=AM_WEBHOOK, timeout=10).status_code == 401
+        ok = httpx.post(url, json=AM_WEBHOOK, headers={"Authorization": "Bearer my-own-dev-token"}, timeout=10)
+        assert ok.status_code == 202, ok.text
+    finally:
+        assert stop(proc) == 0
+    assert not (tmp_path / ".tocsin" / "gateway-token").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("route: {receiver: nowhere}\n", "route.receiver"),
+        ("route: [unclosed\n", "not valid YAML"),
+        (None, "cannot read"),
+    ],
+    ids=["inconsistent", "broken", "missing"],
+)
+def test_dev_with_a_bad_config_is_one_line_and_exit_2(tmp_path: Path, config: str | None, expected: str) -> None:
+    path = tmp_path / "tocsin.yaml"
+    if config is not None:
+        path.write_text(config)
+    ports = free_ports(3)
+    proc = start_dev(tmp_path, ports, {"TOCSIN_CONFIG": str(path)})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(path) in lines[0] and expected in lines[0] and "Traceback" not in err
+    assert "Tocsin is running" not in out
+    assert not (tmp_path / ".tocsin" / "temporal.db").exists(), "the dev server started anyway"
 
 
 def test_dev_refuses_a_busy_port(tmp_path: Path) -> None:

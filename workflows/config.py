@@ -8,6 +8,7 @@ reach workflow history except through that recorded activity result.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -326,6 +327,16 @@ class Config(_Strict):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if v is not None}
         return data
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _v_redact_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {pattern!r} ({exc})") from None
+        return value
 
     def receiver(self, name: str) -> Receiver | None:
         """The receiver called ``name``, if any."""

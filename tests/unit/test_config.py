@@ -257,3 +257,15 @@ def test_muted_routes_with_at() -> None:
     assert receivers_for(cfg.route, {"a": "1"}) == ["day", "night"]
     assert receivers_for(cfg.route, {"a": "1"}, at=night, time_intervals=cfg.time_intervals) == ["night"]
     assert receivers_for(cfg.route, {"a": "1"}, at=noon, time_intervals=cfg.time_intervals) == ["day"]
+
+
+def test_redact_patterns_must_compile() -> None:
+    from operations.config import ConfigError, parse_config
+
+    try:
+        parse_config({"redact_patterns": ["ok-[a-z]+", "(unclosed"]})
+    except ConfigError as exc:
+        assert [i.path for i in exc.issues] == ["redact_patterns"], exc.issues
+        assert "not a regular expression" in exc.issues[0].message
+    else:
+        raise AssertionError("an invalid redact pattern was accepted")

@@ -11,6 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.policy.alert_limits import (
+    ALERT_MAX_BYTES,
+    ANNOTATION_VALUE_MAX,
+    LABEL_VALUE_MAX,
+    URL_MAX,
+    bounded_fingerprint,
+    compact_alert_parts,
+    truncate,
+)
 from workflows.search import OPEN_INCIDENT_STATUSES
 
 __all__ = [
@@ -22,6 +31,7 @@ __all__ = [
     "HumanAction",
     "SnoozeAction",
     "TimelineEntry",
+    "AlertCounts",
     "IncidentState",
     "IncidentInput",
     "ActionResult",
@@ -66,6 +76,28 @@ class Alert(BaseModel):
     ends_at: datetime | None = None
     generator_url: str = ""
 
+    def bounded(
+        self,
+        label_max: int = LABEL_VALUE_MAX,
+        annotation_max: int = ANNOTATION_VALUE_MAX,
+        total_max: int = ALERT_MAX_BYTES,
+    ) -> Alert:
+        """This alert within size limits (``workflows.policy.alert_limits``); itself when already within.
+
+        Values over a limit are cut with a ``…[truncated 96 KiB]`` marker; an over-long
+        fingerprint becomes its hash.
+        """
+        fp = bounded_fingerprint(self.fingerprint)
+        url = truncate(self.generator_url, URL_MAX)
+        labels, annotations = compact_alert_parts(
+            self.labels, self.annotations, label_max=label_max, annotation_max=annotation_max, total_max=total_max
+        )
+        if (fp, url, labels, annotations) == (self.fingerprint, self.generator_url, self.labels, self.annotations):
+            return self
+        return self.model_copy(
+            update={"fingerprint": fp, "generator_url": url, "labels": labels, "annotations": annotations}
+        )
+
 
 class AlertBatch(BaseModel):
     """Signal ``add_alerts``: alerts for this incident's group (firing or resolved)."""
@@ -107,8 +139,24 @@ class TimelineEntry(BaseModel):
     detail: str = ""
 
 
+class AlertCounts(BaseModel):
+    """How many alerts an incident has seen, whatever it keeps in detail."""
+
+    firing: int = 0
+    resolved: int = 0
+    seen: int = 0
+    """Distinct alerts (by fingerprint) tracked, firing or resolved."""
+    untracked: int = 0
+    """Arrivals of new alerts after the ledger was full: counted (re-sends too), never holding the incident open."""
+
+
 class IncidentState(BaseModel):
-    """Everything an incident knows (query ``state``; carried over on continue-as-new)."""
+    """Everything an incident knows (query ``state``; carried over on continue-as-new).
+
+    Bounded whatever arrives (``workflows.incident.bounded``): ``alerts`` holds a sample in
+    detail (the first firing ones and the last few resolved), ``counts`` counts them all, and
+    the timeline keeps its first and last entries with one entry saying how many were elided.
+    """
 
     id: str
     route_path: str
@@ -118,7 +166,11 @@ class IncidentState(BaseModel):
     receiver: str = ""
     escalation: str | None = None
     alerts: dict[str, Alert] = Field(default_factory=dict)
-    """By fingerprint."""
+    """By fingerprint: up to 100 firing alerts (128 KiB in all) and the last 10 resolved, in detail."""
+    counts: AlertCounts = Field(default_factory=AlertCounts)
+    """Every alert seen, counted."""
+    alert_names: list[str] = Field(default_factory=list)
+    """``alertname`` of every alert seen, in first-seen order (at most 50, each cut to 200 bytes)."""
     level: int = 0
     """Highest escalation level notified (L1 = 1)."""
     rungs_done: int = 0
@@ -142,11 +194,14 @@ class IncidentState(BaseModel):
     rollback_requested: bool = False
     updates_sent: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    """The first 20 entries, an ``elided`` entry when there were more, and the last 100."""
+    timeline_elided: int = 0
+    """Entries dropped from the middle of the timeline."""
     mtta_seconds: float | None = None
     mttr_seconds: float | None = None
 
     def firing(self) -> list[Alert]:
-        """Alerts still firing."""
+        """Alerts still firing, of those kept in detail (``counts.firing`` counts them all)."""
         return [a for a in self.alerts.values() if a.status == "firing"]
 
 
@@ -159,6 +214,14 @@ class IncidentInput(BaseModel):
     state: IncidentState | None = None
     pending: list[AlertBatch] = Field(default_factory=list)
     max_history: int = 5000
+    ledger: str = ""
+    """Status and severity of every alert seen, packed (``workflows.policy.alert_ledger``)."""
+    events: list[tuple[str, str, str]] = Field(default_factory=list)
+    """Actions not yet announced when the run continued as new: (event, actor, note)."""
+    changed: bool = False
+    """Alerts changed since the last "alerts changed" announcement."""
+    advance: bool = False
+    """An ``escalate_now`` not yet acted on when the run continued as new."""
 
 
 class RollbackTrigger(BaseModel):

@@ -59,9 +59,13 @@ class MutingStage:
     def _closed(self, why: str) -> bool:
         raise NotImplementedError
 
+    async def _continue_if_long(self, changed: bool = False) -> None:
+        raise NotImplementedError
+
     async def _recheck(self) -> None:
         await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", SUPPRESSION_RECHECK)
         self._apply_pending()
+        await self._continue_if_long()
 
     async def _muting_stage(self) -> bool:
         """Hold while silenced, inhibited or muted by time; hand a digest receiver's incident to the digest.
@@ -110,12 +114,14 @@ class MutingStage:
             self._set_status("muted")
 
     async def _held_for_digest(self) -> bool:
-        self.st.held_for_digest = True
-        self._log("tocsin", "held for digest", self.st.receiver)
+        if not self.st.held_for_digest:  # (a run continued as new comes back here already held)
+            self.st.held_for_digest = True
+            self._log("tocsin", "held for digest", self.st.receiver)
         self._set_status("held")
         while self.st.digest is None:
             await workflow.wait_condition(lambda: self.st.digest is not None or bool(self._pending))
             self._apply_pending()  # a resolution while held is recorded; the digest still lists it
+            await self._continue_if_long()
         self._events.clear()
         if self.st.status != "resolved":
             await self._quiet_until_resolved()

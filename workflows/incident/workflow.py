@@ -10,7 +10,6 @@ rung missed while the worker was down is delivered when it comes back.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -18,7 +17,9 @@ from temporalio.common import RetryPolicy
 
 from workflows import search
 from workflows.config import Config, EscalationPolicy
-from workflows.delivery import deliver, load_config
+from workflows.delivery import load_config
+from workflows.incident.bounded import AlertBook, add_to_timeline, batch_entries
+from workflows.incident.chat import IncidentChat
 from workflows.incident.models import (
     ActionResult,
     AlertBatch,
@@ -28,13 +29,10 @@ from workflows.incident.models import (
     IncidentState,
     RollbackTrigger,
     SnoozeAction,
-    TimelineEntry,
-    model_dump_alerts,
 )
 from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
-from workflows.models import Message
 from workflows.policy.durations import parse_duration
-from workflows.policy.incidents import Rung, group_severity, incident_message, ladder
+from workflows.policy.incidents import Rung, ladder
 from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval, find_node
 from workflows.timer import wait_until
 
@@ -44,10 +42,14 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["IncidentWorkflow"]
 
 ACTIVITY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+BOUNDED_PATCH = "bounded-incident"
+"""Runs started with it continue as new also by history size and before the first notification,
+fold queued alerts into the state first, and carry unannounced actions over."""
+MAX_HISTORY_BYTES = 4 * 1024 * 1024
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(MutingStage):
+class IncidentWorkflow(MutingStage, IncidentChat):
     """One alert group's incident, from first alert to resolution."""
 
     @workflow.init
@@ -56,10 +58,14 @@ class IncidentWorkflow(MutingStage):
             id=input.id, route_path=input.route_path, group_labels=input.group_labels, created_at=workflow.now()
         )
         self._fresh = input.state is None
+        self._input = input
+        self._book = AlertBook(self._st, input.ledger)
+        self._bounded = False
+        """This run follows ``BOUNDED_PATCH`` (decided at the start of ``run``)."""
         self._pending: list[AlertBatch] = list(input.pending)
-        self._events: list[tuple[str, str, str]] = []
+        self._events: list[tuple[str, str, str]] = list(input.events)
         """(event, actor, note) waiting to be announced: acknowledged, resolved, escalated…"""
-        self._advance = False
+        self._advance = input.advance
         self._ack_seq = 0
         self._published_status: str | None = None
         self._published_memo: dict[str, object] | None = None
@@ -71,7 +77,7 @@ class IncidentWorkflow(MutingStage):
         return self._st
 
     def _log(self, actor: str, action: str, detail: str = "") -> None:
-        self.st.timeline.append(TimelineEntry(at=workflow.now(), actor=actor, action=action, detail=detail))
+        add_to_timeline(self.st, workflow.now(), actor, action, detail)
 
     @workflow.signal(name="add_alerts")
     def add_alerts(self, batch: AlertBatch) -> None:
@@ -174,25 +180,20 @@ class IncidentWorkflow(MutingStage):
         self._events.append(("resolved", actor, detail if note is None else note))
 
     def _apply_pending(self) -> bool:
-        """Merge queued alerts; True when the group changed. Malformed input never raises."""
+        """Merge queued alerts; True when the group changed. Malformed or oversized input never raises."""
         changed = False
         while self._pending:
             batch = self._pending.pop(0)
-            for alert in batch.alerts:
-                known = self.st.alerts.get(alert.fingerprint)
-                if known is not None and known.status == alert.status and known.labels == alert.labels:
-                    continue
-                self.st.alerts[alert.fingerprint] = alert
-                changed = True
-                self._log(batch.source, f"alert {alert.status}", alert.labels.get("alertname", alert.fingerprint))
+            alerts = self._book.apply(batch)
+            for actor, action, detail in batch_entries(batch.source, alerts):
+                self._log(actor, action, detail)
+            changed = changed or bool(alerts)
         if changed:
-            severity = group_severity(
-                [a.labels for a in self.st.firing()] or [a.labels for a in self.st.alerts.values()]
-            )
+            severity = self._book.severity()
             if severity != self.st.severity:
                 self.st.severity = severity
                 workflow.upsert_search_attributes([search.SEVERITY.value_set(severity)])
-        if changed and self.st.alerts and not self.st.firing() and self.st.status != "resolved":
+        if changed and self._book.all_resolved() and self.st.status != "resolved":
             self._mark_resolved("alertmanager", "all alerts resolved")
         return changed
 
@@ -202,7 +203,7 @@ class IncidentWorkflow(MutingStage):
         if status != self._published_status:
             self._published_status = status
             workflow.upsert_search_attributes([search.STATUS.value_set(status)])
-        names = sorted({a.labels.get("alertname", "?") for a in self.st.alerts.values()})
+        names = sorted(self.st.alert_names)
         memo = {
             "title": ", ".join(names),
             "severity": self.st.severity,
@@ -233,82 +234,6 @@ class IncidentWorkflow(MutingStage):
         # No ladder: notify the route's receiver, then repeat every repeat_interval while unacknowledged.
         return [Rung(i, 1, node.receiver, start + repeat * i) for i in range(0, 1000)]
 
-    def _message(self, note: str = "") -> Message:
-        return incident_message(
-            incident=self.st.id,
-            status=self.st.status,
-            severity=self.st.severity,  # type: ignore[arg-type]
-            group_labels=self.st.group_labels,
-            alerts=model_dump_alerts(list(self.st.alerts.values())),
-            level=self.st.level or None,
-            note=note,
-        )
-
-    async def _notify_rung(self, config: Config, rung: Rung) -> None:
-        rcv = rung.receiver
-        step = f"rung-{rung.index}"
-        self.st.level = max(self.st.level, rung.level)
-        message = self._message()
-        refs = self.st.refs.get(rcv)
-        records = await deliver(config, rcv, message, step, action="trigger", dedup_key=self.st.id, refs=refs)
-        fresh = {r.channel: r.message_id for r in records if r.outcome == "delivered" and r.message_id}
-        self.st.refs[rcv] = {**fresh, **(refs or {})}
-        outcome = ", ".join(f"{r.channel}:{r.outcome}" for r in records) or "no channels"
-        self._log("tocsin", f"notified L{rung.level}", f"{rcv} ({outcome})")
-        others = [r for r in self.st.refs if r != rcv]
-        if rung.level > 1 and others:
-            note = Message(
-                title=f"Escalated to L{rung.level}: {rcv}",
-                severity=message.severity,
-                source=self.st.id,
-                labels=message.labels,
-            )
-            await asyncio.gather(
-                *(
-                    deliver(
-                        config,
-                        other,
-                        note,
-                        f"{step}-thread-{other}",
-                        refs=self.st.refs[other],
-                        thread=True,
-                        only_types=("slack",),
-                    )
-                    for other in others
-                )
-            )
-
-    async def _announce(self, config: Config, event: str, actor: str, note: str) -> None:
-        """Tell every notified receiver: edit the main message, reply in its thread, mirror to PagerDuty."""
-        self.st.updates_sent += 1
-        n = self.st.updates_sent
-        action = {"acknowledged": "acknowledge", "resolved": "resolve"}.get(event, "trigger")
-        main = self._message()
-        text = {
-            "acknowledged": f"Acknowledged by {actor}",
-            "resolved": f"Resolved by {actor}",
-            "updated": "Alerts changed",
-        }.get(event, event)
-        reply = Message(title=text, text=note, severity=main.severity, source=self.st.id, labels=main.labels)
-        jobs = []
-        for rcv, refs in self.st.refs.items():
-            jobs.append(
-                deliver(
-                    config,
-                    rcv,
-                    main,
-                    f"{event}-{n}",
-                    action=action,
-                    dedup_key=self.st.id,
-                    refs=refs,
-                )
-            )
-            if refs:
-                jobs.append(
-                    deliver(config, rcv, reply, f"{event}-{n}-thread", refs=refs, thread=True, only_types=("slack",))
-                )
-        await asyncio.gather(*jobs)
-
     async def _maybe_rollback(self, config: Config) -> None:
         if self.st.rollback_requested or not config.rollback_triggers:
             return
@@ -337,6 +262,7 @@ class IncidentWorkflow(MutingStage):
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
+        self._bounded = workflow.patched(BOUNDED_PATCH)
         self._apply_pending()
         config = await load_config()
         root = build_tree(config.route)
@@ -381,6 +307,7 @@ class IncidentWorkflow(MutingStage):
         while workflow.now() < deadline and self.st.status != "resolved":
             await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", deadline - workflow.now())
             self._apply_pending()
+            await self._continue_if_long()
         if self.st.status == "resolved":
             return self._closed("resolved within group_wait: nothing was sent")
         if not await (self._muting_stage() if workflow.patched(MUTING_STAGE_PATCH) else self._legacy_muting()):
@@ -459,7 +386,7 @@ class IncidentWorkflow(MutingStage):
     async def _escalate(self, input: IncidentInput, config: Config, node: RouteNode) -> None:
         """Climb the ladder, announce actions and changes, until resolved (continuing-as-new when long)."""
         last_update = workflow.now()
-        dirty = False
+        dirty = input.changed
         while True:
             config = await load_config() if self._events or dirty else config
             schedule = await self._deliver_due_rungs(config, node)
@@ -472,7 +399,7 @@ class IncidentWorkflow(MutingStage):
             if dirty and workflow.now() - last_update >= node.group_interval and self.st.status != "resolved":
                 dirty = False
                 last_update = workflow.now()
-                await self._announce(config, "updated", "alertmanager", f"{len(self.st.firing())} firing")
+                await self._announce(config, "updated", "alertmanager", f"{self.st.counts.firing} firing")
                 await self._maybe_rollback(config)
             if self.st.status == "resolved":
                 return
@@ -492,7 +419,40 @@ class IncidentWorkflow(MutingStage):
             if self._apply_pending():
                 dirty = True
             self._check_ack_timeout(policy)
-            info = workflow.info()
-            if info.is_continue_as_new_suggested() or info.get_current_history_length() > input.max_history:
+            if not self._bounded and self._history_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(input.model_copy(update={"state": self.st, "pending": self._pending}))
+                carried = {"state": self.st, "pending": self._pending, "ledger": self._book.pack()}
+                workflow.continue_as_new(input.model_copy(update=carried))
+            await self._continue_if_long(changed=dirty)
+
+    def _history_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self._input.max_history
+            or (self._bounded and info.get_current_history_size() > MAX_HISTORY_BYTES)
+        )
+
+    async def _continue_if_long(self, changed: bool = False) -> None:
+        """Continue as new when the history is long (runs under ``BOUNDED_PATCH``); nothing queued is lost.
+
+        Queued alerts are folded into the state first (the input carries no alert batches);
+        actions not yet announced, an ``escalate_now`` and alert changes not yet announced are
+        carried over. Returns (without continuing) when the incident has just resolved.
+        """
+        if not self._bounded or not self._history_long():
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        folded = self._apply_pending()
+        changed = changed or (folded and self.st.notified_at is not None)
+        if self.st.status == "resolved":
+            return
+        carried = {
+            "state": self.st,
+            "pending": [],
+            "ledger": self._book.pack(),
+            "events": list(self._events),
+            "advance": self._advance,
+            "changed": changed,
+        }
+        workflow.continue_as_new(self._input.model_copy(update=carried))

@@ -258,7 +258,7 @@ def pagerduty_signature_ok(secret: str, body: bytes, header: str) -> bool:
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     for part in header.split(","):
         version, _, digest = part.strip().partition("=")
-        if version == "v1" and secrets.compare_digest(digest, expected):
+        if version == "v1" and secrets.compare_digest(digest.encode(), expected.encode()):
             return True
     return False
 

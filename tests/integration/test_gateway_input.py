@@ -251,3 +251,14 @@ def test_pagerduty_bad_input_is_a_4xx(http: httpx.Client, body: bytes) -> None:
     resp = _pd(http, body)
     assert 400 <= resp.status_code < 500, resp.text
     assert resp.json()["error"]
+
+
+def test_non_ascii_credentials_are_refused_not_a_500(http: httpx.Client) -> None:
+    """Header values arrive as latin-1 text; comparing them with a token must not raise."""
+    resp = http.post(
+        "/webhooks/alertmanager", json=am_body(), headers={"Authorization": "Bearer caf\xe9".encode("latin-1")}
+    )
+    assert resp.status_code == 401 and resp.json()["error"]
+    signature = {"X-PagerDuty-Signature": "v1=caf\xe9".encode("latin-1"), "Content-Type": "application/json"}
+    resp = http.post("/webhooks/pagerduty", content=b"{}", headers=signature)
+    assert resp.status_code == 403 and resp.json()["error"]

@@ -1,0 +1,211 @@
+"""Ingest throughput: single-alert Alertmanager webhooks accepted per second by the gateway, against raw Temporal.
+
+The production topology (:mod:`bench.procs`: dev server, ``tocsin worker``, ``tocsin gateway`` and
+the raw worker, each its own process). A round sends ``--webhooks`` single-alert webhooks
+(payload version 4) over ``--groups`` groups at ``--concurrency`` (that many lanes, an
+``httpx.AsyncClient`` with as many connections) and measures from the first request to the last
+``202 Accepted``. The raw round does the same count at the same concurrency from the same
+benchmark process, with the same Temporal server: signal-with-start of a trivial entity workflow
+(:class:`bench.raw_worker.RawEntityWorkflow`), one per group. Rounds alternate (raw first in even
+rounds, Tocsin first in odd ones), each on fresh groups; after a Tocsin round the benchmark waits
+for the incidents' first pages to reach the fake Slack, and after every round for a second, so
+one round's work drains before the next.
+
+It prints both rates (median of rounds), the per-call latency p50/p90/p99, and the ratio
+Tocsin/raw (target ≥ 0.9).
+
+Profile the gateway path: ``TOCSIN_BENCH_PROFILE=DIR`` attaches ``py-spy`` (``pip install
+py-spy``) to the gateway process for the whole run (idle time is left out), keeps the folded
+stacks in ``DIR/gateway.folded`` and prints where the time went (:mod:`bench.pyspy`). Rates
+measured with the profiler attached are not the benchmark's numbers.
+
+    python -m bench.ingest [--webhooks 400] [--groups 50] [--concurrency 20] [--rounds 5] [--warmup 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import percentile
+from bench.latency import CHAT, alert_body, slack_channel
+from bench.procs import RAW_QUEUE, Stack, production_stack
+from bench.pyspy import summarize
+from bench.raw_worker import ENTITY_SIGNAL
+from tests.fakes import FakeSlack
+
+DRAIN_PAUSE = 1.0
+"""Seconds of quiet after each round."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one round sends."""
+
+    webhooks: int
+    groups: int
+    concurrency: int
+
+
+@dataclass
+class Side:
+    """One side's measurements: seconds per round, and every call's latency in ms."""
+
+    seconds: list[float] = field(default_factory=list)
+    calls: list[float] = field(default_factory=list)
+
+    def rates(self, webhooks: int) -> list[float]:
+        """Accepted per second, per round."""
+        return [webhooks / s for s in self.seconds]
+
+
+async def _burst(shape: Shape, call: Callable[[int], Awaitable[None]], side: Side, keep: bool) -> None:
+    """``shape.webhooks`` calls over ``shape.concurrency`` lanes; record the round when ``keep``."""
+    todo = iter(range(shape.webhooks))
+    latencies: list[float] = []
+
+    async def lane() -> None:
+        for k in todo:
+            t0 = time.perf_counter()
+            await call(k)
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(shape.concurrency)))
+    if keep:
+        side.seconds.append(time.perf_counter() - t0)
+        side.calls.extend(latencies)
+
+
+def _alert_labels(tag: str, k: int, groups: int) -> dict[str, str]:
+    """Alert ``k`` of a round: a new ``instance`` in group (``service``) ``k mod groups``."""
+    return {"alertname": "BenchIngest", "service": f"{tag}-{k % groups}", "severity": "warning", "instance": f"i{k}"}
+
+
+async def _tocsin_round(http: httpx.AsyncClient, shape: Shape, tag: str, side: Side, keep: bool) -> None:
+    """One round of webhooks to the gateway, each answered 202."""
+
+    async def call(k: int) -> None:
+        labels = _alert_labels(tag, k, shape.groups)
+        resp = await http.post("/webhooks/alertmanager", json=alert_body(labels, labels["service"]))
+        if resp.status_code != 202:
+            raise RuntimeError(f"gateway answered {resp.status_code}: {resp.text[:300]}")
+
+    await _burst(shape, call, side, keep)
+
+
+async def _raw_round(stack: Stack, shape: Shape, tag: str, side: Side, keep: bool) -> None:
+    """One round of raw signal-with-start calls, one entity per group."""
+
+    async def call(k: int) -> None:
+        alert: dict[str, Any] = alert_body(_alert_labels(tag, k, shape.groups), tag)["alerts"][0]
+        await stack.client.start_workflow(
+            "RawEntityWorkflow",
+            id=f"raw-entity/{tag}-{k % shape.groups}",
+            task_queue=RAW_QUEUE,
+            start_signal=ENTITY_SIGNAL,
+            start_signal_args=[alert],
+        )
+
+    await _burst(shape, call, side, keep)
+
+
+async def _rounds(stack: Stack, slack: FakeSlack, shape: Shape, rounds: int, warmup: int) -> tuple[Side, Side]:
+    """``warmup + rounds`` alternating rounds of each side; returns (raw, Tocsin)."""
+    raw, tocsin = Side(), Side()
+    run = uuid.uuid4().hex[:6]
+    pages = len(slack.messages)
+    async with stack.http(shape.concurrency) as http:
+        for r in range(warmup + rounds):
+            keep = r >= warmup
+            for side in ("raw", "tocsin") if r % 2 == 0 else ("tocsin", "raw"):
+                tag = f"{side}-{run}-{r}"
+                if side == "raw":
+                    await _raw_round(stack, shape, tag, raw, keep)
+                else:
+                    await _tocsin_round(http, shape, tag, tocsin, keep)
+                    pages += shape.groups
+                    await slack.await_messages(pages, timeout=300)  # every new incident paged
+                await asyncio.sleep(DRAIN_PAUSE)
+    return raw, tocsin
+
+
+def _report(shape: Shape, rounds: int, warmup: int, raw: Side, tocsin: Side) -> None:
+    """Both rates, per-call latencies, and the rate ratio (last line)."""
+    names = ("raw Temporal: signal-with-start, trivial entity", "tocsin gateway: webhook → 202 Accepted")
+    width = max(len(n) for n in names) + 2
+    print(
+        f"Ingest: {shape.webhooks} single-alert webhooks over {shape.groups} groups at concurrency "
+        f"{shape.concurrency} ({rounds} rounds each, {warmup} warm-up, interleaved)"
+    )
+    print("topology: Temporal dev server, tocsin worker, tocsin gateway, raw worker, client: separate processes")
+    for name, side in zip(names, (raw, tocsin), strict=True):
+        rates = side.rates(shape.webhooks)
+        print(
+            f"{name:<{width}} {statistics.median(rates):6.1f}/s   per call p50 {statistics.median(side.calls):6.1f} ms"
+            f"   p90 {percentile(side.calls, 90):6.1f} ms   p99 {percentile(side.calls, 99):6.1f} ms"
+            f"   (rounds: {', '.join(f'{x:.0f}' for x in rates)}/s)"
+        )
+    paired = [t / r for t, r in zip(tocsin.rates(shape.webhooks), raw.rates(shape.webhooks), strict=True)]
+    ratio = statistics.median(tocsin.rates(shape.webhooks)) / statistics.median(raw.rates(shape.webhooks))
+    print(f"rate ratio tocsin/raw: {ratio:.2f}x   (per round: {', '.join(f'{x:.2f}' for x in paired)}; target ≥ 0.9)")
+
+
+async def main(shape: Shape, rounds: int, warmup: int) -> int:
+    """Start the stack (and the profiler when asked), run the rounds, print the report."""
+    profile = os.environ.get("TOCSIN_BENCH_PROFILE")
+    with FakeSlack() as slack:
+        config = {
+            "channels": {"chat": slack_channel(slack, CHAT)},
+            "receivers": [{"name": "chat", "channels": ["chat"]}],
+            # Only first pages: updates of the groups would spill into the next round.
+            "route": {"receiver": "chat", "group_by": ["alertname", "service"], "group_wait": "0s"},
+        }
+        async with production_stack(config, raw_slack=slack) as stack:
+            folded = await _start_profiler(stack, Path(profile)) if profile else None
+            raw, tocsin = await _rounds(stack, slack, shape, rounds, warmup)
+            if folded is not None:
+                stack.procs.stop("py-spy", signal.SIGINT, timeout=60)
+    if folded is not None:
+        print(summarize(folded))
+    _report(shape, rounds, warmup, raw, tocsin)
+    return 0
+
+
+async def _start_profiler(stack: Stack, out: Path) -> Path:
+    """Attach py-spy to the gateway process; returns where its folded stacks will be."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("TOCSIN_BENCH_PROFILE needs py-spy: pip install py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    folded = out / "gateway.folded"
+    args = [spy, "record", "--pid", str(stack.gateway_pid), "--rate", "200", "--nonblocking"]
+    stack.procs.start("py-spy", [*args, "--format", "raw", "--output", str(folded)], dict(os.environ), stack.home)
+    await asyncio.sleep(1.0)  # attached before the first round
+    stack.procs.check("py-spy")
+    return folded
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--webhooks", type=int, default=400, help="webhooks per round (default 400)")
+    parser.add_argument("--groups", type=int, default=50, help="groups they fall into (default 50)")
+    parser.add_argument("--concurrency", type=int, default=20, help="requests in flight (default 20)")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per side (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds per side (default 1)")
+    args = parser.parse_args()
+    shape = Shape(args.webhooks, args.groups, args.concurrency)
+    sys.exit(asyncio.run(main(shape, args.rounds, args.warmup)))

@@ -1,13 +1,35 @@
-"""Alerts in (Alertmanager webhook, ``tocsin alert``, Tocsin itself) → one incident workflow per group."""
+"""Alerts in (Alertmanager webhook, ``tocsin alert``, Tocsin itself) → one incident workflow per group.
+
+**Limits** (principle 8: whatever arrives, every group is paged). Temporal refuses for good a
+payload over 2 MB and a search attribute value over 2 KB, so before anything is sent:
+
+* every alert is cut to size (``workflows.policy.alert_limits``): label values to 4 KiB,
+  annotation values to 16 KiB, names to 128 B, ``generatorURL`` to 4 KiB, at most 64 labels
+  and 32 annotations, 64 KiB per alert in all; a cut value ends with a visible marker,
+  ``…[truncated 96 KiB]``; a fingerprint over 64 B becomes its hash. The fingerprint is
+  taken from the labels before they are cut, so two alerts differing past the cut stay two;
+* search attribute values (``TocsinService``, ``TocsinEnvironment``) are cut to 256 B and the
+  workflow's summary to 200 B;
+* a group's alerts go in signals of at most 256 KiB each (firing alerts first when there
+  are several), each one a signal-with-start, so 6,000 alerts in one group reach one incident;
+* each group's fate is its own: a group Temporal still refuses for good is reported in
+  :attr:`Dispatched.rejected` while the others are paged; only when every group is refused
+  is it :class:`~operations.errors.BadInput`, and Temporal not answering is
+  :class:`~operations.errors.Unavailable` (a re-sent webhook changes nothing for the groups
+  already accepted: alerts are merged by fingerprint).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
 from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput
@@ -15,18 +37,41 @@ from workflows import incident, search
 from workflows.config import Config
 from workflows.identity import Actor
 from workflows.incident import Alert, AlertBatch, IncidentInput
+from workflows.policy.alert_limits import SEARCH_ATTRIBUTE_MAX, SIGNAL_BUDGET, alert_size, truncate
 from workflows.policy.incidents import group_severity, incident_id
 from workflows.policy.routing import match_routes
 
-__all__ = ["fingerprint", "group_alerts", "dispatch_alerts", "raise_alert", "ALERT_SEVERITIES"]
+__all__ = ["fingerprint", "group_alerts", "dispatch_alerts", "raise_alert", "Dispatched", "ALERT_SEVERITIES"]
 
 ALERT_SEVERITIES = ("info", "warning", "error", "critical")
+SUMMARY_MAX = 200
+"""Bytes of a workflow's static summary (the Temporal UI's one-line title)."""
+_REFUSED_FOR_GOOD = {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.OUT_OF_RANGE}
+
+log = logging.getLogger("tocsin.alerts")
 
 
 def fingerprint(labels: dict[str, str]) -> str:
-    """A stable fingerprint of a label set (for alerts that come without one)."""
+    """A stable fingerprint of a label set (for alerts that come without one); any text, even lone surrogates."""
     body = "\xff".join(f"{k}\xfe{v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
+    return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class Dispatched(list[str]):
+    """The incidents that took their alerts (a list of ids, as before) and the groups refused for good.
+
+    Attributes:
+        rejected: incident id → Temporal's reason, for groups whose alerts (or some of them:
+            the reason says how many went through) Temporal refused permanently.
+    """
+
+    def __init__(self, ids: Iterable[str] = (), rejected: dict[str, str] | None = None) -> None:
+        super().__init__(ids)
+        self.rejected: dict[str, str] = dict(rejected or {})
+
+
+class _GroupRefused(Exception):
+    """Temporal refused a group's alerts for good (bad argument, too large)."""
 
 
 class AlertGroup(BaseModel):
@@ -56,6 +101,7 @@ def _attributes(group: AlertGroup) -> tuple[list[SearchAttributePair], str]:
         (lbl.get("env") or lbl.get("environment") or "" for lbl in labels if lbl.get("env") or lbl.get("environment")),
         "",
     )
+    service, env = truncate(service, SEARCH_ATTRIBUTE_MAX), truncate(env, SEARCH_ATTRIBUTE_MAX)
     attrs = [
         SearchAttributePair(search.KIND, "incident"),
         SearchAttributePair(search.STATUS, "triggered"),
@@ -67,11 +113,77 @@ def _attributes(group: AlertGroup) -> tuple[list[SearchAttributePair], str]:
         attrs.append(SearchAttributePair(search.ENVIRONMENT, env))
     names = sorted({lbl.get("alertname", "?") for lbl in labels})
     summary = f"Incident: {', '.join(names)[:150]}" + (f" on {service}" if service else "")
-    return attrs, summary
+    return attrs, truncate(summary, SUMMARY_MAX)
 
 
-async def dispatch_alerts(ctx: Context, alerts: list[Alert], source: str) -> list[str]:
+def _size(alert: Alert) -> int:
+    return alert_size(alert.labels, alert.annotations, alert.fingerprint, alert.generator_url)
+
+
+def signal_batches(alerts: list[Alert], budget: int = SIGNAL_BUDGET) -> list[list[Alert]]:
+    """A group's alerts in batches of at most ``budget`` bytes (one alert at least per batch).
+
+    One batch keeps the alerts as given. Over several, each fingerprint is sent once (its last
+    status) and firing alerts go first, so no batch resolves the incident before the alerts
+    still firing have arrived.
+    """
+    if sum(_size(a) for a in alerts) <= budget:
+        return [alerts]
+    latest = list({a.fingerprint: a for a in alerts}.values())
+    ordered = [a for a in latest if a.status == "firing"] + [a for a in latest if a.status != "firing"]
+    batches: list[list[Alert]] = [[]]
+    used = 0
+    for alert in ordered:
+        size = _size(alert)
+        if batches[-1] and used + size > budget:
+            batches.append([])
+            used = 0
+        batches[-1].append(alert)
+        used += size
+    return batches
+
+
+async def _send_group(ctx: Context, wid: str, group: AlertGroup, source: str) -> None:
+    """Signal-with-start the group's incident, one batch at a time (in order)."""
+    attrs, summary = _attributes(group)
+    batches = signal_batches(group.alerts)
+    sent = 0
+    for batch in batches:
+        try:
+            with temporal_errors():
+                try:
+                    await ctx.client.start_workflow(
+                        incident.WORKFLOW,
+                        IncidentInput(id=wid, route_path=group.route_path, group_labels=group.group_labels),
+                        id=wid,
+                        task_queue=ctx.task_queue,
+                        start_signal=incident.SIGNAL_ADD_ALERTS,
+                        start_signal_args=[AlertBatch(alerts=batch, source=source)],
+                        search_attributes=TypedSearchAttributes(attrs),
+                        static_summary=summary,
+                    )
+                except RPCError as exc:
+                    if not _refused_for_good(exc):
+                        raise
+                    reason = exc.message.splitlines()[0][:300] if exc.message else exc.status.name
+                    raise _GroupRefused(f"{reason} (after {sent} of {len(group.alerts)} alerts)") from None
+        except (ValueError, TypeError) as exc:  # a payload that cannot be encoded
+            raise _GroupRefused(f"{str(exc)[:300]} (after {sent} of {len(group.alerts)} alerts)") from None
+        sent += len(batch)
+
+
+def _refused_for_good(exc: RPCError) -> bool:
+    """Temporal will refuse this again: a bad argument, or a message over its size limits."""
+    if exc.status in _REFUSED_FOR_GOOD:
+        return True
+    return exc.status == RPCStatusCode.RESOURCE_EXHAUSTED and "larger than max" in (exc.message or "")
+
+
+async def dispatch_alerts(ctx: Context, alerts: list[Alert], source: str) -> Dispatched:
     """Signal-with-start one ``IncidentWorkflow`` per group; a retried delivery changes nothing.
+
+    Alerts are cut to the limits of this module's docstring first; each group goes on its
+    own, so a group Temporal refuses does not stop the others.
 
     Args:
         ctx: client, config and task queue.
@@ -79,26 +191,34 @@ async def dispatch_alerts(ctx: Context, alerts: list[Alert], source: str) -> lis
         source: where they came from (``alertmanager:<receiver>``, ``cli``, a workflow id).
 
     Returns:
-        The incident ids, in first-seen order.
+        The ids of the incidents that took their alerts, in first-seen order; groups refused
+        for good are in ``.rejected``.
+
+    Raises:
+        Unavailable: Temporal did not answer for some group (the others were still sent).
+        BadInput: Temporal refused every group for good (``field`` is ``alerts``).
     """
-    groups = group_alerts(ctx.config, alerts)
-
-    async def start(wid: str, group: AlertGroup) -> None:
-        attrs, summary = _attributes(group)
-        await ctx.client.start_workflow(
-            incident.WORKFLOW,
-            IncidentInput(id=wid, route_path=group.route_path, group_labels=group.group_labels),
-            id=wid,
-            task_queue=ctx.task_queue,
-            start_signal=incident.SIGNAL_ADD_ALERTS,
-            start_signal_args=[AlertBatch(alerts=group.alerts, source=source)],
-            search_attributes=TypedSearchAttributes(attrs),
-            static_summary=summary,
-        )
-
-    with temporal_errors():
-        await asyncio.gather(*(start(wid, group) for wid, group in groups.items()))
-    return list(groups)
+    groups = group_alerts(ctx.config, [a.bounded() for a in alerts])
+    outcomes = await asyncio.gather(
+        *(_send_group(ctx, wid, group, source) for wid, group in groups.items()), return_exceptions=True
+    )
+    accepted: list[str] = []
+    rejected: dict[str, str] = {}
+    failure: BaseException | None = None
+    for wid, outcome in zip(groups, outcomes, strict=True):
+        if outcome is None:
+            accepted.append(wid)
+        elif isinstance(outcome, _GroupRefused):
+            rejected[wid] = str(outcome)
+        elif failure is None:
+            failure = outcome
+    if failure is not None:
+        raise failure
+    if rejected:
+        log.warning("Temporal refused %d of %d alert group(s): %s", len(rejected), len(groups), rejected)
+        if not accepted:
+            raise BadInput("alerts", f"Temporal refused every alert group: {next(iter(rejected.values()))}")
+    return Dispatched(accepted, rejected)
 
 
 async def raise_alert(

@@ -1,4 +1,8 @@
-"""Alertmanager's webhook body (payload version 4), parsed at the door into Tocsin alerts."""
+"""Alertmanager's webhook body (payload version 4), parsed at the door into Tocsin alerts.
+
+Size limits are applied by ``dispatch_alerts`` (see ``operations.alerts``), whichever door the
+alerts came through; this module only parses.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +48,13 @@ class AMWebhook(BaseModel):
     alerts: list[AMAlert] = Field(min_length=1)
 
     def to_alerts(self) -> list[Alert]:
-        """Tocsin alerts (Alertmanager's zero time ``0001-01-01`` means "no end")."""
+        """Tocsin alerts (Alertmanager's zero time ``0001-01-01`` means "no end").
+
+        Values are kept as sent: ``operations.alerts.dispatch_alerts`` cuts them to its documented
+        limits (4 KiB label values, 16 KiB annotation values…) with a visible marker. An alert
+        without a fingerprint gets one here, from its full labels, so two alerts that differ only
+        past the cut stay two alerts.
+        """
         out = []
         for a in self.alerts:
             ends = a.endsAt if a.endsAt and a.endsAt.year > 1 else None

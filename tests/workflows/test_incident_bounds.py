@@ -16,10 +16,12 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from operations import Context, incidents
 from operations.alerts import dispatch_alerts, fingerprint
 from tests.helpers import ops, outbox, person, tocsin_worker
+from workers.registry import WORKFLOWS, workflow_runner
 from workflows.incident.models import Alert
 from workflows.incident.workflow import IncidentWorkflow
 
@@ -149,3 +151,7 @@ async def test_ten_thousand_alerts_resent_three_times_then_resolved(
     assert len(histories) > 1, "the incident continued as new while the storm went on"
     assert max(inputs) < LIMIT, inputs
     assert max(history_bytes) < 32 * 1024 * 1024, history_bytes
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    for history in histories:  # the bounded branch replays too (continue-as-new in group_wait included)
+        replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert replayed.replay_failure is None, replayed.replay_failure

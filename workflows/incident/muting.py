@@ -157,6 +157,7 @@ class MutingStage:
         await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
         while self.st.status != "resolved":
             self._apply_pending()
+            await self._continue_if_long()
             if self.st.status != "resolved":
                 await workflow.wait_condition(lambda: self.st.status == "resolved" or bool(self._pending))
         self._events.clear()

@@ -15,7 +15,7 @@ from workflows.incident.bounded import (
     batch_entries,
     main_message,
 )
-from workflows.incident.models import Alert, AlertBatch, IncidentState
+from workflows.incident.models import Alert, AlertBatch, IncidentState, TimelineEntry
 from workflows.policy.alert_ledger import AlertLedger, severity_code
 
 
@@ -146,3 +146,22 @@ def test_main_message_of_a_small_group_is_as_before() -> None:
     message = main_message(st, note="hello")
     assert {f.title: f.value for f in message.fields}["Alerts firing"] == "2 of 2"
     assert message.text == "• Name1: summary 1\n• Name2: summary 2\nhello"
+
+
+def test_resends_refill_the_detail_sample_without_a_change() -> None:
+    st = _state()
+    book = AlertBook(st)
+    alerts = [_alert(i) for i in range(300)]
+    book.apply(AlertBatch(alerts=alerts))
+    book.apply(AlertBatch(alerts=[a.model_copy(update={"status": "resolved"}) for a in alerts[:100]]))
+    assert len(st.firing()) == 0 and st.counts.firing == 200
+    assert book.apply(AlertBatch(alerts=alerts[100:])) == []
+    assert len(st.firing()) == DETAIL_FIRING and st.counts.firing == 200
+
+
+def test_a_long_timeline_carried_over_is_trimmed_at_once() -> None:
+    st = _state()
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    st.timeline = [TimelineEntry(at=at, actor="a", action="alert firing", detail=str(i)) for i in range(3000)]
+    AlertBook(st)
+    assert len(st.timeline) == TIMELINE_HEAD + 1 + TIMELINE_TAIL and st.timeline_elided == 3000 - 120

@@ -33,6 +33,7 @@ from workflows.policy.incidents import incident_message
 __all__ = [
     "AlertBook",
     "add_to_timeline",
+    "trim_timeline",
     "main_message",
     "DETAIL_FIRING",
     "DETAIL_RESOLVED",
@@ -75,6 +76,7 @@ class AlertBook:
         self._firing_kept = sum(1 for a in st.alerts.values() if a.status == "firing")
         if not packed and st.alerts and st.counts.seen == 0:
             self._migrate()
+        trim_timeline(st)
 
     def _migrate(self) -> None:
         """A state carried over from before the ledger kept every alert: count them all, keep a sample."""
@@ -113,8 +115,11 @@ class AlertBook:
                 self.st.counts.untracked += 1
                 continue
             kept = self.st.alerts.get(alert.fingerprint)
-            if outcome == "same" and (kept is None or kept.labels == alert.labels):
-                continue
+            if outcome == "same":
+                if kept is None and alert.status == "firing":
+                    self._keep(alert)  # a re-send refills the sample when there is room; not a change
+                if kept is None or kept.labels == alert.labels:
+                    continue
             changed.append(alert)
             self._note_name(alert)
             self._keep(alert)
@@ -189,6 +194,11 @@ def add_to_timeline(st: IncidentState, at: datetime, actor: str, action: str, de
             detail=truncate(detail, TIMELINE_TEXT),
         )
     )
+    trim_timeline(st)
+
+
+def trim_timeline(st: IncidentState) -> None:
+    """Keep the first ``TIMELINE_HEAD`` and last ``TIMELINE_TAIL`` entries, and one ``elided`` entry counting the rest."""
     marker = 1 if st.timeline_elided else 0
     if len(st.timeline) <= TIMELINE_HEAD + marker + TIMELINE_TAIL:
         return

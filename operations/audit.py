@@ -1,8 +1,8 @@
 """``tocsin audit export``: who did what, when, where — from Temporal itself.
 
 Nothing here keeps its own records: the trail is rebuilt from Temporal's
-visibility (which workflows: ``TocsinKind`` deployment, incident, pipeline)
-and their histories (what happened: starts, signals and updates with the
+visibility (which workflows: ``TocsinKind`` deployment, incident, pipeline,
+and the silences store) and their histories (what happened: starts, signals and updates with the
 identity they carry, status changes, the end). Each line is a JSON object::
 
     {"time": ..., "workflow_id": ..., "kind": ..., "actor": ..., "action": ..., "detail": ...,
@@ -31,7 +31,10 @@ from workflows import search
 __all__ = ["GENESIS", "AUDIT_KINDS", "audit_query", "audit_records", "chain_lines", "export_audit", "verify_chain"]
 
 GENESIS = "0" * 64
-AUDIT_KINDS = ("deployment", "incident", "pipeline")
+AUDIT_KINDS = ("deployment", "incident", "pipeline", "silences")
+STORES = ("silences",)
+"""Kinds that are stores: only the human actions on them (``add``, ``expire``…) are records, not their
+start or carrying on (the first ``silence add`` starts the store; that start is no one's action)."""
 _CLOSE = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
@@ -65,14 +68,22 @@ def _actor(arg: Any) -> str | None:
     return None
 
 
-def _detail(arg: Any) -> str:
+def _scalars(value: Any) -> bool:
+    """A non-empty list of plain values (a silence's matchers), shown joined."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, (str, int, float)) for v in value)
+
+
+def _detail(arg: Any, lists: bool = False) -> str:
+    """``k=v, …`` of an argument's plain fields (with ``lists``, lists of plain values too, space-joined)."""
     if isinstance(arg, dict):
         items = [
-            f"{k}={v}"
+            f"{k}={' '.join(str(x) for x in v) if isinstance(v, list) else v}"
             for k, v in arg.items()
-            if k not in _DETAIL_SKIP and v not in (None, "", [], {}) and not isinstance(v, (dict, list))
+            if k not in _DETAIL_SKIP
+            and v not in (None, "", [], {})
+            and (not isinstance(v, (dict, list)) or (lists and _scalars(v)))
         ]
-        return ", ".join(items)
+        return ", ".join(items)[:1000]
     if arg is None:
         return ""
     return str(arg)[:500]
@@ -99,12 +110,13 @@ async def _workflow_records(client: Client, execution: WorkflowExecution) -> lis
             }
         )
 
+    store = kind in STORES
     for event in history.events:
         et = event.event_type
         if et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             started = event.workflow_execution_started_event_attributes
-            if started.continued_execution_run_id:
-                continue  # the same entity carrying on, not a new human action
+            if started.continued_execution_run_id or store:
+                continue  # the same entity carrying on, or a store opening: not a human action
             arg = _first(decode(list(started.input.payloads))) if started.HasField("input") else None
             add(
                 event,
@@ -134,14 +146,14 @@ async def _workflow_records(client: Client, execution: WorkflowExecution) -> lis
                 outcome = f"refused: {completed.outcome.failure.message}"
             else:
                 outcome = "accepted"
-            detail = _detail(arg)
+            detail = _detail(arg, lists=store)
             add(event, actor, name, outcome + (f" ({detail})" if detail else ""))
         elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             upsert = event.upsert_workflow_search_attributes_event_attributes
             status = decode_typed_search_attributes(upsert.search_attributes).get(search.STATUS)
             if status:
                 add(event, "tocsin", "status", status)
-        elif et in _CLOSE:
+        elif et in _CLOSE and not store:
             add(event, "tocsin", _CLOSE[et], "")
     return records
 

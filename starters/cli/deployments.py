@@ -1,4 +1,9 @@
-"""Deployments and the audit trail: ``deploy``, ``approve``, ``reject``, ``rollback``, ``audit``.
+"""Deployments and the audit trail: ``deploy`` (and its controls), ``approve``, ``reject``, ``rollback``, ``audit``.
+
+``tocsin deploy --service S --env E --version V --by USER`` starts a deployment;
+``tocsin deploy pause|resume|promote|abort ID --by USER`` steer one in progress
+(``deploy`` is a command group whose callback starts a deployment when no
+subcommand is given).
 
 Exit codes follow the contract: 0 success (deployed, decision accepted); 1
 operational error; 2 bad input or a refused decision (the reason is printed);
@@ -20,8 +25,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from operations import BadInput, Context, OperationError
 from operations.audit import export_audit, verify_chain
+from operations.deployments import Control, check_environment, control, deployment_state, start_deployment
 from operations.deployments import approve as approve_deployment
-from operations.deployments import check_environment, deployment_state, start_deployment
 from operations.deployments import reject as reject_deployment
 from operations.deployments import rollback as rollback_deployment
 from starters.cli.common import (
@@ -35,13 +40,22 @@ from starters.cli.common import (
     non_empty,
     run_op,
 )
-from workflows.deployment import OUTCOME_EXIT_CODES, DeployInput
+from workflows.deployment import OUTCOME_EXIT_CODES, DeployInput, DeploymentState
 from workflows.policy.durations import DurationError, parse_duration
+from workflows.policy.gates import NO_DEPLOY_HOOK
 
-__all__ = ["audit_app", "parse_since"]
+__all__ = ["audit_app", "deploy_app", "parse_since"]
 
 audit_app = typer.Typer(help="Export and verify the audit trail.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
+deploy_app = typer.Typer(
+    help="Start a deployment: tocsin deploy --service S --env E --version V --by USER [...]. "
+    "Or steer one in progress: tocsin deploy pause|resume|promote|abort ID --by USER.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
+app.add_typer(deploy_app, name="deploy")
 
 _SHA = re.compile(r"^[0-9a-fA-F]{7,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@-]*$")
@@ -91,12 +105,13 @@ def _check_deploy(
         bad_input("--reason", "only with --emergency")
 
 
-@app.command()
+@deploy_app.callback()
 def deploy(
-    service: str = typer.Option(..., help="Service to deploy."),
-    env: str = typer.Option(..., "--env", help="Environment (a key of environments: in the config)."),
-    version: str = typer.Option(..., help="Version to deploy."),
-    by: str = typer.Option(..., metavar="USER", help="Who is deploying."),
+    ctx: typer.Context,
+    service: Optional[str] = typer.Option(None, metavar="S", help="Service to deploy."),
+    env: Optional[str] = typer.Option(None, "--env", metavar="E", help="Environment (a key of environments:)."),
+    version: Optional[str] = typer.Option(None, metavar="V", help="Version to deploy."),
+    by: Optional[str] = typer.Option(None, metavar="USER", help="Who is deploying."),
     commit: Optional[str] = typer.Option(
         None, metavar="SHA", help="Commit SHA (its pipeline must be green when known)."
     ),
@@ -110,26 +125,56 @@ def deploy(
         False, "--wait", help="Follow the deployment; exit 0 deployed, 3 rolled back, 4 rejected or expired."
     ),
 ) -> None:
-    """Start a deployment; prints its id first, at once."""
-    service, env, version = _name("--service", service), _name("--env", env), _name("--version", version)
-    actor = actor_from(by)
-    _check_deploy(commit, changes_url, change_size, emergency, reason)
+    """Start a deployment (--service S --env E --version V --by USER); prints its id first, at once.
+
+    Or steer one in progress: tocsin deploy pause|resume|promote|abort ID --by USER.
+    """
+    given = {
+        "--service": service,
+        "--env": env,
+        "--version": version,
+        "--by": by,
+        "--commit": commit,
+        "--changes-url": changes_url,
+        "--change-size": change_size,
+        "--reason": reason,
+    }
+    if ctx.invoked_subcommand is not None:
+        extra = [name for name, value in given.items() if value is not None]
+        extra += [name for name, flag in (("--emergency", emergency), ("--wait", wait)) if flag]
+        if extra:
+            bad_input(extra[0], f"starts a deployment: not with 'tocsin deploy {ctx.invoked_subcommand}'")
+        return
+    for field in ("--service", "--env", "--version", "--by"):
+        if given[field] is None:
+            bad_input(field, "required to start a deployment (tocsin deploy --service S --env E --version V --by USER)")
+    assert service is not None and env is not None and version is not None
+    _start(
+        DeployInput(
+            service=_name("--service", service),
+            env=_name("--env", env),
+            version=_name("--version", version),
+            by=actor_from(by).name,
+            commit=commit,
+            changes_url=changes_url,
+            change_size=change_size,
+            emergency=emergency,
+            reason=reason,
+        ),
+        wait,
+    )
+
+
+def _start(request: DeployInput, wait: bool) -> None:
+    """Check a deployment request, start it, print its id; with ``wait`` follow it to its exit code."""
+    actor = actor_from(request.by)
+    _check_deploy(request.commit, request.changes_url, request.change_size, request.emergency, request.reason)
+    request.reason = (request.reason or "").strip() or None
     cfg = load_config_or_exit(None)
     try:
-        check_environment(cfg, env)
+        check_environment(cfg, request.env)
     except BadInput as exc:
         bad_input(exc.field, exc.message)
-    request = DeployInput(
-        service=service,
-        env=env,
-        version=version,
-        by=actor.name,
-        commit=commit,
-        changes_url=changes_url,
-        change_size=change_size,
-        emergency=emergency,
-        reason=(reason or "").strip() or None,
-    )
 
     async def go(ctx: Context) -> int:
         handle, started = await start_deployment(ctx, actor, request)
@@ -144,6 +189,54 @@ def deploy(
         return await _follow(ctx, handle) if wait else 0
 
     raise typer.Exit(run_op(go, cfg))
+
+
+def _control(what: Control, deployment: str, by: str, reason: Optional[str]) -> None:
+    actor = actor_from(by)
+    wid = non_empty("ID", deployment)
+    why = (reason or "").strip()
+    run_op(lambda ctx: control(ctx, actor, wid, what, why), refused=(f"{what} refused", EXIT_BAD_INPUT))
+    typer.echo(f"{wid}: {what} sent by {actor.name}")
+
+
+@deploy_app.command("pause")
+def deploy_pause(
+    deployment: str = typer.Argument(..., metavar="ID", help="Deployment id (deploy/<service>/<env>/<version>)."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who pauses."),
+    reason: Optional[str] = typer.Option(None, metavar="TEXT", help="Why (optional)."),
+) -> None:
+    """Hold a canary at its current weight (its bake timer stops)."""
+    _control("pause", deployment, by, reason)
+
+
+@deploy_app.command("resume")
+def deploy_resume(
+    deployment: str = typer.Argument(..., metavar="ID", help="Deployment id."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who resumes."),
+    reason: Optional[str] = typer.Option(None, metavar="TEXT", help="Why (optional)."),
+) -> None:
+    """Continue a paused canary (an inconclusive analysis measures again)."""
+    _control("resume", deployment, by, reason)
+
+
+@deploy_app.command("promote")
+def deploy_promote(
+    deployment: str = typer.Argument(..., metavar="ID", help="Deployment id."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who promotes."),
+    reason: Optional[str] = typer.Option(None, metavar="TEXT", help="Why (optional)."),
+) -> None:
+    """Skip the remaining canary steps and analysis: go to 100% now."""
+    _control("promote", deployment, by, reason)
+
+
+@deploy_app.command("abort")
+def deploy_abort(
+    deployment: str = typer.Argument(..., metavar="ID", help="Deployment id."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who aborts."),
+    reason: Optional[str] = typer.Option(None, metavar="TEXT", help="Why (optional)."),
+) -> None:
+    """Stop: roll back a rollout in progress, or withdraw one not yet rolling out."""
+    _control("abort", deployment, by, reason)
 
 
 @app.command()
@@ -179,7 +272,7 @@ def rollback(
     by: str = typer.Option(..., metavar="USER", help="Who rolls back."),
     reason: str = typer.Option(..., metavar="TEXT", help="Why."),
 ) -> None:
-    """Roll back: abort the running deployment, or roll back the last deployed version."""
+    """Roll back what is going out (a canary), else the last deployment that went out."""
     service, env = _name("--service", service), _name("--env", env)
     actor = actor_from(by)
     why = non_empty("--reason", reason)
@@ -251,7 +344,7 @@ async def _follow(ctx: Context, handle: WorkflowHandle) -> int:
             shown = len(state.timeline)
             if state.stage != last_stage:
                 last_stage = state.stage
-                _echo_err(f"stage: {state.stage}" + (f" ({state.weight}%)" if state.stage == "canary" else ""))
+                _echo_err(f"stage: {_stage_line(state)}")
         if result_task.done():
             break
     try:
@@ -259,5 +352,15 @@ async def _follow(ctx: Context, handle: WorkflowHandle) -> int:
     except WorkflowFailureError as exc:
         _echo_err(f"tocsin: deployment failed: {exc.cause or exc}")
         return 1
-    _echo_err(f"{result.outcome}: {result.reason}")
+    # recorded only: the reason says so first, and never that anything is live
+    _echo_err(result.reason if result.recorded_only else f"{result.outcome}: {result.reason}")
     return OUTCOME_EXIT_CODES.get(result.outcome, 1)
+
+
+def _stage_line(state: DeploymentState) -> str:
+    """A stage as ``--wait`` prints it."""
+    if state.stage == "canary":
+        return f"canary ({state.weight}%" + (f", {NO_DEPLOY_HOOK})" if state.recorded_only else ")")
+    if state.stage == "deployed" and state.recorded_only:
+        return NO_DEPLOY_HOOK
+    return state.stage

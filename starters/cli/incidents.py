@@ -1,21 +1,37 @@
-"""Incidents, silences and status: ``alert``, ``ack``, ``resolve``, ``silence``, ``status``."""
+"""Incidents, silences and status: ``alert``, ``ack``, ``resolve``, ``escalate``, ``snooze``, ``silence``, ``status``."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime
 from typing import Any, Optional
 
 import typer
 
-from operations import Actor, BadInput
+from operations import BadInput, Context
 from operations.alerts import raise_alert
 from operations.incidents import acknowledge
+from operations.incidents import escalate as escalate_incident
 from operations.incidents import resolve as resolve_incident
+from operations.incidents import snooze as snooze_incident
 from operations.silences import add_silence, check_silence, expire_silence, list_silences
 from operations.status import collect_status
-from starters.cli.common import EXIT_ERROR, actor_from, app, bad_input, json_default, run_op
+from starters.cli.common import (
+    EXIT_ERROR,
+    actor_from,
+    app,
+    bad_input,
+    json_default,
+    load_config_or_exit,
+    non_empty,
+    run_async,
+    run_op,
+)
+from workers.settings import Settings
+from workers.temporal import connect
 from workflows.incident import ActionResult
+from workflows.policy.durations import DurationError, parse_duration
 
 __all__ = ["silence_app"]
 
@@ -33,8 +49,10 @@ def alert(
     env: Optional[str] = typer.Option(None, help="Environment label."),
     label: list[str] = typer.Option(None, "--label", metavar="K=V", help="Extra label k=v (repeatable)."),
     summary: Optional[str] = typer.Option(None, metavar="TEXT", help="Summary annotation."),
+    by: Optional[str] = typer.Option(None, "--by", metavar="USER", help="Who raises it (default: the OS user)."),
 ) -> None:
     """Raise an alert by hand (fires an incident); prints the incident id."""
+    actor = actor_from(_os_user() if by is None else by)
     labels: dict[str, str] = {}
     if service:
         labels["service"] = service
@@ -45,9 +63,23 @@ def alert(
         if not sep or not key.strip():
             bad_input("--label", f"expected k=v, got {item!r}")
         labels[key.strip()] = value
-    actor = Actor(name="cli", via="cli")
-    for wid in run_op(lambda ctx: raise_alert(ctx, actor, name, severity, labels, summary)):
+    settings, cfg = Settings(), load_config_or_exit(None)
+
+    async def go() -> list[str]:
+        # The alert's signal-with-start carries the client's identity: the audit shows who raised it.
+        client = await connect(settings, identity=actor.name)
+        return await raise_alert(Context(client, cfg, settings.task_queue), actor, name, severity, labels, summary)
+
+    for wid in run_async(go):
         typer.echo(wid)
+
+
+def _os_user() -> str:
+    """The OS user running the CLI (``--by`` of ``tocsin alert`` when not given)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return "cli"
 
 
 def _show(wid: str, result: ActionResult) -> None:
@@ -62,6 +94,7 @@ def ack(
 ) -> None:
     """Acknowledge an incident: its escalation stops."""
     actor = actor_from(by)
+    incident = non_empty("ID", incident)
     _show(incident, run_op(lambda ctx: acknowledge(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
 
 
@@ -73,7 +106,41 @@ def resolve(
 ) -> None:
     """Resolve an incident; everyone notified is told."""
     actor = actor_from(by)
+    incident = non_empty("ID", incident)
     _show(incident, run_op(lambda ctx: resolve_incident(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
+
+
+@app.command()
+def escalate(
+    incident: str = typer.Argument(..., metavar="ID", help="Incident id."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who escalates."),
+    note: str = typer.Option("", metavar="TEXT", help="Why."),
+) -> None:
+    """Notify the incident's next escalation level now."""
+    actor = actor_from(by)
+    incident = non_empty("ID", incident)
+    _show(incident, run_op(lambda ctx: escalate_incident(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
+
+
+@app.command()
+def snooze(
+    incident: str = typer.Argument(..., metavar="ID", help="Incident id."),
+    for_: str = typer.Option(..., "--for", metavar="D", help="How long, e.g. 30m."),
+    by: str = typer.Option(..., "--by", metavar="USER", help="Who snoozes."),
+    note: str = typer.Option("", metavar="TEXT", help="Why."),
+) -> None:
+    """Hold the incident's escalation for a while; the ladder then resumes where it was."""
+    actor = actor_from(by)
+    incident = non_empty("ID", incident)
+    try:
+        duration = parse_duration(for_)
+    except DurationError as exc:
+        bad_input("--for", str(exc))
+    if duration.total_seconds() <= 0:
+        bad_input("--for", "must be positive")
+    _show(
+        incident, run_op(lambda ctx: snooze_incident(ctx, actor, incident, duration, note), refused=_INCIDENT_REFUSED)
+    )
 
 
 @silence_app.command("add")

@@ -3,8 +3,10 @@
 Approval by someone other than the deployer walks the canary (exit 0);
 self-approval and unknown approvers are refused (exit 2); a rejection ends
 the deployment (exit 4); `tocsin rollback` aborts a running rollout (exit 3)
-or rolls back the last one; `tocsin audit export` shows who did what in a
-valid sha256 chain.
+or rolls back the last one that went out (a rejected one never did);
+`tocsin deploy pause|resume|promote|abort` steer a canary; an environment
+without a deploy hook is "recorded only"; `tocsin audit export` shows who did
+what in a valid sha256 chain.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def stack(dev_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, hooks: 
                 "hooks": hook_cfg,
             },
             "stage": {"required_approvals": 0, "canary": {"steps": [10, 100], "bake": "1h"}, "hooks": hook_cfg},
+            "dev": {"required_approvals": 0},
+            "live": {"production": True, "required_approvals": 0},
         },
     }
     path = tmp_path / "tocsin.yaml"
@@ -326,3 +330,85 @@ async def _gates_scenario(dev_env: WorkflowEnvironment, stack: dict[str, Any], s
     assert any(
         r["workflow_id"] == hotfix.id and r["action"] == "started" and "emergency=True" in r["detail"] for r in records
     )
+
+
+async def test_rollback_after_a_rejected_deployment_rolls_back_the_last_that_went_out(
+    dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks
+) -> None:
+    svc = stack["service"]
+    out = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v1", "--by", "dave")
+    await until_stage(dev_env, out.id, "pending_approval")
+    assert (await arun(stack, "approve", out.id, "--by", "alice")).returncode == 0
+    assert (await out.finish())[0] == 0
+    rejected = Deploy(stack, "--service", svc, "--env", "prod", "--version", "v2", "--by", "dave")
+    await until_stage(dev_env, rejected.id, "pending_approval")
+    assert (await arun(stack, "reject", rejected.id, "--by", "bob", "--reason", "not today")).returncode == 0
+    assert (await rejected.finish())[0] == 4
+
+    back = await arun(stack, "rollback", "--service", svc, "--env", "prod", "--by", "bob", "--reason", "v1 leaks")
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.strip() == f"{out.id}/rollback"
+    result = await dev_env.client.get_workflow_handle_for(DeploymentWorkflow.run, back.stdout.strip()).result()
+    assert result.outcome == "rolled_back" and result.version == "v1"
+    assert hooks.calls_to("/rollback")[-1].body["version"] == "v1"
+    # what went out last is rolled back now: a second rollback (a retried CI step) does nothing
+    again = await arun(stack, "rollback", "--service", svc, "--env", "prod", "--by", "bob", "--reason", "v1 leaks")
+    assert again.returncode == 1 and "nothing to roll back" in again.stderr and "rolled back" in again.stderr
+    assert len(hooks.calls_to("/rollback")) == 1
+
+
+async def test_deploy_controls_from_the_cli(
+    dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks
+) -> None:
+    svc = stack["service"]
+    canary = Deploy(stack, "--service", svc, "--env", "stage", "--version", "v1", "--by", "erin")
+    await until_stage(dev_env, canary.id, "canary")
+    paused = await arun(stack, "deploy", "pause", canary.id, "--by", "frank", "--reason", "checking logs")
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.strip() == f"{canary.id}: pause sent by frank"
+    handle = dev_env.client.get_workflow_handle_for(DeploymentWorkflow.run, canary.id)
+    for _ in range(100):
+        if (await handle.query(DeploymentWorkflow.state)).paused:
+            break
+        await asyncio.sleep(0.1)
+    twice = await arun(stack, "deploy", "pause", canary.id, "--by", "frank")
+    assert twice.returncode == 2 and "paused already" in twice.stderr, twice.stderr
+    assert (await arun(stack, "deploy", "resume", canary.id, "--by", "frank")).returncode == 0
+    promoted = await arun(stack, "deploy", "promote", canary.id, "--by", "gina", "--reason", "hotfix")
+    assert promoted.returncode == 0, promoted.stderr
+    code, _, err = await canary.finish()
+    assert code == 0, err
+    result = await handle.result()
+    steered = [(e.actor, e.action) for e in result.timeline if e.actor in ("frank", "gina")]
+    assert steered == [("frank", "paused"), ("frank", "resumed"), ("gina", "promoted")], steered
+    late = await arun(stack, "deploy", "abort", canary.id, "--by", "frank")
+    assert late.returncode == 2 and "finished" in late.stderr, late.stderr
+    unknown = await arun(stack, "deploy", "resume", f"deploy/{svc}/stage/nope", "--by", "frank")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+    aborted = Deploy(stack, "--service", svc, "--env", "stage", "--version", "v2", "--by", "erin")
+    await until_stage(dev_env, aborted.id, "canary")
+    assert (
+        await arun(stack, "deploy", "abort", aborted.id, "--by", "frank", "--reason", "wrong build")
+    ).returncode == 0
+    code, _, err = await aborted.finish()
+    assert code == 3 and "wrong build" in err
+    mixed = await arun(stack, "deploy", "--service", svc, "abort", aborted.id, "--by", "frank")
+    assert mixed.returncode == 2 and mixed.stderr.startswith("tocsin: --service:")
+
+
+async def test_no_deploy_hook_is_recorded_only_and_production_needs_one(
+    dev_env: WorkflowEnvironment, stack: dict[str, Any], hooks: FakeHooks
+) -> None:
+    svc = stack["service"]
+    recorded = Deploy(stack, "--service", svc, "--env", "dev", "--version", "v1", "--by", "erin")
+    code, _, err = await recorded.finish()
+    assert code == 0, err
+    assert err.strip().splitlines()[-1].startswith("recorded only (no deploy hook):"), err
+    assert "stage: recorded only (no deploy hook)" in err and "live" not in err
+    assert hooks.calls_to("/deploy") == []
+    refused = await arun(stack, "deploy", "--service", svc, "--env", "live", "--version", "v1", "--by", "erin")
+    assert refused.returncode == 2 and refused.stderr.startswith("tocsin: --env:"), refused.stderr
+    assert "production: true" in refused.stderr and "hooks.deploy" in refused.stderr
+    missing = await arun(stack, "deploy", "--service", svc, "--env", "dev", "--version", "v1")
+    assert missing.returncode == 2 and missing.stderr.startswith("tocsin: --by:")

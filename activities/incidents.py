@@ -167,7 +167,7 @@ class IncidentActivities:
                     severity=st.severity,
                     status=st.status,
                     first_seen=st.created_at,
-                    alerts=len(st.alerts),
+                    alerts=st.counts.seen or len(st.alerts),
                     resolved=st.resolved_at is not None,
                 )
             )

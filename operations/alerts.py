@@ -39,6 +39,7 @@ from workflows.identity import Actor
 from workflows.incident import Alert, AlertBatch, IncidentInput
 from workflows.policy.alert_limits import SEARCH_ATTRIBUTE_MAX, SIGNAL_BUDGET, alert_size, truncate
 from workflows.policy.incidents import group_severity, incident_id
+from workflows.policy.redact import redact_alerts
 from workflows.policy.routing import match_routes
 
 __all__ = ["fingerprint", "group_alerts", "dispatch_alerts", "raise_alert", "Dispatched", "ALERT_SEVERITIES"]
@@ -198,7 +199,10 @@ async def dispatch_alerts(ctx: Context, alerts: list[Alert], source: str) -> Dis
         Unavailable: Temporal did not answer for some group (the others were still sent).
         BadInput: Temporal refused every group for good (``field`` is ``alerts``).
     """
-    groups = group_alerts(ctx.config, [a.bounded() for a in alerts])
+    # Bounded first (a 10 MB annotation is cut before any regex runs over it), then redacted: no secret
+    # enters Temporal.
+    safe = redact_alerts([a.bounded() for a in alerts], ctx.config.redact_patterns)
+    groups = group_alerts(ctx.config, safe)
     outcomes = await asyncio.gather(
         *(_send_group(ctx, wid, group, source) for wid, group in groups.items()), return_exceptions=True
     )

@@ -319,7 +319,12 @@ async def alertmanager(request: Request) -> JSONResponse:
         return error_response(exc)
     except RuntimeError as exc:  # lazy client that cannot connect
         return _error(503, f"Temporal unavailable: {str(exc).splitlines()[0][:200]}")
-    return JSONResponse({"status": "accepted", "alerts": len(alerts), "incidents": ids}, status_code=202)
+    body: dict[str, Any] = {"status": "accepted", "alerts": len(alerts), "incidents": list(ids)}
+    if ids.rejected:
+        # Each group's fate is its own: the others were paged; say which were refused and why.
+        body["status"] = "partial"
+        body["rejected"] = [{"incident": wid, "reason": why} for wid, why in ids.rejected.items()]
+    return JSONResponse(body, status_code=202)
 
 
 _PD_UPDATES: dict[str, Callable[..., Awaitable[Any]]] = {

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -162,11 +161,6 @@ async def test_incident_note_never_enters_history(
     assert leaks(history) == [] and "REDACTED" in history and "HighPasswd" in history
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs `alerts = redact_alerts(alerts, ctx.config.redact_patterns)` at the top of "
-    "operations.alerts.dispatch_alerts (workflows.policy.redact); remove this marker with that line",
-)
 async def test_alert_labels_annotations_and_generator_url_never_enter_history(
     time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> None:

@@ -303,7 +303,7 @@ async def deployment_scenario(run: Run) -> dict[str, WorkflowHandle]:
 
 
 async def deploy_lock_scenario(run: Run) -> dict[str, WorkflowHandle]:
-    """The service/env lock: v1 holds it, v2 queues, v1 deploys and releases, v2 is granted then rejected."""
+    """The service/env lock, taken once approved: v1 holds it while baking, v2 (approved) queues, then deploys."""
     dave, bob = Actor(name="dave"), Actor(name="bob")
     with FakeHooks() as hooks:
         run.write_config(deploy_config(hooks, canary={"steps": [100], "bake": "1m"}))
@@ -315,12 +315,13 @@ async def deploy_lock_scenario(run: Run) -> dict[str, WorkflowHandle]:
             second, _ = await start_deployment(
                 run.ctx(), dave, DeployInput(service="search", env="prod", version="v2", by="dave")
             )
-            await until("v2 queued", at_stage(second, "queued"))
-            await approve(run.ctx(), bob, first.id)
-            assert (await first.result()).outcome == "deployed"
             await until("v2 pending approval", at_stage(second, "pending_approval"))
-            await reject(run.ctx(), bob, second.id, "one is enough today")
-            assert (await second.result()).outcome == "rejected"
+            await approve(run.ctx(), bob, first.id)
+            await until("v1 holds the lock", at_stage(first, "canary"))
+            await approve(run.ctx(), bob, second.id)
+            await until("v2 queued", at_stage(second, "queued"))
+            assert (await first.result()).outcome == "deployed"
+            assert (await second.result()).outcome == "deployed"
             lock = run.client.get_workflow_handle(lock_id("search", "prod"))
             await lock.result()
     return {"deploy_lock": lock}

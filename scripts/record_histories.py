@@ -62,7 +62,7 @@ from operations import Actor, Context  # noqa: E402
 from operations.alerts import dispatch_alerts, fingerprint  # noqa: E402
 from operations.builds import send_build_event, send_notification  # noqa: E402
 from operations.config import ConfigStore, load_config_file  # noqa: E402
-from operations.deployments import approve, reject, start_deployment  # noqa: E402
+from operations.deployments import approve, start_deployment  # noqa: E402
 from operations.incidents import acknowledge, resolve  # noqa: E402
 from operations.silences import add_silence, expire_silence  # noqa: E402
 from tests.fakes.hooks import FakeHooks  # noqa: E402

@@ -1,4 +1,4 @@
-"""Delivery from inside a workflow: one receiver, its channels, failover.
+"""Delivery from inside a workflow: one receiver, its channels, failover, dead letters.
 
 Used by every workflow that notifies. Each channel send is one activity with
 an idempotency key ``<workflow id>/<step>/<channel>``; Temporal's retry policy
@@ -6,6 +6,16 @@ retries what the channel classified as retryable. When a receiver has
 ``backup`` channels and a primary has not delivered within
 ``failover_after``, the backups are sent the same message and, once one of
 them delivers, still-pending primaries are cancelled.
+
+Every send gives up once the receiver's ``give_up_after`` (default 1 h) has
+passed since the delivery began (the activities' schedule-to-close timeout).
+What no channel of the receiver delivered is *dead-lettered*: returned to the
+caller's list (for its state and query), counted in
+``tocsin_dead_letters_total{receiver,channel}`` and told to the config's
+``dead_letter`` receiver (default: the console). Telling the dead-letter
+receiver never dead-letters again: when it fails too, the console is told.
+Workflows whose history predates dead letters (no ``dead-letters`` patch
+marker) replay without those steps.
 """
 
 from __future__ import annotations
@@ -17,23 +27,28 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
-from workflows.config import Config
-from workflows.models import DeliveryRecord, Message, SendRequest
+from workflows.config import Config, Receiver
+from workflows.models import DeliveryRecord, Message, MessageField, SendRequest
+from workflows.notify.models import DeadLetter, DeadLetterNotice
 from workflows.policy.durations import parse_duration
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
 
-__all__ = ["SEND_RETRY", "load_config", "deliver"]
+__all__ = ["SEND_RETRY", "DEAD_LETTER_PATCH", "load_config", "deliver", "dead_letter_message"]
 
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
 )
-"""Unlimited attempts (bounded by the schedule-to-close timeout): an outage never drops a notification."""
+"""Unlimited attempts, bounded by the schedule-to-close timeout (the receiver's ``give_up_after``)."""
 SEND_START_TO_CLOSE = timedelta(seconds=30)
-SEND_SCHEDULE_TO_CLOSE = timedelta(hours=24)
+MIN_SEND_WINDOW = timedelta(seconds=1)
+DEAD_LETTER_PATCH = "dead-letters"
+DEAD_LETTER_TIMEOUT = timedelta(minutes=10)
+"""How long counting a dead letter and telling the console may retry before it is only logged."""
 
 
 async def load_config() -> Config:
@@ -45,7 +60,12 @@ async def load_config() -> Config:
     )
 
 
-def _error_text(exc: BaseException) -> str:
+def _error_text(exc: BaseException, give_up_after: str = "") -> str:
+    """What went wrong, in one line; a send that ran out of time says it gave up, and on what."""
+    if isinstance(exc, ActivityError) and exc.retry_state == RetryState.TIMEOUT:
+        last = exc.cause.cause if isinstance(exc.cause, TemporalTimeoutError) else exc.cause
+        why = _error_text(last) if last is not None else "timed out"
+        return f"gave up after {give_up_after or 'its time limit'}: {why}"
     cause: BaseException | None = exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
@@ -67,8 +87,10 @@ async def deliver(
     refs: dict[str, str] | None = None,
     thread: bool = False,
     only_types: Collection[str] | None = None,
+    dead_letters: list[DeadLetter] | None = None,
+    dead_letter: bool = True,
 ) -> list[DeliveryRecord]:
-    """Deliver ``message`` to every channel of a receiver (with failover).
+    """Deliver ``message`` to every channel of a receiver (with failover), dead-lettering what fails.
 
     Args:
         config: the snapshot to resolve the receiver in.
@@ -80,16 +102,39 @@ async def deliver(
         refs: ``channel → message_id`` of earlier sends; with ``thread`` False those channels
             edit that message in place, with ``thread`` True they reply under it.
         only_types: send only on channels of these types (Slack thread replies); no backups then.
+        dead_letters: where to append the dead letters of this delivery (the caller's state).
+        dead_letter: False for the dead-letter notice itself (its failure is logged, never re-told).
 
     Returns:
-        One record per channel tried (none for a "blackhole" receiver, as in Alertmanager).
+        One record per channel tried (none for a "blackhole" receiver, as in Alertmanager);
+        dead-lettered channels are ``failed`` records.
     """
     receiver = config.receiver(receiver_name)
     if receiver is None:
         workflow.logger.warning("unknown receiver %r: notification not sent", receiver_name)
         error = f"unknown receiver '{receiver_name}'"
-        return [DeliveryRecord(channel="", receiver=receiver_name, outcome="failed", error=error)]
+        records = [DeliveryRecord(channel="", receiver=receiver_name, outcome="failed", error=error)]
+    else:
+        records = await _send(config, receiver, message, step, action, dedup_key, refs, thread, only_types)
+    if dead_letter:
+        await _dead_letter(config, message, step, records, dead_letters)
+    return records
+
+
+async def _send(
+    config: Config,
+    receiver: Receiver,
+    message: Message,
+    step: str,
+    action: str,
+    dedup_key: str | None,
+    refs: dict[str, str] | None,
+    thread: bool,
+    only_types: Collection[str] | None,
+) -> list[DeliveryRecord]:
+    """The sends of one receiver: primaries, backups after ``failover_after``, all until ``give_up_after``."""
     wid = workflow.info().workflow_id
+    deadline = workflow.now() + parse_duration(receiver.give_up_after)
 
     def start(channel: str) -> Any:
         ref = (refs or {}).get(channel)
@@ -97,7 +142,7 @@ async def deliver(
             DeliveryActivities.send,
             SendRequest(
                 channel=channel,
-                receiver=receiver_name,
+                receiver=receiver.name,
                 message=message,
                 idempotency_key=f"{wid}/{step}/{channel}",
                 action=action,
@@ -106,9 +151,9 @@ async def deliver(
                 thread_of=ref if thread else None,
             ),
             start_to_close_timeout=SEND_START_TO_CLOSE,
-            schedule_to_close_timeout=SEND_SCHEDULE_TO_CLOSE,
+            schedule_to_close_timeout=max(deadline - workflow.now(), MIN_SEND_WINDOW),
             retry_policy=SEND_RETRY,
-            summary=f"{receiver_name} → {channel}",
+            summary=f"{receiver.name} → {channel}",
         )
 
     channels = receiver.channels
@@ -122,7 +167,7 @@ async def deliver(
         if lagging:
             workflow.logger.warning(
                 "receiver %s: %s not delivered in %s, failing over to %s",
-                receiver_name,
+                receiver.name,
                 ", ".join(lagging),
                 receiver.failover_after,
                 ", ".join(receiver.backup),
@@ -133,10 +178,10 @@ async def deliver(
                 for ch in lagging:
                     if not primaries[ch].done():
                         primaries[ch].cancel()
-    return await _records(receiver_name, primaries, backups)
+    return await _records(receiver, primaries, backups)
 
 
-async def _records(receiver_name: str, primaries: dict[str, Any], backups: dict[str, Any]) -> list[DeliveryRecord]:
+async def _records(receiver: Receiver, primaries: dict[str, Any], backups: dict[str, Any]) -> list[DeliveryRecord]:
     """One record per channel tried, primaries first (a failure becomes a ``failed`` record)."""
     records: list[DeliveryRecord] = []
     for is_backup, tasks in ((False, primaries), (True, backups)):
@@ -146,9 +191,9 @@ async def _records(receiver_name: str, primaries: dict[str, Any], backups: dict[
                 records.append(
                     DeliveryRecord(
                         channel=ch,
-                        receiver=receiver_name,
+                        receiver=receiver.name,
                         outcome="failed",
-                        error=_error_text(result),
+                        error=_error_text(result, receiver.give_up_after),
                         backup=is_backup,
                     )
                 )
@@ -156,3 +201,73 @@ async def _records(receiver_name: str, primaries: dict[str, Any], backups: dict[
                 result.backup = is_backup
                 records.append(result)
     return records
+
+
+def dead_letter_message(letters: list[DeadLetter], original: Message) -> Message:
+    """What the dead-letter receiver is told: which message, where it could not go, and why."""
+    lines = [f"• {d.receiver} → {d.channel or '(no such receiver)'}: {d.error}" for d in letters]
+    return Message(
+        title=f"Not delivered: {original.title}"[:300],
+        text="Tocsin gave up on this notification:\n" + "\n".join(lines),
+        severity="warning",
+        fields=[
+            MessageField(title="Source", value=letters[0].workflow_id),
+            MessageField(title="Step", value=letters[0].step),
+        ],
+        links=original.links,
+        labels={"alertname": "TocsinDeadLetter", "receiver": letters[0].receiver},
+        source=letters[0].workflow_id,
+    )
+
+
+async def _dead_letter(
+    config: Config, message: Message, step: str, records: list[DeliveryRecord], sink: list[DeadLetter] | None
+) -> None:
+    """Record, count and tell what no channel of the receiver delivered (nothing when a backup delivered)."""
+    failed = [r for r in records if r.outcome == "failed"]
+    if not failed or any(r.backup and r.outcome == "delivered" for r in records):
+        return
+    if not workflow.patched(DEAD_LETTER_PATCH):
+        return
+    wid, now = workflow.info().workflow_id, workflow.now()
+    letters = [
+        DeadLetter(
+            workflow_id=wid,
+            step=step,
+            title=message.title,
+            receiver=r.receiver,
+            channel=r.channel,
+            error=r.error or "not delivered",
+            at=now,
+        )
+        for r in failed
+    ]
+    if sink is not None:
+        sink.extend(letters)
+    workflow.logger.warning(
+        "dead letter: %s not delivered to %s", message.title, ", ".join(f"{d.receiver}/{d.channel}" for d in letters)
+    )
+    notice = dead_letter_message(letters, message)
+    target = config.dead_letter if config.dead_letter and config.receiver(config.dead_letter) else None
+    request = DeadLetterNotice(letters=letters, message=notice, key=f"{wid}/{step}/dead-letter", console=target is None)
+    await _tell(request)
+    if target is not None:
+        told = await deliver(config, target, notice, f"{step}/dead-letter", dead_letter=False)
+        if not any(r.outcome == "delivered" for r in told):
+            workflow.logger.warning("dead-letter receiver %s unreachable: telling the console", target)
+            await _tell(request.model_copy(update={"count": False, "console": True}))
+
+
+async def _tell(request: DeadLetterNotice) -> None:
+    """Run the ``dead_letter`` activity (count, console); its own failure is only logged."""
+    try:
+        await workflow.execute_activity_method(
+            DeliveryActivities.dead_letter,
+            request,
+            start_to_close_timeout=SEND_START_TO_CLOSE,
+            schedule_to_close_timeout=DEAD_LETTER_TIMEOUT,
+            retry_policy=SEND_RETRY,
+            summary="dead letter",
+        )
+    except ActivityError as exc:
+        workflow.logger.error("dead letter %s could not be counted or told: %s", request.key, _error_text(exc))

@@ -124,3 +124,39 @@ async def test_unknown_receiver_is_recorded_not_crashed(
     async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG)):
         result, _ = await run_notify(time_env, task_queue, "nobody")
     assert [(d.outcome, d.error) for d in result.deliveries] == [("failed", "unknown receiver 'nobody'")]
+
+
+async def test_gives_up_after_give_up_after_and_returns_the_dead_letters(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeSend({"primary": "down", "backup": "down"})
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG), replace_send=fake.send):
+        handle = await time_env.client.start_workflow(
+            NotifyWorkflow.run,
+            NotifyInput(receiver="team", message=Message(title="disk full", severity="warning")),
+            id=f"notify/{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        result = await handle.result()
+        desc = await handle.describe()
+    assert desc.close_time is not None
+    assert desc.close_time - desc.start_time < timedelta(hours=1, minutes=5), "bounded by give_up_after (1h)"
+    assert all(at - desc.start_time < timedelta(hours=1) for _, _, at in fake.calls), "no send after giving up"
+    by_channel = {d.channel: d for d in result.deliveries}
+    assert by_channel["other"].outcome == "delivered"
+    assert by_channel["primary"].outcome == by_channel["backup"].outcome == "failed"
+    assert by_channel["primary"].error == "gave up after 1h: 503 from API"
+    assert sorted((d.receiver, d.channel) for d in result.dead_letters) == [("team", "backup"), ("team", "primary")]
+    told = [r for r in outbox(tmp_path) if r["message"]["title"] == "Not delivered: disk full"]
+    assert len(told) == 1 and told[0]["key"] == f"{handle.id}/notify/dead-letter"
+
+
+async def test_a_backup_that_delivers_leaves_no_dead_letter(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeSend({"primary": "dead"})
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, write_config(CONFIG), replace_send=fake.send):
+        result, _ = await run_notify(time_env, task_queue, "team")
+    assert {d.channel: d.outcome for d in result.deliveries}["primary"] == "failed"
+    assert result.dead_letters == []
+    assert outbox(tmp_path) == []

@@ -28,7 +28,8 @@ def event(status: str, commit: str = "abc1234", **kw: object) -> BuildEvent:
     return BuildEvent(repo=REPO, branch="main", commit=commit, status=status, **kw)  # type: ignore[arg-type]
 
 
-async def wait_seq(handle, seq: int) -> PipelineState:  # type: ignore[no-untyped-def]
+async def wait_seq(handle, seq: int, *, delivered: bool = True) -> PipelineState:  # type: ignore[no-untyped-def]
+    """The state once ``seq`` events are classified and (with ``delivered``) their deliveries have finished."""
     import asyncio
 
     from temporalio.service import RPCError
@@ -40,10 +41,15 @@ async def wait_seq(handle, seq: int) -> PipelineState:  # type: ignore[no-untype
         except RPCError:  # a query can race a continue-as-new; ask the new run again
             await asyncio.sleep(0.05)
             continue
-        if state.seq >= seq:
+        if state.seq >= seq and not (delivered and any(n.delivering for n in state.notices)):
             return state
         await asyncio.sleep(0.05)
     raise AssertionError(f"pipeline never reached seq {seq}: {state}")
+
+
+def by_event(records: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    """Outbox records in event order (``<wid>/event-<seq>/...`` keys)."""
+    return sorted(records, key=lambda r: int(r["key"].split("/event-")[1].split("/")[0]))
 
 
 async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
@@ -59,7 +65,8 @@ async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
         await send_build_event(ops(time_env.client, task_queue), person("ci"), event("success", "5555555"))
         handle = time_env.client.get_workflow_handle(wid)
         state = await wait_seq(handle, 5)
-    titles = [r["message"]["title"] for r in outbox(tmp_path)]
+    box = by_event(outbox(tmp_path))  # deliveries run beside classification: sort them by event
+    titles = [r["message"]["title"] for r in box]
     assert titles == [
         f"Build failed: {REPO}@main (ci)",
         f"Build failed: {REPO}@main (ci)",
@@ -74,7 +81,7 @@ async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(
     ]
     assert [n.notified for n in state.notices] == [False, True, True, True, False]
     assert state.tracks["ci"].consecutive_failures == 0
-    second = outbox(tmp_path)[1]["message"]
+    second = box[1]["message"]
     assert "2 builds in a row" in second["text"]
     assert second["labels"]["alertname"] == "BuildFailed"
     assert second["labels"]["severity"] == "error"
@@ -90,7 +97,10 @@ async def test_duplicate_event_from_ci_retry_is_ignored(
         await send_build_event(ops(time_env.client, task_queue), person("ci"), event("cancelled", "abcdef1"))
         state = await wait_seq(time_env.client.get_workflow_handle(wid), 2)
     assert state.seq == 2
-    assert [r["message"]["title"].split(":")[0] for r in outbox(tmp_path)] == ["Build failed", "Build cancelled"]
+    assert [r["message"]["title"].split(":")[0] for r in by_event(outbox(tmp_path))] == [
+        "Build failed",
+        "Build cancelled",
+    ]
 
 
 async def test_tracks_are_per_ci_workflow_name(time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
@@ -158,7 +168,7 @@ async def test_continue_as_new_keeps_state_and_numbering(
     assert desc.run_id != first.run_id
     assert desc.status == WorkflowExecutionStatus.RUNNING
     assert state.tracks["ci"].consecutive_failures == 8
-    keys = [r["key"] for r in outbox(tmp_path)]
+    keys = [r["key"] for r in by_event(outbox(tmp_path))]
     assert keys == [f"{wid}/event-{i}/console/console" for i in range(1, 9)]
 
 

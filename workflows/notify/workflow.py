@@ -12,7 +12,7 @@ __all__ = ["NotifyWorkflow"]
 
 @workflow.defn(name="NotifyWorkflow")
 class NotifyWorkflow:
-    """Delivers one message to one receiver and records what each channel did."""
+    """Delivers one message to one receiver and records what each channel did (and what it gave up on)."""
 
     def __init__(self) -> None:
         self._result = NotifyResult()
@@ -21,7 +21,9 @@ class NotifyWorkflow:
     async def run(self, input: NotifyInput) -> NotifyResult:
         config = await load_config()
         message = input.message.model_copy(update={"source": workflow.info().workflow_id})
-        self._result.deliveries = await deliver(config, input.receiver, message, "notify")
+        self._result.deliveries = await deliver(
+            config, input.receiver, message, "notify", dead_letters=self._result.dead_letters
+        )
         return self._result
 
     @workflow.query

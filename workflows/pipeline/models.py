@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from workflows.models import DeliveryRecord
+from workflows.notify.models import DeadLetter
 
 __all__ = [
     "WORKFLOW",
@@ -131,6 +132,9 @@ class PipelineNotice(BaseModel):
     notified: bool
     receivers: list[str] = Field(default_factory=list)
     deliveries: list[DeliveryRecord] = Field(default_factory=list)
+    """Filled in once every receiver's delivery has finished (delivered, failed over or given up)."""
+    delivering: bool = False
+    """True while this event's deliveries are still running (they never hold up later events)."""
     silenced_by: list[str] = Field(default_factory=list)
     """Silences that kept this event quiet (it is still recorded)."""
 
@@ -147,6 +151,10 @@ class PipelineState(BaseModel):
     notices: list[PipelineNotice] = Field(default_factory=list)
     runs: int = 1
     """How many runs (continue-as-new generations) this entity has had."""
+    dead_letters: list[DeadLetter] = Field(default_factory=list)
+    """The most recent notifications a channel gave up on (bounded; see ``dead_letter_count``)."""
+    dead_letter_count: int = 0
+    """Dead letters over the entity's whole life."""
 
 
 class PipelineInput(BaseModel):

@@ -2,8 +2,18 @@
 
 Id ``pipeline/<repo>/<branch>``. CI events arrive by signal-with-start
 (``build_event``); each is classified against its CI workflow's track,
-routed through the route tree and delivered. The workflow continues-as-new,
-carrying its state and any queued events, before its history grows large.
+routed through the route tree and delivered. Events are classified one at a
+time, in arrival order; their deliveries run beside, so a dead channel never
+holds up the next event (each delivery gives up after its receiver's
+``give_up_after`` and dead-letters what it could not deliver, see
+``workflows.delivery``). The workflow continues-as-new, carrying its state and
+any queued events, before its history grows large: it first waits for the
+deliveries still running (never dropping one) while it goes on classifying
+events and starting their deliveries; only if the history reaches
+``HOLD_FACTOR`` × ``max_history`` meanwhile are new events held in the queue
+(carried into the next run) until the last delivery has finished or given up.
+Runs whose history predates concurrent deliveries (no
+``pipeline-concurrent-deliveries`` patch marker) deliver inline, as they did.
 """
 
 from __future__ import annotations
@@ -14,8 +24,11 @@ from datetime import timedelta
 from temporalio import workflow
 
 from workflows import search
+from workflows.config import Config
 from workflows.delivery import deliver, load_config
 from workflows.incident.models import SuppressionQuery
+from workflows.models import Message
+from workflows.notify.models import DeadLetter
 from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineNotice, PipelineState, Track
 from workflows.policy.builds import build_labels, build_message, classify
 from workflows.policy.routing import build_tree, match_routes
@@ -27,6 +40,9 @@ __all__ = ["PipelineWorkflow"]
 
 RECENT_KEYS = 200
 RECENT_NOTICES = 20
+RECENT_DEAD_LETTERS = 50
+HOLD_FACTOR = 5
+CONCURRENT_DELIVERIES_PATCH = "pipeline-concurrent-deliveries"
 
 
 @workflow.defn(name="PipelineWorkflow")
@@ -37,6 +53,7 @@ class PipelineWorkflow:
         self._queue: list[BuildEvent] = []
         self._state = PipelineState()
         self._status = ""
+        self._deliveries: list[asyncio.Task[None]] = []
 
     @workflow.signal(name="build_event")
     def build_event(self, event: BuildEvent) -> None:
@@ -52,21 +69,37 @@ class PipelineWorkflow:
         info = workflow.info()
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
 
+    def _in_flight(self) -> int:
+        """Deliveries still running (finished ones are reaped, re-raising what a bug raised)."""
+        for task in [t for t in self._deliveries if t.done()]:
+            self._deliveries.remove(task)
+            task.result()
+        return len(self._deliveries)
+
+    def _holding(self, input: PipelineInput) -> bool:
+        """Hold new events only when deliveries keep the run from continuing and history grows large."""
+        return bool(self._deliveries) and workflow.info().get_current_history_length() >= (
+            input.max_history * HOLD_FACTOR
+        )
+
     @workflow.run
     async def run(self, input: PipelineInput) -> None:
         if input.state is not None:
             self._state = input.state
         self._queue[:0] = input.pending
         while True:
-            await workflow.wait_condition(lambda: bool(self._queue))
-            while self._queue:
+            await workflow.wait_condition(
+                lambda: (
+                    (bool(self._queue) and not self._holding(input))
+                    or (self._should_continue(input.max_history) and not self._in_flight())
+                )
+            )
+            if self._queue and not self._holding(input):
                 await self._handle(input, self._queue.pop(0))
-                if self._should_continue(input.max_history):
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    self._state.runs += 1
-                    workflow.continue_as_new(
-                        input.model_copy(update={"state": self._state, "pending": list(self._queue)})
-                    )
+            if self._should_continue(input.max_history) and not self._in_flight():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                self._state.runs += 1
+                workflow.continue_as_new(input.model_copy(update={"state": self._state, "pending": list(self._queue)}))
 
     async def _handle(self, input: PipelineInput, event: BuildEvent) -> None:
         key = event.dedupe_key()
@@ -100,11 +133,31 @@ class PipelineWorkflow:
                 if node.receiver not in receivers:
                     receivers.append(node.receiver)
             message = build_message(event, result, workflow.info().workflow_id)
-            batches = await asyncio.gather(*(deliver(config, rcv, message, f"event-{seq}/{rcv}") for rcv in receivers))
             notice.receivers = receivers
-            notice.deliveries = [record for batch in batches for record in batch]
+            if workflow.patched(CONCURRENT_DELIVERIES_PATCH):
+                notice.delivering = True
+                self._deliveries.append(asyncio.create_task(self._deliver(config, notice, message)))
+            else:
+                await self._deliver(config, notice, message)
         self._state.notices = [*self._state.notices, notice][-RECENT_NOTICES:]
         status = "failing" if any(t.consecutive_failures for t in self._state.tracks.values()) else "passing"
         if status != self._status:
             self._status = status
             workflow.upsert_search_attributes([search.STATUS.value_set(status)])
+
+    async def _deliver(self, config: Config, notice: PipelineNotice, message: Message) -> None:
+        """Deliver one event's message to its receivers; record the deliveries and any dead letters."""
+        letters: list[DeadLetter] = []
+        try:
+            batches = await asyncio.gather(
+                *(
+                    deliver(config, rcv, message, f"event-{notice.seq}/{rcv}", dead_letters=letters)
+                    for rcv in notice.receivers
+                )
+            )
+            notice.deliveries = [record for batch in batches for record in batch]
+        finally:
+            notice.delivering = False
+        if letters:
+            self._state.dead_letters = [*self._state.dead_letters, *letters][-RECENT_DEAD_LETTERS:]
+            self._state.dead_letter_count += len(letters)

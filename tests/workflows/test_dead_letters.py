@@ -20,10 +20,14 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from operations.builds import send_build_event
 from tests.helpers import ops, outbox, person, tocsin_worker
+from workers.registry import WORKFLOWS, workflow_runner
 from workflows.config import Config, validate_references
 from workflows.models import Message
 from workflows.notify.models import NotifyInput
@@ -46,6 +50,12 @@ def dead_slack(**receiver: Any) -> dict[str, Any]:
         "receivers": [{"name": "builds", "channels": ["slack"], "give_up_after": "10m", **receiver}],
         "route": {"receiver": "builds"},
     }
+
+
+async def replays(history: WorkflowHistory) -> None:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
 
 
 def dead_letter_count(receiver: str, channel: str) -> float:
@@ -90,6 +100,7 @@ async def test_dead_slack_never_stalls_the_pipeline_and_dead_letters_to_the_cons
         await env.sleep(timedelta(minutes=11))  # past give_up_after (10m)
         state = await poll(handle, lambda s: s.dead_letter_count >= 2 and not any(n.delivering for n in s.notices))
         box = outbox(tmp_path)
+        await replays(await handle.fetch_history())
 
     letters = {d.step: d for d in state.dead_letters}
     failed = letters["event-1/builds"]
@@ -128,6 +139,7 @@ async def test_dead_letter_receiver_is_told_and_its_own_failure_never_loops(
                 task_queue=task_queue,
             )
             result = await handle.result()  # time skips while the result is awaited
+            await replays(await handle.fetch_history())
         assert [(d.channel, d.outcome) for d in result.deliveries] == [("slack", "failed")]
         assert [(d.receiver, d.channel, d.step) for d in result.dead_letters] == [("builds", "slack", "notify")]
         [told] = [r for r in outbox(tmp_path) if r["message"]["title"] == f"Not delivered: to {target}"]
@@ -201,6 +213,8 @@ async def test_continue_as_new_waits_for_in_flight_deliveries_and_drops_none(
         state = await poll(handle, lambda s: s.runs > 1 and s.dead_letter_count >= 5)
         desc = await handle.describe()
         box = outbox(tmp_path)
+        history = await env.client.get_workflow_handle(wid, run_id=first.result_run_id).fetch_history()
+    await replays(history)  # the concurrent deliveries and dead letters replay deterministically
     assert desc.run_id != first.result_run_id
     assert sorted(d.step for d in state.dead_letters) == [f"event-{i}/builds" for i in range(1, 6)]
     assert not any(n.delivering for n in state.notices)

@@ -267,8 +267,8 @@ def reject(
 
 @app.command()
 def rollback(
-    service: str = typer.Option(..., help="Service."),
-    env: str = typer.Option(..., "--env", help="Environment."),
+    service: str = typer.Option(..., metavar="SERVICE", help="Service."),
+    env: str = typer.Option(..., "--env", metavar="ENV", help="Environment."),
     by: str = typer.Option(..., metavar="USER", help="Who rolls back."),
     reason: str = typer.Option(..., metavar="TEXT", help="Why."),
 ) -> None:
@@ -289,8 +289,8 @@ def rollback(
 @audit_app.command("export")
 def audit_export(
     since: Optional[str] = typer.Option(None, metavar="T", help="ISO-8601 instant, or a duration ago (24h, 7d)."),
-    service: Optional[str] = typer.Option(None, help="Only this service."),
-    env: Optional[str] = typer.Option(None, "--env", help="Only this environment."),
+    service: Optional[str] = typer.Option(None, metavar="SERVICE", help="Only this service."),
+    env: Optional[str] = typer.Option(None, "--env", metavar="ENV", help="Only this environment."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write here instead of stdout."),
 ) -> None:
     """JSON lines {time, workflow_id, kind, actor, action, detail, prev_sha256} from Temporal's histories."""

@@ -43,10 +43,10 @@ _INCIDENT_REFUSED = ("refused", EXIT_ERROR)
 
 @app.command()
 def alert(
-    name: str = typer.Option(..., help="Alert name (the alertname label)."),
-    severity: str = typer.Option(..., help="info|warning|error|critical"),
-    service: Optional[str] = typer.Option(None, help="Service label."),
-    env: Optional[str] = typer.Option(None, help="Environment label."),
+    name: str = typer.Option(..., metavar="NAME", help="Alert name (the alertname label)."),
+    severity: str = typer.Option(..., metavar="SEVERITY", help="info|warning|error|critical"),
+    service: Optional[str] = typer.Option(None, metavar="SERVICE", help="Service label."),
+    env: Optional[str] = typer.Option(None, metavar="ENV", help="Environment label."),
     label: list[str] = typer.Option(None, "--label", metavar="K=V", help="Extra label k=v (repeatable)."),
     summary: Optional[str] = typer.Option(None, metavar="TEXT", help="Summary annotation."),
     by: Optional[str] = typer.Option(None, "--by", metavar="USER", help="Who raises it (default: the OS user)."),
@@ -211,7 +211,7 @@ def _print_status(report: dict[str, Any]) -> None:
 
 @app.command()
 def status(
-    service: Optional[str] = typer.Option(None, help="Only this service."),
+    service: Optional[str] = typer.Option(None, metavar="SERVICE", help="Only this service."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Open incidents, running deployments, pipeline health."""

@@ -9,7 +9,34 @@ import pytest
 
 from tests.helpers import cli
 
-COMMANDS = [["build"], ["notify"], ["dev"], ["worker"], ["config", "check"], ["routes", "test"]]
+COMMANDS = [
+    [*c.split()]
+    for c in (
+        "build",
+        "notify",
+        "dev",
+        "worker",
+        "gateway",
+        "config check",
+        "routes test",
+        "alert",
+        "ack",
+        "resolve",
+        "escalate",
+        "snooze",
+        "silence add",
+        "silence list",
+        "silence expire",
+        "status",
+        "deploy",
+        "deploy pause",
+        "approve",
+        "reject",
+        "rollback",
+        "audit export",
+        "audit verify",
+    )
+]
 
 
 def test_version() -> None:

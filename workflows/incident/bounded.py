@@ -236,6 +236,9 @@ def main_message(st: IncidentState, note: str = "") -> Message:
         alerts=model_dump_alerts(kept + stubs),
         level=st.level or None,
         note=note,
+        handled_by=st.resolved_by if st.status == "resolved" else st.acknowledged_by,
+        handled_at=st.resolved_at if st.status == "resolved" else st.acknowledged_at,
+        handled_note=st.handled_note,
     )
     firing_kept = sum(1 for a in kept if a.status == "firing")
     seen = st.counts.seen or len(kept)

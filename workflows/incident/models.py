@@ -183,6 +183,8 @@ class IncidentState(BaseModel):
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+    handled_note: str = ""
+    """The note of the last acknowledgement or resolution (shown in the main message)."""
     snoozed_until: datetime | None = None
     escalation_restart: datetime | None = None
     """When the ladder (re)started: first notification, or an ack that timed out."""

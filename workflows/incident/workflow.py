@@ -112,6 +112,7 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         now = workflow.now()
         self.st.status = "acknowledged"
         self.st.acknowledged_by = action.by
+        self.st.handled_note = action.note
         self.st.acknowledged_at = now
         if self.st.mtta_seconds is None:
             self.st.mtta_seconds = (now - (self.st.created_at or now)).total_seconds()
@@ -174,6 +175,7 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         now = workflow.now()
         self.st.status = "resolved"
         self.st.resolved_by = actor
+        self.st.handled_note = note or ""
         self.st.resolved_at = now
         self.st.mttr_seconds = (now - (self.st.created_at or now)).total_seconds()
         self._log(actor, "resolved", detail)

@@ -30,7 +30,7 @@ from workflows.incident.models import SuppressionQuery
 from workflows.models import Message
 from workflows.notify.models import DeadLetter
 from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineNotice, PipelineState, Track
-from workflows.policy.builds import build_labels, build_message, classify
+from workflows.policy.builds import build_labels, build_message, classify, pipeline_status
 from workflows.policy.routing import build_tree, match_routes
 
 with workflow.unsafe.imports_passed_through():
@@ -140,7 +140,7 @@ class PipelineWorkflow:
             else:
                 await self._deliver(config, notice, message)
         self._state.notices = [*self._state.notices, notice][-RECENT_NOTICES:]
-        status = "failing" if any(t.consecutive_failures for t in self._state.tracks.values()) else "passing"
+        status = pipeline_status(self._state.tracks.values())
         if status != self._status:
             self._status = status
             workflow.upsert_search_attributes([search.STATUS.value_set(status)])

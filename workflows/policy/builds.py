@@ -8,6 +8,7 @@ failures → ``BuildFixed``; cancelled → ``BuildCancelled``; a plain success �
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -15,7 +16,16 @@ from pydantic import BaseModel
 from workflows.models import Link, Message, MessageField, Severity
 from workflows.pipeline.models import BuildEvent, Track
 
-__all__ = ["Track", "Classified", "PipelineSettings", "classify", "build_labels", "build_message", "format_duration_s"]
+__all__ = [
+    "pipeline_status",
+    "Track",
+    "Classified",
+    "PipelineSettings",
+    "classify",
+    "build_labels",
+    "build_message",
+    "format_duration_s",
+]
 
 _SEVERITY: dict[str, Severity] = {"failure": "error", "cancelled": "warning", "success": "info", "started": "info"}
 
@@ -171,3 +181,14 @@ def build_message(event: BuildEvent, result: Classified, source: str) -> Message
         labels=build_labels(event, result.alertname),
         source=source,
     )
+
+
+def pipeline_status(tracks: Iterable[Track]) -> str:
+    """``TocsinStatus`` of a pipeline: ``failing`` when a track is red, ``passing`` when one has finished
+    a run and none is red, ``running`` while only ``started`` events have arrived."""
+    known = list(tracks)
+    if any(t.consecutive_failures for t in known):
+        return "failing"
+    if any(t.last_status is not None for t in known):
+        return "passing"
+    return "running"

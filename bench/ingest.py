@@ -6,7 +6,7 @@ the raw worker, each its own process). A round sends ``--webhooks`` single-alert
 ``httpx.AsyncClient`` with as many connections) and measures from the first request to the last
 ``202 Accepted``. The raw round does the same count at the same concurrency from the same
 benchmark process, with the same Temporal server: signal-with-start of a trivial entity workflow
-(:class:`bench.raw_worker.RawEntityWorkflow`), one per group. Rounds alternate (raw first in even
+(:class:`bench.raw_entity.RawEntityWorkflow`), one per group. Rounds alternate (raw first in even
 rounds, Tocsin first in odd ones), each on fresh groups; after a Tocsin round the benchmark waits
 for the incidents' first pages to reach the fake Slack, and after every round for a second, so
 one round's work drains before the next.
@@ -44,7 +44,7 @@ from bench.common import percentile
 from bench.latency import CHAT, alert_body, slack_channel
 from bench.procs import RAW_QUEUE, Stack, production_stack
 from bench.pyspy import summarize
-from bench.raw_worker import ENTITY_SIGNAL
+from bench.raw_entity import ENTITY_SIGNAL
 from tests.fakes import FakeSlack
 
 DRAIN_PAUSE = 1.0

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench.latency import alert_body
+from bench.procs import KEEPALIVE
 from tests.fakes import FakeSlack
 
 __all__ = ["LOAD_CHANNEL", "LOAD_TOKEN", "Tally", "main"]
@@ -72,7 +73,9 @@ async def main(gateway: str, rate: float, groups: int, concurrency: int, run: st
     tally, flowing = Tally(), asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
     headers = {"Authorization": f"Bearer {os.environ.get('TOCSIN_GATEWAY_TOKEN', '')}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=KEEPALIVE
+    )
     async with httpx.AsyncClient(base_url=gateway, headers=headers, limits=limits, timeout=60) as http:
         start = time.perf_counter()
         k = 0

@@ -48,6 +48,7 @@ __all__ = [
     "production_stack",
     "log_tail",
     "READY_TIMEOUT",
+    "KEEPALIVE",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,9 @@ TOKEN = "bench-gateway-token"
 """The gateway's ``TOCSIN_GATEWAY_TOKEN``; the benchmarks send it as ``Authorization: Bearer``."""
 TASK_QUEUE = "bench-tocsin"
 RAW_QUEUE = "bench-raw"
+KEEPALIVE = 2.0
+"""Seconds an idle connection to the gateway is kept: below uvicorn's 5 s, so the client never sends on
+a connection the server is closing at that moment (a ``ReadError`` at 5 s of idleness otherwise)."""
 READY_TIMEOUT = 60.0
 """Seconds each process may take to be ready (a busy two-core machine imports slowly)."""
 
@@ -136,11 +140,13 @@ class Stack:
     env: dict[str, str]
 
     def http(self, connections: int = 1) -> httpx.AsyncClient:
-        """An HTTP client for the gateway: bearer token, at most ``connections`` connections (kept alive)."""
+        """An HTTP client for the gateway: bearer token, at most ``connections`` connections, idle ones kept 2 s."""
         return httpx.AsyncClient(
             base_url=self.gateway_url,
             headers={"Authorization": f"Bearer {TOKEN}"},
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            limits=httpx.Limits(
+                max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=KEEPALIVE
+            ),
             timeout=httpx.Timeout(60.0),
         )
 

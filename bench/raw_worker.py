@@ -1,8 +1,8 @@
 """The raw-Temporal baseline's worker, in its own process, as a user's raw worker would run.
 
-It registers the one-activity Slack workflow of :mod:`bench.raw` (the latency floor) and
-:class:`RawEntityWorkflow`, a trivial entity that only counts its signals (the ingest floor:
-signal-with-start of it is what a raw Temporal client does per alert). Runs until SIGTERM/SIGINT.
+It registers the one-activity Slack workflow of :mod:`bench.raw` (the latency floor) and the
+trivial entity of :mod:`bench.raw_entity` (the ingest floor: signal-with-start of it is what a raw
+Temporal client does per alert). Runs until SIGTERM/SIGINT.
 
     python -m bench.raw_worker --address HOST:PORT --task-queue QUEUE --slack-url URL
     (the fake Slack's token comes from RAW_SLACK_TOKEN)
@@ -14,39 +14,14 @@ import argparse
 import asyncio
 import os
 import signal
-from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
-from temporalio import workflow
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from bench.raw import RawSlack, RawSlackWorkflow
-
-__all__ = ["RawEntityWorkflow", "ENTITY_SIGNAL"]
-
-ENTITY_SIGNAL = "add"
-
-
-@workflow.defn(name="RawEntityWorkflow")
-class RawEntityWorkflow:
-    """One entity per key: counts what it is sent, and stays open."""
-
-    def __init__(self) -> None:
-        """Nothing received yet."""
-        self.received = 0
-
-    @workflow.signal(name=ENTITY_SIGNAL)
-    def add(self, item: dict[str, Any]) -> None:
-        """One more item."""
-        self.received += 1
-
-    @workflow.run
-    async def run(self) -> int:
-        """Wait for ever (the benchmark's dev server is thrown away after the run)."""
-        await workflow.wait_condition(lambda: self.received < 0)
-        return self.received
+from bench.raw_entity import RawEntityWorkflow
 
 
 async def main(address: str, task_queue: str, slack_url: str) -> None:

@@ -2,6 +2,16 @@
 
 Built once per worker (:class:`DeliveryActivities`), holding the long-lived
 HTTP clients and the config store; Temporal calls its methods.
+
+**Pacing.** A post on a channel whose worker polls a paced send queue for it (``send_queues``,
+set by ``workers.main``) was paced by Temporal before it reached this worker, and is sent at
+once. Otherwise the worker's token bucket paces it (``Channel.pace``, by ``SendRequest.priority``):
+a send over budget ends its attempt with a *benign* ``Paced`` error whose ``next_retry_delay``
+is the wait (no traceback in the log, no failure metric) and records in the activity's
+heartbeat details how many attempts were deferred so; the channel is told the attempt number
+counting only the attempts that may have reached its API, so the look-up that guards a retry
+(Slack's history search, GitHub's and Jira's comment search, SMS's recent messages) runs only
+after a real failure, never after a deferral.
 """
 
 from __future__ import annotations
@@ -13,13 +23,13 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
 from activities.metrics import DEAD_LETTERS, NOTIFICATIONS, NOTIFY_LATENCY
 from activities.redact import redact_message, redactor_for
 from operations.config import ConfigStore, resolve_env
-from workflows.config import Config
+from workflows.config import ChannelConfig, Config
 from workflows.models import DeliveryRecord, Message, SendRequest
 from workflows.notify.models import DeadLetterNotice
 
@@ -33,6 +43,8 @@ class DeliveryActivities:
         self._store = store
         self._deps = ChannelDeps(http=http or httpx.AsyncClient(timeout=httpx.Timeout(10.0)), home=home)
         self._channels: dict[tuple[str, str], Channel] = {}
+        self.send_queues: dict[str, str] = {}
+        """channel → the paced task queue this worker polls for its posts (advertised in the snapshot)."""
 
     async def aclose(self) -> None:
         """Close the long-lived clients."""
@@ -45,8 +57,34 @@ class DeliveryActivities:
 
     @activity.defn(name="load_config")
     async def load_config(self) -> Config:
-        """The current config, with channel settings stripped (safe for history)."""
-        return self._store.get().snapshot()
+        """The current config, with channel settings stripped (safe for history), and the send queues polled."""
+        snapshot = self._store.get().snapshot()
+        for name, queue in self.send_queues.items():
+            spec = snapshot.channels.get(name)
+            if spec is not None:
+                snapshot.channels[name] = ChannelConfig(type=spec.type, send_queue=queue)
+        return snapshot
+
+    def pace_groups(self, config: Config, max_rate: float) -> list[tuple[str, float, list[str]]]:
+        """Channels paced below ``max_rate`` per second, grouped by what their API limits.
+
+        Returns:
+            (the group's first channel name, the lowest rate of the group, every channel of the
+            group), one per pace key (``Channel.pace_key``: channels posting to one Slack channel
+            share one budget). Channels that cannot be built here (a missing secret) are left out.
+        """
+        groups: dict[str, tuple[float, list[str]]] = {}
+        for name in sorted(config.channels):
+            try:
+                channel = self._channel(name, config)
+            except ApplicationError:
+                continue
+            rate = channel.pace_rate()
+            if rate is None or rate >= max_rate:
+                continue
+            lowest, names = groups.get(channel.pace_key(), (rate, []))
+            groups[channel.pace_key()] = (min(lowest, rate), [*names, name])
+        return [(names[0], rate, names) for rate, names in groups.values()]
 
     def _channel(self, name: str, config: Config) -> Channel:
         spec = config.channels.get(name)
@@ -89,25 +127,34 @@ class DeliveryActivities:
         config = self._store.get()
         channel = self._channel(request.channel, config)
         message = self._redact(request.message, config)
-        attempt = activity.info().attempt
+        info = activity.info()
+        attempt = info.attempt
+        deferred = _deferred(info.heartbeat_details)
+        tried = max(1, attempt - deferred)  # this attempt's number among those that may have reached the API
         started = time.monotonic()
         ctx = SendContext(
-            attempt=attempt,
+            attempt=tried,
             action=request.action,
             update_of=request.update_of,
             thread_of=request.thread_of,
             dedup_key=request.dedup_key,
         )
         try:
-            if not request.update_of:
-                channel.pace()
-            sent = await channel.send(message, request.idempotency_key, attempt, ctx)
+            if not request.update_of and info.task_queue != self.send_queues.get(request.channel):
+                channel.pace(request.priority)
+            sent = await channel.send(message, request.idempotency_key, tried, ctx)
         except ChannelError as exc:
-            outcome = "paced" if exc.kind == "Paced" else ("retry" if exc.retryable else "failed")
-            NOTIFICATIONS.labels(request.channel, outcome).inc()
+            paced = exc.kind == "Paced"
+            NOTIFICATIONS.labels(request.channel, "paced" if paced else ("retry" if exc.retryable else "failed")).inc()
+            if paced:
+                activity.heartbeat(deferred + 1)  # carried to the next attempt: it skips the duplicate look-up
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
             raise ApplicationError(
-                str(exc), type=exc.kind, non_retryable=not exc.retryable, next_retry_delay=delay
+                str(exc),
+                type=exc.kind,
+                non_retryable=not exc.retryable,
+                next_retry_delay=delay,
+                category=ApplicationErrorCategory.BENIGN if paced else ApplicationErrorCategory.UNSPECIFIED,
             ) from None
         latency = time.monotonic() - started
         NOTIFICATIONS.labels(request.channel, "duplicate" if sent.duplicate else "delivered").inc()
@@ -143,3 +190,12 @@ class DeliveryActivities:
                 await console.send(message, notice.key, activity.info().attempt)
             except (ChannelError, OSError) as exc:
                 raise ApplicationError(f"dead-letter console: {exc}", type="ConsoleUnavailable") from None
+
+
+def _deferred(details: Any) -> int:
+    """Attempts of this send deferred by pacing so far (the heartbeat details a deferral leaves)."""
+    try:
+        value = details[0] if details else 0
+        return max(0, int(value))
+    except (TypeError, ValueError, IndexError):
+        return 0

@@ -16,29 +16,55 @@ caller's list (for its state and query), counted in
 receiver never dead-letters again: when it fails too, the console is told.
 Workflows whose history predates dead letters (no ``dead-letters`` patch
 marker) replay without those steps.
+
+**Pacing and priority.** Each send carries a priority (``SendRequest.priority``): ``critical``
+for a first notification of critical severity, ``page`` for any other first notification,
+``update`` for thread replies, edits and announcements. Runs with the ``paced-send-queues``
+patch schedule a post on a paced channel on that channel's own task queue when the worker
+advertises one in the config snapshot (``send_queue``: ``<task queue>/send/<channel>``, whose
+rate Temporal enforces across every worker polling it, see ``workers.main``), with the
+priority as Temporal's task priority, so that pages leave the queue before updates; edits
+stay on the workflow's queue (channels do not pace them). Older runs send on the workflow's
+task queue, paced by the worker's bucket.
+
+**Ordering.** A caller that runs deliveries concurrently (the incident) passes a
+:class:`Sequencer`: each channel's send then starts only when the sequencer says it is its
+turn (after earlier sends on the same receiver and channel), reads ``refs`` at that moment, so
+an edit or a thread reply follows the message it refers to, and a thread reply with nothing to
+reply under is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
-from datetime import timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.config import Config, Receiver
-from workflows.models import DeliveryRecord, Message, MessageField, SendRequest
+from workflows.models import DeliveryRecord, Message, MessageField, SendPriority, SendRequest
 from workflows.notify.models import DeadLetter, DeadLetterNotice
 from workflows.policy.durations import parse_duration
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DeliveryActivities
 
-__all__ = ["SEND_RETRY", "DEAD_LETTER_PATCH", "load_config", "deliver", "dead_letter_message"]
+__all__ = [
+    "SEND_RETRY",
+    "DEAD_LETTER_PATCH",
+    "SEND_QUEUES_PATCH",
+    "PRIORITY_KEYS",
+    "Sequencer",
+    "load_config",
+    "deliver",
+    "send_queue",
+    "dead_letter_message",
+]
 
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=60)
@@ -49,6 +75,26 @@ MIN_SEND_WINDOW = timedelta(seconds=1)
 DEAD_LETTER_PATCH = "dead-letters"
 DEAD_LETTER_TIMEOUT = timedelta(minutes=10)
 """How long counting a dead letter and telling the console may retry before it is only logged."""
+SEND_QUEUES_PATCH = "paced-send-queues"
+PRIORITY_KEYS: dict[str, int] = {"critical": 1, "page": 2, "update": 3}
+"""Temporal task priority (lower goes first) of each send priority."""
+
+
+class Sequencer(Protocol):
+    """Decides when each channel send of a delivery may start (see the module docstring)."""
+
+    def start(
+        self, receiver: str, channel: str, send: Callable[[], Awaitable[DeliveryRecord]]
+    ) -> asyncio.Task[DeliveryRecord]:
+        """A task that runs ``send`` when it is this receiver and channel's turn, and returns its record."""
+        ...
+
+
+def send_queue(config: Config, channel: str) -> str | None:
+    """The task queue a worker advertised for this channel's paced posts (None: the workflow's own)."""
+    spec = config.channels.get(channel)
+    queue = spec.settings().get("send_queue") if spec is not None else None
+    return queue if isinstance(queue, str) and queue else None
 
 
 async def load_config() -> Config:
@@ -89,6 +135,8 @@ async def deliver(
     only_types: Collection[str] | None = None,
     dead_letters: list[DeadLetter] | None = None,
     dead_letter: bool = True,
+    priority: SendPriority | None = None,
+    sequencer: Sequencer | None = None,
 ) -> list[DeliveryRecord]:
     """Deliver ``message`` to every channel of a receiver (with failover), dead-lettering what fails.
 
@@ -104,6 +152,10 @@ async def deliver(
         only_types: send only on channels of these types (Slack thread replies); no backups then.
         dead_letters: where to append the dead letters of this delivery (the caller's state).
         dead_letter: False for the dead-letter notice itself (its failure is logged, never re-told).
+        priority: of every send; default ``update`` for thread replies and edits, else ``critical``
+            for a critical message and ``page`` for the others.
+        sequencer: orders the sends among the caller's concurrent deliveries (``refs`` is then read
+            when each send starts).
 
     Returns:
         One record per channel tried (none for a "blackhole" receiver, as in Alertmanager);
@@ -115,47 +167,88 @@ async def deliver(
         error = f"unknown receiver '{receiver_name}'"
         records = [DeliveryRecord(channel="", receiver=receiver_name, outcome="failed", error=error)]
     else:
-        records = await _send(config, receiver, message, step, action, dedup_key, refs, thread, only_types)
+        how = _How(action, dedup_key, refs or {}, thread, only_types, priority, sequencer)
+        records = await _send(config, receiver, message, step, how)
     if dead_letter:
         await _dead_letter(config, message, step, records, dead_letters)
     return records
 
 
-async def _send(
-    config: Config,
-    receiver: Receiver,
-    message: Message,
-    step: str,
-    action: str,
-    dedup_key: str | None,
-    refs: dict[str, str] | None,
-    thread: bool,
-    only_types: Collection[str] | None,
-) -> list[DeliveryRecord]:
+class _How:
+    """How one delivery sends (``deliver``'s keyword arguments)."""
+
+    def __init__(
+        self,
+        action: str,
+        dedup_key: str | None,
+        refs: Mapping[str, str],
+        thread: bool,
+        only_types: Collection[str] | None,
+        priority: SendPriority | None,
+        sequencer: Sequencer | None,
+    ) -> None:
+        self.action, self.dedup_key, self.refs, self.thread = action, dedup_key, refs, thread
+        self.only_types, self.priority, self.sequencer = only_types, priority, sequencer
+
+    def request(self, receiver: str, message: Message, key: str, channel: str) -> SendRequest:
+        """The activity input, with ``refs`` as they are now."""
+        ref = self.refs.get(channel)
+        priority = self.priority or (
+            "update" if self.thread or ref else ("critical" if message.severity == "critical" else "page")
+        )
+        return SendRequest(
+            channel=channel,
+            receiver=receiver,
+            message=message,
+            idempotency_key=key,
+            action=self.action,
+            dedup_key=self.dedup_key,
+            update_of=None if self.thread else ref,
+            thread_of=ref if self.thread else None,
+            priority=priority,
+        )
+
+
+def _start_send(config: Config, receiver: Receiver, request: SendRequest, deadline: datetime) -> Any:
+    """Schedule one send activity (on the channel's paced queue, with a priority, in runs with the patch)."""
+    options: dict[str, Any] = {}
+    if workflow.patched(SEND_QUEUES_PATCH):
+        queue = send_queue(config, request.channel)
+        if queue is not None and request.update_of is None:
+            options["task_queue"] = queue
+        options["priority"] = Priority(priority_key=PRIORITY_KEYS[request.priority])
+    return workflow.start_activity_method(
+        DeliveryActivities.send,
+        request,
+        start_to_close_timeout=SEND_START_TO_CLOSE,
+        schedule_to_close_timeout=max(deadline - workflow.now(), MIN_SEND_WINDOW),
+        retry_policy=SEND_RETRY,
+        summary=f"{receiver.name} → {request.channel}",
+        **options,
+    )
+
+
+async def _send(config: Config, receiver: Receiver, message: Message, step: str, how: _How) -> list[DeliveryRecord]:
     """The sends of one receiver: primaries, backups after ``failover_after``, all until ``give_up_after``."""
     wid = workflow.info().workflow_id
     deadline = workflow.now() + parse_duration(receiver.give_up_after)
 
     def start(channel: str) -> Any:
-        ref = (refs or {}).get(channel)
-        return workflow.start_activity_method(
-            DeliveryActivities.send,
-            SendRequest(
-                channel=channel,
-                receiver=receiver.name,
-                message=message,
-                idempotency_key=f"{wid}/{step}/{channel}",
-                action=action,
-                dedup_key=dedup_key,
-                update_of=None if thread else ref,
-                thread_of=ref if thread else None,
-            ),
-            start_to_close_timeout=SEND_START_TO_CLOSE,
-            schedule_to_close_timeout=max(deadline - workflow.now(), MIN_SEND_WINDOW),
-            retry_policy=SEND_RETRY,
-            summary=f"{receiver.name} → {channel}",
-        )
+        key = f"{wid}/{step}/{channel}"
+        if how.sequencer is None:
+            return _start_send(config, receiver, how.request(receiver.name, message, key, channel), deadline)
 
+        async def send() -> DeliveryRecord:
+            request = how.request(receiver.name, message, key, channel)
+            if how.thread and request.thread_of is None:
+                error = "nothing to reply under: the message was not delivered on this channel"
+                return DeliveryRecord(channel=channel, receiver=receiver.name, outcome="skipped", error=error)
+            record: DeliveryRecord = await _start_send(config, receiver, request, deadline)
+            return record
+
+        return how.sequencer.start(receiver.name, channel, send)
+
+    only_types = how.only_types
     channels = receiver.channels
     if only_types is not None:
         channels = [ch for ch in channels if ch in config.channels and config.channels[ch].type in only_types]

@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "Severity",
+    "SendPriority",
+    "SEND_PRIORITIES",
     "MessageField",
     "Link",
     "Action",
@@ -21,6 +23,9 @@ __all__ = [
 
 Severity = Literal["info", "success", "warning", "error", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "success", "warning", "error", "critical")
+SendPriority = Literal["critical", "page", "update"]
+SEND_PRIORITIES: tuple[str, ...] = ("critical", "page", "update")
+"""Most urgent first: a critical first notification, any other first notification (a page), an update."""
 
 
 class MessageField(BaseModel):
@@ -79,6 +84,9 @@ class SendRequest(BaseModel):
     """``message_id`` of an earlier send on this channel to reply under."""
     dedup_key: str | None = None
     """Stable across an incident's life (PagerDuty ``dedup_key``, GitHub marker)."""
+    priority: SendPriority = "page"
+    """Which sends a paced channel lets through first: ``critical`` pages, then other pages, then
+    updates (thread replies, edits, acknowledgements); see ``activities.channels.base.Channel.pace``."""
 
 
 class DeliveryRecord(BaseModel):

@@ -72,12 +72,20 @@ class SendContext:
     """A key stable across the life of an incident/pipeline (PagerDuty ``dedup_key``, GitHub marker)."""
 
 
+PACE_RANK = {"critical": 0, "page": 1, "update": 2}
+"""Send priorities (``SendRequest.priority``), most urgent first."""
+UPDATE_RESERVE = 2.0
+"""Tokens of a bucket's burst that only pages may take: an update waits while fewer than this plus one remain."""
+
+
 @dataclass
 class _Bucket:
     rate: float
     burst: float
     tokens: float
     stamp: float
+    held: dict[str, float] = field(default_factory=dict)
+    """priority → when the latest send of that priority deferred by this bucket comes back (clock seconds)."""
 
 
 @dataclass
@@ -119,17 +127,27 @@ class Channel(abc.ABC):
         """What the API rate-limits on (a channel, a webhook); instances sharing it share a bucket."""
         return f"{self.type}:{self.name}"
 
-    def pace(self, now: float | None = None) -> None:
-        """Take one send from this channel's token bucket.
+    def pace_rate(self) -> float | None:
+        """Sends per second this instance may make (the ``rate_per_second`` setting, else the type's); None: unpaced."""
+        rate = self.settings.get("rate_per_second", self.rate_per_second)
+        return float(rate) if rate else None
+
+    def pace(self, priority: str = "page", now: float | None = None) -> None:
+        """Take one send from this channel's token bucket, the most urgent sends first.
+
+        A ``critical`` or ``page`` send takes a token when one is there, the whole burst included;
+        an ``update`` leaves ``UPDATE_RESERVE`` tokens of the burst to pages, and waits while a
+        more urgent send on this bucket is deferred (and one token interval longer), so that pages
+        deferred here go out before updates whatever order their retries come back in. A ``page``
+        likewise waits behind a deferred ``critical`` one.
 
         Raises:
-            ChannelError: retryable, with ``retry_after`` set to when the next send is allowed, so
-                Temporal's retry (not a sleep in the worker) paces the send.
+            ChannelError: retryable, kind ``Paced``, with ``retry_after`` set to when this send may
+                try again, so Temporal's retry (not a sleep in the worker) paces the send.
         """
-        rate = self.settings.get("rate_per_second", self.rate_per_second)
-        if not rate:
+        rate = self.pace_rate()
+        if rate is None:
             return
-        rate = float(rate)
         burst = float(self.settings.get("burst", self.burst))
         now = time.monotonic() if now is None else now
         buckets: dict[str, _Bucket] = self.deps.extra.setdefault("pace", {})
@@ -138,12 +156,21 @@ class Channel(abc.ABC):
             bucket = buckets[self.pace_key()] = _Bucket(rate, burst, burst, now)
         bucket.tokens = min(bucket.burst, bucket.tokens + (now - bucket.stamp) * bucket.rate)
         bucket.stamp = now
-        if bucket.tokens >= 1:
+        bucket.held = {p: until for p, until in bucket.held.items() if until > now}
+        rank = PACE_RANK.get(priority, PACE_RANK["page"])
+        ahead = max((until for p, until in bucket.held.items() if PACE_RANK[p] < rank), default=None)
+        need = min(bucket.burst, 1.0 + UPDATE_RESERVE) if rank == PACE_RANK["update"] else 1.0
+        if ahead is None and bucket.tokens >= need:
             bucket.tokens -= 1
             return
-        wait = (1 - bucket.tokens) / bucket.rate
+        wait = max(0.0, (need - bucket.tokens) / bucket.rate)
+        if ahead is not None:
+            wait = max(wait, ahead - now + 1 / bucket.rate)
+        if rank == PACE_RANK["update"]:
+            wait += 1 / bucket.rate
+        bucket.held[priority] = max(bucket.held.get(priority, now), now + wait)
         raise ChannelError(
-            f"{self.type} channel '{self.name}': paced to {rate:g}/s, next send in {wait:.2f}s",
+            f"{self.type} channel '{self.name}': paced to {rate:g}/s, next {priority} send in {wait:.2f}s",
             retryable=True,
             retry_after=wait,
             kind="Paced",

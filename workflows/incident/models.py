@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.notify.models import DeadLetter
 from workflows.policy.alert_limits import (
     ALERT_MAX_BYTES,
     ANNOTATION_VALUE_MAX,
@@ -201,6 +202,11 @@ class IncidentState(BaseModel):
     """Entries dropped from the middle of the timeline."""
     mtta_seconds: float | None = None
     mttr_seconds: float | None = None
+    dead_letters: list[DeadLetter] = Field(default_factory=list)
+    """The last 20 notifications of this incident that no channel of a receiver delivered before its
+    ``give_up_after`` (``workflows.incident.deliveries``)."""
+    dead_letter_count: int = 0
+    """Every dead letter of this incident."""
 
     def firing(self) -> list[Alert]:
         """Alerts still firing, of those kept in detail (``counts.firing`` counts them all)."""

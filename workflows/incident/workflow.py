@@ -5,11 +5,13 @@ suppressed). Alerts arrive by signal-with-start (``add_alerts``); people act thr
 with identity (``acknowledge``, ``resolve``, ``escalate_now``, ``snooze``). The ladder is a
 schedule from the first notification; ``rungs_done`` counts the rungs delivered, so each level
 notifies exactly once, across a worker crash too (idempotency keys name the rung), and every
-rung missed while the worker was down is delivered when it comes back.
+rung missed while the worker was down is delivered when it comes back. Deliveries run beside
+the ladder (``workflows.incident.deliveries``): a dead channel holds up nothing but its own lane.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -20,6 +22,7 @@ from workflows.config import Config, EscalationPolicy
 from workflows.delivery import load_config
 from workflows.incident.bounded import AlertBook, add_to_timeline, batch_entries
 from workflows.incident.chat import IncidentChat
+from workflows.incident.deliveries import CONCURRENT_DELIVERIES_PATCH, Lanes
 from workflows.incident.models import (
     ActionResult,
     AlertBatch,
@@ -46,6 +49,8 @@ BOUNDED_PATCH = "bounded-incident"
 """Runs started with it continue as new also by history size and before the first notification,
 fold queued alerts into the state first, and carry unannounced actions over."""
 MAX_HISTORY_BYTES = 4 * 1024 * 1024
+HOLD_FACTOR = 4
+"""Past ``HOLD_FACTOR`` x the history limits, a run waits for its deliveries to continue as new."""
 
 
 @workflow.defn(name="IncidentWorkflow")
@@ -69,6 +74,10 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         self._ack_seq = 0
         self._published_status: str | None = None
         self._published_memo: dict[str, object] | None = None
+        self._concurrent = False
+        """This run delivers in the background (``CONCURRENT_DELIVERIES_PATCH``, decided at the start of ``run``)."""
+        self._lanes = Lanes()
+        self._deliveries: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ handlers
 
@@ -265,11 +274,15 @@ class IncidentWorkflow(MutingStage, IncidentChat):
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
         self._bounded = workflow.patched(BOUNDED_PATCH)
+        self._concurrent = workflow.patched(CONCURRENT_DELIVERIES_PATCH)
         self._apply_pending()
         config = await load_config()
         root = build_tree(config.route)
         node = find_node(root, self.st.route_path) or root
         self.st.receiver, self.st.escalation = node.receiver, node.escalation
+        if self.st.notified_at is None and self.st.status == "resolved" and self._concurrent:
+            self._closed("resolved within group_wait: nothing was sent")  # resolved in its first batches
+            return await self._finish(record=False)
         if self.st.notified_at is None and self.st.status != "resolved":
             if not await self._first_notification(config, node):
                 return await self._finish(record=False)
@@ -291,7 +304,12 @@ class IncidentWorkflow(MutingStage, IncidentChat):
                 start_to_close_timeout=timedelta(seconds=10),
                 retry_policy=ACTIVITY_RETRY,
             )
+        await self._deliveries_done()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._concurrent and any(a.status == "firing" for b in self._pending for a in b.alerts):
+            # Alerts that fired again after the resolution (while its notices went out): a new incident.
+            fresh = IncidentInput(**self._input.model_dump(include={"id", "route_path", "group_labels", "max_history"}))
+            workflow.continue_as_new(fresh.model_copy(update={"pending": self._pending}))
         return self.st
 
     async def _first_notification(self, config: Config, node: RouteNode) -> bool:
@@ -415,6 +433,7 @@ class IncidentWorkflow(MutingStage, IncidentChat):
                     or self._advance
                     or self.st.status == "resolved"
                     or self._ack_seq != ack_seq  # noqa: B023 - the wait ends before the loop goes on
+                    or (self._concurrent and self._history_long() and not self._in_flight())
                 ),
                 self._next_wake(schedule, policy, dirty, last_update, node),
             )
@@ -427,12 +446,12 @@ class IncidentWorkflow(MutingStage, IncidentChat):
                 workflow.continue_as_new(input.model_copy(update=carried))
             await self._continue_if_long(changed=dirty)
 
-    def _history_long(self) -> bool:
+    def _history_long(self, factor: int = 1) -> bool:
         info = workflow.info()
         return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > self._input.max_history
-            or (self._bounded and info.get_current_history_size() > MAX_HISTORY_BYTES)
+            (factor == 1 and info.is_continue_as_new_suggested())
+            or info.get_current_history_length() > self._input.max_history * factor
+            or (self._bounded and info.get_current_history_size() > MAX_HISTORY_BYTES * factor)
         )
 
     async def _continue_if_long(self, changed: bool = False) -> None:
@@ -440,10 +459,16 @@ class IncidentWorkflow(MutingStage, IncidentChat):
 
         Queued alerts are folded into the state first (the input carries no alert batches);
         actions not yet announced, an ``escalate_now`` and alert changes not yet announced are
-        carried over. Returns (without continuing) when the incident has just resolved.
+        carried over. Returns (without continuing) when the incident has just resolved. Deliveries
+        still running are never dropped: the run goes on (it is woken when they are done) unless
+        the history has grown past ``HOLD_FACTOR`` x its limits; then it waits for them here.
         """
         if not self._bounded or not self._history_long():
             return
+        if self._in_flight():
+            if not self._history_long(HOLD_FACTOR):
+                return
+            await self._deliveries_done()
         await workflow.wait_condition(workflow.all_handlers_finished)
         folded = self._apply_pending()
         changed = changed or (folded and self.st.notified_at is not None)

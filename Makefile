@@ -32,12 +32,13 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-## bench: CI event → Slack, alert webhook → Slack (idle, and under 50 alerts/s), gateway ingest rate; each beside raw Temporal.
+## bench: CI event → Slack, alert webhook → Slack (idle, and under 50 alerts/s), gateway ingest rate, a 5,000-alert storm on one paced channel; each beside raw Temporal.
 bench: $(STAMP)
 	$(BIN)/python -m bench.ci_to_slack
 	$(BIN)/python -m bench.alert_to_slack
 	$(BIN)/python -m bench.alert_under_load
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.storm
 
 ## histories: re-record tests/histories/*.json (one scenario per workflow type, time-skipping server) from this tree.
 histories: $(STAMP)

@@ -14,6 +14,7 @@ supersedes an older one still waiting. Older runs await each delivery, as they d
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from workflows.config import Config
 from workflows.delivery import deliver
@@ -35,8 +36,9 @@ class IncidentChat(IncidentDeliveries):
     _concurrent: bool
     """This run delivers in the background (decided at the start of the run)."""
 
-    def _log(self, actor: str, action: str, detail: str = "") -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by IncidentWorkflow
+
+        def _log(self, actor: str, action: str, detail: str = "") -> None: ...
 
     def _message(self, note: str = "") -> Message:
         return main_message(self._st, note)

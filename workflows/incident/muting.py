@@ -10,6 +10,7 @@ they made then (``check_suppression``, then ``route_state``).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -47,20 +48,13 @@ class MutingStage:
     def st(self) -> IncidentState:
         return self._st
 
-    def _log(self, actor: str, action: str, detail: str = "") -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by IncidentWorkflow
 
-    def _set_status(self, status: str) -> None:
-        raise NotImplementedError
-
-    def _apply_pending(self) -> bool:
-        raise NotImplementedError
-
-    def _closed(self, why: str) -> bool:
-        raise NotImplementedError
-
-    async def _continue_if_long(self, changed: bool = False) -> None:
-        raise NotImplementedError
+        def _log(self, actor: str, action: str, detail: str = "") -> None: ...
+        def _set_status(self, status: str) -> None: ...
+        def _apply_pending(self) -> bool: ...
+        def _closed(self, why: str) -> bool: ...
+        async def _continue_if_long(self, changed: bool = False) -> None: ...
 
     async def _recheck(self) -> None:
         await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", SUPPRESSION_RECHECK)

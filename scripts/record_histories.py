@@ -66,7 +66,7 @@ from operations.deployments import approve, start_deployment  # noqa: E402
 from operations.incidents import acknowledge, resolve  # noqa: E402
 from operations.silences import add_silence, expire_silence  # noqa: E402
 from tests.fakes.hooks import FakeHooks  # noqa: E402
-from tests.helpers import outbox, settings_for  # noqa: E402
+from tests.helpers import deployment_config, outbox, settings_for  # noqa: E402
 from workers.main import ActivitySet, build_worker  # noqa: E402
 from workers.temporal import ensure_search_attributes  # noqa: E402
 from workflows import deployment, incident, pipeline, report, search  # noqa: E402
@@ -243,28 +243,7 @@ async def incident_scenario(run: Run) -> dict[str, WorkflowHandle]:
 
 
 def deploy_config(hooks: FakeHooks, **prod: Any) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "approvers": ["alice", "bob", "carol"],
-        "required_approvals": 1,
-        "four_eyes": True,
-        "approval_timeout": "2h",
-        "reminder_every": "30m",
-        "receiver": "deploys",
-        "canary": {"steps": [10, 50, 100], "bake": "2m"},
-        "hooks": {
-            "deploy": {"url": hooks.url + "/deploy", "deadline": "1m"},
-            "rollback": {"url": hooks.url + "/rollback", "deadline": "1m"},
-            "health": [hooks.url + "/health"],
-            "health_deadline": "2m",
-        },
-    }
-    env.update(prod)
-    return {
-        "channels": {"console": {"type": "console"}, "deploy-chat": {"type": "console"}},
-        "receivers": [{"name": "default", "channels": ["console"]}, {"name": "deploys", "channels": ["deploy-chat"]}],
-        "route": {"receiver": "default"},
-        "environments": {"prod": env},
-    }
+    return deployment_config(hooks.url, bake="2m", **prod)
 
 
 def at_stage(handle: WorkflowHandle, *stages: str) -> Callable[[], Awaitable[bool]]:

@@ -90,3 +90,35 @@ def ops(client: Client, task_queue: str, config: Path | Config | None = None) ->
 def person(name: str, via: str = "cli") -> Actor:
     """An unverified actor, as the direct-mode CLI makes one."""
     return Actor(name=name, via=via)
+
+
+def deployment_config(
+    hooks_url: str, *, bake: str, extra_environments: dict[str, Any] | None = None, **prod: Any
+) -> dict[str, Any]:
+    """A config with a ``prod`` environment deploying through hooks at ``hooks_url`` (four eyes, canary).
+
+    Shared by the deployment workflow tests and ``scripts/record_histories.py``; ``prod`` overrides
+    the environment's keys.
+    """
+    env: dict[str, Any] = {
+        "approvers": ["alice", "bob", "carol"],
+        "required_approvals": 1,
+        "four_eyes": True,
+        "approval_timeout": "2h",
+        "reminder_every": "30m",
+        "receiver": "deploys",
+        "canary": {"steps": [10, 50, 100], "bake": bake},
+        "hooks": {
+            "deploy": {"url": hooks_url + "/deploy", "deadline": "1m"},
+            "rollback": {"url": hooks_url + "/rollback", "deadline": "1m"},
+            "health": [hooks_url + "/health"],
+            "health_deadline": "2m",
+        },
+    }
+    env.update(prod)
+    return {
+        "channels": {"console": {"type": "console"}, "deploy-chat": {"type": "console"}},
+        "receivers": [{"name": "default", "channels": ["console"]}, {"name": "deploys", "channels": ["deploy-chat"]}],
+        "route": {"receiver": "default"},
+        "environments": {"prod": env, **(extra_environments or {})},
+    }

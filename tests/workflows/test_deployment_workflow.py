@@ -24,7 +24,7 @@ from operations import BadInput, Refused
 from operations.config import ConfigStore
 from operations.deployments import approve, reject, start_deployment
 from tests.fakes.hooks import FakeHooks
-from tests.helpers import ops, outbox, person, settings_for
+from tests.helpers import deployment_config, ops, outbox, person, settings_for
 from workers.main import ActivitySet, build_worker
 from workflows.deployment import (
     ContextRequest,
@@ -65,28 +65,8 @@ def hooks() -> Iterator[FakeHooks]:
 
 
 def env_config(hooks: FakeHooks, **overrides: Any) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "approvers": ["alice", "bob", "carol"],
-        "required_approvals": 1,
-        "four_eyes": True,
-        "approval_timeout": "2h",
-        "reminder_every": "30m",
-        "receiver": "deploys",
-        "canary": {"steps": [10, 50, 100], "bake": "5m"},
-        "hooks": {
-            "deploy": {"url": hooks.url + "/deploy", "deadline": "1m"},
-            "rollback": {"url": hooks.url + "/rollback", "deadline": "1m"},
-            "health": [hooks.url + "/health"],
-            "health_deadline": "2m",
-        },
-    }
-    env.update(overrides)
-    return {
-        "channels": {"console": {"type": "console"}, "deploy-chat": {"type": "console"}},
-        "receivers": [{"name": "default", "channels": ["console"]}, {"name": "deploys", "channels": ["deploy-chat"]}],
-        "route": {"receiver": "default"},
-        "environments": {"prod": env, "dev": {"required_approvals": 0, "canary": {"steps": [100]}}},
-    }
+    dev = {"required_approvals": 0, "canary": {"steps": [100]}}
+    return deployment_config(hooks.url, bake="5m", extra_environments={"dev": dev}, **overrides)
 
 
 class HeldSend:

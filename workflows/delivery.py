@@ -49,6 +49,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from workflows.config import Config, Receiver
 from workflows.models import DeliveryRecord, Message, MessageField, SendPriority, SendRequest
 from workflows.notify.models import DeadLetter, DeadLetterNotice
+from workflows.patches import patched
 from workflows.policy.durations import parse_duration
 
 with workflow.unsafe.imports_passed_through():
@@ -212,7 +213,7 @@ class _How:
 def _start_send(config: Config, receiver: Receiver, request: SendRequest, deadline: datetime) -> Any:
     """Schedule one send activity (on the channel's paced queue, with a priority, in runs with the patch)."""
     options: dict[str, Any] = {}
-    if workflow.patched(SEND_QUEUES_PATCH):
+    if patched(SEND_QUEUES_PATCH):
         queue = send_queue(config, request.channel)
         if queue is not None and request.update_of is None:
             options["task_queue"] = queue
@@ -320,7 +321,7 @@ async def _dead_letter(
     failed = [r for r in records if r.outcome == "failed"]
     if not failed or any(r.backup and r.outcome == "delivered" for r in records):
         return
-    if not workflow.patched(DEAD_LETTER_PATCH):
+    if not patched(DEAD_LETTER_PATCH):
         return
     wid, now = workflow.info().workflow_id, workflow.now()
     letters = [

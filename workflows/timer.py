@@ -10,12 +10,13 @@ replaces.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
-__all__ = ["wait_until"]
+__all__ = ["wait_until", "Alarm"]
 
 
 async def wait_until(condition: Callable[[], bool], timeout: timedelta | float | None = None) -> bool:
@@ -37,3 +38,37 @@ async def wait_until(condition: Callable[[], bool], timeout: timedelta | float |
     except TimeoutError:
         return False
     return True
+
+
+class Alarm:
+    """A timer kept across waits: waiting again for the same moment starts no new timer.
+
+    A loop that wakes on every signal and then waits for the same deadline again would, with
+    :func:`wait_until`, cancel its timer and start an identical one each time (two commands and
+    two history events per signal). An ``Alarm`` keeps the running timer while the deadline is
+    unchanged and replaces it only when the deadline moves.
+    """
+
+    def __init__(self) -> None:
+        self._at: datetime | None = None
+        self._timer: asyncio.Task[None] | None = None
+
+    def _set(self, at: datetime | None) -> None:
+        if at == self._at and self._timer is not None and not self._timer.done():
+            return
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._at, self._timer = at, None
+        if at is not None:
+            self._timer = asyncio.create_task(asyncio.sleep((at - workflow.now()).total_seconds()))
+
+    async def wait(self, condition: Callable[[], bool], timeout: timedelta | None) -> bool:
+        """Wait for ``condition`` or ``timeout`` (from now), as :func:`wait_until` does.
+
+        Returns:
+            True when the condition held, False when the time ran out first.
+        """
+        self._set(None if timeout is None else workflow.now() + timeout)
+        timer = self._timer
+        await workflow.wait_condition(lambda: condition() or (timer is not None and timer.done()))
+        return condition()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,6 +10,7 @@ from workflows.config import PipelinesConfig, Route
 from workflows.pipeline.models import BuildEvent
 from workflows.policy.builds import Track, build_labels, build_message, classify, format_duration_s
 from workflows.policy.durations import DurationError, format_duration, parse_duration
+from workflows.policy.escalation import Repeats, Rung
 from workflows.policy.matchers import MatcherError, parse_matcher, parse_matchers
 from workflows.policy.routing import build_tree, match_routes, receivers_for
 
@@ -203,3 +204,23 @@ def test_escalation_ladder_schedule_with_repeats() -> None:
         (2, 2, "b", 6),
         (3, 2, "b", 9),
     ]
+
+
+def test_repeats_reads_like_the_list_it_replaces() -> None:
+    """A route without a ladder: its receiver now, then every repeat_interval; rungs made when read."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    every = timedelta(hours=4)
+    lazy = Repeats("oncall", start, every, 1000)
+    eager = [Rung(i, 1, "oncall", start + every * i) for i in range(1000)]
+    assert len(lazy) == 1000
+    for i in (0, 1, 999, -1, -1000):
+        assert (lazy[i].index, lazy[i].level, lazy[i].receiver, lazy[i].due) == (
+            eager[i].index,
+            eager[i].level,
+            eager[i].receiver,
+            eager[i].due,
+        )
+    assert [r.due for r in lazy[2:5]] == [r.due for r in eager[2:5]]
+    for bad in (1000, -1001):
+        with pytest.raises(IndexError):
+            lazy[bad]

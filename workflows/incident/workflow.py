@@ -12,14 +12,14 @@ the ladder (``workflows.incident.deliveries``): a dead channel holds up nothing 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows import search
 from workflows.config import Config, EscalationPolicy
-from workflows.delivery import load_config
+from workflows.delivery import DEAD_LETTER_PATCH, SEND_QUEUES_PATCH, load_config
 from workflows.incident.bounded import AlertBook, add_to_timeline, batch_entries
 from workflows.incident.chat import IncidentChat
 from workflows.incident.deliveries import CONCURRENT_DELIVERIES_PATCH, Lanes
@@ -34,10 +34,12 @@ from workflows.incident.models import (
     SnoozeAction,
 )
 from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
+from workflows.incident.visibility import IncidentVisibility
+from workflows.patches import patched
 from workflows.policy.durations import parse_duration
-from workflows.policy.incidents import Rung, ladder
+from workflows.policy.incidents import Repeats, Rung, ladder
 from workflows.policy.routing import RouteNode, build_tree, effective_repeat_interval, find_node
-from workflows.timer import wait_until
+from workflows.timer import Alarm, wait_until
 
 with workflow.unsafe.imports_passed_through():
     from activities.incidents import IncidentActivities
@@ -51,10 +53,17 @@ fold queued alerts into the state first, and carry unannounced actions over."""
 MAX_HISTORY_BYTES = 4 * 1024 * 1024
 HOLD_FACTOR = 4
 """Past ``HOLD_FACTOR`` x the history limits, a run waits for its deliveries to continue as new."""
+LEAN_PATCH = "incident-lean"
+"""Runs started with it follow every earlier patch without asking (one marker instead of five),
+publish only what their start did not, reload the config only when they are about to send an
+update, and keep their timer while its deadline stands (no cancel-and-restart per signal)."""
+LEAN_IMPLIES = frozenset(
+    {BOUNDED_PATCH, CONCURRENT_DELIVERIES_PATCH, MUTING_STAGE_PATCH, SEND_QUEUES_PATCH, DEAD_LETTER_PATCH}
+)
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(MutingStage, IncidentChat):
+class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
     """One alert group's incident, from first alert to resolution."""
 
     @workflow.init
@@ -72,8 +81,11 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         """(event, actor, note) waiting to be announced: acknowledged, resolved, escalated…"""
         self._advance = input.advance
         self._ack_seq = 0
-        self._published_status: str | None = None
-        self._published_memo: dict[str, object] | None = None
+        self._lean = False
+        """This run follows ``LEAN_PATCH`` (decided at the start of ``run``)."""
+        self.assumed_patches: frozenset[str] = frozenset()
+        """Patches this run follows without asking (``workflows.patches``)."""
+        self._alarm = Alarm()
         self._concurrent = False
         """This run delivers in the background (``CONCURRENT_DELIVERIES_PATCH``, decided at the start of ``run``)."""
         self._lanes = Lanes()
@@ -200,40 +212,17 @@ class IncidentWorkflow(MutingStage, IncidentChat):
                 self._log(actor, action, detail)
             changed = changed or bool(alerts)
         if changed:
-            severity = self._book.severity()
-            if severity != self.st.severity:
-                self.st.severity = severity
-                workflow.upsert_search_attributes([search.SEVERITY.value_set(severity)])
+            self._set_severity(self._book.severity())
         if changed and self._book.all_resolved() and self.st.status != "resolved":
             self._mark_resolved("alertmanager", "all alerts resolved")
         return changed
-
-    def _set_status(self, status: str) -> None:
-        """Set the status and publish what changed: ``TocsinStatus`` and a memo for ``tocsin status``."""
-        self.st.status = status  # type: ignore[assignment]
-        if status != self._published_status:
-            self._published_status = status
-            workflow.upsert_search_attributes([search.STATUS.value_set(status)])
-        names = sorted(self.st.alert_names)
-        memo = {
-            "title": ", ".join(names),
-            "severity": self.st.severity,
-            "level": self.st.level,
-            "acknowledged_by": self.st.acknowledged_by,
-            "mtta_seconds": self.st.mtta_seconds,
-            "mttr_seconds": self.st.mttr_seconds,
-            "service": self.st.group_labels.get("service", ""),
-        }
-        if memo != self._published_memo:
-            self._published_memo = memo
-            workflow.upsert_memo(memo)
 
     def _policy(self, config: Config) -> EscalationPolicy | None:
         if self.st.escalation and self.st.escalation in config.escalation_policies:
             return config.escalation_policies[self.st.escalation]
         return None
 
-    def _schedule(self, config: Config, node: RouteNode) -> list[Rung]:
+    def _schedule(self, config: Config, node: RouteNode) -> Sequence[Rung]:
         """The rungs of this incident: the escalation ladder, or the route receiver with repeats."""
         if self.st.held_for_digest:
             return []  # the digest was the notification
@@ -243,7 +232,7 @@ class IncidentWorkflow(MutingStage, IncidentChat):
             return ladder(policy, start)
         repeat = effective_repeat_interval(node)
         # No ladder: notify the route's receiver, then repeat every repeat_interval while unacknowledged.
-        return [Rung(i, 1, node.receiver, start + repeat * i) for i in range(0, 1000)]
+        return Repeats(node.receiver, start, repeat, 1000)
 
     async def _maybe_rollback(self, config: Config) -> None:
         if self.st.rollback_requested or not config.rollback_triggers:
@@ -273,8 +262,12 @@ class IncidentWorkflow(MutingStage, IncidentChat):
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        self._bounded = workflow.patched(BOUNDED_PATCH)
-        self._concurrent = workflow.patched(CONCURRENT_DELIVERIES_PATCH)
+        self._lean = workflow.patched(LEAN_PATCH)
+        if self._lean:
+            self.assumed_patches = LEAN_IMPLIES
+            self._inherit_published()
+        self._bounded = patched(BOUNDED_PATCH)
+        self._concurrent = patched(CONCURRENT_DELIVERIES_PATCH)
         self._apply_pending()
         config = await load_config()
         root = build_tree(config.route)
@@ -321,21 +314,29 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         """
         if self._fresh:
             self._log("tocsin", "triggered", f"route {node.path} → {node.receiver}")
-            self._set_status("triggered")
+            if self._lean and self._published_status == "triggered":
+                self.st.status = "triggered"  # the start published it; the memo goes out if the group waits
+            else:
+                self._set_status("triggered")
         # group_wait: collect the group; an alert resolved within it sends nothing.
         deadline = (self.st.created_at or workflow.now()) + node.group_wait
         while workflow.now() < deadline and self.st.status != "resolved":
+            if self._lean:
+                self._set_status(self.st.status)
             await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", deadline - workflow.now())
             self._apply_pending()
             await self._continue_if_long()
         if self.st.status == "resolved":
             return self._closed("resolved within group_wait: nothing was sent")
-        if not await (self._muting_stage() if workflow.patched(MUTING_STAGE_PATCH) else self._legacy_muting()):
+        if not await (self._muting_stage() if patched(MUTING_STAGE_PATCH) else self._legacy_muting()):
             return False
         self.st.notified_at = workflow.now()
         self.st.escalation_restart = self.st.notified_at
         if self.st.status in ("triggered", "silenced", "inhibited"):
-            self._set_status("notified")
+            if self._lean:
+                self.st.status = "notified"  # published with the first rung's level, before the ladder waits
+            else:
+                self._set_status("notified")
         await self._maybe_rollback(config)
         return True
 
@@ -344,7 +345,7 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         self._log("tocsin", "closed", why)
         return False
 
-    async def _deliver_due_rungs(self, config: Config, node: RouteNode) -> list[Rung]:
+    async def _deliver_due_rungs(self, config: Config, node: RouteNode) -> Sequence[Rung]:
         """Deliver every rung that is due (all of them if the worker was down), exactly once each."""
         schedule = self._schedule(config, node)
         while self.st.status not in ("acknowledged", "resolved") and self.st.rungs_done < len(schedule):
@@ -375,7 +376,12 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         return schedule
 
     def _next_wake(
-        self, schedule: list[Rung], policy: EscalationPolicy | None, dirty: bool, last_update: datetime, node: RouteNode
+        self,
+        schedule: Sequence[Rung],
+        policy: EscalationPolicy | None,
+        dirty: bool,
+        last_update: datetime,
+        node: RouteNode,
     ) -> timedelta | None:
         """How long to sleep until the next thing that can happen (None: until a signal or update)."""
         wakes: list[datetime] = []
@@ -408,7 +414,8 @@ class IncidentWorkflow(MutingStage, IncidentChat):
         last_update = workflow.now()
         dirty = input.changed
         while True:
-            config = await load_config() if self._events or dirty else config
+            update_due = dirty and workflow.now() - last_update >= node.group_interval
+            config = await load_config() if self._events or (update_due if self._lean else dirty) else config
             schedule = await self._deliver_due_rungs(config, node)
             # Announce human actions and alert changes.
             while self._events:
@@ -426,7 +433,7 @@ class IncidentWorkflow(MutingStage, IncidentChat):
             self._set_status(self.st.status)
             policy = self._policy(config)
             ack_seq = self._ack_seq
-            await wait_until(
+            await (self._alarm.wait if self._lean else wait_until)(
                 lambda: (
                     bool(self._pending)
                     or bool(self._events)

@@ -9,13 +9,15 @@ instant into the timed :class:`Rung` list a workflow waits through.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workflows.policy.durations import check_duration, parse_duration
 
-__all__ = ["EscalationLevel", "EscalationPolicy", "DEFAULT_LADDER", "Rung", "ladder"]
+__all__ = ["EscalationLevel", "EscalationPolicy", "DEFAULT_LADDER", "Rung", "Repeats", "ladder"]
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
 
@@ -74,6 +76,34 @@ class Rung:
 
     def __repr__(self) -> str:
         return f"Rung(L{self.level} #{self.index} {self.receiver} at {self.due.isoformat()})"
+
+
+class Repeats(Sequence[Rung]):
+    """A receiver notified at ``start``, then every ``every``, ``count`` times: rungs made when read.
+
+    The schedule of a route without a ladder. It answers ``len`` and indexing like the list it
+    replaces, without building a thousand rungs each time an incident looks at its schedule.
+    """
+
+    def __init__(self, receiver: str, start: datetime, every: timedelta, count: int) -> None:
+        self.receiver, self.start, self.every, self.times = receiver, start, every, count
+
+    def __len__(self) -> int:
+        return self.times
+
+    @overload
+    def __getitem__(self, i: int) -> Rung: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Rung]: ...
+
+    def __getitem__(self, i: int | slice) -> Rung | Sequence[Rung]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.times))]
+        k = i + self.times if i < 0 else i
+        if not 0 <= k < self.times:
+            raise IndexError(i)
+        return Rung(k, 1, self.receiver, self.start + self.every * k)
 
 
 def ladder(policy: EscalationPolicy, start: datetime) -> list[Rung]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from workflows.models import Action, Link, Message, MessageField, Severity
-from workflows.policy.escalation import DEFAULT_LADDER, EscalationLevel, EscalationPolicy, Rung, ladder
+from workflows.policy.escalation import DEFAULT_LADDER, EscalationLevel, EscalationPolicy, Repeats, Rung, ladder
 
 __all__ = [
     "incident_id",
@@ -20,6 +20,7 @@ __all__ = [
     "EscalationLevel",
     "EscalationPolicy",
     "Rung",
+    "Repeats",
     "ladder",
     "incident_message",
     "DEFAULT_LADDER",

@@ -1,0 +1,93 @@
+"""A new incident writes little history (the ``incident-lean`` patch, issue 10 item 16).
+
+Every alert that reaches an incident wakes it; what it writes then is work for the Temporal
+server, which the gateway's webhooks wait behind. A run started with ``incident-lean``:
+
+* asks one patch instead of five (each ``workflow.patched`` in a new run is a marker and a
+  ``TemporalChangeVersion`` upsert, a visibility write);
+* does not publish again what its start published (``TocsinStatus=triggered``, the severity);
+* loads the config when it is about to send an update, not on every alert;
+* keeps its timer while the deadline stands: an alert changes nothing but the state.
+
+Replays of histories recorded before the patch are in ``test_replay.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from operations.alerts import dispatch_alerts, fingerprint
+from tests.helpers import ops, outbox, tocsin_worker
+from workflows.incident.models import Alert
+from workflows.incident.workflow import IncidentWorkflow
+
+SIGNALS = 6
+
+
+def alert(service: str, instance: str) -> Alert:
+    labels = {"alertname": "DiskFull", "service": service, "severity": "warning", "instance": instance}
+    return Alert(fingerprint=fingerprint(labels), labels=labels, annotations={"summary": f"disk on {instance}"})
+
+
+async def until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never became true")
+
+
+async def test_alerts_after_the_first_page_write_no_commands_until_the_update_is_due(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = write_config(
+        {
+            "channels": {"console": {"type": "console"}},
+            "receivers": [{"name": "oncall", "channels": ["console"]}],
+            "route": {
+                "receiver": "oncall",
+                "group_by": ["service"],
+                "group_wait": "0s",
+                "group_interval": "5m",
+                "repeat_interval": "4h",
+            },
+        }
+    )
+    service = f"disk-{task_queue}"
+    ctx = ops(time_env.client, task_queue, cfg)
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        [wid] = await dispatch_alerts(ctx, [alert(service, "i0")], source="t")
+        await until(lambda: any(r["key"].startswith(wid) for r in outbox(tmp_path)))
+        for k in range(1, SIGNALS + 1):
+            await dispatch_alerts(ctx, [alert(service, f"i{k}")], source="t")
+            await asyncio.sleep(0.3)  # each alert its own workflow task
+        handle = time_env.client.get_workflow_handle_for(IncidentWorkflow.run, wid)
+        state = await handle.query(IncidentWorkflow.state)
+        assert state.counts.firing == SIGNALS + 1
+        before_update = [e.event_type for e in (await handle.fetch_history()).events]
+        await time_env.sleep(timedelta(minutes=6))  # group_interval: the update goes out
+        await until(lambda: sum(1 for r in outbox(tmp_path) if r["key"].startswith(wid)) == 2)
+        after_update = [e.event_type for e in (await handle.fetch_history()).events]
+
+    counts = Counter(before_update)
+    patch_markers = counts[EventType.EVENT_TYPE_MARKER_RECORDED]
+    # One patch marker, the config and the muting verdict (local activities): three markers in all.
+    assert patch_markers == 3, [EventType.Name(t) for t in before_update]
+    # One upsert for the patch, one for `notified` (`triggered` and the severity came with the start).
+    assert counts[EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] == 2
+    assert counts[EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED] == 1  # one memo
+    # The first alert after the page moves the deadline (repeat_interval → group_interval) once; the
+    # others change nothing: no timer restarted, no config reloaded per alert.
+    assert counts[EventType.EVENT_TYPE_TIMER_CANCELED] == 1
+    assert counts[EventType.EVENT_TYPE_TIMER_STARTED] == 2
+    assert counts[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED] == SIGNALS + 1
+    # The update: the config is loaded once then, and it is sent.
+    added = Counter(after_update[len(before_update) :])
+    assert added[EventType.EVENT_TYPE_MARKER_RECORDED] == 1
+    assert added[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED] == 1

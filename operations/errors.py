@@ -8,12 +8,13 @@ error               CLI exit     HTTP status   meaning
 :class:`Refused`    2            403 / 409     the workflow or a rule said no (reason)
 :class:`Conflict`   1            409           already running / already done
 :class:`Unavailable` 1           503           Temporal did not answer
+:class:`Unauthenticated` 1       401           no credential, or one that proves nothing
 ==================  ===========  ============  =====================
 """
 
 from __future__ import annotations
 
-__all__ = ["OperationError", "BadInput", "NotFound", "Refused", "Conflict", "Unavailable"]
+__all__ = ["OperationError", "BadInput", "NotFound", "Refused", "Conflict", "Unavailable", "Unauthenticated"]
 
 
 class OperationError(Exception):
@@ -43,3 +44,7 @@ class Conflict(OperationError):
 
 class Unavailable(OperationError):
     """Temporal (or another dependency) did not answer."""
+
+
+class Unauthenticated(OperationError):
+    """No credential, or one that proves nothing (an unknown or expired token, a bad ID token)."""

@@ -39,6 +39,7 @@ PASSTHROUGH = (
     "workflows.environments",
     "workflows.models",
     "workflows.identity",
+    "workflows.users",
     "workflows.search",
     "workflows.policy",
     "workflows.incident.models",

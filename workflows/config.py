@@ -31,6 +31,7 @@ from workflows.policy.escalation import EscalationLevel, EscalationPolicy
 from workflows.policy.matchers import MatcherError, compile_go_regex, parse_matchers
 from workflows.policy.route_checks import legacy_key_issues, route_issues, route_receivers
 from workflows.policy.routing import RouteNode, build_tree
+from workflows.users import AuthConfig, OidcIdentity, User
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -318,6 +319,11 @@ class Config(_Strict):
     """Alert names that, firing for service S in environment E, roll back S/E's deployment."""
     dead_letter: str | None = None
     """Receiver told about notifications that could not be delivered (default: the console)."""
+    users: list[User] = Field(default_factory=list)
+    """People, their handles, roles and API token hashes (``workflows.users``)."""
+    oidc: list[OidcIdentity] = Field(default_factory=list)
+    """CI identities proved by OIDC ID tokens."""
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     _route_tree: _RouteTreeCache = PrivateAttr(default_factory=_RouteTreeCache)
 
@@ -363,6 +369,8 @@ class Config(_Strict):
         """A copy safe for workflow history: channel settings reduced to their type."""
         copy = self.model_copy(deep=True)
         copy.channels = {name: ChannelConfig(type=ch.type) for name, ch in self.channels.items()}
+        for user in copy.users:
+            user.tokens = []  # no credential enters history, not even a hash
         return copy
 
 

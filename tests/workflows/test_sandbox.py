@@ -53,7 +53,14 @@ class WorkflowClock:
         return f"{workflow.now().isoformat()} {workflow.random().random()}"
 
 
-CONTRACTS = {"workflows.config", "workflows.environments", "workflows.models", "workflows.identity", "workflows.search"}
+CONTRACTS = {
+    "workflows.config",
+    "workflows.environments",
+    "workflows.models",
+    "workflows.identity",
+    "workflows.users",
+    "workflows.search",
+}
 
 
 def test_flows_are_not_passed_through() -> None:

@@ -70,6 +70,12 @@ def dev_server_command(home: Path, host: str, port: int, ui_port: int, namespace
         namespace,
         "--log-level",
         "warn",
+        # One partition per task queue: a paced channel's queue then hands out sends at exactly its
+        # rate, first pages strictly before updates (a dev server has no load to spread).
+        "--dynamic-config-value",
+        "matching.numTaskqueueReadPartitions=1",
+        "--dynamic-config-value",
+        "matching.numTaskqueueWritePartitions=1",
     ]
     for key in ALL_KEYS:
         cmd += ["--search-attribute", f"{key.name}=Keyword"]

@@ -85,6 +85,10 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{ports[2]}/healthz", timeout=5).status_code == 200
         token = _check_generated_token(banner, ports[2])
         assert httpx.get(f"http://127.0.0.1:{ports[1]}/", timeout=5).status_code == 200  # the Temporal UI
+        # One partition per task queue: paced send queues keep their exact rate and page-first order.
+        server = _server_args(ports[0])
+        assert "matching.numTaskqueueReadPartitions=1" in server
+        assert "matching.numTaskqueueWritePartitions=1" in server
         done = cli(
             "build",
             "--repo",
@@ -131,6 +135,18 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
         wait_for_line(proc, "Build fixed: acme/api@main (ci)", timeout=30)
     finally:
         assert stop(proc) == 0
+
+
+def _server_args(port: int) -> list[str]:
+    """The command line of the dev server ``tocsin dev`` started on ``port``."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "start-dev" in args and str(port) in args:
+            return args
+    raise AssertionError(f"no dev server process on port {port}")
 
 
 AM_WEBHOOK = {

@@ -1,4 +1,4 @@
-"""The HTTP gateway: webhooks in, operations out; ``/healthz`` and ``/metrics``.
+"""The HTTP gateway: webhooks in, operations out; the HTTP API ``/api/v1`` (:mod:`starters.api`); ``/healthz`` and ``/metrics``.
 
 It answers in milliseconds: it validates, translates and hands the work to an
 operation. It connects to Temporal lazily, so it starts (and reports
@@ -28,6 +28,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import uvicorn
@@ -44,6 +45,8 @@ from operations.alerts import dispatch_alerts
 from operations.config import ConfigStore
 from operations.incidents import acknowledge, resolve
 from starters.alertmanager import AMWebhook
+from starters.api import PREFIX as API_PREFIX
+from starters.api import install as install_api
 from workers.settings import Settings
 from workers.temporal import connect
 from workflows.incident import Alert
@@ -86,9 +89,7 @@ class Rejected(Exception):
 
     def response(self) -> JSONResponse:
         """The JSON answer."""
-        body: dict[str, Any] = {"error": self.reason}
-        if self.field is not None:
-            body["field"] = self.field
+        body: dict[str, Any] = {"error": self.reason, "field": self.field}
         return JSONResponse({**body, **self.extra}, status_code=self.status, headers=self.headers)
 
 
@@ -399,6 +400,13 @@ def _announce_auth(settings: Settings) -> None:
         log.error("no TOCSIN_GATEWAY_TOKEN: every webhook on /webhooks/alertmanager is refused with 401")
 
 
+def _version() -> str:
+    try:
+        return version("tocsin")
+    except PackageNotFoundError:
+        return "0"
+
+
 def create_app(settings: Settings, client: Client | None = None, store: ConfigStore | None = None) -> FastAPI:
     """Build the gateway app.
 
@@ -420,16 +428,25 @@ def create_app(settings: Settings, client: Client | None = None, store: ConfigSt
         app.state.client = client or await connect(settings, lazy=True)
         yield
 
-    app = FastAPI(title="Tocsin gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Tocsin gateway",
+        description="The HTTP API behind every remote-mode `tocsin` command (`TOCSIN_URL`), and the webhooks.",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
     app.state.settings = settings
     app.state.store = store or ConfigStore()
     app.add_exception_handler(Rejected, _rejected)
     app.add_middleware(BodyLimit, limit=limit)
     app.middleware("http")(_count)  # added last: outermost, so it also counts 413s from BodyLimit
-    app.add_api_route("/healthz", healthz, methods=["GET"])
-    app.add_api_route("/metrics", metrics, methods=["GET"])
-    app.add_api_route("/webhooks/alertmanager", alertmanager, methods=["POST"])
-    app.add_api_route("/webhooks/pagerduty", pagerduty, methods=["POST"])
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/webhooks/alertmanager", alertmanager, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/webhooks/pagerduty", pagerduty, methods=["POST"], include_in_schema=False)
+    install_api(app)  # /api/v1: the routes behind the remote-mode CLI, and JSON error answers everywhere
     return app
 
 

@@ -132,7 +132,7 @@ async def test_webhook_auth_and_bad_input(stack) -> None:  # type: ignore[no-unt
         assert (await http.post(url, json=body)).status_code == 401
         assert (await http.post(url, json=body, headers={"Authorization": "Bearer wrong"})).status_code == 401
         resp = await http.post(url, content=b"{not json", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert resp.status_code == 400 and resp.json() == {"error": "body is not JSON"}
+        assert resp.status_code == 400 and resp.json() == {"error": "body is not JSON", "field": None}
         resp = await http.post(url, json={"version": "3", "alerts": []}, headers={"Authorization": f"Bearer {TOKEN}"})
         assert resp.status_code == 422 and resp.json()["error"].startswith("not an Alertmanager webhook")
         assert {d["field"] for d in resp.json()["details"]} >= {"version", "status", "alerts"}

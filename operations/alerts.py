@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from operations.auth import authorize
 from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput
 from workflows import incident, search
@@ -242,6 +243,7 @@ async def raise_alert(
         The incident ids it reached.
     """
     require_actor(actor)
+    authorize(ctx.config, actor, "responder")
     if not name.strip():
         raise BadInput("--name", "must not be empty")
     if severity not in ALERT_SEVERITIES:

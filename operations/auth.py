@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 from prometheus_client import Counter
@@ -32,6 +31,8 @@ from prometheus_client import Counter
 from operations.errors import Refused, Unauthenticated
 from workflows.config import Config
 from workflows.identity import Actor, Door
+from workflows.policy.roles import grants, listed
+from workflows.users import User
 
 __all__ = [
     "Unauthenticated",
@@ -92,40 +93,50 @@ def unverified_allowed(config: Config) -> bool:
     return not config.users and not config.oidc
 
 
-def _groups(config: Config, name: str) -> set[str]:
-    return {g for user in config.users if user.name == name for g in user.groups}
+def _user(config: Config, actor: Actor) -> User | None:
+    """The configured user a verified actor is: by Slack user id for a Slack actor, else by name."""
+    if actor.method == "slack" and actor.credential:
+        found = next((u for u in config.users if u.slack and u.slack == actor.credential), None)
+        if found is not None:
+            return found
+    return next((u for u in config.users if u.name == actor.name), None)
 
 
 def roles_of(config: Config, actor: Actor) -> set[str]:
-    """The roles a verified actor holds (none for an unverified one)."""
+    """The roles a verified actor holds (none for an unverified one).
+
+    Tocsin itself holds ``admin``; a PagerDuty actor (a signed PagerDuty webhook) holds
+    ``responder`` (PagerDuty decided who may acknowledge), plus its user's roles when its name is a
+    user's; a Slack actor holds the roles of the user whose ``slack`` id is its credential; an OIDC
+    actor those of its ``oidc`` entry; a token actor those of its user. Being listed (by name or
+    group) in ``environments.<env>.approvers`` adds ``approver:<env>``.
+    """
     if not actor.verified:
         return set()
     if actor.method == "system":
         return {"admin"}
-    roles: set[str] = set()
+    found: set[str] = set()
+    names, groups = [actor.name], []
     if actor.method == "oidc":
-        roles.update(r for entry in config.oidc if entry.as_ == actor.name for r in entry.roles)
+        found.update(r for entry in config.oidc if entry.as_ == actor.name for r in entry.roles)
     else:
-        roles.update(r for user in config.users if user.name == actor.name for r in user.roles)
-    names = {actor.name} | _groups(config, actor.name)
-    roles.update(f"approver:{env}" for env, spec in config.environments.items() if names & set(spec.approvers))
-    return roles
-
-
-def _grants(roles: Iterable[str], role: str) -> bool:
-    kind, _, env = role.partition(":")
-    for held in roles:
-        if held == "admin" or held == role:
-            return True
-        held_kind, _, held_env = held.partition(":")
-        if env and held_kind == kind and held_env == "*":
-            return True
-    return False
+        user = _user(config, actor)
+        if user is not None:
+            found.update(user.roles)
+            names, groups = list(dict.fromkeys([actor.name, user.name])), user.groups
+    if actor.method == "pagerduty":
+        found.add("responder")
+    found.update(
+        f"approver:{env}"
+        for env, spec in config.environments.items()
+        if any(listed(spec.approvers, name, groups) for name in names)
+    )
+    return found
 
 
 def has_role(config: Config, actor: Actor, role: str) -> bool:
     """Whether a verified actor holds ``role`` (``responder``, ``approver:prod``…)."""
-    return _grants(roles_of(config, actor), role)
+    return grants(roles_of(config, actor), role)
 
 
 def _refuse(actor: Actor, role: str, reason: str, kind: str) -> Refused:

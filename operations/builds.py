@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from operations.context import Context, temporal_errors
+from operations.auth import authorize
+from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput
 from workflows import notify, pipeline, search
 from workflows.config import Config
@@ -17,7 +18,10 @@ from workflows.notify import NotifyInput
 from workflows.pipeline import BuildEvent, PipelineInput, pipeline_id
 from workflows.policy.redact import redact_build_event, redact_message, redactor_for
 
-__all__ = ["send_build_event", "send_notification", "check_receiver"]
+__all__ = ["send_build_event", "send_notification", "check_receiver", "ROLE"]
+
+ROLE = "builder"
+"""What sending a CI event or a notification needs."""
 
 
 async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str:
@@ -29,7 +33,9 @@ async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str
     Returns:
         The workflow id, ``pipeline/<repo>/<branch>``.
     """
-    del actor  # recorded by the door's identity on the client; builds carry their author
+    require_actor(actor)
+    authorize(ctx.config, actor, ROLE)
+    event = event.model_copy(update={"actor": actor})  # the sender; ``author`` stays the commit's
     event = redact_build_event(event, redactor_for(ctx.config.redact_patterns))
     if event.sent_at is None:
         event = event.model_copy(update={"sent_at": datetime.now(UTC)})
@@ -68,13 +74,14 @@ async def send_notification(ctx: Context, actor: Actor, receiver: str, message: 
     Raises:
         BadInput: ``--receiver`` is not in the config.
     """
-    del actor
+    require_actor(actor)
+    authorize(ctx.config, actor, ROLE)
     check_receiver(ctx.config, receiver)
     message = redact_message(message, redactor_for(ctx.config.redact_patterns))
     with temporal_errors():
         handle = await ctx.client.start_workflow(
             notify.WORKFLOW,
-            NotifyInput(receiver=receiver, message=message),
+            NotifyInput(receiver=receiver, message=message, actor=actor),
             id=f"notify/{uuid.uuid4()}",
             task_queue=ctx.task_queue,
             search_attributes=TypedSearchAttributes(

@@ -22,8 +22,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from operations.auth import authorize, has_role
 from operations.context import Context, require_actor, temporal_errors
-from operations.errors import BadInput, NotFound, Refused
+from operations.errors import BadInput, NotFound, OperationError, Refused
 from workflows import search
 from workflows.config import Config
 from workflows.deployment import (
@@ -138,10 +139,12 @@ async def start_deployment(ctx: Context, actor: Actor, request: DeployInput) -> 
         The handle and whether this call started it (False: it was already running).
     """
     require_actor(actor)
+    authorize(ctx.config, actor, f"deployer:{request.env}")
     check_environment(ctx.config, request.env)
     redact = _redactor(ctx)
     request = request.model_copy(
         update={
+            "actor": actor,
             "reason": _text(ctx, request.reason),
             "changes_url": redact.url(request.changes_url) if request.changes_url else request.changes_url,
         }
@@ -192,18 +195,56 @@ async def _decide(ctx: Context, deployment: str, kind: str, decision: Decision) 
             raise
 
 
+async def _environment(ctx: Context, deployment: str, missing: type[OperationError] = Refused) -> str:
+    """The environment of a deployment: its ``TocsinEnvironment``, else the ``<env>`` of its id.
+
+    Raises:
+        BadInput: an empty id.
+        Refused: no such deployment (or ``missing``).
+    """
+    if not deployment.strip():
+        raise BadInput("ID", "must not be empty")
+    with temporal_errors():
+        try:
+            desc = await ctx.client.get_workflow_handle(deployment).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise missing(f"no deployment {deployment}") from None
+            raise
+    env = desc.typed_search_attributes.get(search.ENVIRONMENT)
+    if env:
+        return env
+    parts = deployment.split("/")
+    if len(parts) >= 4 and parts[0] == "deploy":
+        return parts[2]
+    raise Refused(f"{deployment} is not a deployment (its environment is unknown)")
+
+
 async def approve(ctx: Context, actor: Actor, deployment: str, comment: str | None = None) -> DecisionResult:
-    """Approve; answered at once (refused: not an approver, four eyes, not awaiting approval…)."""
+    """Approve; answered at once (refused: not an approver, four eyes, not awaiting approval…).
+
+    The actor needs ``approver:<env>`` (an unverified one never approves in a ``production: true``
+    environment); the deployment itself refuses the deployer (four eyes, on verified identities).
+    """
     require_actor(actor)
-    return await _decide(ctx, deployment, UPDATE_APPROVE, Decision(by=actor.name, comment=_text(ctx, comment)))
+    authorize(ctx.config, actor, f"approver:{await _environment(ctx, deployment)}")
+    decision = Decision(by=actor.name, comment=_text(ctx, comment), actor=actor)
+    return await _decide(ctx, deployment, UPDATE_APPROVE, decision)
 
 
 async def reject(ctx: Context, actor: Actor, deployment: str, reason: str) -> DecisionResult:
-    """Reject; answered at once."""
+    """Reject; answered at once. Approvers may (``approver:<env>``), and the deployer may withdraw
+    (``deployer:<env>``)."""
     require_actor(actor)
     if not reason.strip():
         raise BadInput("--reason", "must not be empty")
-    return await _decide(ctx, deployment, UPDATE_REJECT, Decision(by=actor.name, reason=_text(ctx, reason)))
+    env = await _environment(ctx, deployment)
+    # Stopping is never the dangerous direction: an unverified actor may where unverified use is allowed
+    # (even in production, where it never approves); the workflow then checks approvers or the deployer.
+    withdraw = not actor.verified or has_role(ctx.config, actor, f"deployer:{env}")
+    authorize(ctx.config, actor, f"deployer:{env}" if withdraw else f"approver:{env}")
+    decision = Decision(by=actor.name, reason=_text(ctx, reason), actor=actor)
+    return await _decide(ctx, deployment, UPDATE_REJECT, decision)
 
 
 async def _state_if_answered(handle: WorkflowHandle) -> DeploymentState | None:
@@ -238,13 +279,14 @@ async def control(ctx: Context, actor: Actor, deployment: str, what: Control, re
         raise BadInput("action", f"must be one of {'|'.join(CONTROLS)}, got {what!r}")
     if not deployment.strip():
         raise BadInput("ID", "must not be empty")
+    authorize(ctx.config, actor, f"deployer:{await _environment(ctx, deployment, NotFound)}")
     with temporal_errors():
         state = await _state_if_answered(ctx.client.get_workflow_handle(deployment))
         refusal = None if state is None else control_refusal(what, stage=state.stage, paused=state.paused)
         if refusal is not None:
             raise Refused(f"{what} {deployment}: {refusal}")
         try:
-            request = ControlRequest(by=actor.name, reason=_text(ctx, reason))
+            request = ControlRequest(by=actor.name, reason=_text(ctx, reason), actor=actor)
             await ctx.client.get_workflow_handle(deployment).signal(what, request)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
@@ -292,9 +334,12 @@ async def rollback(
     already, there is nothing to do. Deployments waiting for approval are left alone.
     """
     require_actor(actor)
+    authorize(ctx.config, actor, f"deployer:{env}")
     if not reason.strip():
         raise BadInput("--reason", "must not be empty")
-    request = RollbackRequest(by=actor.name, reason=_text(ctx, reason) or reason, source=source or actor.via)
+    request = RollbackRequest(
+        by=actor.name, reason=_text(ctx, reason) or reason, source=source or actor.via, actor=actor
+    )
     with temporal_errors():
         return await _rollback(ctx, service, env, request)
 
@@ -357,6 +402,7 @@ async def _roll_back_last(
                 reason=request.reason,
                 rollback_of=wid,
                 rollback_source=request.source,
+                actor=request.actor,
             ),
             id=rollback_id,
             task_queue=ctx.task_queue,

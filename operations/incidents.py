@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from operations.auth import authorize
 from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput, NotFound, Refused
 from workflows import incident
@@ -57,9 +58,14 @@ def _note(ctx: Context, note: str) -> str:
     return redactor_for(ctx.config.redact_patterns)(note)
 
 
+ROLE = "responder"
+"""What acting on an incident needs (acknowledge, resolve, escalate, snooze)."""
+
+
 def _action(ctx: Context, actor: Actor, note: str) -> HumanAction:
     require_actor(actor)
-    return HumanAction(by=actor.name, note=_note(ctx, note), via=actor.via)
+    authorize(ctx.config, actor, ROLE)
+    return HumanAction(by=actor.name, note=_note(ctx, note), via=actor.via, actor=actor)
 
 
 async def acknowledge(ctx: Context, actor: Actor, incident_id: str, note: str = "") -> ActionResult:
@@ -79,12 +85,12 @@ async def escalate(ctx: Context, actor: Actor, incident_id: str, note: str = "")
 
 async def snooze(ctx: Context, actor: Actor, incident_id: str, duration: timedelta, note: str = "") -> ActionResult:
     """Hold escalation for ``duration``; the ladder resumes where it was."""
-    require_actor(actor)
+    action = _action(ctx, actor, note)
     if duration <= timedelta(0):
         raise BadInput("--for", "must be positive")
     until = datetime.now(UTC) + duration
-    action = SnoozeAction(by=actor.name, note=_note(ctx, note), via=actor.via, until=until)
-    return await _act(ctx, _check_id(incident_id), incident.UPDATE_SNOOZE, action)
+    snoozed = SnoozeAction(by=action.by, note=action.note, via=action.via, actor=action.actor, until=until)
+    return await _act(ctx, _check_id(incident_id), incident.UPDATE_SNOOZE, snoozed)
 
 
 async def incident_state(ctx: Context, incident_id: str) -> IncidentState:

@@ -6,6 +6,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from operations.auth import authorize
 from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput, NotFound, Refused
 from workflows import search, silences
@@ -16,7 +17,10 @@ from workflows.policy.redact import redactor_for
 from workflows.policy.silences import silence_matchers
 from workflows.silences import SILENCES_ID, AddSilence, ExpireSilence, SilenceRecord, SilencesState
 
-__all__ = ["add_silence", "list_silences", "expire_silence", "check_silence"]
+__all__ = ["add_silence", "list_silences", "expire_silence", "check_silence", "ROLE"]
+
+ROLE = "silencer"
+"""What adding or expiring a silence needs."""
 
 
 def check_silence(matchers: list[str], duration: str, comment: str) -> None:
@@ -42,6 +46,7 @@ async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration:
         Refused: the store refused it.
     """
     require_actor(actor)
+    authorize(ctx.config, actor, ROLE)
     check_silence(matchers, duration, comment)
     redact = redactor_for(ctx.config.redact_patterns)
     with temporal_errors():
@@ -56,7 +61,7 @@ async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration:
         try:
             return await handle.execute_update(
                 silences.UPDATE_ADD,
-                AddSilence(matchers=matchers, duration=duration, by=actor.name, comment=redact(comment)),
+                AddSilence(matchers=matchers, duration=duration, by=actor.name, comment=redact(comment), actor=actor),
                 result_type=SilenceRecord,
             )
         except WorkflowUpdateFailedError as exc:
@@ -84,11 +89,14 @@ async def expire_silence(ctx: Context, actor: Actor, silence_id: str) -> Silence
         Refused: the store refused (already expired).
     """
     require_actor(actor)
+    authorize(ctx.config, actor, ROLE)
     handle = ctx.client.get_workflow_handle(SILENCES_ID)
     with temporal_errors():
         try:
             return await handle.execute_update(
-                silences.UPDATE_EXPIRE, ExpireSilence(id=silence_id, by=actor.name), result_type=SilenceRecord
+                silences.UPDATE_EXPIRE,
+                ExpireSilence(id=silence_id, by=actor.name, actor=actor),
+                result_type=SilenceRecord,
             )
         except WorkflowUpdateFailedError as exc:
             raise Refused(getattr(exc.cause, "message", str(exc.cause))) from None

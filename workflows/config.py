@@ -31,7 +31,7 @@ from workflows.policy.escalation import EscalationLevel, EscalationPolicy
 from workflows.policy.matchers import MatcherError, compile_go_regex, parse_matchers
 from workflows.policy.route_checks import legacy_key_issues, route_issues, route_receivers
 from workflows.policy.routing import RouteNode, build_tree
-from workflows.users import AuthConfig, OidcIdentity, User
+from workflows.users import AuthConfig, OidcIdentity, User, user_issues
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -452,6 +452,9 @@ def validate_references(config: Config) -> list[ConfigIssue]:
 
     for path, message in environment_issues(config.environments, receivers, intervals):
         error(path, message)
+    approvers = {env: spec.approvers for env, spec in config.environments.items()}
+    found = user_issues(config.users, config.oidc, approvers)
+    issues += [ConfigIssue(path=path, message=message, level=level) for path, message, level in found]
     if config.dead_letter is not None:
         used.add(config.dead_letter)
         if config.dead_letter not in receivers:

@@ -25,6 +25,15 @@ class Actor(BaseModel):
     via: Door = "cli"
     """The door the action came through."""
 
+    def keys(self) -> frozenset[str]:
+        """What identifies the person, for four eyes: the name (case-folded) and, when verified by Slack,
+        PagerDuty or OIDC, the credential (a Slack user id names one person whatever name it maps to).
+        Token ids are not keys: two users may each have a token called ``laptop``."""
+        found = {"name:" + self.name.strip().casefold()}
+        if self.verified and self.credential and self.method in ("slack", "pagerduty", "oidc"):
+            found.add(f"{self.method}:{self.credential}")
+        return frozenset(found)
+
     @classmethod
     def system(cls, name: str = "tocsin", via: Door = "tocsin") -> Actor:
         """Tocsin itself (a rollback trigger, a schedule)."""

@@ -14,11 +14,13 @@ environment matches every one.
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ApiToken", "User", "OidcIdentity", "AuthConfig", "ROLE_NAMES", "ENV_ROLES", "check_role"]
+__all__ = ["ApiToken", "User", "OidcIdentity", "AuthConfig", "ROLE_NAMES", "ENV_ROLES", "check_role", "user_issues"]
 
 ROLE_NAMES = ("builder", "responder", "silencer", "admin")
 """Roles that take no environment."""
@@ -102,3 +104,62 @@ class AuthConfig(BaseModel):
     """Whether an actor no credential proved (the direct-mode CLI's ``--by``) may act. Default: true
     when no ``users`` and no ``oidc`` are configured (the embedded default), else false. An
     unverified actor never approves in an environment marked ``production: true``."""
+
+
+def user_issues(
+    users: Sequence[User],
+    oidc: Sequence[OidcIdentity],
+    approvers: Mapping[str, Sequence[str]],
+    today: date | None = None,
+) -> list[tuple[str, str, Literal["error", "warning"]]]:
+    """Checks of ``users``, ``oidc`` and the approvers they are named in (``tocsin config check``).
+
+    Errors: duplicate user names, duplicate token ids within a user, one token hash configured
+    twice (two users would share one secret), an ``oidc[].as`` that is also a user's name (two
+    ways to be the same identity, with different roles). Warnings: expired tokens (refused at
+    use), and approvers naming neither a user nor a group when users are configured.
+
+    Args:
+        users: ``users``.
+        oidc: ``oidc``.
+        approvers: ``environments.<env>.approvers`` per environment.
+        today: the day tokens are checked against (default: today, UTC).
+
+    Returns:
+        (key path, message, level) per issue.
+    """
+    found: list[tuple[str, str, Literal["error", "warning"]]] = []
+    day = today or datetime.now(UTC).date()
+    names: dict[str, int] = {}
+    hashes: dict[str, str] = {}
+    for i, user in enumerate(users):
+        if user.name in names:
+            found.append(
+                (f"users[{i}].name", f"duplicate user '{user.name}' (also users[{names[user.name]}])", "error")
+            )
+        names.setdefault(user.name, i)
+        ids: set[str] = set()
+        for j, token in enumerate(user.tokens):
+            where = f"users[{i}].tokens[{j}]"
+            if token.id in ids:
+                found.append((f"{where}.id", f"duplicate token id '{token.id}' for {user.name}", "error"))
+            ids.add(token.id)
+            if token.sha256 in hashes:
+                found.append((f"{where}.sha256", f"the same token hash as {hashes[token.sha256]}", "error"))
+            hashes.setdefault(token.sha256, where)
+            if token.expires is not None and token.expires < day:
+                found.append(
+                    (f"{where}.expires", f"token '{token.id}' expired on {token.expires.isoformat()}", "warning")
+                )
+    for i, entry in enumerate(oidc):
+        if entry.as_ in names:
+            found.append((f"oidc[{i}].as", f"'{entry.as_}' is also a user's name (users[{names[entry.as_]}])", "error"))
+    if users:
+        known = set(names) | {g for user in users for g in user.groups} | {entry.as_ for entry in oidc}
+        for env, listed in approvers.items():
+            for j, name in enumerate(listed):
+                if name not in known:
+                    found.append(
+                        (f"environments.{env}.approvers[{j}]", f"'{name}' is neither a user nor a group", "warning")
+                    )
+    return found

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.identity import Actor
 from workflows.policy.canary import Measurement, MetricReading
 from workflows.policy.gates import GateResult
 from workflows.policy.risk import RiskScore
@@ -135,6 +136,8 @@ class DeployInput(BaseModel):
     rollback_of: str | None = None
     """Set for a rollback of an already finished deployment (``tocsin rollback``)."""
     rollback_source: str = "cli"
+    actor: Actor | None = None
+    """Who asked, and how they were verified (``by`` is its name); None in runs started before identities."""
 
 
 class Decision(BaseModel):
@@ -145,6 +148,8 @@ class Decision(BaseModel):
     """Why approved (optional)."""
     reason: str | None = None
     """Why rejected (required to reject)."""
+    actor: Actor | None = None
+    """Who decides, and how they were verified (``by`` is its name)."""
 
 
 class DecisionResult(BaseModel):
@@ -162,6 +167,8 @@ class ControlRequest(BaseModel):
 
     by: str
     reason: str | None = None
+    actor: Actor | None = None
+    """Who steers, and how they were verified (``by`` is its name)."""
 
 
 class RollbackRequest(BaseModel):
@@ -171,6 +178,8 @@ class RollbackRequest(BaseModel):
     reason: str
     source: str = "cli"
     """``cli``, ``slack``, ``incident:<id>``…"""
+    actor: Actor | None = None
+    """Who asked, and how they were verified (``by`` is its name)."""
 
 
 class TimelineEntry(BaseModel):
@@ -180,6 +189,8 @@ class TimelineEntry(BaseModel):
     actor: str
     action: str
     detail: str = ""
+    identity: Actor | None = None
+    """How ``actor`` was verified, for a person's action (None: Tocsin itself, or an older run)."""
 
 
 class ApprovalRecord(BaseModel):
@@ -188,6 +199,8 @@ class ApprovalRecord(BaseModel):
     by: str
     at: datetime
     comment: str | None = None
+    actor: Actor | None = None
+    """How the approver was verified."""
 
 
 class DeploymentState(BaseModel):
@@ -198,6 +211,8 @@ class DeploymentState(BaseModel):
     env: str = ""
     version: str = ""
     by: str = ""
+    deployer: Actor | None = None
+    """Who asked, and how they were verified (four eyes compares approvers to it)."""
     commit: str | None = None
     emergency: bool = False
     emergency_reason: str | None = None

@@ -30,6 +30,7 @@ from workflows.deployment.models import (
     TimelineEntry,
 )
 from workflows.environments import EnvironmentConfig, render_query
+from workflows.identity import Actor
 from workflows.incident.models import Alert, AlertBatch
 from workflows.models import Message, Severity
 from workflows.policy import gates
@@ -69,6 +70,7 @@ class DeploymentStages:
             env=input.env,
             version=input.version,
             by=input.by,
+            deployer=input.actor,
             commit=input.commit,
             emergency=input.emergency,
             emergency_reason=input.reason,
@@ -81,6 +83,8 @@ class DeploymentStages:
         """Why the deployment was rejected (``reject`` update)."""
         self._abort: tuple[str, str] | None = None
         """(by, reason) of an abort or rollback request."""
+        self._abort_actor: Actor | None = None
+        """Who asked for the abort or rollback, and how they were verified."""
         self._promote = False
         self._chat = Chat()
         self._hook_gate = False
@@ -88,8 +92,9 @@ class DeploymentStages:
 
     # ------------------------------------------------------------ helpers
 
-    def _record(self, actor: str, action: str, detail: str = "") -> None:
-        self._s.timeline.append(TimelineEntry(at=workflow.now(), actor=actor, action=action, detail=detail))
+    def _record(self, actor: str, action: str, detail: str = "", who: Actor | None = None) -> None:
+        entry = TimelineEntry(at=workflow.now(), actor=actor, action=action, detail=detail, identity=who)
+        self._s.timeline.append(entry)
         if len(self._s.timeline) > TIMELINE_MAX:
             self._s.timeline = self._s.timeline[-TIMELINE_MAX:]
 
@@ -185,7 +190,7 @@ class DeploymentStages:
                 "extra_approval",
                 f"risk {score:g} above {env.risk_extra_approval_above:g}: {need} approvals needed",
             )
-        pool = gates.eligible_approvers(env.approvers, s.by, env.four_eyes)
+        pool = gates.eligible_approvers(s.approvers or env.approvers, s.by, env.four_eyes)
         if pool is not None and need > pool:
             raise Finished("rejected", f"{need} approvals needed but only {pool} eligible approver(s) for {s.env}")
         return need
@@ -274,7 +279,7 @@ class DeploymentStages:
                 await self._analyse(analysis, weight)
         if self._stopped():
             assert self._abort is not None
-            await self._roll_back(*self._abort)
+            await self._roll_back(*self._abort, who=self._abort_actor)
         await self._health()
 
     async def _measure(self, analysis: Any, queries: list[MetricQuery]) -> Measurement:
@@ -342,7 +347,7 @@ class DeploymentStages:
             for t in tasks:
                 t.cancel()
             assert self._abort is not None
-            await self._roll_back(*self._abort)
+            await self._roll_back(*self._abort, who=self._abort_actor)
         failed = []
         for url, task in zip(hooks.health, tasks, strict=True):
             exc = task.exception()
@@ -381,11 +386,11 @@ class DeploymentStages:
             self._record("tocsin", "incident_failed", calls.error_text(exc))
             return []
 
-    async def _roll_back(self, by: str, reason: str) -> None:
+    async def _roll_back(self, by: str, reason: str, who: Actor | None = None) -> None:
         """Roll back, notify, request an incident; always ends with ``rolled_back``."""
         s, hooks = self._s, self._env.hooks
         self._set_stage("rolling_back", "rolling_back")
-        self._record(by, "rollback", reason)
+        self._record(by, "rollback", reason, who)
         hook_note = "no rollback hook configured"
         if hooks.rollback is not None:
             try:

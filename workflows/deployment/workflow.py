@@ -77,9 +77,16 @@ from workflows.deployment.models import (
 )
 from workflows.deployment.stages import DeploymentStages, Finished
 from workflows.environments import environment_of
-from workflows.policy import gates
+from workflows.identity import Actor
+from workflows.policy import gates, roles
 
-__all__ = ["DeploymentWorkflow", "PATCH_LOCK_AT_APPROVAL", "PATCH_DEPLOY_HOOK_GATE", "PATCH_ROLLBACK_AS_FINISHED"]
+__all__ = [
+    "DeploymentWorkflow",
+    "PATCH_LOCK_AT_APPROVAL",
+    "PATCH_DEPLOY_HOOK_GATE",
+    "PATCH_ROLLBACK_AS_FINISHED",
+    "PATCH_IDENTITIES",
+]
 
 PATCH_LOCK_AT_APPROVAL = "lock-at-approval"
 """New runs take the service/environment lock once approved; older ones took it first."""
@@ -87,6 +94,10 @@ PATCH_DEPLOY_HOOK_GATE = "deploy-hook-gate"
 """New runs in a ``production: true`` environment check the deploy-hook gate."""
 PATCH_ROLLBACK_AS_FINISHED = "rollback-as-finished"
 """New runs carry out a rollback asked for while they finish deployed; older ones ignored it."""
+PATCH_IDENTITIES = "verified-identities"
+"""New runs check approvals against identities: four eyes compares the approver's verified identity
+(case-folded name, Slack user id…) with the deployer's, and members of listed groups and holders of
+``approver:<env>`` count as approvers."""
 
 
 @workflow.defn(name=WORKFLOW)
@@ -109,6 +120,8 @@ class DeploymentWorkflow(DeploymentStages):
         self._late: tuple[str, str] | None = None
         """(by, reason) of such a rollback."""
         self._closing = False
+        self._identities = False
+        """Whether approvals are checked against identities (``PATCH_IDENTITIES``, decided at the start of run)."""
 
     # ------------------------------------------------------------ queries, updates, signals
 
@@ -120,22 +133,25 @@ class DeploymentWorkflow(DeploymentStages):
     @workflow.update(name=UPDATE_APPROVE)
     async def approve(self, decision: Decision) -> DecisionResult:
         """Approve; refused (and recorded) for a non-approver, the deployer under four eyes, or a repeat."""
-        s, by = self._s, decision.by.strip()
+        s, by, who = self._s, decision.by.strip(), decision.actor
+        identities = self._identities and who is not None and s.deployer is not None
         refusal = gates.approval_refusal(
             by,
             env=s.env,
-            approvers=self._env.approvers,
+            approvers=s.approvers if self._identities else self._env.approvers,
             four_eyes=self._env.four_eyes,
             deployer=s.by,
             approved_by=[a.by for a in s.approvals],
+            by_keys=who.keys() if identities and who is not None else (),
+            deployer_keys=s.deployer.keys() if identities and s.deployer is not None else (),
         )
         if refusal is not None:
-            self._record(by, "approval_refused", refusal)
+            self._record(by, "approval_refused", refusal, who)
             self._say("reply", self._reply(f"Approval by {by} refused: {refusal}", "warning"))
             raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
-        s.approvals.append(ApprovalRecord(by=by, at=workflow.now(), comment=decision.comment))
+        s.approvals.append(ApprovalRecord(by=by, at=workflow.now(), comment=decision.comment, actor=who))
         count, need = len(s.approvals), s.required_approvals
-        self._record(by, "approved", f"{count}/{need}" + (f": {decision.comment}" if decision.comment else ""))
+        self._record(by, "approved", f"{count}/{need}" + (f": {decision.comment}" if decision.comment else ""), who)
         self._say(
             "reply",
             self._reply(
@@ -156,14 +172,15 @@ class DeploymentWorkflow(DeploymentStages):
     async def reject(self, decision: Decision) -> DecisionResult:
         """Reject; only approvers (or the deployer, withdrawing) may, with a reason."""
         s, by = self._s, decision.by.strip()
-        refusal = gates.rejection_refusal(by, env=s.env, approvers=self._env.approvers, deployer=s.by)
+        approvers = s.approvers if self._identities else self._env.approvers
+        refusal = gates.rejection_refusal(by, env=s.env, approvers=approvers, deployer=s.by)
         if refusal is not None:
-            self._record(by, "rejection_refused", refusal)
+            self._record(by, "rejection_refused", refusal, decision.actor)
             self._say("reply", self._reply(f"Rejection by {by} refused: {refusal}", "warning"))
             raise ApplicationError(refusal, type="ApprovalRefused", non_retryable=True)
         reason = (decision.reason or "").strip()
         self._rejected = f"rejected by {by}: {reason}"
-        self._record(by, "rejected", reason)
+        self._record(by, "rejected", reason, decision.actor)
         return DecisionResult(
             approvals=len(s.approvals), required=s.required_approvals, stage="rejected", message=f"rejected by {by}"
         )
@@ -181,20 +198,20 @@ class DeploymentWorkflow(DeploymentStages):
         """Hold the canary where it is."""
         if self._live() and self._s.stage == "canary" and not self._s.paused:
             self._s.paused = True
-            self._record(request.by, "paused", request.reason or "")
+            self._record(request.by, "paused", request.reason or "", request.actor)
             self._say("reply", self._reply(f"Paused by {request.by}" + render.why(request.reason), "warning"))
         else:
-            self._record(request.by, "pause_ignored", f"stage {self._s.stage}")
+            self._record(request.by, "pause_ignored", f"stage {self._s.stage}", request.actor)
 
     @workflow.signal(name=SIGNAL_RESUME)
     def resume(self, request: ControlRequest) -> None:
         """Continue a paused canary (re-measuring after an inconclusive analysis)."""
         if self._live() and self._s.paused:
             self._s.paused = False
-            self._record(request.by, "resumed", request.reason or "")
+            self._record(request.by, "resumed", request.reason or "", request.actor)
             self._say("reply", self._reply(f"Resumed by {request.by}" + render.why(request.reason)))
         else:
-            self._record(request.by, "resume_ignored", "not paused")
+            self._record(request.by, "resume_ignored", "not paused", request.actor)
 
     @workflow.signal(name=SIGNAL_PROMOTE)
     def promote(self, request: ControlRequest) -> None:
@@ -202,15 +219,15 @@ class DeploymentWorkflow(DeploymentStages):
         if self._live() and self._s.stage == "canary":
             self._promote = True
             self._s.paused = False
-            self._record(request.by, "promoted", request.reason or "")
+            self._record(request.by, "promoted", request.reason or "", request.actor)
             self._say("reply", self._reply(f"Promoted to 100% by {request.by}" + render.why(request.reason), "warning"))
         else:
-            self._record(request.by, "promote_ignored", f"stage {self._s.stage}")
+            self._record(request.by, "promote_ignored", f"stage {self._s.stage}", request.actor)
 
     @workflow.signal(name=SIGNAL_ABORT)
     def abort(self, request: ControlRequest) -> None:
         """Stop: roll back a rollout in progress, or withdraw before it starts."""
-        self._stop(request.by, "aborted", request.reason or "aborted")
+        self._stop(request.by, "aborted", request.reason or "aborted", request.actor)
 
     @workflow.signal(name=SIGNAL_ROLLBACK)
     def rollback(self, request: RollbackRequest) -> None:
@@ -218,9 +235,10 @@ class DeploymentWorkflow(DeploymentStages):
         reason = f"{request.reason} (via {request.source})"
         if self._finish_rollback and self._s.outcome == "deployed" and self._late is None and not self._closing:
             self._late = (request.by, reason)  # deployed and still finishing: carried out before the end
-            self._record(request.by, "rollback_requested", reason)
+            self._abort_actor = request.actor
+            self._record(request.by, "rollback_requested", reason, request.actor)
             return
-        self._stop(request.by, "rollback_requested", reason)
+        self._stop(request.by, "rollback_requested", reason, request.actor)
 
     @workflow.signal(name=SIGNAL_LOCK_GRANTED)
     def lock_granted(self, grant: LockGrant) -> None:
@@ -246,12 +264,12 @@ class DeploymentWorkflow(DeploymentStages):
     def _live(self) -> bool:
         return self._s.outcome is None and self._s.stage not in ("rolling_back",)
 
-    def _stop(self, by: str, action: str, reason: str) -> None:
+    def _stop(self, by: str, action: str, reason: str, who: Actor | None = None) -> None:
         if self._live() and self._abort is None:
-            self._abort = (by, reason)
-            self._record(by, action, reason)
+            self._abort, self._abort_actor = (by, reason), who
+            self._record(by, action, reason, who)
         else:
-            self._record(by, action.replace("_requested", "") + "_ignored", f"stage {self._s.stage}")
+            self._record(by, action.replace("_requested", "") + "_ignored", f"stage {self._s.stage}", who)
 
     # ------------------------------------------------------------ run
 
@@ -270,12 +288,16 @@ class DeploymentWorkflow(DeploymentStages):
         lock_at_approval = workflow.patched(PATCH_LOCK_AT_APPROVAL)
         self._hook_gate = workflow.patched(PATCH_DEPLOY_HOOK_GATE)
         self._finish_rollback = workflow.patched(PATCH_ROLLBACK_AS_FINISHED)
+        self._identities = workflow.patched(PATCH_IDENTITIES)
         self._announce(input)
         config = await load_config()
         self._env = environment_of(config.environments, input.env)
         self._time_intervals = config.time_intervals
         receiver = self._env.receiver or config.route.receiver or "console"
         s.approvers = list(self._env.approvers)
+        if self._identities:
+            people = [(u.name, u.groups, u.roles) for u in config.users]
+            s.approvers = roles.approver_pool(input.env, self._env.approvers, people)
         chat = asyncio.create_task(self._chat.run(config, receiver))
         lock = lock_id(input.service, input.env)
         await self._deploy(input, lock, lock_at_approval)
@@ -310,7 +332,7 @@ class DeploymentWorkflow(DeploymentStages):
             if input.rollback_of or not lock_at_approval:
                 holding = await self._acquire(lock)
             if input.rollback_of:
-                await self._roll_back(input.by, input.reason or "rollback requested")
+                await self._roll_back(input.by, input.reason or "rollback requested", input.actor)
             else:
                 await self._gates()
                 await self._approval()
@@ -360,7 +382,7 @@ class DeploymentWorkflow(DeploymentStages):
         holding = False
         try:
             holding = await self._acquire(lock)
-            await self._roll_back(by, reason)
+            await self._roll_back(by, reason, self._abort_actor)
         except Finished as done:
             if done.outcome == "rolled_back":
                 s.outcome, s.reason = done.outcome, done.reason
@@ -382,21 +404,17 @@ class DeploymentWorkflow(DeploymentStages):
                 search.STATUS.value_set("starting"),
             ]
         )
+        who = input.actor
         if input.rollback_of:
-            self._record(
-                input.by,
-                "rollback_requested",
-                f"{input.reason or ''} (of {input.rollback_of}, via {input.rollback_source})",
-            )
+            detail = f"{input.reason or ''} (of {input.rollback_of}, via {input.rollback_source})"
+            self._record(input.by, "rollback_requested", detail, who)
         else:
-            self._record(
-                input.by,
-                "requested",
-                f"{input.service} {input.version} to {input.env}"
-                + (f", commit {input.commit}" if input.commit else ""),
+            detail = f"{input.service} {input.version} to {input.env}" + (
+                f", commit {input.commit}" if input.commit else ""
             )
+            self._record(input.by, "requested", detail, who)
         if input.emergency:
-            self._record(input.by, "emergency", input.reason or "")
+            self._record(input.by, "emergency", input.reason or "", who)
 
     async def _acquire(self, lock: str) -> bool:
         s = self._s

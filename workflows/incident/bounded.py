@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from workflows.identity import Actor
 from workflows.incident.models import Alert, AlertBatch, IncidentState, TimelineEntry, model_dump_alerts
 from workflows.models import Message
 from workflows.policy.alert_ledger import AlertLedger, severity_code
@@ -184,14 +185,18 @@ def batch_entries(source: str, changed: list[Alert]) -> list[tuple[str, str, str
     return entries
 
 
-def add_to_timeline(st: IncidentState, at: datetime, actor: str, action: str, detail: str = "") -> None:
-    """Append an entry; past ``TIMELINE_HEAD + TIMELINE_TAIL`` entries the middle is summarised."""
+def add_to_timeline(
+    st: IncidentState, at: datetime, actor: str, action: str, detail: str = "", identity: Actor | None = None
+) -> None:
+    """Append an entry (with how a person's ``actor`` was verified); past ``TIMELINE_HEAD + TIMELINE_TAIL``
+    entries the middle is summarised."""
     st.timeline.append(
         TimelineEntry(
             at=at,
             actor=truncate(actor, NAME_BYTES),
             action=truncate(action, NAME_BYTES),
             detail=truncate(detail, TIMELINE_TEXT),
+            identity=identity,
         )
     )
     trim_timeline(st)

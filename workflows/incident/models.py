@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.identity import Actor
 from workflows.notify.models import DeadLetter
 from workflows.policy.alert_limits import (
     ALERT_MAX_BYTES,
@@ -115,6 +116,8 @@ class HumanAction(BaseModel):
     note: str = ""
     via: str = "cli"
     """``cli``, ``slack``, ``pagerduty``, ``ui``…"""
+    actor: Actor | None = None
+    """Who acts, and how they were verified (``by`` is its name)."""
 
 
 class SnoozeAction(HumanAction):
@@ -138,6 +141,8 @@ class TimelineEntry(BaseModel):
     actor: str
     action: str
     detail: str = ""
+    identity: Actor | None = None
+    """How ``actor`` was verified, for a person's action (None: Tocsin itself, or an older run)."""
 
 
 class AlertCounts(BaseModel):

@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 
 from workflows.config import Config, EscalationPolicy
 from workflows.delivery import DEAD_LETTER_PATCH, SEND_QUEUES_PATCH, load_config
+from workflows.identity import Actor
 from workflows.incident.bounded import AlertBook, add_to_timeline, batch_entries
 from workflows.incident.chat import IncidentChat
 from workflows.incident.deliveries import CONCURRENT_DELIVERIES_PATCH, Lanes
@@ -97,8 +98,8 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
     def st(self) -> IncidentState:
         return self._st
 
-    def _log(self, actor: str, action: str, detail: str = "") -> None:
-        add_to_timeline(self.st, workflow.now(), actor, action, detail)
+    def _log(self, actor: str, action: str, detail: str = "", who: Actor | None = None) -> None:
+        add_to_timeline(self.st, workflow.now(), actor, action, detail, who)
 
     @workflow.signal(name="add_alerts")
     def add_alerts(self, batch: AlertBatch) -> None:
@@ -138,7 +139,9 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
         if self.st.mtta_seconds is None:
             self.st.mtta_seconds = (now - (self.st.created_at or now)).total_seconds()
         self._ack_seq += 1
-        self._log(action.by, "acknowledged", f"via {action.via}" + (f": {action.note}" if action.note else ""))
+        self._log(
+            action.by, "acknowledged", f"via {action.via}" + (f": {action.note}" if action.note else ""), action.actor
+        )
         self._events.append(("acknowledged", action.by, action.note))
         return ActionResult(accepted=True, status="acknowledged")
 
@@ -149,9 +152,8 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
     @workflow.update(name="resolve")
     async def resolve(self, action: HumanAction) -> ActionResult:
         """Close the incident; everyone notified is told."""
-        self._mark_resolved(
-            action.by, f"via {action.via}" + (f": {action.note}" if action.note else ""), note=action.note
-        )
+        detail = f"via {action.via}" + (f": {action.note}" if action.note else "")
+        self._mark_resolved(action.by, detail, note=action.note, who=action.actor)
         return ActionResult(accepted=True, status="resolved")
 
     @resolve.validator
@@ -161,7 +163,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
     @workflow.update(name="escalate_now")
     async def escalate_now(self, action: HumanAction) -> ActionResult:
         """Skip the wait: notify the next level at once."""
-        self._log(action.by, "escalate_now", action.note)
+        self._log(action.by, "escalate_now", action.note, action.actor)
         if self.st.status == "acknowledged":
             self.st.status = "notified"
         self._advance = True
@@ -179,9 +181,8 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
             current = max(self.st.snoozed_until or now, now)
             self.st.escalation_restart += max(timedelta(0), action.until - current)
         self.st.snoozed_until = action.until
-        self._log(
-            action.by, "snoozed", f"until {action.until.isoformat()}" + (f": {action.note}" if action.note else "")
-        )
+        detail = f"until {action.until.isoformat()}" + (f": {action.note}" if action.note else "")
+        self._log(action.by, "snoozed", detail, action.actor)
         return ActionResult(accepted=True, status=self.st.status, detail=f"snoozed until {action.until.isoformat()}")
 
     @snooze.validator
@@ -190,7 +191,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
 
     # ------------------------------------------------------------------ helpers
 
-    def _mark_resolved(self, actor: str, detail: str, note: str | None = None) -> None:
+    def _mark_resolved(self, actor: str, detail: str, note: str | None = None, who: Actor | None = None) -> None:
         if self.st.status == "resolved":
             return
         now = workflow.now()
@@ -199,7 +200,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
         self.st.handled_note = note or ""
         self.st.resolved_at = now
         self.st.mttr_seconds = (now - (self.st.created_at or now)).total_seconds()
-        self._log(actor, "resolved", detail)
+        self._log(actor, "resolved", detail, who)
         self._events.append(("resolved", actor, detail if note is None else note))
 
     def _apply_pending(self) -> bool:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from workflows.identity import Actor
 from workflows.models import DeliveryRecord, Message
 
 __all__ = ["WORKFLOW", "QUERY_DELIVERIES", "NotifyInput", "NotifyResult", "DeadLetter", "DeadLetterNotice"]
@@ -55,6 +56,8 @@ class NotifyInput(BaseModel):
 
     receiver: str
     message: Message
+    actor: Actor | None = None
+    """Who sent it (``tocsin notify``), and how they were verified; None when Tocsin itself notifies."""
 
 
 class NotifyResult(BaseModel):

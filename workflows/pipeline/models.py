@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.identity import Actor
 from workflows.models import DeliveryRecord
 from workflows.notify.models import DeadLetter
 
@@ -106,6 +107,8 @@ class BuildEvent(BaseModel):
     security: list[SecuritySummary] = Field(default_factory=list)
     sent_at: datetime | None = None
     """When the CLI sent the event (for latency measurements only)."""
+    actor: Actor | None = None
+    """Who sent it (a CI identity, or a person), and how they were verified; ``author`` is the commit's."""
 
     def dedupe_key(self) -> str:
         """Same key for a CI retry of the same event."""

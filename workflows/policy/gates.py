@@ -191,7 +191,15 @@ def eligible_approvers(approvers: Collection[str], deployer: str, four_eyes: boo
 
 
 def approval_refusal(
-    by: str, *, env: str, approvers: Sequence[str], four_eyes: bool, deployer: str, approved_by: Collection[str]
+    by: str,
+    *,
+    env: str,
+    approvers: Sequence[str],
+    four_eyes: bool,
+    deployer: str,
+    approved_by: Collection[str],
+    by_keys: Collection[str] = (),
+    deployer_keys: Collection[str] = (),
 ) -> str | None:
     """Why ``by`` may not approve, or None when they may.
 
@@ -202,11 +210,14 @@ def approval_refusal(
         four_eyes: whether the deployer is barred from approving.
         deployer: who requested the deployment.
         approved_by: who has approved already.
+        by_keys: what identifies the approver (``Actor.keys()``: case-folded name, Slack user id…).
+        deployer_keys: what identifies the deployer; sharing any key with the approver is the same person.
     """
     if approvers and by not in approvers:
         return f"{by} is not an approver for {env} (approvers: {', '.join(approvers)})"
-    if four_eyes and by == deployer:
-        return f"four eyes: {by} requested this deployment and cannot approve it"
+    if four_eyes and (by == deployer or set(by_keys) & set(deployer_keys)):
+        who = by if by == deployer else f"{by} (the same person as {deployer})"
+        return f"four eyes: {who} requested this deployment and cannot approve it"
     if by in approved_by:
         return f"{by} has already approved"
     return None

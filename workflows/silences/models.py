@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from workflows.identity import Actor
+
 __all__ = [
     "WORKFLOW",
     "UPDATE_ADD",
@@ -36,6 +38,10 @@ class SilenceRecord(BaseModel):
     comment: str
     expired_by: str | None = None
     """Who expired it early (None: it ran out on time or is active)."""
+    created_by_actor: Actor | None = None
+    """How ``created_by`` was verified."""
+    expired_by_actor: Actor | None = None
+    """How ``expired_by`` was verified."""
 
     def active(self, at: datetime) -> bool:
         """Whether it mutes alerts at ``at``."""
@@ -49,6 +55,8 @@ class AddSilence(BaseModel):
     duration: str
     by: str
     comment: str
+    actor: Actor | None = None
+    """Who adds it, and how they were verified (``by`` is its name)."""
 
 
 class ExpireSilence(BaseModel):
@@ -56,6 +64,8 @@ class ExpireSilence(BaseModel):
 
     id: str
     by: str
+    actor: Actor | None = None
+    """Who expires it, and how they were verified (``by`` is its name)."""
 
 
 class SilencesState(BaseModel):

@@ -51,6 +51,7 @@ class SilencesWorkflow:
             ends_at=now + parse_duration(request.duration),
             created_by=request.by,
             comment=request.comment,
+            created_by_actor=request.actor,
         )
         self._state.silences.insert(0, record)
         self._changed = True
@@ -80,6 +81,7 @@ class SilencesWorkflow:
             if record.id == request.id:
                 record.ends_at = now
                 record.expired_by = request.by
+                record.expired_by_actor = request.actor
                 self._changed = True
                 return record
         raise ValueError(f"unknown silence {request.id}")  # pragma: no cover - validator refuses first

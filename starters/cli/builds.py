@@ -11,6 +11,7 @@ import typer
 from operations import Actor, BadInput
 from operations.builds import check_receiver, send_build_event, send_notification
 from starters.cli.common import EXIT_BAD_INPUT, app, bad_input, check_url, fail, load_config_or_exit, run_op
+from starters.cli.remote import enabled as remote_enabled
 from starters.reports import ReportError, parse_coverage, parse_junit, parse_sarif
 from workflows.models import SEVERITIES, Link, Message
 from workflows.pipeline import BUILD_STATUSES, BuildEvent, SecuritySummary
@@ -86,7 +87,7 @@ def build(
         coverage=cov,
         security=scans,
     )
-    typer.echo(run_op(lambda ctx: send_build_event(ctx, _CI, event)))
+    typer.echo(run_op(lambda ctx: send_build_event(ctx, _CI, event), remote=lambda api: api.build(event)))
 
 
 @app.command()
@@ -109,9 +110,16 @@ def notify(
         severity=severity,
         links=[Link(text="Link", url=link)] if link else [],
     )
-    config = load_config_or_exit(None)
+    config = None if remote_enabled() else load_config_or_exit(None)  # remote: the gateway's config decides
     try:
-        check_receiver(config, receiver)
+        if config is not None:
+            check_receiver(config, receiver)
     except BadInput as exc:
         bad_input(exc.field, exc.message)
-    typer.echo(run_op(lambda ctx: send_notification(ctx, _CI, receiver, message), config))
+    typer.echo(
+        run_op(
+            lambda ctx: send_notification(ctx, _CI, receiver, message),
+            config,
+            remote=lambda api: api.notify(receiver, message),
+        )
+    )

@@ -1,5 +1,9 @@
 """What every ``tocsin`` command shares: the app, one-line failures, and running an operation.
 
+:func:`run_op` (and :func:`run_async`) is the one place that decides between talking to Temporal
+directly and remote mode (``TOCSIN_URL`` set: the gateway's ``/api/v1``, see
+:mod:`starters.cli.remote`); a command gives it both ways of doing its work.
+
 Exit codes: 0 success; 1 operational error (Temporal unreachable…); 2 bad
 input (the message names the field) or a refusal; 3 deployment rolled back;
 4 deployment rejected or approval expired.
@@ -14,13 +18,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn, Optional, TypeVar
 
 import typer
 from temporalio.service import RPCError
 
 from operations import Actor, BadInput, Context, NotFound, OperationError, Refused
 from operations.config import ConfigError, load_config_file
+from starters.cli.remote import Api, run_remote, use_oidc
+from starters.cli.remote import enabled as remote_enabled
 from workers.settings import Settings
 from workers.temporal import TemporalUnavailable, connect
 from workflows.config import Config
@@ -42,9 +48,13 @@ __all__ = [
     "setup_logging",
     "non_empty",
     "json_default",
+    "Remote",
+    "remote_enabled",
 ]
 
 T = TypeVar("T")
+Remote = Callable[[Api], Awaitable[T]]
+"""A command's remote-mode way of doing its work: one call on the gateway's API."""
 
 app = typer.Typer(
     name="tocsin",
@@ -69,8 +79,22 @@ def _root(
     show_version: bool = typer.Option(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
     ),
+    oidc: Optional[str] = typer.Option(
+        None,
+        "--oidc",
+        metavar="PROVIDER",
+        help="Remote mode (TOCSIN_URL): authenticate with this CI's OIDC ID token (github).",
+    ),
 ) -> None:
-    """Durable CI/CD notifications, incident escalation and deployments on Temporal."""
+    """Durable CI/CD notifications, incident escalation and deployments on Temporal.
+
+    With TOCSIN_URL set, every command goes through the gateway's /api/v1 with TOCSIN_TOKEN (or an
+    OIDC ID token: TOCSIN_OIDC_TOKEN, --oidc github); --by, where given, must name that identity.
+    """
+    try:
+        use_oidc(oidc)
+    except BadInput as exc:
+        bad_input(exc.field, exc.message)
 
 
 def json_default(value: object) -> str:
@@ -98,15 +122,24 @@ def non_empty(field: str, value: str | None) -> str:
     return value.strip()
 
 
-def run_async(factory: Callable[[], Awaitable[T]], refused: tuple[str, int] = ("refused", EXIT_BAD_INPUT)) -> T:
+def run_async(
+    factory: Callable[[], Awaitable[T]],
+    refused: tuple[str, int] = ("refused", EXIT_BAD_INPUT),
+    remote: Remote[T] | None = None,
+) -> T:
     """Run a coroutine, mapping failures to exit codes once for every command.
 
-    :class:`BadInput` → 2 naming the field; :class:`NotFound` → 2 naming the id;
+    In remote mode (``TOCSIN_URL`` set) ``remote`` runs on the gateway's API instead of ``factory``
+    and its answers come back as the same errors (commands without one, such as ``worker``, stay
+    local). :class:`BadInput` → 2 naming the field; :class:`NotFound` → 2 naming the id;
     :class:`Refused` → ``refused`` (prefix, exit code; 2 by default) with the reason; any other
-    operation error, an unreachable Temporal or an RPC failure → 1.
+    operation error (not authenticated, a conflict), an unreachable Temporal or gateway, or an
+    RPC failure → 1.
     """
 
     async def go() -> T:
+        if remote is not None and remote_enabled():
+            return await run_remote(remote)
         return await factory()
 
     try:
@@ -127,16 +160,18 @@ def run_op(
     op: Callable[[Context], Awaitable[T]],
     config: Config | None = None,
     refused: tuple[str, int] = ("refused", EXIT_BAD_INPUT),
+    remote: Remote[T] | None = None,
 ) -> T:
-    """Connect to Temporal and run one operation with a :class:`Context`."""
+    """Connect to Temporal and run one operation with a :class:`Context`; in remote mode run ``remote``."""
     settings = Settings()
-    cfg = config if config is not None else load_config_or_exit(None)
+    cfg = config if config is not None or remote_enabled() else load_config_or_exit(None)
 
     async def go() -> T:
         client = await connect(settings)
+        assert cfg is not None
         return await op(Context(client, cfg, settings.task_queue))
 
-    return run_async(go, refused)
+    return run_async(go, refused, remote)
 
 
 def load_config_or_exit(path: Path | None) -> Config:

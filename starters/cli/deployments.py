@@ -16,14 +16,15 @@ import asyncio
 import hashlib
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
 import typer
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError
 
-from operations import BadInput, Context, OperationError
+from operations import BadInput, Conflict, Context, OperationError
 from operations.audit import export_audit, verify_chain
 from operations.deployments import Control, check_environment, control, deployment_state, start_deployment
 from operations.deployments import approve as approve_deployment
@@ -40,7 +41,9 @@ from starters.cli.common import (
     non_empty,
     run_op,
 )
-from workflows.deployment import OUTCOME_EXIT_CODES, DeployInput, DeploymentState
+from starters.cli.remote import Api
+from starters.cli.remote import enabled as remote_enabled
+from workflows.deployment import OUTCOME_EXIT_CODES, DeployInput, DeploymentState, DeployResult
 from workflows.policy.durations import DurationError, parse_duration
 from workflows.policy.gates import NO_DEPLOY_HOOK
 
@@ -170,32 +173,53 @@ def _start(request: DeployInput, wait: bool) -> None:
     actor = actor_from(request.by)
     _check_deploy(request.commit, request.changes_url, request.change_size, request.emergency, request.reason)
     request.reason = (request.reason or "").strip() or None
-    cfg = load_config_or_exit(None)
+    cfg = None if remote_enabled() else load_config_or_exit(None)  # remote: the gateway's config decides
     try:
-        check_environment(cfg, request.env)
+        if cfg is not None:
+            check_environment(cfg, request.env)
     except BadInput as exc:
         bad_input(exc.field, exc.message)
 
     async def go(ctx: Context) -> int:
         handle, started = await start_deployment(ctx, actor, request)
-        typer.echo(handle.id)
-        sys.stdout.flush()
-        if not started:
-            _echo_err(
-                f"tocsin: {handle.id} is already running; following it"
-                if wait
-                else f"tocsin: {handle.id} is already running"
-            )
-        return await _follow(ctx, handle) if wait else 0
+        _started(handle.id, started, wait)
+        if not wait:
+            return 0
+        task = asyncio.ensure_future(handle.result())
 
-    raise typer.Exit(run_op(go, cfg))
+        async def result(seconds: float) -> DeployResult | None:
+            await asyncio.wait({task}, timeout=seconds)
+            return task.result() if task.done() else None
+
+        return await _follow(lambda: deployment_state(ctx, handle.id), result)
+
+    async def go_remote(api: Api) -> int:
+        wid, started = await api.deploy(request)
+        _started(wid, started, wait)
+        if not wait:
+            return 0
+        return await _follow(lambda: api.deployment_state(wid), lambda seconds: api.deployment_result(wid, seconds))
+
+    raise typer.Exit(run_op(go, cfg, remote=go_remote))
+
+
+def _started(wid: str, started: bool, wait: bool) -> None:
+    """Print the deployment's id at once (and say so on stderr when it was already running)."""
+    typer.echo(wid)
+    sys.stdout.flush()
+    if not started:
+        _echo_err(f"tocsin: {wid} is already running; following it" if wait else f"tocsin: {wid} is already running")
 
 
 def _control(what: Control, deployment: str, by: str, reason: Optional[str]) -> None:
     actor = actor_from(by)
     wid = non_empty("ID", deployment)
     why = (reason or "").strip()
-    run_op(lambda ctx: control(ctx, actor, wid, what, why), refused=(f"{what} refused", EXIT_BAD_INPUT))
+    run_op(
+        lambda ctx: control(ctx, actor, wid, what, why),
+        refused=(f"{what} refused", EXIT_BAD_INPUT),
+        remote=lambda api: api.control(wid, what, by, why),
+    )
     typer.echo(f"{wid}: {what} sent by {actor.name}")
 
 
@@ -248,7 +272,11 @@ def approve(
     """Approve a deployment; answers at once whether the approval was accepted."""
     actor = actor_from(by)
     note = comment.strip() if comment and comment.strip() else None
-    answer = run_op(lambda ctx: approve_deployment(ctx, actor, deployment, note), refused=("approve refused", 2))
+    answer = run_op(
+        lambda ctx: approve_deployment(ctx, actor, deployment, note),
+        refused=("approve refused", 2),
+        remote=lambda api: api.decide(deployment, "approve", by, comment=note),
+    )
     typer.echo(f"{deployment}: approved by {actor.name} ({answer.approvals}/{answer.required} approvals)")
 
 
@@ -261,7 +289,11 @@ def reject(
     """Reject a deployment; answers at once whether the rejection was accepted."""
     actor = actor_from(by)
     why = non_empty("--reason", reason)
-    run_op(lambda ctx: reject_deployment(ctx, actor, deployment, why), refused=("reject refused", 2))
+    run_op(
+        lambda ctx: reject_deployment(ctx, actor, deployment, why),
+        refused=("reject refused", 2),
+        remote=lambda api: api.decide(deployment, "reject", by, reason=why),
+    )
     typer.echo(f"{deployment}: rejected by {actor.name}")
 
 
@@ -276,7 +308,10 @@ def rollback(
     service, env = _name("--service", service), _name("--env", env)
     actor = actor_from(by)
     why = non_empty("--reason", reason)
-    outcome = run_op(lambda ctx: rollback_deployment(ctx, actor, service, env, why))
+    outcome = run_op(
+        lambda ctx: rollback_deployment(ctx, actor, service, env, why),
+        remote=lambda api: api.rollback(service, env, by, why),
+    )
     if outcome.action == "nothing":
         fail(f"nothing to roll back: {outcome.detail}")
     typer.echo(outcome.workflow_id)
@@ -300,7 +335,7 @@ def audit_export(
             when = parse_since(since)
         except ValueError:
             bad_input("--since", f"not an ISO-8601 time or a duration: {since!r}")
-    lines = run_op(lambda ctx: export_audit(ctx, when, service, env))
+    lines = run_op(lambda ctx: export_audit(ctx, when, service, env), remote=lambda api: api.audit(when, service, env))
     text = "".join(line + "\n" for line in lines)
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -324,14 +359,23 @@ def audit_verify(file: Path = typer.Argument(..., metavar="FILE", help="An expor
     typer.echo(f"{file}: {len([ln for ln in lines if ln.strip()])} records, chain intact; tip sha256 {tip}")
 
 
-async def _follow(ctx: Context, handle: WorkflowHandle) -> int:
-    """Print the deployment's timeline on stderr as it grows; return the exit code of its outcome."""
-    result_task = asyncio.ensure_future(handle.result())
+async def _follow(
+    state_of: Callable[[], Awaitable[DeploymentState]], result_of: Callable[[float], Awaitable[DeployResult | None]]
+) -> int:
+    """Print the deployment's timeline on stderr as it grows; return the exit code of its outcome.
+
+    ``result_of(seconds)`` waits that long for the result (None: still running); ``state_of`` queries
+    the state. Directly they are the workflow handle's; in remote mode the API's.
+    """
     shown, last_stage = 0, ""
     while True:
-        await asyncio.wait({result_task}, timeout=0.5)
         try:
-            state = await asyncio.wait_for(deployment_state(ctx, handle.id), timeout=5)
+            result = await result_of(0.5)
+        except (WorkflowFailureError, Conflict) as exc:
+            _echo_err(f"tocsin: deployment failed: {getattr(exc, 'cause', None) or exc}")
+            return 1
+        try:
+            state: DeploymentState | None = await asyncio.wait_for(state_of(), timeout=5)
         except (OperationError, Exception):
             state = None
         if state is not None:
@@ -345,13 +389,8 @@ async def _follow(ctx: Context, handle: WorkflowHandle) -> int:
             if state.stage != last_stage:
                 last_stage = state.stage
                 _echo_err(f"stage: {_stage_line(state)}")
-        if result_task.done():
+        if result is not None:
             break
-    try:
-        result = result_task.result()
-    except WorkflowFailureError as exc:
-        _echo_err(f"tocsin: deployment failed: {exc.cause or exc}")
-        return 1
     # recorded only: the reason says so first, and never that anything is live
     _echo_err(result.reason if result.recorded_only else f"{result.outcome}: {result.reason}")
     return OUTCOME_EXIT_CODES.get(result.outcome, 1)

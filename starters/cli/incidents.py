@@ -63,14 +63,15 @@ def alert(
         if not sep or not key.strip():
             bad_input("--label", f"expected k=v, got {item!r}")
         labels[key.strip()] = value
-    settings, cfg = Settings(), load_config_or_exit(None)
+    settings = Settings()
 
     async def go() -> list[str]:
         # The alert's signal-with-start carries the client's identity: the audit shows who raised it.
+        cfg = load_config_or_exit(None)
         client = await connect(settings, identity=actor.name)
         return await raise_alert(Context(client, cfg, settings.task_queue), actor, name, severity, labels, summary)
 
-    for wid in run_async(go):
+    for wid in run_async(go, remote=lambda api: api.alert(by, name, severity, labels, summary)):
         typer.echo(wid)
 
 
@@ -95,7 +96,14 @@ def ack(
     """Acknowledge an incident: its escalation stops."""
     actor = actor_from(by)
     incident = non_empty("ID", incident)
-    _show(incident, run_op(lambda ctx: acknowledge(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
+    _show(
+        incident,
+        run_op(
+            lambda ctx: acknowledge(ctx, actor, incident, note),
+            refused=_INCIDENT_REFUSED,
+            remote=lambda api: api.incident("ack", incident, by, note),
+        ),
+    )
 
 
 @app.command()
@@ -107,7 +115,14 @@ def resolve(
     """Resolve an incident; everyone notified is told."""
     actor = actor_from(by)
     incident = non_empty("ID", incident)
-    _show(incident, run_op(lambda ctx: resolve_incident(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
+    _show(
+        incident,
+        run_op(
+            lambda ctx: resolve_incident(ctx, actor, incident, note),
+            refused=_INCIDENT_REFUSED,
+            remote=lambda api: api.incident("resolve", incident, by, note),
+        ),
+    )
 
 
 @app.command()
@@ -119,7 +134,14 @@ def escalate(
     """Notify the incident's next escalation level now."""
     actor = actor_from(by)
     incident = non_empty("ID", incident)
-    _show(incident, run_op(lambda ctx: escalate_incident(ctx, actor, incident, note), refused=_INCIDENT_REFUSED))
+    _show(
+        incident,
+        run_op(
+            lambda ctx: escalate_incident(ctx, actor, incident, note),
+            refused=_INCIDENT_REFUSED,
+            remote=lambda api: api.incident("escalate", incident, by, note),
+        ),
+    )
 
 
 @app.command()
@@ -139,7 +161,12 @@ def snooze(
     if duration.total_seconds() <= 0:
         bad_input("--for", "must be positive")
     _show(
-        incident, run_op(lambda ctx: snooze_incident(ctx, actor, incident, duration, note), refused=_INCIDENT_REFUSED)
+        incident,
+        run_op(
+            lambda ctx: snooze_incident(ctx, actor, incident, duration, note),
+            refused=_INCIDENT_REFUSED,
+            remote=lambda api: api.incident("snooze", incident, by, note, duration=for_),
+        ),
     )
 
 
@@ -158,14 +185,17 @@ def silence_add(
         check_silence(list(matcher), duration, comment)
     except BadInput as exc:
         bad_input(exc.field, exc.message)
-    record = run_op(lambda ctx: add_silence(ctx, actor, list(matcher), duration, comment))
+    record = run_op(
+        lambda ctx: add_silence(ctx, actor, list(matcher), duration, comment),
+        remote=lambda api: api.add_silence(by, list(matcher), duration, comment),
+    )
     typer.echo(record.id)
 
 
 @silence_app.command("list")
 def silence_list(json_out: bool = typer.Option(False, "--json", help="JSON lines.")) -> None:
     """Active silences (and recently expired ones)."""
-    state = run_op(list_silences)
+    state = run_op(list_silences, remote=lambda api: api.silences())
     now = datetime.now(UTC)
     for record in state.silences:
         active = record.active(now)
@@ -181,11 +211,15 @@ def silence_list(json_out: bool = typer.Option(False, "--json", help="JSON lines
 @silence_app.command("expire")
 def silence_expire(
     silence_id: str = typer.Argument(..., metavar="ID"),
-    by: str = typer.Option("cli", "--by", metavar="USER", help="Who expires it."),
+    by: Optional[str] = typer.Option(None, "--by", metavar="USER", help="Who expires it (default: cli)."),
 ) -> None:
     """End a silence now."""
-    actor = actor_from(by)
-    record = run_op(lambda ctx: expire_silence(ctx, actor, silence_id), refused=("ID", 2))
+    actor = actor_from("cli" if by is None else by)
+    record = run_op(
+        lambda ctx: expire_silence(ctx, actor, silence_id),
+        refused=("ID", 2),
+        remote=lambda api: api.expire_silence(silence_id, by),
+    )
     typer.echo(f"{record.id}: expired")
 
 
@@ -215,7 +249,7 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Open incidents, running deployments, pipeline health."""
-    report = run_op(lambda ctx: collect_status(ctx, service))
+    report = run_op(lambda ctx: collect_status(ctx, service), remote=lambda api: api.status(service))
     if json_out:
         typer.echo(json.dumps(report, default=json_default, indent=2))
         return

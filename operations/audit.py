@@ -5,8 +5,15 @@ visibility (which workflows: ``TocsinKind`` deployment, incident, pipeline,
 and the silences store) and their histories (what happened: starts, signals and updates with the
 identity they carry, status changes, the end). Each line is a JSON object::
 
-    {"time": ..., "workflow_id": ..., "kind": ..., "actor": ..., "action": ..., "detail": ...,
-     "prev_sha256": ...}
+    {"time": ..., "workflow_id": ..., "kind": ..., "actor": ..., "identity": ..., "action": ...,
+     "detail": ..., "prev_sha256": ...}
+
+``actor`` is the name; ``identity`` is how it was known, ``{name, verified, method, credential,
+via}`` (``credential`` is a token id, an OIDC subject or a Slack user id, never a secret), or null
+for Tocsin's own records and for actions recorded before identities were carried. Refusals by
+authorization never reach Temporal: those this process made since it started (the gateway's,
+for ``/api/v1``) are included as ``kind: "refusal"`` records; the persistent audit journal will
+keep them for good.
 
 ``prev_sha256`` is the SHA-256 of the previous line's exact text (64 zeros
 for the first), so editing, dropping or reordering a line breaks the chain
@@ -25,10 +32,20 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution
 from temporalio.converter import decode_typed_search_attributes
 
+from operations.auth import recent_refusals
 from operations.context import Context, temporal_errors
 from workflows import search
 
-__all__ = ["GENESIS", "AUDIT_KINDS", "audit_query", "audit_records", "chain_lines", "export_audit", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "AUDIT_KINDS",
+    "audit_query",
+    "audit_records",
+    "refusal_records",
+    "chain_lines",
+    "export_audit",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 AUDIT_KINDS = ("deployment", "incident", "pipeline", "silences")
@@ -58,6 +75,17 @@ def audit_query(since: datetime | None = None, service: str | None = None, env: 
 
 def _first(values: list[Any]) -> Any:
     return values[0] if values else None
+
+
+_IDENTITY_KEYS = ("name", "verified", "method", "credential", "via")
+
+
+def _identity(arg: Any) -> dict[str, Any] | None:
+    """The ``actor`` an argument carries (``{name, verified, method, credential, via}``), if any."""
+    actor = arg.get("actor") if isinstance(arg, dict) else None
+    if isinstance(actor, dict) and isinstance(actor.get("name"), str):
+        return {key: actor.get(key) for key in _IDENTITY_KEYS}
+    return None
 
 
 def _actor(arg: Any) -> str | None:
@@ -97,13 +125,14 @@ async def _workflow_records(client: Client, execution: WorkflowExecution) -> lis
     records: list[dict[str, Any]] = []
     updates: dict[str, tuple[str, str, Any]] = {}
 
-    def add(event: Any, actor: str, action: str, detail: str) -> None:
+    def add(event: Any, actor: str, action: str, detail: str, arg: Any = None) -> None:
         records.append(
             {
                 "time": _iso(event.event_time.ToDatetime(tzinfo=UTC)),
                 "workflow_id": wid,
                 "kind": kind,
                 "actor": actor,
+                "identity": _identity(arg),
                 "action": action,
                 "detail": detail,
                 "_order": event.event_id,
@@ -123,13 +152,14 @@ async def _workflow_records(client: Client, execution: WorkflowExecution) -> lis
                 _actor(arg) or started.identity or "unknown",
                 "started",
                 f"{started.workflow_type.name}" + (f": {_detail(arg)}" if _detail(arg) else ""),
+                arg,
             )
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             signaled = event.workflow_execution_signaled_event_attributes
             if signaled.signal_name.startswith("lock_"):
                 continue  # lock bookkeeping between workflows
             arg = _first(decode(list(signaled.input.payloads))) if signaled.HasField("input") else None
-            add(event, _actor(arg) or signaled.identity or "unknown", signaled.signal_name, _detail(arg))
+            add(event, _actor(arg) or signaled.identity or "unknown", signaled.signal_name, _detail(arg), arg)
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             accepted = event.workflow_execution_update_accepted_event_attributes
             request = accepted.accepted_request
@@ -147,7 +177,7 @@ async def _workflow_records(client: Client, execution: WorkflowExecution) -> lis
             else:
                 outcome = "accepted"
             detail = _detail(arg, lists=store)
-            add(event, actor, name, outcome + (f" ({detail})" if detail else ""))
+            add(event, actor, name, outcome + (f" ({detail})" if detail else ""), arg)
         elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             upsert = event.upsert_workflow_search_attributes_event_attributes
             status = decode_typed_search_attributes(upsert.search_attributes).get(search.STATUS)
@@ -172,6 +202,8 @@ async def audit_records(
     records: list[dict[str, Any]] = []
     async for execution in client.list_workflows(audit_query(since, service, env)):
         records.extend(await _workflow_records(client, execution))
+    if service is None and env is None:
+        records.extend(refusal_records())
     if since is not None:
         cutoff = _iso(since)
         records = [r for r in records if r["time"] >= cutoff]
@@ -179,6 +211,23 @@ async def audit_records(
     for record in records:
         del record["_order"]
     return records
+
+
+def refusal_records() -> list[dict[str, Any]]:
+    """Audit records of the refusals this process made (:func:`operations.auth.recent_refusals`)."""
+    return [
+        {
+            "time": _iso(refusal.at),
+            "workflow_id": "",
+            "kind": "refusal",
+            "actor": refusal.actor.name,
+            "identity": refusal.actor.model_dump(include=set(_IDENTITY_KEYS)),
+            "action": "refused",
+            "detail": f"{refusal.role}: {refusal.reason}"[:1000],
+            "_order": 0,
+        }
+        for refusal in recent_refusals()
+    ]
 
 
 def chain_lines(records: Iterable[dict[str, Any]]) -> list[str]:

@@ -24,6 +24,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from prometheus_client import Counter
@@ -45,6 +47,8 @@ __all__ = [
     "has_role",
     "authorize",
     "check_claim",
+    "Refusal",
+    "recent_refusals",
 ]
 
 TOKEN_PREFIX = "tocsin_"
@@ -143,7 +147,35 @@ def _refuse(actor: Actor, role: str, reason: str, kind: str) -> Refused:
     REFUSALS.labels(kind).inc()
     how = f"{actor.method}:{actor.credential}" if actor.credential else actor.method
     log.warning("refused %s (%s, via %s) the role %s: %s", actor.name, how, actor.via, role, reason)
+    _RECENT.append(Refusal(at=datetime.now(UTC), actor=actor, role=role, reason=reason, kind=kind))
     return Refused(reason)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One refusal by :func:`authorize` (or :func:`check_claim`)."""
+
+    at: datetime
+    actor: Actor
+    role: str
+    reason: str
+    kind: str
+    """``role``, ``unverified``, ``unverified-production`` or ``claim`` (the counter's label)."""
+
+
+RECENT_MAX = 1000
+_RECENT: deque[Refusal] = deque(maxlen=RECENT_MAX)
+
+
+def recent_refusals() -> list[Refusal]:
+    """The last :data:`RECENT_MAX` refusals made *in this process*, oldest first.
+
+    Refusals never reach Temporal (nothing was started or signalled), so this is all the record
+    there is besides the ``tocsin.audit`` log and the ``tocsin_refusals`` counter: the gateway's
+    ``audit export`` includes the refusals it made since it started; the persistent audit journal
+    will keep them for good.
+    """
+    return list(_RECENT)
 
 
 def authorize(config: Config, actor: Actor, role: str) -> None:

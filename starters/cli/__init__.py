@@ -1,8 +1,8 @@
 """The ``tocsin`` command line: one module per group of commands, all on one Typer app.
 
 ``common`` holds the app and the shared helpers (one mapping of operation
-errors to exit codes); ``system``, ``builds``, ``incidents`` and
-``deployments`` add their commands to it when imported.
+errors to exit codes); ``system``, ``builds``, ``incidents``,
+``deployments`` and ``tokens`` add their commands to it when imported.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import sys
 
-from starters.cli import builds, deployments, incidents, system
+from starters.cli import builds, deployments, incidents, system, tokens
 from starters.cli.common import app
 
 __all__ = ["app", "main"]
 
-_COMMAND_MODULES = (system, builds, incidents, deployments)
+_COMMAND_MODULES = (system, builds, incidents, deployments, tokens)
 
 
 def main() -> None:

@@ -184,7 +184,10 @@ def _token_lines(token: str, generated: bool, gateway_url: str) -> str:
 
 async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> int:
     """Run everything until Ctrl-C; returns the exit code."""
-    settings = replace(Settings(), address=f"{host}:{port}")
+    # The embedded server is plaintext and local: none of the user's TEMPORAL_API_KEY / TEMPORAL_TLS* /
+    # profile (meant for a remote cluster) applies to it; TEMPORAL_NAMESPACE still names its namespace.
+    namespace = os.environ.get("TEMPORAL_NAMESPACE") or "default"
+    settings = replace(Settings(), address=f"{host}:{port}", namespace=namespace, temporal_env_config=False)
     store = _load_store()
     if store is None:
         return EXIT_BAD_INPUT

@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "DEFAULT_GATEWAY_MAX_BODY", "parse_size"]
+from temporalio.envconfig import ClientConfigProfile
+
+__all__ = ["Settings", "DEFAULT_GATEWAY_MAX_BODY", "parse_size", "temporal_default"]
 
 DEFAULT_GATEWAY_MAX_BODY = "10MiB"
 """The gateway's default request body limit (``TOCSIN_GATEWAY_MAX_BODY``)."""
@@ -31,13 +33,33 @@ def parse_size(text: str) -> int:
     return size
 
 
+def temporal_default(name: str, variable: str, fallback: str) -> str:
+    """``address`` or ``namespace`` as the Temporal CLI resolves it, else Tocsin's default.
+
+    The environment variable wins, then the TOML profile (``TEMPORAL_CONFIG_FILE``,
+    ``TEMPORAL_PROFILE``, default ``~/.config/temporalio/temporal.toml``), then ``fallback``. A
+    profile that cannot be loaded counts as absent here; :func:`workers.temporal.connect` reports it.
+    """
+    value = os.environ.get(variable)
+    if not value:
+        try:
+            value = getattr(ClientConfigProfile.load(), name)
+        except RuntimeError:  # temporalio's ConfigError: a malformed file or an unknown profile
+            value = None
+    return value or fallback
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where Temporal is, where Tocsin keeps local state, and how the gateway guards its door.
 
     Attributes:
-        address: the Temporal frontend (``TEMPORAL_ADDRESS``).
-        namespace: the Temporal namespace (``TEMPORAL_NAMESPACE``).
+        address: the Temporal frontend (``TEMPORAL_ADDRESS``, else the Temporal CLI's TOML profile,
+            else ``localhost:7233``).
+        namespace: the Temporal namespace (``TEMPORAL_NAMESPACE``, else the profile's, else ``default``).
+        temporal_env_config: connect with the credentials the Temporal CLI would use in this
+            environment (``TEMPORAL_API_KEY``, ``TEMPORAL_TLS*``, ``TEMPORAL_GRPC_META_*``, the profile
+            named by ``TEMPORAL_PROFILE``). ``tocsin dev`` turns it off: its embedded server is plaintext.
         task_queue: Tocsin's task queue (``TOCSIN_TASK_QUEUE``).
         home: the local state folder (``TOCSIN_HOME``).
         gateway_token: the bearer/basic token the gateway requires on ``/webhooks/alertmanager``
@@ -51,8 +73,9 @@ class Settings:
             stops the gateway and ``tocsin dev`` (exit 2) without breaking any other command.
     """
 
-    address: str = field(default_factory=lambda: os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"))
-    namespace: str = field(default_factory=lambda: os.environ.get("TEMPORAL_NAMESPACE", "default"))
+    address: str = field(default_factory=lambda: temporal_default("address", "TEMPORAL_ADDRESS", "localhost:7233"))
+    namespace: str = field(default_factory=lambda: temporal_default("namespace", "TEMPORAL_NAMESPACE", "default"))
+    temporal_env_config: bool = True
     task_queue: str = field(default_factory=lambda: os.environ.get("TOCSIN_TASK_QUEUE", "tocsin"))
     home: Path = field(default_factory=lambda: Path(os.environ.get("TOCSIN_HOME", ".tocsin")))
     gateway_token: str | None = field(default_factory=lambda: os.environ.get("TOCSIN_GATEWAY_TOKEN") or None)

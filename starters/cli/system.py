@@ -19,7 +19,7 @@ from starters.gateway import serve, startup_problem
 from workers.channels import channel_issues
 from workers.main import install_stop_signals, run_worker
 from workers.settings import Settings
-from workers.temporal import connect, ensure_search_attributes
+from workers.temporal import TemporalUnavailable, connect, connect_options, ensure_search_attributes
 from workflows.config import validate_references
 from workflows.policy.matchers import MatcherError, parse_matcher
 from workflows.policy.routing import routes_test_output
@@ -94,6 +94,10 @@ def gateway(
     if problem:
         fail(problem, EXIT_BAD_INPUT)
     load_config_or_exit(None)
+    try:
+        connect_options(settings)  # the gateway connects lazily: unusable credentials stop it here, in one line
+    except TemporalUnavailable as exc:
+        fail(str(exc))
     asyncio.run(serve(settings, host=host, port=port))
 
 

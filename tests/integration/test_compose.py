@@ -300,6 +300,9 @@ def test_example_tocsin_config_loads() -> None:
         "environments",
         "rollback_triggers",  # the incidents issue's addition
         "dead_letter",  # issue 10's: the receiver told about undeliverable notifications
+        "users",  # issue 11's: who may act (token hashes only), and CI identities by OIDC
+        "oidc",
+        "auth",
     }
     assert set(yaml.safe_load(path.read_text(encoding="utf-8"))) <= contract_keys
 

@@ -43,6 +43,7 @@ __all__ = [
     "hash_token",
     "token_actor",
     "unverified_allowed",
+    "identity_notice",
     "roles_of",
     "has_role",
     "authorize",
@@ -95,6 +96,18 @@ def unverified_allowed(config: Config) -> bool:
     if config.auth.allow_unverified is not None:
         return config.auth.allow_unverified
     return not config.users and not config.oidc
+
+
+def identity_notice(config: Config) -> str | None:
+    """What a process should say once at start when unverified actors may act (None: they may not)."""
+    if not unverified_allowed(config):
+        return None
+    if not config.users and not config.oidc and config.auth.allow_unverified is None:
+        return (
+            "no users configured: unverified local use is allowed (--by is recorded as typed, unverified); "
+            "configure users and tokens (`tocsin token create`) to require verified identities"
+        )
+    return "auth.allow_unverified is true: actors no credential proved may act (never approving in production)"
 
 
 def _user(config: Config, actor: Actor) -> User | None:

@@ -25,6 +25,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from operations.auth import identity_notice
 from operations.config import ConfigError, ConfigStore, config_path
 from starters.gateway import create_app, server
 from workers.main import install_stop_signals, running_worker
@@ -191,6 +192,9 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
     store = _load_store()
     if store is None:
         return EXIT_BAD_INPUT
+    notice = identity_notice(store.get())
+    if notice is not None:
+        log.warning("%s", notice)
     bad = _bad_setup(settings, host, {"Temporal": port, "Temporal UI": ui_port, "gateway": gateway_port})
     if bad is not None:
         return bad

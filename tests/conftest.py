@@ -110,9 +110,15 @@ def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never pick up a developer's own tocsin.yaml or Temporal address."""
+    """Tests never pick up a developer's own tocsin.yaml, Temporal address, credentials or CLI profile."""
     monkeypatch.delenv("TOCSIN_CONFIG", raising=False)
-    monkeypatch.delenv("TEMPORAL_ADDRESS", raising=False)
+    for name in list(os.environ):
+        if name.startswith(("TEMPORAL_TLS", "TEMPORAL_GRPC_META_", "TOCSIN_URL", "TOCSIN_TOKEN", "TOCSIN_OIDC")):
+            monkeypatch.delenv(name, raising=False)
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL", raising=False)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(Path(os.devnull).parent / "nonexistent-temporal.toml"))
     if Path("tocsin.yaml").exists() and os.environ.get("CI"):
         raise RuntimeError("a tocsin.yaml in the working directory would leak into tests")
 

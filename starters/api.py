@@ -31,6 +31,7 @@ from datetime import UTC
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from operations import Actor, Context
 from operations.alerts import raise_alert
@@ -227,11 +228,10 @@ async def post_deployment(request: Request, response: Response, actor: Who, body
 )
 async def get_deployment_result(
     request: Request,
-    response: Response,
     actor: Who,
     deployment_id: str,
     wait: Annotated[float, Query(ge=0, le=30, description="Seconds to wait for the end.")] = 0,
-) -> DeployResult | Running:
+) -> DeployResult | JSONResponse:
     """The deployment's result once it has finished (202 ``running`` while it runs)."""
 
     async def result(ctx: Context) -> DeployResult | None:
@@ -243,8 +243,7 @@ async def get_deployment_result(
 
     done = await call(request, result)
     if done is None:
-        response.status_code = 202
-        return Running(id=deployment_id)
+        return JSONResponse(Running(id=deployment_id).model_dump(mode="json"), status_code=202)
     return done
 
 

@@ -26,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from operations.auth import hash_token, new_token
 from tests.fakes.hooks import FakeHooks
+from tests.fakes.oidc import FakeOidcIssuer, github_claims
 from tests.helpers import address_of, cli
 from tests.procs import TOCSIN, base_env, free_port, process, tocsin_gateway
 
@@ -41,7 +42,7 @@ def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
     """A worker and a gateway on a config with carol, bob and alice; yields the tokens and the URL."""
     tmp = tmp_path_factory.mktemp("api")
     tokens = {name: new_token() for name in USERS}
-    with FakeHooks() as hooks:
+    with FakeHooks() as hooks, FakeOidcIssuer() as idp:
         config = {
             "channels": {"console": {"type": "console"}},
             "receivers": [{"name": "deploys", "channels": ["console"]}],
@@ -49,6 +50,16 @@ def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
             "users": [
                 {"name": name, "roles": roles, "tokens": [{"id": "laptop", "sha256": hash_token(tokens[name])}]}
                 for name, roles in USERS.items()
+            ],
+            "oidc": [
+                {
+                    "issuer": idp.issuer,
+                    "audience": "tocsin",
+                    "jwks_url": idp.jwks_url,
+                    "claims": {"repository": "acme/payments", "ref": "refs/heads/main"},
+                    "as": "ci-payments",
+                    "roles": ["builder", "deployer:staging"],
+                }
             ],
             "environments": {
                 "prod": {
@@ -73,7 +84,7 @@ def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
             TOCSIN_GATEWAY_TOKEN=new_token(),
         )
         with process([TOCSIN, "worker"], tmp, env, tmp / "worker.log"), tocsin_gateway(tmp, env) as url:
-            yield {"url": url, "tokens": tokens, "hooks": hooks, "cwd": tmp, "env": env}
+            yield {"url": url, "tokens": tokens, "hooks": hooks, "idp": idp, "cwd": tmp, "env": env}
 
 
 def bearer(stack: dict[str, Any], name: str) -> dict[str, str]:
@@ -289,3 +300,31 @@ async def test_cli_remote_mode_end_to_end(stack: dict[str, Any]) -> None:
     assert done.returncode == 0 and wid in done.stdout and "alice" in done.stdout, done.stderr
     for token in stack["tokens"].values():
         assert token not in done.stdout
+
+
+async def test_oidc_id_tokens_through_the_api_and_the_cli(stack: dict[str, Any]) -> None:
+    """A CI job proves itself with its OIDC ID token: no API token, no path to Temporal."""
+    idp: FakeOidcIssuer = stack["idp"]
+    service = f"ci-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=stack["url"], timeout=30) as client:
+        headers = {"Authorization": f"Bearer {idp.mint(github_claims())}"}
+        body = {"service": service, "env": "staging", "version": "7", "by": "ci-payments"}
+        resp = await client.post("/api/v1/deployments", json=body, headers=headers)
+        assert resp.status_code == 201, resp.text
+        resp = await client.post("/api/v1/deployments", json={**body, "env": "prod"}, headers=headers)
+        assert resp.status_code == 403 and "deployer:prod" in resp.json()["error"], resp.text
+        forged = idp.mint(github_claims(repository="evil/repo"))
+        resp = await client.post("/api/v1/deployments", json=body, headers={"Authorization": f"Bearer {forged}"})
+        assert resp.status_code == 401 and "repository" in resp.json()["error"] and forged not in resp.text
+
+    build = ("build", "--repo", "acme/payments", "--branch", "main", "--commit", "abc1234", "--status", "success")
+    env = {**remote_env(stack, None), **idp.actions_env()}
+    done = await asyncio.to_thread(
+        subprocess.run, [TOCSIN, "--oidc", "github", *build], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "pipeline/acme/payments/main", done.stderr
+    env = {**remote_env(stack, None), "TOCSIN_OIDC_TOKEN": idp.mint(github_claims(ref="refs/heads/feature"))}
+    done = await asyncio.to_thread(
+        subprocess.run, [TOCSIN, *build], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 1 and "not authenticated" in done.stderr and "ref" in done.stderr, done.stderr

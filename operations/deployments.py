@@ -196,14 +196,18 @@ async def _decide(ctx: Context, deployment: str, kind: str, decision: Decision) 
 
 
 async def _environment(ctx: Context, deployment: str, missing: type[OperationError] = Refused) -> str:
-    """The environment of a deployment: its ``TocsinEnvironment``, else the ``<env>`` of its id.
+    """The environment of a deployment: the ``<env>`` of ``deploy/<service>/<env>/<version>``, or, when the
+    id has more parts (a slash in a name, a ``/rollback`` run), its ``TocsinEnvironment``.
 
     Raises:
         BadInput: an empty id.
-        Refused: no such deployment (or ``missing``).
+        Refused: no such deployment (or ``missing``), or not a deployment.
     """
     if not deployment.strip():
         raise BadInput("ID", "must not be empty")
+    parts = deployment.split("/")
+    if len(parts) == 4 and parts[0] == "deploy" and all(parts):
+        return parts[2]
     with temporal_errors():
         try:
             desc = await ctx.client.get_workflow_handle(deployment).describe()
@@ -212,12 +216,9 @@ async def _environment(ctx: Context, deployment: str, missing: type[OperationErr
                 raise missing(f"no deployment {deployment}") from None
             raise
     env = desc.typed_search_attributes.get(search.ENVIRONMENT)
-    if env:
-        return env
-    parts = deployment.split("/")
-    if len(parts) >= 4 and parts[0] == "deploy":
-        return parts[2]
-    raise Refused(f"{deployment} is not a deployment (its environment is unknown)")
+    if not env:
+        raise Refused(f"{deployment} is not a deployment (its environment is unknown)")
+    return env
 
 
 async def approve(ctx: Context, actor: Actor, deployment: str, comment: str | None = None) -> DecisionResult:

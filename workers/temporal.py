@@ -116,6 +116,12 @@ _TLS_REASONS = (
     ("NotValidForName", "the server's certificate does not carry that name (TEMPORAL_TLS_SERVER_NAME)"),
     ("InvalidContentType", "the server does not speak TLS (TEMPORAL_TLS=false for a plaintext server)"),
     ("close_notify", f"the server closed the connection ({_CLIENT_CERT_HINT})"),
+    # TLS 1.3: a server refusing the client's certificate closes the connection after the client
+    # thinks the handshake is done, so the first call is cancelled instead.
+    ("operation was canceled", f"the server closed the connection ({_CLIENT_CERT_HINT})"),
+    ("connection closed before message completed", f"the server closed the connection ({_CLIENT_CERT_HINT})"),
+    ("ConnectionReset", f"the server reset the connection ({_CLIENT_CERT_HINT})"),
+    ("BrokenPipe", f"the server closed the connection ({_CLIENT_CERT_HINT})"),
     ("CertificateRequired", f"the server wants a client certificate ({_CLIENT_CERT_HINT})"),
     ("BadCertificate", f"the server refused the client certificate ({_CLIENT_CERT_HINT})"),
     ("UnknownCA", f"the server does not trust the client certificate's CA ({_CLIENT_CERT_HINT})"),

@@ -47,4 +47,4 @@ async def test_metrics_exposition(dev_env: WorkflowEnvironment) -> None:
 
 async def test_unknown_route_is_json_404() -> None:
     resp = await _get(create_app(Settings(), await connect(Settings(), lazy=True)), "/nope")
-    assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}
+    assert resp.status_code == 404 and resp.json() == {"error": "Not Found", "field": None}

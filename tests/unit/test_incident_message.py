@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from activities.channels.render import slack_blocks
+from tests.fakes.slack import validate_blocks
 from workflows.policy.incidents import incident_message
 
 ALERTS = [
@@ -34,7 +36,9 @@ def test_first_message_names_the_incident_id_and_links_the_runbook() -> None:
         ("Source", "https://prometheus.example.com/graph?g0.expr=x"),
         ("Runbook", "https://runbooks.example.com/high-error-rate"),
     ]
-    assert [a.action_id for a in msg.actions] == ["tocsin_ack", "tocsin_resolve", "tocsin_escalate"]
+    assert [a.action_id for a in msg.actions] == ["tocsin_ack", "tocsin_resolve", "tocsin_escalate", "tocsin_snooze"]
+    assert [a.text for a in msg.actions] == ["Acknowledge", "Resolve", "Escalate now", "Snooze 1h"]
+    assert {a.value for a in msg.actions} == {"incident/abc123"}  # each button names the workflow it acts on
 
 
 def test_acknowledged_message_says_who_and_why_and_drops_the_buttons() -> None:
@@ -59,3 +63,22 @@ def test_runbooks_are_deduplicated_and_numbered() -> None:
     ]
     msg = incident_message(incident="incident/x", status="notified", severity="error", group_labels={}, alerts=alerts)
     assert [link.text for link in msg.links] == ["Source", "Runbook 1", "Runbook 2"]
+
+
+def test_slack_renders_the_incident_buttons_with_their_ids_and_the_incident_id() -> None:
+    blocks = slack_blocks(_message("notified"))
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    buttons = [(e["action_id"], e.get("value"), e.get("style")) for e in actions["elements"] if "url" not in e]
+    assert buttons == [
+        ("tocsin_ack", "incident/abc123", "primary"),
+        ("tocsin_resolve", "incident/abc123", None),
+        ("tocsin_escalate", "incident/abc123", "danger"),
+        ("tocsin_snooze", "incident/abc123", None),
+    ]
+    assert validate_blocks(blocks) is None
+
+
+def test_handled_incident_renders_no_buttons_in_slack_but_keeps_its_links() -> None:
+    blocks = slack_blocks(_message("acknowledged", handled_by="alice"))
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    assert all("url" in e for e in actions["elements"])  # Source and Runbook only

@@ -40,6 +40,10 @@ __all__ = [
     "LOCK_QUERY_HOLDER",
     "APPROVE_ACTION_ID",
     "REJECT_ACTION_ID",
+    "PAUSE_ACTION_ID",
+    "RESUME_ACTION_ID",
+    "PROMOTE_ACTION_ID",
+    "ABORT_ACTION_ID",
     "OUTCOME_EXIT_CODES",
     "Outcome",
     "deployment_id",
@@ -99,6 +103,14 @@ APPROVE_ACTION_ID = "tocsin_approve"
 """Chat button that approves (value: the deployment's workflow id)."""
 REJECT_ACTION_ID = "tocsin_reject"
 """Chat button that rejects (value: the deployment's workflow id)."""
+PAUSE_ACTION_ID = "tocsin_pause"
+"""Chat button that holds a running canary (value: the deployment's workflow id)."""
+RESUME_ACTION_ID = "tocsin_resume"
+"""Chat button that continues a paused canary (value: the deployment's workflow id)."""
+PROMOTE_ACTION_ID = "tocsin_promote"
+"""Chat button that skips the remaining canary steps (value: the deployment's workflow id)."""
+ABORT_ACTION_ID = "tocsin_abort"
+"""Chat button that aborts the rollout and rolls back (value: the deployment's workflow id)."""
 
 Outcome = Literal["deployed", "rolled_back", "rejected", "expired"]
 OUTCOME_EXIT_CODES: dict[str, int] = {"deployed": 0, "rolled_back": 3, "rejected": 4, "expired": 4}

@@ -8,9 +8,18 @@ workflow passes the state (and the clock's readings) in.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from workflows.deployment.models import APPROVE_ACTION_ID, REJECT_ACTION_ID, DeploymentState
+from workflows.deployment.models import (
+    ABORT_ACTION_ID,
+    APPROVE_ACTION_ID,
+    PAUSE_ACTION_ID,
+    PROMOTE_ACTION_ID,
+    REJECT_ACTION_ID,
+    RESUME_ACTION_ID,
+    DeploymentState,
+    TimelineEntry,
+)
 from workflows.models import Action, Link, Message, MessageField, Severity
 from workflows.policy.durations import format_duration
 from workflows.policy.gates import NO_DEPLOY_HOOK
@@ -23,6 +32,8 @@ __all__ = [
     "labels",
     "reply",
     "status_message",
+    "actions",
+    "clock",
     "reminder",
     "rollback_alert",
     "risk_detail",
@@ -76,9 +87,15 @@ def reply(state: DeploymentState, text: str, severity: Severity = "info") -> Mes
     return Message(title=title(state, text), severity=severity, labels=labels(state), source=state.workflow_id)
 
 
+def clock(at: datetime) -> str:
+    """``HH:MM UTC`` of ``at`` (a naive time is taken as UTC)."""
+    return (at if at.tzinfo is None else at.astimezone(UTC)).strftime("%H:%M UTC")
+
+
 def _stage_text(state: DeploymentState) -> str:
     if state.stage == "canary":
-        return f"canary at {state.weight}%" + (f", {NO_DEPLOY_HOOK}" if state.recorded_only else "")
+        paused = ", paused" if state.paused and state.outcome is None else ""
+        return f"canary at {state.weight}%{paused}" + (f", {NO_DEPLOY_HOOK}" if state.recorded_only else "")
     if state.stage == "deployed" and state.recorded_only:
         return NO_DEPLOY_HOOK
     return STAGE_TEXT.get(state.stage, state.stage)
@@ -105,17 +122,56 @@ def _lines(state: DeploymentState, note: str) -> list[str]:
         lines.append(
             f"Approvers: {', '.join(s.approvers) or 'anyone'}; expires {s.approval_deadline:%Y-%m-%d %H:%M} UTC"
         )
+    for a in s.approvals:
+        lines.append(f"Approved by {a.by} at {clock(a.at)}" + why(a.comment))
+    rejection = _rejection(s)
+    if rejection is not None:
+        lines.append(f"Rejected by {rejection.actor} at {clock(rejection.at)}" + why(rejection.detail))
     if s.last_measurement is not None:
         lines.append(f"Metrics: {s.last_measurement.summary()}")
-    if s.reason:
+    if s.reason and rejection is None:
         lines.append(s.reason)
     if note:
         lines.append(note)
     return lines
 
 
+def _rejection(state: DeploymentState) -> TimelineEntry | None:
+    """The person's ``rejected`` entry of a rejected deployment (Tocsin's own closing entry is not one)."""
+    if state.stage != "rejected":
+        return None
+    return next((e for e in reversed(state.timeline) if e.action == "rejected" and e.actor != "tocsin"), None)
+
+
+def actions(state: DeploymentState) -> list[Action]:
+    """The buttons that apply now (each ``value`` is the deployment's workflow id), none once it ends.
+
+    Approve and Reject while approval is pending; while the canary runs Pause (or Resume when
+    paused), Promote and Abort; Abort alone while health checks run.
+    """
+    s, wid = state, state.workflow_id
+    if s.outcome is not None:
+        return []
+    if s.stage == "pending_approval":
+        return [
+            Action(action_id=APPROVE_ACTION_ID, text="Approve", value=wid, style="primary"),
+            Action(action_id=REJECT_ACTION_ID, text="Reject", value=wid, style="danger"),
+        ]
+    abort = Action(action_id=ABORT_ACTION_ID, text="Abort (roll back)", value=wid, style="danger")
+    if s.stage == "canary":
+        hold = (
+            Action(action_id=RESUME_ACTION_ID, text="Resume", value=wid, style="primary")
+            if s.paused
+            else Action(action_id=PAUSE_ACTION_ID, text="Pause", value=wid)
+        )
+        return [hold, Action(action_id=PROMOTE_ACTION_ID, text="Promote to 100%", value=wid), abort]
+    if s.stage == "verifying":
+        return [abort]
+    return []
+
+
 def status_message(state: DeploymentState, changes_url: str | None = None, note: str = "") -> Message:
-    """The status message: stage, risk, gates, approvals, weight, metrics; Approve/Reject while pending.
+    """The status message: stage, risk, gates, approvals (who, when), weight, metrics; buttons per :func:`actions`.
 
     Args:
         state: the deployment now.
@@ -132,19 +188,13 @@ def status_message(state: DeploymentState, changes_url: str | None = None, note:
     if s.risk is not None:
         fields.append(MessageField(title="Risk", value=f"{s.risk.score:g}/10 {s.risk.level}"))
     links = [Link(text="Changes", url=changes_url)] if changes_url else []
-    actions = []
-    if s.stage == "pending_approval":
-        actions = [
-            Action(action_id=APPROVE_ACTION_ID, text="Approve", value=s.workflow_id, style="primary"),
-            Action(action_id=REJECT_ACTION_ID, text="Reject", value=s.workflow_id, style="danger"),
-        ]
     return Message(
         title=title(s, f"Deploy {s.service} {s.version} to {s.env}: {stage_text}"),
         text="\n".join(_lines(s, note)),
         severity=_severity(s),
         fields=fields,
         links=links,
-        actions=actions,
+        actions=actions(s),
         labels=labels(s),
         source=s.workflow_id,
     )

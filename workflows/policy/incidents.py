@@ -107,6 +107,7 @@ def incident_message(
             Action(action_id="tocsin_ack", text="Acknowledge", value=incident, style="primary"),
             Action(action_id="tocsin_resolve", text="Resolve", value=incident),
             Action(action_id="tocsin_escalate", text="Escalate now", value=incident, style="danger"),
+            Action(action_id="tocsin_snooze", text="Snooze 1h", value=incident),
         ]
     )
     msg_severity: Severity = "success" if status == "resolved" else severity

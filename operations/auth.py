@@ -48,6 +48,7 @@ __all__ = [
     "has_role",
     "authorize",
     "check_claim",
+    "refuse",
     "Refusal",
     "recent_refusals",
 ]
@@ -164,6 +165,12 @@ def _refuse(actor: Actor, role: str, reason: str, kind: str) -> Refused:
     return Refused(reason)
 
 
+def refuse(actor: Actor, role: str, reason: str, kind: str) -> Refused:
+    """Record a refusal made at a door before any operation ran (an unmapped Slack user…): logged on
+    ``tocsin.audit``, counted under ``kind`` and kept in :func:`recent_refusals`; returns the error to raise."""
+    return _refuse(actor, role, reason, kind)
+
+
 @dataclass(frozen=True)
 class Refusal:
     """One refusal by :func:`authorize` (or :func:`check_claim`)."""
@@ -173,7 +180,7 @@ class Refusal:
     role: str
     reason: str
     kind: str
-    """``role``, ``unverified``, ``unverified-production`` or ``claim`` (the counter's label)."""
+    """``role``, ``unverified``, ``unverified-production``, ``claim`` or ``unmapped`` (the counter's label)."""
 
 
 RECENT_MAX = 1000

@@ -1,5 +1,9 @@
 """The HTTP gateway: webhooks in, operations out; the HTTP API ``/api/v1`` (:mod:`starters.api`); ``/healthz`` and ``/metrics``.
 
+Slack's slash commands and buttons come in on ``/webhooks/slack/commands`` and
+``/webhooks/slack/interactions`` (:mod:`starters.slack.routes`), verified by Slack's signature
+(``SLACK_SIGNING_SECRET``) rather than by the gateway token.
+
 It answers in milliseconds: it validates, translates and hands the work to an
 operation. It connects to Temporal lazily, so it starts (and reports
 unhealthy) while Temporal is down. Each route is a small function; errors of
@@ -47,6 +51,7 @@ from operations.incidents import acknowledge, resolve
 from starters.alertmanager import AMWebhook
 from starters.api import PREFIX as API_PREFIX
 from starters.api import install as install_api
+from starters.slack.routes import install as install_slack
 from workers.settings import Settings
 from workers.temporal import connect
 from workflows.incident import Alert
@@ -446,6 +451,7 @@ def create_app(settings: Settings, client: Client | None = None, store: ConfigSt
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_api_route("/webhooks/alertmanager", alertmanager, methods=["POST"], include_in_schema=False)
     app.add_api_route("/webhooks/pagerduty", pagerduty, methods=["POST"], include_in_schema=False)
+    install_slack(app)  # /webhooks/slack/commands and /webhooks/slack/interactions (signed by Slack)
     install_api(app)  # /api/v1: the routes behind the remote-mode CLI, and JSON error answers everywhere
     return app
 

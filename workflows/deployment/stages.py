@@ -89,6 +89,8 @@ class DeploymentStages:
         self._chat = Chat()
         self._hook_gate = False
         """Whether the deploy-hook gate applies (new runs; see ``DeploymentWorkflow.run``)."""
+        self._controls = False
+        """Whether the status message is edited whenever its buttons change (new runs; see ``DeploymentWorkflow.run``)."""
 
     # ------------------------------------------------------------ helpers
 
@@ -109,6 +111,11 @@ class DeploymentStages:
 
     def _progress(self, note: str = "") -> None:
         self._say("status", render.status_message(self._s, self._input.changes_url, note))
+
+    def _edit(self) -> None:
+        """Edit the status message now, in runs that do (``PATCH_CHAT_CONTROLS``); older runs waited for the next stage."""
+        if self._controls:
+            self._progress()
 
     def _set_stage(self, stage: str, status: str | None = None) -> None:
         self._s.stage = stage
@@ -391,6 +398,7 @@ class DeploymentStages:
         s, hooks = self._s, self._env.hooks
         self._set_stage("rolling_back", "rolling_back")
         self._record(by, "rollback", reason, who)
+        self._edit()
         hook_note = "no rollback hook configured"
         if hooks.rollback is not None:
             try:

@@ -86,6 +86,7 @@ __all__ = [
     "PATCH_DEPLOY_HOOK_GATE",
     "PATCH_ROLLBACK_AS_FINISHED",
     "PATCH_IDENTITIES",
+    "PATCH_CHAT_CONTROLS",
 ]
 
 PATCH_LOCK_AT_APPROVAL = "lock-at-approval"
@@ -98,6 +99,9 @@ PATCH_IDENTITIES = "verified-identities"
 """New runs check approvals against identities: four eyes compares the approver's verified identity
 (case-folded name, Slack user id…) with the deployer's, and members of listed groups and holders of
 ``approver:<env>`` count as approvers."""
+PATCH_CHAT_CONTROLS = "chat-controls"
+"""New runs edit the status message when approval completes, on pause and resume, and as a rollback
+starts, so its buttons are always the ones that apply (``render.actions``)."""
 
 
 @workflow.defn(name=WORKFLOW)
@@ -200,6 +204,7 @@ class DeploymentWorkflow(DeploymentStages):
             self._s.paused = True
             self._record(request.by, "paused", request.reason or "", request.actor)
             self._say("reply", self._reply(f"Paused by {request.by}" + render.why(request.reason), "warning"))
+            self._edit()
         else:
             self._record(request.by, "pause_ignored", f"stage {self._s.stage}", request.actor)
 
@@ -210,6 +215,7 @@ class DeploymentWorkflow(DeploymentStages):
             self._s.paused = False
             self._record(request.by, "resumed", request.reason or "", request.actor)
             self._say("reply", self._reply(f"Resumed by {request.by}" + render.why(request.reason)))
+            self._edit()
         else:
             self._record(request.by, "resume_ignored", "not paused", request.actor)
 
@@ -289,6 +295,7 @@ class DeploymentWorkflow(DeploymentStages):
         self._hook_gate = workflow.patched(PATCH_DEPLOY_HOOK_GATE)
         self._finish_rollback = workflow.patched(PATCH_ROLLBACK_AS_FINISHED)
         self._identities = workflow.patched(PATCH_IDENTITIES)
+        self._controls = workflow.patched(PATCH_CHAT_CONTROLS)
         self._announce(input)
         config = await load_config()
         self._env = environment_of(config.environments, input.env)
@@ -338,6 +345,8 @@ class DeploymentWorkflow(DeploymentStages):
                 await self._approval()
                 if lock_at_approval:
                     self._set_stage("approved")  # no later approve/reject validates against it
+                    if s.required_approvals:
+                        self._edit()  # the request's buttons give way to who approved, when
                     holding = await self._acquire(lock)
                 await self._rollout()
                 raise Finished("deployed", self._deployed_reason())

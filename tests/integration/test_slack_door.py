@@ -222,3 +222,34 @@ async def test_status_answers_within_three_seconds_and_replies_with_blocks(stack
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Tocsin status"}}
     texts = [b["text"]["text"] for b in blocks[1:]]
     assert [t.split("*")[1] for t in texts] == ["Open incidents", "Running deployments", "Failing pipelines"], texts
+
+
+async def test_reject_button_asks_why_in_a_modal_and_the_submission_rejects(
+    dev_env: WorkflowEnvironment, stack: dict[str, Any]
+) -> None:
+    service = f"shop-{uuid.uuid4().hex[:6]}"
+    wid = f"deploy/{service}/prod/2.0.0"
+    await command(stack, CAROL, f"deploy {service} prod 2.0.0", "deploy-shop")
+    await reply(stack, "deploy-shop")
+    await until_stage(dev_env, wid, "pending_approval")
+    slack: FakeSlackInbound = stack["slack"]
+    before = len(slack.views)
+    await post_click(stack, click_body(stack, ALICE, "tocsin_reject", wid, "alice-rejects"))
+    deadline = time.monotonic() + 10
+    while len(slack.views) == before and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    opened = slack.views[-1]
+    assert opened["trigger_id"] == "trigger-alice-rejects" and wid in opened["view"]["private_metadata"]
+    [call] = [c for c in slack.calls("views.open") if c.body.get("trigger_id") == "trigger-alice-rejects"]
+    assert call.headers["authorization"] == f"Bearer {slack.token}"
+    values = {"reason": {"reason_input": {"type": "plain_text_input", "value": "not during the sale"}}}
+    submission = {
+        "type": "view_submission",
+        "user": {"id": ALICE, "username": "alice"},
+        "view": {**opened["view"], "id": "V0REJECT1", "state": {"values": values}},
+    }
+    await post_click(stack, interaction_body(submission))
+    rejected = await reply(stack, "alice-rejects")
+    assert rejected["text"] == f"Rejected `{wid}`: not during the sale", rejected
+    result = await dev_env.client.get_workflow_handle(wid, result_type=DeployResult).result()
+    assert result.outcome == "rejected" and "not during the sale" in result.reason, result

@@ -17,8 +17,10 @@ import yaml
 from operations.auth import recent_refusals
 from operations.config import ConfigStore
 from starters.gateway import create_app
+from starters.slack.blocks import metrics_blocks, status_blocks
 from starters.slack.commands import Invocation, Usage, parse_command
 from starters.slack.verify import Deduper, SlackSettings, check_signature
+from tests.fakes.slack import validate_blocks
 from tests.fakes.slack_inbound import FakeSlackInbound, form_body, interaction_body, signed
 from workers.settings import Settings
 
@@ -327,3 +329,44 @@ async def test_retried_click_acts_once(gateway: httpx.AsyncClient, slack: FakeSl
         assert resp.status_code == 200
     await slack.await_responses("click-3.3")
     assert len(slack.responses_to("click-3.3")) == 1
+
+
+async def test_double_click_within_seconds_acts_once(gateway: httpx.AsyncClient, slack: FakeSlackInbound) -> None:
+    for ts in ("4.1", "4.2"):  # two clicks: different action_ts, same user, button and workflow
+        body = _click(slack, "UBOB", "tocsin_snooze", "incident/double", ts=ts)
+        resp = await gateway.post("/webhooks/slack/interactions", content=body, headers=signed(SECRET, body))
+        assert resp.status_code == 200
+    assert len(slack.responses_to("click-4.1")) == 1 and slack.responses_to("click-4.2") == []
+    body = _click(slack, "UBOB", "tocsin_escalate", "incident/double", ts="4.3")  # another button acts
+    await gateway.post("/webhooks/slack/interactions", content=body, headers=signed(SECRET, body))
+    assert len(slack.responses_to("click-4.3")) == 1
+
+
+async def test_link_buttons_and_other_payloads_are_ignored(gateway: httpx.AsyncClient, slack: FakeSlackInbound) -> None:
+    body = _click(slack, "UALICE", "tocsin_link_0", "https://ci.example.com", ts="5.1")
+    resp = await gateway.post("/webhooks/slack/interactions", content=body, headers=signed(SECRET, body))
+    assert resp.status_code == 200 and slack.responses == []
+    body = b"payload=not-json"
+    resp = await gateway.post("/webhooks/slack/interactions", content=body, headers=signed(SECRET, body))
+    assert resp.status_code == 400
+
+
+def test_status_and_metrics_blocks_are_valid_block_kit_and_invent_no_numbers() -> None:
+    status = {
+        "incidents": [
+            {"id": f"incident/{i}", "status": "notified", "severity": "critical", "title": f"T{i}"} for i in range(20)
+        ],
+        "deployments": [{"id": "deploy/a/prod/1", "status": "pending_approval"}],
+        "pipelines": [{"id": "pipeline/a/main", "status": "failure"}, {"id": "pipeline/b/main", "status": "success"}],
+        "mtta_seconds": {"count": 2, "avg": 90.0, "max": 150.0},
+        "mttr_seconds": {"count": 0, "avg": 0.0, "max": 0.0},
+    }
+    blocks = status_blocks(status, "a")
+    assert validate_blocks(blocks) is None
+    assert "*Open incidents* (20)" in blocks[1]["text"]["text"] and "…and 5 more" in blocks[1]["text"]["text"]
+    assert "pipeline/a/main" in blocks[3]["text"]["text"] and "pipeline/b/main" not in blocks[3]["text"]["text"]
+    metrics = metrics_blocks(status)
+    assert validate_blocks(metrics) is None
+    fields = [f["text"] for f in metrics[1]["fields"]]
+    assert fields[0] == "*MTTA*\navg 1m30s, max 2m30s over 2 incident(s)" and fields[1] == "*MTTR*\nno data yet"
+    assert "DORA keys" in metrics[2]["elements"][0]["text"] and "not available yet" in metrics[2]["elements"][0]["text"]

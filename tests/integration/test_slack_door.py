@@ -5,7 +5,8 @@ prod with ``/tocsin deploy``; her own Approve click is refused by four eyes, eph
 Slack user is refused; alice's Approve click approves (recorded with her Slack identity) and the
 deployment goes out; the same click retried by Slack acts once. ``/tocsin incident critical …`` opens
 an incident whose ladder an Acknowledge click stops; ``/tocsin status`` answers within 3 s and the
-response_url gets Block Kit.
+response_url gets Block Kit; Reject asks why in a modal (``views.open``) and its submission rejects;
+the canary's Pause/Resume/Abort buttons steer a deployment for its deployer and refuse others.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def _config(path: Path, hooks_url: str) -> Path:
         },
         "users": [
             {"name": "alice", "slack": ALICE, "roles": ["responder", "approver:prod"]},
-            {"name": "carol", "slack": CAROL, "roles": ["deployer:prod", "approver:prod", "responder"]},
+            {
+                "name": "carol",
+                "slack": CAROL,
+                "roles": ["deployer:prod", "deployer:stage", "approver:prod", "responder"],
+            },
         ],
         "environments": {
             "prod": {
@@ -60,7 +65,18 @@ def _config(path: Path, hooks_url: str) -> Path:
                 "approval_timeout": "10m",
                 "receiver": "deploys",
                 "hooks": {"deploy": {"url": hooks_url + "/deploy"}, "health_deadline": "20s"},
-            }
+            },
+            "stage": {
+                "required_approvals": 0,
+                "receiver": "deploys",
+                "canary": {"steps": [10, 50, 100], "bake": "20s"},
+                "hooks": {
+                    "deploy": {"url": hooks_url + "/deploy"},
+                    "rollback": {"url": hooks_url + "/rollback"},
+                    "health": [hooks_url + "/health"],
+                    "health_deadline": "20s",
+                },
+            },
         },
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -253,3 +269,36 @@ async def test_reject_button_asks_why_in_a_modal_and_the_submission_rejects(
     assert rejected["text"] == f"Rejected `{wid}`: not during the sale", rejected
     result = await dev_env.client.get_workflow_handle(wid, result_type=DeployResult).result()
     assert result.outcome == "rejected" and "not during the sale" in result.reason, result
+
+
+async def test_canary_buttons_pause_resume_and_abort_for_the_deployer_only(
+    dev_env: WorkflowEnvironment, stack: dict[str, Any]
+) -> None:
+    service = f"cart-{uuid.uuid4().hex[:6]}"
+    wid = f"deploy/{service}/stage/3.1.0"
+    await command(stack, CAROL, f"deploy {service} stage 3.1.0", "deploy-cart")
+    await reply(stack, "deploy-cart")
+    await until_stage(dev_env, wid, "canary")
+
+    await post_click(stack, click_body(stack, ALICE, "tocsin_pause", wid, "alice-pauses"))
+    assert (await reply(stack, "alice-pauses"))["text"] == "Refused: alice does not hold the role deployer:stage"
+    await post_click(stack, click_body(stack, CAROL, "tocsin_pause", wid, "carol-pauses"))
+    assert (await reply(stack, "carol-pauses"))["text"] == f"Paused `{wid}`."
+    assert (await until_paused(dev_env, wid, True)).stage == "canary"
+    await post_click(stack, click_body(stack, CAROL, "tocsin_resume", wid, "carol-resumes"))
+    assert (await reply(stack, "carol-resumes"))["text"] == f"Resumed `{wid}`."
+    await until_paused(dev_env, wid, False)
+    await post_click(stack, click_body(stack, CAROL, "tocsin_abort", wid, "carol-aborts"))
+    assert (await reply(stack, "carol-aborts"))["text"] == f"Aborted (rolling back) `{wid}`."
+    result = await dev_env.client.get_workflow_handle(wid, result_type=DeployResult).result()
+    assert result.outcome == "rolled_back", result
+
+
+async def until_paused(dev_env: WorkflowEnvironment, wid: str, paused: bool) -> DeploymentState:
+    deadline = time.monotonic() + 15
+    while True:
+        state = await dev_env.client.get_workflow_handle(wid).query("state", result_type=DeploymentState)
+        if state.paused is paused or time.monotonic() > deadline:
+            assert state.paused is paused, state
+            return state
+        await asyncio.sleep(0.2)

@@ -370,3 +370,17 @@ def test_status_and_metrics_blocks_are_valid_block_kit_and_invent_no_numbers() -
     fields = [f["text"] for f in metrics[1]["fields"]]
     assert fields[0] == "*MTTA*\navg 1m30s, max 2m30s over 2 incident(s)" and fields[1] == "*MTTR*\nno data yet"
     assert "DORA keys" in metrics[2]["elements"][0]["text"] and "not available yet" in metrics[2]["elements"][0]["text"]
+
+
+async def test_retried_command_acts_once_and_ssl_check_is_answered(
+    gateway: httpx.AsyncClient, slack: FakeSlackInbound
+) -> None:
+    body = _command(slack, "UBOB", "ack incident/retried", trigger="7.7")
+    for retry in (None, 1):
+        resp = await gateway.post("/webhooks/slack/commands", content=body, headers=signed(SECRET, body, retry=retry))
+        assert resp.status_code == 200
+    [reply] = slack.responses_to("7.7")
+    assert reply["text"] == "Refused: bob does not hold the role responder"
+    body = form_body(ssl_check="1", token="x")
+    resp = await gateway.post("/webhooks/slack/commands", content=body, headers=signed(SECRET, body))
+    assert resp.status_code == 200 and resp.content == b""

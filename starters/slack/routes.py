@@ -198,6 +198,8 @@ async def interactions(request: Request, background: BackgroundTasks) -> Respons
 
 def install(app: FastAPI) -> None:
     """Add the two Slack routes (and their retry memory) to the gateway app."""
+    if not SlackSettings.from_env().signing_secret:
+        log.info("SLACK_SIGNING_SECRET is not set: /webhooks/slack/* answer 503 (Slack not configured)")
     app.state.slack_retries = Deduper(ttl=RETRY_TTL)
     app.state.slack_clicks = Deduper(ttl=CLICK_TTL)
     app.add_api_route(COMMANDS_PATH, commands, methods=["POST"], include_in_schema=False)

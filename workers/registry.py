@@ -40,6 +40,7 @@ PASSTHROUGH = (
     "workflows.models",
     "workflows.identity",
     "workflows.users",
+    "workflows.audit",
     "workflows.search",
     "workflows.policy",
     "workflows.incident.models",

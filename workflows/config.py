@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from workflows.audit import AuditConfig
 from workflows.environments import EnvironmentConfig, environment_issues
 from workflows.policy import timeintervals as _ti
 from workflows.policy.durations import check_duration, parse_duration
@@ -324,6 +325,7 @@ class Config(_Strict):
     oidc: list[OidcIdentity] = Field(default_factory=list)
     """CI identities proved by OIDC ID tokens."""
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     _route_tree: _RouteTreeCache = PrivateAttr(default_factory=_RouteTreeCache)
 

@@ -59,6 +59,7 @@ CONTRACTS = {
     "workflows.models",
     "workflows.identity",
     "workflows.users",
+    "workflows.audit",
     "workflows.search",
 }
 

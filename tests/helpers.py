@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from operations import Actor, Context
 from operations.config import ConfigStore, load_config_file
+from operations.journal import open_journal
 from workers.main import ActivitySet, build_worker
 from workers.settings import Settings
 from workflows.config import Config, default_config
@@ -33,9 +34,13 @@ async def tocsin_worker(
     config: Path | None = None,
     replace_send: Callable[..., Any] | None = None,
 ) -> AsyncIterator[Worker]:
-    """A real Tocsin worker; ``replace_send`` swaps the send activity for a test double."""
+    """A real Tocsin worker; ``replace_send`` swaps the send activity for a test double.
+
+    Its audit journal is the SQLite file ``<home>/audit.db``.
+    """
     settings = settings_for(task_queue, home)
-    activities = ActivitySet(client, settings, ConfigStore(config))
+    journal = await open_journal(None, home)
+    activities = ActivitySet(client, settings, ConfigStore(config), journal)
     acts = activities.functions()
     if replace_send is not None:
         acts = [a for a in acts if a != activities.delivery.send] + [replace_send]
@@ -44,6 +49,7 @@ async def tocsin_worker(
             yield worker
     finally:
         await activities.aclose()
+        await journal.close()
 
 
 def outbox(home: Path) -> list[dict[str, Any]]:

@@ -29,7 +29,9 @@ from temporalio.worker import Worker
 from activities.delivery import DeliveryActivities
 from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
+from activities.journal import JournalActivities
 from operations.config import ConfigStore
+from operations.journal import Journal, dsn_from_env, open_journal
 from workers.registry import WORKFLOWS, workflow_runner
 from workers.schedules import ensure_schedules
 from workers.settings import Settings
@@ -58,8 +60,11 @@ def send_queue_name(task_queue: str, channel: str) -> str:
 class ActivitySet:
     """Every activity Tocsin registers, built once per worker with its long-lived clients."""
 
-    def __init__(self, client: Client, settings: Settings, store: ConfigStore | None = None):
+    def __init__(
+        self, client: Client, settings: Settings, store: ConfigStore | None = None, journal: Journal | None = None
+    ):
         self.store = store or ConfigStore()
+        self.journal = JournalActivities(journal) if journal is not None else None
         self.delivery = DeliveryActivities(self.store, home=settings.home)
         self.incidents = IncidentActivities(client, self.store)
         self.deployments = DeploymentActivities(client)
@@ -78,6 +83,7 @@ class ActivitySet:
             self.incidents.held_incidents,
             self.incidents.raise_alerts,
             *self.deployments.functions(),
+            *([self.journal.append] if self.journal is not None else []),
         ]
 
     def send_workers(self, client: Client, settings: Settings) -> list[Worker]:
@@ -118,9 +124,17 @@ def build_worker(client: Client, settings: Settings, activities: Sequence[Callab
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client: Client, settings: Settings, store: ConfigStore | None = None) -> AsyncIterator[Worker]:
-    """Run a worker, and the paced channels' send workers, for the duration of the block; clients are closed after."""
-    activities = ActivitySet(client, settings, store)
+async def running_worker(
+    client: Client, settings: Settings, store: ConfigStore | None = None, journal: Journal | None = None
+) -> AsyncIterator[Worker]:
+    """Run a worker, and the paced channels' send workers, for the duration of the block; clients are closed after.
+
+    Without ``journal``, the audit journal is opened from ``TOCSIN_AUDIT_DSN`` (else ``<home>/audit.db``)
+    for the block and closed after.
+    """
+    own = journal is None
+    journal = journal or await open_journal(dsn_from_env(), settings.home)
+    activities = ActivitySet(client, settings, store, journal)
     worker = build_worker(client, settings, activities.functions())
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -130,6 +144,8 @@ async def running_worker(client: Client, settings: Settings, store: ConfigStore 
             yield worker
     finally:
         await activities.aclose()
+        if own:
+            await journal.close()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

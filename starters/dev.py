@@ -29,6 +29,7 @@ from operations.auth import identity_notice
 from operations.config import ConfigError, ConfigStore, config_path
 from starters.gateway import create_app, server
 from workers.main import install_stop_signals, running_worker
+from workers.retention import ensure_retention
 from workers.schedules import ensure_schedules
 from workers.settings import Settings
 from workers.temporal import TemporalUnavailable, connect, ensure_search_attributes
@@ -215,6 +216,7 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
         try:
             client = await _wait_connect(settings, proc)
             await ensure_search_attributes(client, settings.namespace)
+            await ensure_retention(client, store.get().audit.history_retention)
             await ensure_schedules(client, store.get(), settings.task_queue)
             gw = server(create_app(settings, client, store), host, gateway_port)
             # tocsin dev owns SIGINT/SIGTERM; uvicorn must neither capture nor re-raise them.

@@ -33,6 +33,7 @@ from activities.journal import JournalActivities
 from operations.config import ConfigStore
 from operations.journal import Journal, dsn_from_env, open_journal
 from workers.registry import WORKFLOWS, workflow_runner
+from workers.retention import ensure_retention
 from workers.schedules import ensure_schedules
 from workers.settings import Settings
 
@@ -164,6 +165,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     """Run a worker until ``stop`` is set (after putting the config's schedules in place)."""
     store = ConfigStore()
+    await ensure_retention(client, store.get().audit.history_retention)
     scheduled = await ensure_schedules(client, store.get(), settings.task_queue)
     if scheduled:
         log.info("schedules: %s", ", ".join(scheduled))

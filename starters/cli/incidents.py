@@ -223,7 +223,21 @@ def silence_expire(
     typer.echo(f"{record.id}: expired")
 
 
+def _retention_line(retention: dict[str, Any] | None) -> str | None:
+    """``Retention: 90d (namespace default; audit.history_retention 90d)``, or None (an older gateway)."""
+    if not retention:
+        return None
+    have = retention.get("workflow_execution_retention") or "unknown"
+    line = f"Retention: {have} (namespace {retention.get('namespace')}; audit.history_retention {retention.get('history_retention')})"
+    if retention.get("error"):
+        line += f"; cannot read it: {retention['error']}"
+    return line
+
+
 def _print_status(report: dict[str, Any]) -> None:
+    retention = _retention_line(report.get("retention"))
+    if retention:
+        typer.echo(retention)
     typer.echo(f"Open incidents ({len(report['incidents'])}):")
     for inc in report["incidents"]:
         typer.echo(

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from operations.config import ConfigError, load_config_file
+from workflows.policy.durations import parse_duration
 from workflows.search import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,3 +334,27 @@ def test_example_alertmanager_config_points_at_the_gateway() -> None:
         pytest.fail(f"amtool (Debian prometheus-alertmanager) is not installed: {INSTALL_HINT}", pytrace=False)
     done = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------- audit (issue 13)
+
+
+def test_namespace_retention_is_90_days() -> None:
+    """The auto-setup creates Tocsin's namespace keeping closed workflows 90 days, not the image's 24 h."""
+    env = _environment(services()["temporal"])
+    assert env.get("DEFAULT_NAMESPACE") is not None
+    assert parse_duration(str(env.get("DEFAULT_NAMESPACE_RETENTION"))) >= timedelta(days=90)
+
+
+def test_audit_journal_database_is_created_and_passed_to_tocsin() -> None:
+    svc = services()
+    init = svc["tocsin-audit-db"]
+    assert init["image"].startswith("postgres:16") and init.get("restart") == "no"
+    assert _depends(init).get("postgresql") == "service_healthy"
+    script = _words(init.get("entrypoint")) + " " + _words(init.get("command"))
+    assert "CREATE DATABASE tocsin_audit" in script and "\\gexec" in script, "creation must be idempotent"
+    assert _environment(init).get("PGHOST") == "postgresql"
+    for name in ("tocsin-worker", "tocsin-gateway"):
+        dsn = str(_environment(svc[name]).get("TOCSIN_AUDIT_DSN"))
+        assert re.fullmatch(r"postgresql://tocsin:[^@]+@postgresql:5432/tocsin_audit", dsn), f"{name}: {dsn}"
+        assert _depends(svc[name]).get("tocsin-audit-db") == "service_completed_successfully"

@@ -1,6 +1,6 @@
-"""``tocsin audit export``: who did what, when, where — from Temporal itself.
+"""``tocsin audit export``: who did what, when, where — from the audit journal, and Temporal before it.
 
-Nothing here keeps its own records: the trail is rebuilt from Temporal's
+For what is older than the journal's first record, the trail is rebuilt from Temporal's
 visibility (which workflows: ``TocsinKind`` deployment, incident, pipeline,
 and the silences store) and their histories (what happened: starts, signals and updates with the
 identity they carry, status changes, the end). Each line is a JSON object::
@@ -12,29 +12,44 @@ identity they carry, status changes, the end). Each line is a JSON object::
 via}`` (``credential`` is a token id, an OIDC subject or a Slack user id, never a secret), or null
 for Tocsin's own records and for actions recorded before identities were carried. Refusals by
 authorization never reach Temporal: those this process made since it started (the gateway's,
-for ``/api/v1``) are included as ``kind: "refusal"`` records; the persistent audit journal will
-keep them for good.
+for ``/api/v1``) are included as ``kind: "refusal"`` records when there is no journal; the gateway
+appends every refusal to the journal (:func:`refusal_sink`).
 
 ``prev_sha256`` is the SHA-256 of the previous line's exact text (64 zeros
 for the first), so editing, dropping or reordering a line breaks the chain
 (:func:`verify_chain`).
+
+Since the audit journal (:mod:`operations.journal`), the export reads the journal and rebuilds from
+the histories only what is older than the journal's first record. A line from the journal keeps the
+format above (``workflow_id`` is the record's object, ``detail`` its structured detail) and carries
+the journal's own seal as ``journal: {seq, key, prev_sha256, sha256}``, where ``sha256`` is the
+SHA-256 of the canonical JSON of ``{seq, time, actor: identity, action, object: workflow_id, detail,
+key, prev_sha256}``: :func:`verify_lines` checks the lines' chain, each journal line's seal, and that
+journal lines with consecutive ``seq`` link to each other. So an export file verifies alone, filtered
+or not, and each journal line is the very record sealed when the event happened.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution
 from temporalio.converter import decode_typed_search_attributes
 
-from operations.auth import recent_refusals
+from operations.auth import Refusal, recent_refusals
 from operations.context import Context, temporal_errors
+from operations.journal import Journal, JournalRecord, seal
 from workflows import search
+from workflows.audit import JournalEntry
 
 __all__ = [
     "GENESIS",
@@ -44,10 +59,16 @@ __all__ = [
     "refusal_records",
     "chain_lines",
     "export_audit",
+    "journal_line_record",
+    "refusal_entry",
+    "refusal_sink",
     "verify_chain",
+    "verify_lines",
+    "Broken",
 ]
 
 GENESIS = "0" * 64
+_log = logging.getLogger("tocsin.audit")
 AUDIT_KINDS = ("deployment", "incident", "pipeline", "silences")
 STORES = ("silences",)
 """Kinds that are stores: only the human actions on them (``add``, ``expire``…) are records, not their
@@ -241,29 +262,177 @@ def chain_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
+_KINDS = {"deploy": "deployment", "deploy-lock": "deployment", "incident": "incident", "pipeline": "pipeline"}
+
+
+def journal_line_record(record: JournalRecord) -> dict[str, Any]:
+    """A journal record as an export record (before :func:`chain_lines` adds ``prev_sha256``)."""
+    prefix = record.object.split("/", 1)[0]
+    kind = "refusal" if record.action == "refused" else _KINDS.get(prefix, prefix or "tocsin")
+    return {
+        "time": record.time,
+        "workflow_id": record.object,
+        "kind": kind,
+        "actor": (record.actor or {}).get("name") or "tocsin",
+        "identity": record.actor,
+        "action": record.action,
+        "detail": record.detail,
+        "journal": {
+            "seq": record.seq,
+            "key": record.key,
+            "prev_sha256": record.prev_sha256,
+            "sha256": record.sha256,
+        },
+    }
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _kept(record: dict[str, Any], until: datetime | None, actor: str | None, action: str | None) -> bool:
+    return (
+        (until is None or _when(record["time"]) < until)
+        and (actor is None or record["actor"] == actor)
+        and (action is None or record["action"] == action)
+    )
+
+
 async def export_audit(
-    ctx: Context, since: datetime | None = None, service: str | None = None, env: str | None = None
+    ctx: Context,
+    since: datetime | None = None,
+    service: str | None = None,
+    env: str | None = None,
+    *,
+    until: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    journal: Journal | None = None,
 ) -> list[str]:
-    """The export: chained JSON lines (no trailing newlines), oldest first."""
-    with temporal_errors():
-        return chain_lines(await audit_records(ctx.client, since, service, env))
+    """The export: chained JSON lines (no trailing newlines), oldest first.
+
+    With a journal, its records (filtered) follow what the histories hold from before the journal's
+    first record; without one, everything comes from the histories. ``since`` is inclusive, ``until``
+    exclusive; ``actor`` is the actor's name; ``action`` a journal action (or a history action name).
+    """
+    first = await journal.first() if journal is not None else None
+    older: list[dict[str, Any]] = []
+    cutoff = _when(first.time) if first is not None else None
+    if cutoff is None or since is None or since < cutoff:
+        with temporal_errors():
+            older = await audit_records(ctx.client, since, service, env)
+        if first is not None:
+            older = [r for r in older if r["kind"] != "refusal"]  # the journal holds this process's refusals
+        bound = min(until, cutoff) if until is not None and cutoff is not None else (until or cutoff)
+        older = [r for r in older if _kept(r, bound, actor, action)]
+    newer: list[dict[str, Any]] = []
+    if journal is not None:
+        found = journal.records(since=since, until=until, service=service, env=env, actor=actor, action=action)
+        newer = [journal_line_record(r) async for r in found]
+    return chain_lines([*older, *newer])
 
 
-def verify_chain(lines: Iterable[str]) -> int | None:
-    """Check a chain.
+@dataclass(frozen=True)
+class Broken:
+    """The first broken line of an export: its 1-based number, the journal ``seq`` it carries, and why."""
+
+    line: int
+    reason: str
+    seq: int | None = None
+
+
+def _sealed_body(record: dict[str, Any]) -> dict[str, Any]:
+    sealed = record["journal"]
+    return {
+        "seq": sealed["seq"],
+        "time": record["time"],
+        "actor": record.get("identity"),
+        "action": record["action"],
+        "object": record["workflow_id"],
+        "detail": record["detail"],
+        "key": sealed["key"],
+        "prev_sha256": sealed["prev_sha256"],
+    }
+
+
+def _journal_problem(record: dict[str, Any], last: dict[str, Any] | None) -> str | None:
+    sealed = record["journal"]
+    if seal(_sealed_body(record)) != sealed.get("sha256"):
+        return "the record does not match its journal sha256 (changed after sealing)"
+    if last is not None and sealed["seq"] == last["seq"] + 1 and sealed["prev_sha256"] != last["sha256"]:
+        return "journal prev_sha256 is not the previous record's sha256"
+    if last is not None and sealed["seq"] <= last["seq"]:
+        return "journal seq out of order"
+    return None
+
+
+def verify_lines(lines: Iterable[str]) -> Broken | None:
+    """Check an export: each line's ``prev_sha256``, and each journal line's seal and link.
 
     Returns:
-        None when intact, else the 1-based number of the first line whose
-        ``prev_sha256`` does not match (or that is not JSON).
+        None when intact, else the first broken line.
     """
-    prev = GENESIS
+    prev, last = GENESIS, None
     for number, line in enumerate((ln for ln in lines if ln.strip()), start=1):
         line = line.rstrip("\n")
         try:
             record = json.loads(line)
         except ValueError:
-            return number
-        if record.get("prev_sha256") != prev:
-            return number
+            return Broken(number, "not JSON")
+        sealed = record.get("journal") if isinstance(record, dict) else None
+        seq = sealed.get("seq") if isinstance(sealed, dict) else None
+        if not isinstance(record, dict) or record.get("prev_sha256") != prev:
+            return Broken(number, "prev_sha256 is not the sha256 of the line before", seq)
+        if sealed is not None:
+            try:
+                problem = _journal_problem(record, last)
+            except (KeyError, TypeError):
+                problem = "malformed journal seal"
+            if problem:
+                return Broken(number, problem, seq)
+            last = sealed
         prev = hashlib.sha256(line.encode("utf-8")).hexdigest()
     return None
+
+
+def verify_chain(lines: Iterable[str]) -> int | None:
+    """Check a chain (:func:`verify_lines`).
+
+    Returns:
+        None when intact, else the 1-based number of the first broken line.
+    """
+    broken = verify_lines(lines)
+    return broken.line if broken is not None else None
+
+
+def refusal_entry(refusal: Refusal) -> JournalEntry:
+    """The journal entry of a refusal (key ``refusal/<uuid>``)."""
+    return JournalEntry(
+        key=f"refusal/{uuid4()}",
+        time=refusal.at,
+        actor=refusal.actor,
+        action="refused",
+        object="",
+        detail={"role": refusal.role, "reason": refusal.reason[:500], "kind": refusal.kind},
+    )
+
+
+def refusal_sink(journal: Journal, pending: set[asyncio.Task[Any]]) -> Callable[[Refusal], None]:
+    """A sink for :func:`operations.auth.set_refusal_sink` appending each refusal to ``journal``.
+
+    The append runs as a task on the running loop (kept in ``pending`` until done, so the gateway can
+    wait for them at stop); a failed append is logged.
+    """
+
+    async def append(entry: JournalEntry) -> None:
+        try:
+            await journal.append([entry])
+        except Exception:
+            _log.exception("refusal %s not journaled", entry.key)
+
+    def sink(refusal: Refusal) -> None:
+        task = asyncio.get_running_loop().create_task(append(refusal_entry(refusal)))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return sink

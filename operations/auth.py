@@ -25,6 +25,7 @@ import hmac
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -51,6 +52,7 @@ __all__ = [
     "refuse",
     "Refusal",
     "recent_refusals",
+    "set_refusal_sink",
 ]
 
 TOKEN_PREFIX = "tocsin_"
@@ -161,7 +163,13 @@ def _refuse(actor: Actor, role: str, reason: str, kind: str) -> Refused:
     REFUSALS.labels(kind).inc()
     how = f"{actor.method}:{actor.credential}" if actor.credential else actor.method
     log.warning("refused %s (%s, via %s) the role %s: %s", actor.name, how, actor.via, role, reason)
-    _RECENT.append(Refusal(at=datetime.now(UTC), actor=actor, role=role, reason=reason, kind=kind))
+    refusal = Refusal(at=datetime.now(UTC), actor=actor, role=role, reason=reason, kind=kind)
+    _RECENT.append(refusal)
+    if _SINK is not None:
+        try:
+            _SINK(refusal)
+        except Exception:  # the refusal stands whatever happens to its record
+            log.exception("refusal of %s not handed to the audit journal", actor.name)
     return Refused(reason)
 
 
@@ -185,6 +193,16 @@ class Refusal:
 
 RECENT_MAX = 1000
 _RECENT: deque[Refusal] = deque(maxlen=RECENT_MAX)
+
+
+_SINK: Callable[[Refusal], None] | None = None
+
+
+def set_refusal_sink(sink: Callable[[Refusal], None] | None) -> None:
+    """Hand every refusal this process makes from now on to ``sink`` too (the gateway's audit journal);
+    None stops it. The sink must not block: it is called where the refusal is made."""
+    global _SINK
+    _SINK = sink
 
 
 def recent_refusals() -> list[Refusal]:

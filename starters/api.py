@@ -32,6 +32,7 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from operations import Actor, Context
 from operations.alerts import raise_alert
@@ -82,6 +83,7 @@ from starters.api_support import (
     parse_time,
     wait_for,
 )
+from starters.journaling import request_journal
 from workflows.deployment import DecisionResult, DeployInput, DeploymentState, DeployResult
 from workflows.incident import ActionResult, IncidentState
 from workflows.pipeline import BuildEvent
@@ -338,15 +340,27 @@ async def get_status(request: Request, actor: Who, service: str | None = None) -
 async def get_audit(
     request: Request,
     actor: Who,
-    since: Annotated[str | None, Query(description="ISO-8601 instant (UTC when no zone).")] = None,
+    since: Annotated[str | None, Query(description="ISO-8601 instant (UTC when no zone); inclusive.")] = None,
+    until: Annotated[str | None, Query(description="ISO-8601 instant (UTC when no zone); exclusive.")] = None,
     service: str | None = None,
     env: str | None = None,
+    by: Annotated[str | None, Query(alias="actor", description="Only records by this actor (name).")] = None,
+    action: Annotated[str | None, Query(description="Only this action (deployment.approved, refused…).")] = None,
 ) -> AuditExport:
-    """The audit export: chained JSON lines ``{time, workflow_id, kind, actor, action, detail, prev_sha256}``."""
-    when = parse_time("since", since)
-    if when is not None and when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return AuditExport(lines=await call(request, lambda ctx: export_audit(ctx, when, service, env)))
+    """The audit export from the journal (and, before it, the histories): chained JSON lines
+    ``{time, workflow_id, kind, actor, identity, action, detail, journal, prev_sha256}``."""
+    start, end = parse_time("since", since), parse_time("until", until)
+    start = start.replace(tzinfo=UTC) if start is not None and start.tzinfo is None else start
+    end = end.replace(tzinfo=UTC) if end is not None and end.tzinfo is None else end
+    try:
+        async with request_journal(request) as journal:
+            lines = await call(
+                request,
+                lambda ctx: export_audit(ctx, start, service, env, until=end, actor=by, action=action, journal=journal),
+            )
+    except (OSError, SQLAlchemyError, ValueError) as exc:
+        raise ApiError(503, f"audit journal unavailable: {str(exc).splitlines()[0][:200]}") from None
+    return AuditExport(lines=lines)
 
 
 def install(app: FastAPI) -> None:

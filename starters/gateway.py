@@ -51,6 +51,7 @@ from operations.incidents import acknowledge, resolve
 from starters.alertmanager import AMWebhook
 from starters.api import PREFIX as API_PREFIX
 from starters.api import install as install_api
+from starters.journaling import journaling
 from starters.slack.routes import install as install_slack
 from workers.settings import Settings
 from workers.temporal import connect
@@ -431,7 +432,8 @@ def create_app(settings: Settings, client: Client | None = None, store: ConfigSt
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _announce_auth(settings)
         app.state.client = client or await connect(settings, lazy=True)
-        yield
+        async with journaling(app, settings):
+            yield
 
     app = FastAPI(
         title="Tocsin gateway",

@@ -19,17 +19,19 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import WorkflowFailureError
 
-from operations import BadInput, Conflict, Context, OperationError
-from operations.audit import export_audit, verify_chain
+from operations import BadInput, Conflict, Context, OperationError, Unavailable
+from operations.audit import export_audit, verify_lines
 from operations.deployments import Control, check_environment, control, deployment_state, start_deployment
 from operations.deployments import approve as approve_deployment
 from operations.deployments import reject as reject_deployment
 from operations.deployments import rollback as rollback_deployment
+from operations.journal import VerifyResult, dsn_from_env, open_journal
 from starters.cli.common import (
     EXIT_BAD_INPUT,
     actor_from,
@@ -43,6 +45,7 @@ from starters.cli.common import (
 )
 from starters.cli.remote import Api
 from starters.cli.remote import enabled as remote_enabled
+from workers.settings import Settings
 from workflows.deployment import OUTCOME_EXIT_CODES, DeployInput, DeploymentState, DeployResult
 from workflows.policy.durations import DurationError, parse_duration
 from workflows.policy.gates import NO_DEPLOY_HOOK
@@ -321,21 +324,47 @@ def rollback(
     )
 
 
+def _instant(field: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_since(text)
+    except ValueError:
+        bad_input(field, f"not an ISO-8601 time or a duration: {text!r}")
+
+
+async def _journal_export(ctx: Context, **filters: Any) -> list[str]:
+    try:
+        journal = await open_journal(dsn_from_env(), Settings().home)
+    except (OSError, SQLAlchemyError, ValueError) as exc:
+        raise Unavailable(f"audit journal unavailable: {str(exc).splitlines()[0][:200]}") from None
+    try:
+        return await export_audit(ctx, journal=journal, **filters)
+    finally:
+        await journal.close()
+
+
 @audit_app.command("export")
 def audit_export(
     since: Optional[str] = typer.Option(None, metavar="T", help="ISO-8601 instant, or a duration ago (24h, 7d)."),
+    until: Optional[str] = typer.Option(None, metavar="T", help="Before this instant (ISO-8601, or a duration ago)."),
     service: Optional[str] = typer.Option(None, metavar="SERVICE", help="Only this service."),
     env: Optional[str] = typer.Option(None, "--env", metavar="ENV", help="Only this environment."),
+    actor: Optional[str] = typer.Option(None, "--actor", metavar="NAME", help="Only what this actor did."),
+    action: Optional[str] = typer.Option(
+        None, "--action", metavar="ACTION", help="Only this action (deployment.approved, refused, access.changed…)."
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write here instead of stdout."),
 ) -> None:
-    """JSON lines {time, workflow_id, kind, actor, action, detail, prev_sha256} from Temporal's histories."""
-    when = None
-    if since is not None:
-        try:
-            when = parse_since(since)
-        except ValueError:
-            bad_input("--since", f"not an ISO-8601 time or a duration: {since!r}")
-    lines = run_op(lambda ctx: export_audit(ctx, when, service, env), remote=lambda api: api.audit(when, service, env))
+    """JSON lines {time, workflow_id, kind, actor, identity, action, detail, journal, prev_sha256} from the
+    audit journal (TOCSIN_AUDIT_DSN), and from Temporal's histories for what is older than the journal."""
+    when, end = _instant("--since", since), _instant("--until", until)
+    filters: dict[str, Any] = {"since": when, "until": end, "service": service, "env": env}
+    filters.update(actor=actor, action=action)
+    lines = run_op(
+        lambda ctx: _journal_export(ctx, **filters),
+        remote=lambda api: api.audit(when, service, env, until=end, actor=actor, action=action),
+    )
     text = "".join(line + "\n" for line in lines)
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -346,15 +375,38 @@ def audit_export(
     _echo_err(f"tocsin: {len(lines)} records; chain tip sha256 {tip}")
 
 
+async def _verify_journal() -> VerifyResult:
+    journal = await open_journal(dsn_from_env(), Settings().home)
+    try:
+        return await journal.verify()
+    finally:
+        await journal.close()
+
+
 @audit_app.command("verify")
-def audit_verify(file: Path = typer.Argument(..., metavar="FILE", help="An export (JSON lines).")) -> None:
-    """Check an export's sha256 chain; exit 2 naming the first broken line."""
+def audit_verify(
+    file: Optional[Path] = typer.Argument(
+        None, metavar="[FILE]", help="An export (JSON lines); without it, the live journal (TOCSIN_AUDIT_DSN)."
+    ),
+) -> None:
+    """Check an export's chain and journal seals (exit 2 naming the first broken line), or the live
+    journal's chain (exit 1 naming the first broken record)."""
+    if file is None:
+        try:
+            result = asyncio.run(_verify_journal())
+        except (OSError, SQLAlchemyError, ValueError) as exc:
+            fail(f"audit journal unavailable: {str(exc).splitlines()[0][:300]}")
+        if not result.ok:
+            fail(f"journal broken at seq {result.seq}: {result.reason} ({result.count} records intact before it)")
+        typer.echo(f"journal: {result.count} records, chain intact")
+        return
     if not file.exists():
         bad_input("FILE", f"no such file: {file}")
     lines = file.read_text(encoding="utf-8").splitlines()
-    broken = verify_chain(lines)
+    broken = verify_lines(lines)
     if broken is not None:
-        fail(f"{file}: chain broken at line {broken}", EXIT_BAD_INPUT)
+        at = f" (journal seq {broken.seq})" if broken.seq is not None else ""
+        fail(f"{file}: chain broken at line {broken.line}{at}: {broken.reason}", EXIT_BAD_INPUT)
     tip = hashlib.sha256(lines[-1].encode("utf-8")).hexdigest() if lines else "none"
     typer.echo(f"{file}: {len([ln for ln in lines if ln.strip()])} records, chain intact; tip sha256 {tip}")
 

@@ -218,9 +218,19 @@ class Api:
         report: dict[str, Any] = (await self.call("GET", _path("status"), params={"service": service})).json()
         return report
 
-    async def audit(self, since: datetime | None, service: str | None, env: str | None) -> list[str]:
+    async def audit(
+        self,
+        since: datetime | None,
+        service: str | None,
+        env: str | None,
+        *,
+        until: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> list[str]:
         """``GET /audit``: the chained JSON lines."""
         params = {"since": since.isoformat() if since else None, "service": service, "env": env}
+        params.update(until=until.isoformat() if until else None, actor=actor, action=action)
         return [str(line) for line in (await self.call("GET", _path("audit"), params=params)).json()["lines"]]
 
 

@@ -32,6 +32,7 @@ from activities.incidents import IncidentActivities
 from activities.journal import JournalActivities
 from operations.config import ConfigStore
 from operations.journal import Journal, dsn_from_env, open_journal
+from workers.config_audit import config_journaling
 from workers.registry import WORKFLOWS, workflow_runner
 from workers.retention import ensure_retention
 from workers.schedules import ensure_schedules
@@ -139,6 +140,7 @@ async def running_worker(
     worker = build_worker(client, settings, activities.functions())
     try:
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(config_journaling(journal, activities.store))
             for sender in activities.send_workers(client, settings):
                 await stack.enter_async_context(sender)
             await stack.enter_async_context(worker)

@@ -268,7 +268,7 @@ _KINDS = {"deploy": "deployment", "deploy-lock": "deployment", "incident": "inci
 def journal_line_record(record: JournalRecord) -> dict[str, Any]:
     """A journal record as an export record (before :func:`chain_lines` adds ``prev_sha256``)."""
     prefix = record.object.split("/", 1)[0]
-    kind = "refusal" if record.action == "refused" else _KINDS.get(prefix, prefix or "tocsin")
+    kind = _KINDS.get(prefix, prefix) if prefix else ("refusal" if record.action == "refused" else "tocsin")
     return {
         "time": record.time,
         "workflow_id": record.object,

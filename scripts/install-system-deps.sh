@@ -5,6 +5,7 @@
 #                            the `docker compose` v2 plugin is absent
 #   prometheus               real Prometheus for the metrics/canary integration tests
 #   prometheus-alertmanager  real Alertmanager (and amtool) for the webhook/routing tests
+#   postgresql               real PostgreSQL (initdb, pg_ctl) for the audit journal's tests
 #
 # Idempotent: when everything is present it does nothing and touches no network.
 # Safe in containers without systemd: a temporary policy-rc.d stops the
@@ -13,7 +14,7 @@
 # need these tools fail with their own clear message instead.
 set -euo pipefail
 
-PACKAGES=(docker-compose prometheus prometheus-alertmanager)
+PACKAGES=(docker-compose prometheus prometheus-alertmanager postgresql)
 
 log() { printf 'install-system-deps: %s\n' "$*" >&2; }
 

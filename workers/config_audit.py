@@ -67,6 +67,9 @@ async def _safely(journal: Journal, store: ConfigStore) -> bool:
     except (SQLAlchemyError, OSError) as exc:
         log.warning("audit journal: cannot record the config (%s); trying again in %gs", exc, CHECK_EVERY)
         return False
+    except Exception:  # recording the config must never stop the worker
+        log.warning("audit journal: cannot record the config; trying again in %gs", CHECK_EVERY, exc_info=True)
+        return False
     return True
 
 

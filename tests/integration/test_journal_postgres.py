@@ -108,3 +108,11 @@ async def test_audit_verify_names_the_updated_row(postgres: PostgresServer, post
     broken = cli("audit", "verify", env=env, cwd=tmp_path)
     assert broken.returncode == 1
     assert "seq 7" in broken.stderr and "sha256" in broken.stderr
+
+
+async def test_two_writers_on_the_default_sqlite_file_make_one_chain(tmp_path: Path) -> None:
+    dsn = f"sqlite:///{tmp_path / 'audit.db'}"
+    start = time.time() + 3
+    a, b = writer(dsn, 0, 120, start_at=start), writer(dsn, 80, BURST, start_at=start)
+    assert finish(a) + finish(b) == BURST
+    await check_one_chain(dsn)

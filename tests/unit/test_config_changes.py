@@ -189,3 +189,12 @@ def test_digest_ignores_order_of_keys_only() -> None:
     a = config_view(_config(BASE), NOW.date())
     b = config_view(_config(json.loads(json.dumps(BASE, sort_keys=True))), NOW.date())
     assert config_digest(a) == config_digest(b)
+
+
+def test_a_remapped_slack_id_is_an_access_change() -> None:
+    data = copy.deepcopy(BASE)
+    data["users"][0]["slack"] = "U0NEWPERSON"
+    _, access = _changed(data)
+    assert [(a["change"], a["user"], a["handles"]) for a in access] == [
+        ("handles.changed", "alice", {"slack": {"from": None, "to": "U0NEWPERSON"}})
+    ]

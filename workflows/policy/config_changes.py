@@ -8,7 +8,8 @@ a digest per other section). :func:`diff_summaries` compares the last journaled 
 the current one; :func:`config_change_entries` turns a change into one ``config.changed`` entry
 and one ``access.changed`` entry per access change (a user or OIDC identity gains or loses a
 role or a group, an approver is added or removed, a token is added, removed, re-dated or
-expires, ``auth.allow_unverified`` changes).
+expires, a user's Slack id, GitHub login or email changes, an OIDC identity's issuer, audience
+or claims change, ``auth`` changes).
 
 Nothing secret survives: a value is kept when it is wholly a ``${ENV}`` reference (it names a
 variable, not a secret), hidden when its key names a secret (``token``, ``password``,
@@ -41,6 +42,7 @@ __all__ = [
 
 _REFERENCE = re.compile(r"^(?:\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})+$")
 _URL_KEY = re.compile(r"(?i)^(?:.*[_-])?(?:url|webhook|webhook[_-]url)$")
+_HANDLES = ("slack", "github", "email")
 _SECTIONS = ("channels", "receivers", "routes", "environments", "users", "oidc", "settings")
 _OTHER_KEYS = (
     "inhibit_rules",
@@ -158,7 +160,7 @@ def config_summary(view: Mapping[str, Any]) -> dict[str, Any]:
                 "roles": sorted(u["roles"]),
                 "groups": sorted(u["groups"]),
                 "tokens": {t["id"]: {"expires": t["expires"], "expired": t["expired"]} for t in u["tokens"]},
-                "sha256": _sha({k: u.get(k) for k in ("slack", "github", "email")}),
+                "handles": {k: u.get(k) for k in _HANDLES},
             }
             for u in view["users"]
         },
@@ -185,7 +187,8 @@ class ConfigDiff:
         access: one dict per access change, each with a ``change`` (``role.granted``,
             ``role.revoked``, ``group.joined``, ``group.left``, ``approver.added``,
             ``approver.removed``, ``token.added``, ``token.removed``, ``token.expired``,
-            ``token.expiry_changed``, ``oidc.trust_changed``, ``auth.changed``) and its subject.
+            ``token.expiry_changed``, ``handles.changed`` (the Slack id, GitHub login or email that
+            acts as a user), ``oidc.trust_changed``, ``auth.changed``) and its subject.
     """
 
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -245,6 +248,10 @@ def _access(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, An
         a, b = old_users.get(name, {}), new_users.get(name, {})
         out += _grants("user", name, a, b)
         out += _token_changes(name, a.get("tokens", {}), b.get("tokens", {}))
+        moved = {k: {"from": a["handles"].get(k), "to": b["handles"].get(k)} for k in _HANDLES if a and b}
+        moved = {k: v for k, v in moved.items() if v["from"] != v["to"]}
+        if moved:
+            out.append({"change": "handles.changed", "user": name, "handles": moved})
     old_oidc, new_oidc = old.get("oidc", {}), new.get("oidc", {})
     for name in sorted(set(old_oidc) | set(new_oidc)):
         a, b = old_oidc.get(name, {}), new_oidc.get(name, {})

@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 import yaml
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from operations.audit import verify_chain
@@ -214,6 +217,27 @@ async def test_approved_by_another_walks_the_canary_refusals_and_audit(
     assert check.returncode == 2 and f"line {broken_at}" in check.stderr
     path.write_text(export.stdout)
     assert (await arun(stack, "audit", "verify", str(path))).returncode == 0
+
+    # the journal outlives Temporal's retention: the workflow deleted, its records are still exported
+    await dev_env.client.workflow_service.delete_workflow_execution(
+        DeleteWorkflowExecutionRequest(
+            namespace=dev_env.client.namespace, workflow_execution=WorkflowExecution(workflow_id=deploy.id)
+        )
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            await dev_env.client.get_workflow_handle(deploy.id).describe()
+        except RPCError:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"{deploy.id} was not deleted")
+    after = await arun(stack, "audit", "export", "--service", svc, "--action", "deployment.approved")
+    assert after.returncode == 0, after.stderr
+    assert [json.loads(line)["actor"] for line in after.stdout.splitlines()] == ["alice"]
+    live = await arun(stack, "audit", "verify")
+    assert live.returncode == 0 and "chain intact" in live.stdout, live.stderr
 
 
 async def test_rollback_aborts_running_then_rolls_back_last(

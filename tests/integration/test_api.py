@@ -300,6 +300,15 @@ async def test_cli_remote_mode_end_to_end(stack: dict[str, Any]) -> None:
     assert done.returncode == 0 and wid in done.stdout and "alice" in done.stdout, done.stderr
     for token in stack["tokens"].values():
         assert token not in done.stdout
+    # the gateway's refusals (never in Temporal) are in the journal, sealed, with the verified actor
+    done = await asyncio.to_thread(
+        run_remote, stack, "alice", "audit", "export", "--action", "refused", "--actor", "bob"
+    )
+    assert done.returncode == 0, done.stderr
+    refused = [json.loads(line) for line in done.stdout.splitlines()]
+    mine = [r for r in refused if r["journal"]["key"].startswith("refusal/")]
+    assert mine and "approver:prod" in mine[0]["detail"]["role"], refused
+    assert mine[0]["identity"]["verified"] is True and mine[0]["identity"]["method"] == "token"
 
 
 async def test_oidc_id_tokens_through_the_api_and_the_cli(stack: dict[str, Any]) -> None:

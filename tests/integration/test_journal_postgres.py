@@ -116,3 +116,30 @@ async def test_two_writers_on_the_default_sqlite_file_make_one_chain(tmp_path: P
     a, b = writer(dsn, 0, 120, start_at=start), writer(dsn, 80, BURST, start_at=start)
     assert finish(a) + finish(b) == BURST
     await check_one_chain(dsn)
+
+
+async def test_the_documented_append_only_role_appends_and_cannot_update(
+    postgres: PostgresServer, postgres_dsn: str, tmp_path: Path
+) -> None:
+    owner = await open_journal(postgres_dsn, tmp_path)  # the owner migrates once
+    await owner.close()
+    role = f"writer_{postgres_dsn.rsplit('_', 1)[-1]}"
+    for statement in (
+        f"CREATE ROLE {role} LOGIN",
+        "REVOKE ALL ON SCHEMA public FROM PUBLIC",
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT ON journal TO {role}",
+        f"GRANT SELECT ON alembic_version TO {role}",
+    ):
+        postgres.sql(postgres_dsn, statement)
+    restricted = postgres_dsn.replace("//tocsin@", f"//{role}@")
+    journal = await open_journal(restricted, tmp_path)  # migrations at head need no more than SELECT
+    try:
+        new = await journal.append([JournalEntry(key="k/1", time=datetime.now(UTC), action="refused")])
+        assert [r.seq for r in new] == [1] and (await journal.verify()).ok
+    finally:
+        await journal.close()
+    for statement in ("UPDATE journal SET action = 'x'", "DELETE FROM journal", "TRUNCATE journal"):
+        with pytest.raises(subprocess.CalledProcessError) as denied:
+            postgres.sql(restricted, statement)
+        assert "permission denied" in denied.value.stderr

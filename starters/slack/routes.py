@@ -1,7 +1,7 @@
 """The Slack door: ``POST /webhooks/slack/commands`` and ``POST /webhooks/slack/interactions``.
 
 Every request is verified first (:func:`starters.slack.verify.check_signature` over the raw body;
-401 otherwise, logged and counted); without ``SLACK_SIGNING_SECRET`` both routes answer 503 and
+401 otherwise, logged and counted); without ``SLACK_SIGNING_SECRET`` both routes answer 403 and
 accept nothing. Slack wants an answer within 3 seconds, so each route answers at once and does the
 work in a background task through :mod:`operations`, replying on the request's ``response_url``.
 Slack's retries (``X-Slack-Retry-Num``) and double clicks act once: requests are remembered by
@@ -60,12 +60,12 @@ def _refused(status: int, reason: str) -> JSONResponse:
 
 
 async def _verified(request: Request) -> tuple[bytes, SlackSettings] | JSONResponse:
-    """The raw body and settings of a request Slack signed, or the 503/401 answer."""
+    """The raw body and settings of a request Slack signed, or the 403/401 answer."""
     settings = SlackSettings.from_env()
     if not settings.signing_secret:
         REJECTED.labels("not-configured").inc()
         log.warning("Slack request refused: SLACK_SIGNING_SECRET is not set (Slack not configured)")
-        return _refused(503, "Slack not configured: the gateway has no SLACK_SIGNING_SECRET")
+        return _refused(403, "Slack not configured: the gateway has no SLACK_SIGNING_SECRET")
     raw = await request.body()
     why = check_signature(settings.signing_secret, raw, dict(request.headers.items()))
     if why is not None:
@@ -199,7 +199,7 @@ async def interactions(request: Request, background: BackgroundTasks) -> Respons
 def install(app: FastAPI) -> None:
     """Add the two Slack routes (and their retry memory) to the gateway app."""
     if not SlackSettings.from_env().signing_secret:
-        log.info("SLACK_SIGNING_SECRET is not set: /webhooks/slack/* answer 503 (Slack not configured)")
+        log.info("SLACK_SIGNING_SECRET is not set: /webhooks/slack/* answer 403 (Slack not configured)")
     app.state.slack_retries = Deduper(ttl=RETRY_TTL)
     app.state.slack_clicks = Deduper(ttl=CLICK_TTL)
     app.add_api_route(COMMANDS_PATH, commands, methods=["POST"], include_in_schema=False)

@@ -8,7 +8,7 @@ headers, a ``malformed`` timestamp, a ``stale`` one, or a ``bad-signature``. Eac
 logged and counted (``tocsin_slack_rejected_total{reason}``).
 
 :class:`SlackSettings` is what the Slack door needs from the environment: ``SLACK_SIGNING_SECRET``
-(without it the routes answer 503 and accept nothing), ``SLACK_BOT_TOKEN`` (for ``views.open``)
+(without it the routes answer 403 and accept nothing), ``SLACK_BOT_TOKEN`` (for ``views.open``)
 and ``SLACK_API_URL`` (the Web API's base, overridable for tests as a Slack channel's ``api_url``).
 """
 

@@ -1,6 +1,6 @@
 """The Slack door without Temporal: signatures (Slack's documented example with a frozen clock, valid,
 tampered, stale, missing), slash-command parsing, the retry memory, and the routes' answers that come
-before any operation runs (503 unconfigured, 401 unsigned, usage, unmapped users, refusals by role)."""
+before any operation runs (403 unconfigured, 401 unsigned, usage, unmapped users, refusals by role)."""
 
 from __future__ import annotations
 
@@ -211,14 +211,14 @@ def _command(slack: FakeSlackInbound, user: str, text: str, command: str = "/toc
     )  # fmt: skip
 
 
-async def test_no_signing_secret_answers_503_and_accepts_nothing(
+async def test_no_signing_secret_answers_403_and_accepts_nothing(
     gateway: httpx.AsyncClient, slack: FakeSlackInbound, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SLACK_SIGNING_SECRET")
     body = _command(slack, "UALICE", "status")
     for path in ("/webhooks/slack/commands", "/webhooks/slack/interactions"):
         resp = await gateway.post(path, content=body, headers=signed(SECRET, body))
-        assert resp.status_code == 503 and "Slack not configured" in resp.json()["error"], resp.text
+        assert resp.status_code == 403 and "Slack not configured" in resp.json()["error"], resp.text
     assert slack.responses == []
 
 

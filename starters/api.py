@@ -363,6 +363,17 @@ async def get_audit(
     return AuditExport(lines=lines)
 
 
+@router.get("/audit/verify", response_model=dict[str, Any], tags=["audit"])
+async def get_audit_verify(request: Request, actor: Who) -> dict[str, Any]:
+    """Verify the live journal's chain: ``{ok, count, seq, reason}`` (``seq``: the first broken record)."""
+    try:
+        async with request_journal(request) as journal:
+            result = await journal.verify()
+    except (OSError, SQLAlchemyError, ValueError) as exc:
+        raise ApiError(503, f"audit journal unavailable: {str(exc).splitlines()[0][:200]}") from None
+    return {"ok": result.ok, "count": result.count, "seq": result.seq, "reason": result.reason}
+
+
 def install(app: FastAPI) -> None:
     """Add ``/api/v1`` to the gateway app: the routes and the JSON error handlers."""
     app.include_router(router)

@@ -41,6 +41,7 @@ from starters.cli.common import (
     fail,
     load_config_or_exit,
     non_empty,
+    run_async,
     run_op,
 )
 from starters.cli.remote import Api
@@ -376,11 +377,19 @@ def audit_export(
 
 
 async def _verify_journal() -> VerifyResult:
-    journal = await open_journal(dsn_from_env(), Settings().home)
+    try:
+        journal = await open_journal(dsn_from_env(), Settings().home)
+    except (OSError, SQLAlchemyError, ValueError) as exc:
+        raise Unavailable(f"audit journal unavailable: {str(exc).splitlines()[0][:300]}") from None
     try:
         return await journal.verify()
     finally:
         await journal.close()
+
+
+async def _verify_remote(api: Api) -> VerifyResult:
+    verdict = await api.audit_verify()
+    return VerifyResult(bool(verdict["ok"]), int(verdict["count"]), verdict.get("seq"), verdict.get("reason"))
 
 
 @audit_app.command("verify")
@@ -390,12 +399,9 @@ def audit_verify(
     ),
 ) -> None:
     """Check an export's chain and journal seals (exit 2 naming the first broken line), or the live
-    journal's chain (exit 1 naming the first broken record)."""
+    journal's chain (exit 1 naming the first broken record; through the gateway in remote mode)."""
     if file is None:
-        try:
-            result = asyncio.run(_verify_journal())
-        except (OSError, SQLAlchemyError, ValueError) as exc:
-            fail(f"audit journal unavailable: {str(exc).splitlines()[0][:300]}")
+        result = run_async(_verify_journal, remote=_verify_remote)
         if not result.ok:
             fail(f"journal broken at seq {result.seq}: {result.reason} ({result.count} records intact before it)")
         typer.echo(f"journal: {result.count} records, chain intact")

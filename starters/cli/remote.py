@@ -233,6 +233,11 @@ class Api:
         params.update(until=until.isoformat() if until else None, actor=actor, action=action)
         return [str(line) for line in (await self.call("GET", _path("audit"), params=params)).json()["lines"]]
 
+    async def audit_verify(self) -> dict[str, Any]:
+        """``GET /audit/verify``: the live journal's verdict."""
+        verdict: dict[str, Any] = (await self.call("GET", _path("audit", "verify"))).json()
+        return verdict
+
 
 @asynccontextmanager
 async def connect_api() -> AsyncIterator[Api]:

@@ -239,6 +239,7 @@ def test_openapi_lists_the_routes(stack: dict[str, Any]) -> None:
         ("/api/v1/silences/{silence_id}/expire", "post"),
         ("/api/v1/status", "get"),
         ("/api/v1/audit", "get"),
+        ("/api/v1/audit/verify", "get"),
     ):
         assert method in paths.get(path, {}), (path, sorted(paths))
     assert "/webhooks/alertmanager" not in paths
@@ -309,6 +310,8 @@ async def test_cli_remote_mode_end_to_end(stack: dict[str, Any]) -> None:
     mine = [r for r in refused if r["journal"]["key"].startswith("refusal/")]
     assert mine and "approver:prod" in mine[0]["detail"]["role"], refused
     assert mine[0]["identity"]["verified"] is True and mine[0]["identity"]["method"] == "token"
+    done = await asyncio.to_thread(run_remote, stack, "bob", "audit", "verify")
+    assert done.returncode == 0 and "chain intact" in done.stdout, done.stderr
 
 
 async def test_oidc_id_tokens_through_the_api_and_the_cli(stack: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from starters.reports.common import COVERAGE_FLAG, JUNIT_FLAG, SARIF_FLAG, ReportError
 from starters.reports.coverage import parse_coverage
-from starters.reports.junit import MAX_FAILURES, parse_junit
+from starters.reports.flake_telemetry import FLAKE_TELEMETRY_FLAG, FlakeTelemetry, junit_id, parse_flake_telemetry
+from starters.reports.junit import MAX_FAILURES, parse_junit, with_outcomes
 from starters.reports.sarif import MAX_FINDINGS, parse_sarif
 
 __all__ = [
@@ -29,4 +30,9 @@ __all__ = [
     "JUNIT_FLAG",
     "COVERAGE_FLAG",
     "SARIF_FLAG",
+    "FLAKE_TELEMETRY_FLAG",
+    "FlakeTelemetry",
+    "parse_flake_telemetry",
+    "junit_id",
+    "with_outcomes",
 ]

@@ -15,13 +15,26 @@ from starters.reports.common import (
     parse_xml,
     read_report,
 )
-from workflows.pipeline.models import TestFailure, TestSummary
+from workflows.pipeline.models import (
+    MAX_OUTCOME_MESSAGE,
+    TestFailure,
+    TestOutcome,
+    TestOutcomeKind,
+    TestSummary,
+    bound_outcomes,
+)
 
-__all__ = ["parse_junit", "MAX_FAILURES"]
+__all__ = ["parse_junit", "MAX_FAILURES", "RERUN_ELEMENTS", "with_outcomes"]
 
 MAX_FAILURES = 20
 """How many failing test cases a ``TestSummary`` keeps."""
 _MAX_MESSAGE = 500
+
+RERUN_ELEMENTS = frozenset({"rerun", "flakyFailure", "flakyError", "rerunFailure", "rerunError"})
+"""Children of a ``<testcase>`` that record a failed attempt before its final outcome: pytest-rerunfailures
+(``rerun``) and Maven Surefire (``flakyFailure``/``flakyError`` when a rerun then passed,
+``rerunFailure``/``rerunError`` beside the final ``<failure>``/``<error>`` when every rerun failed)."""
+_KIND: dict[str, TestOutcomeKind] = {"passed": "passed", "failure": "failed", "error": "error", "skipped": "skipped"}
 
 
 class _JUnitTally:
@@ -34,12 +47,14 @@ class _JUnitTally:
         self.skipped = 0
         self.duration = 0.0
         self.failures: list[TestFailure] = []
+        self.outcomes: list[TestOutcome] = []
 
     def add_case(self, case: Element) -> None:
         """Counts one ``<testcase>`` from its result children."""
         self.total += 1
         outcome: Element | None = None
         kind = "passed"
+        reruns = sum(1 for child in case if local_name(child.tag) in RERUN_ELEMENTS)
         for child in case:
             name = local_name(child.tag)
             if name == "failure":
@@ -57,18 +72,20 @@ class _JUnitTally:
             self.errors += 1
         elif kind == "skipped":
             self.skipped += 1
+        name = case.get("name") or ""
+        classname = case.get("classname") or case.get("class") or ""
+        text = _message(outcome, _MAX_MESSAGE) if outcome is not None else ""
         if outcome is not None and len(self.failures) < MAX_FAILURES:
-            message = outcome.get("message") or ""
-            text = first_line(message, _MAX_MESSAGE) or first_line(outcome.text or "", _MAX_MESSAGE)
-            if not text:
-                text = first_line(outcome.get("type") or "", _MAX_MESSAGE)
-            self.failures.append(
-                TestFailure(
-                    name=case.get("name") or "",
-                    classname=case.get("classname") or case.get("class") or "",
-                    message=text,
-                )
+            self.failures.append(TestFailure(name=name, classname=classname, message=text))
+        self.outcomes.append(
+            TestOutcome(
+                nodeid=f"{classname}::{name}" if classname else name,
+                outcome=_KIND[kind],
+                duration_seconds=parse_number(case.get("time")) or 0.0,
+                message=text if outcome is not None else _rerun_message(case),
+                reruns=reruns,
             )
+        )
 
     def add_suite_attributes(self, suite: Element) -> None:
         """Counts a suite that lists no ``<testcase>`` from its attributes."""
@@ -76,6 +93,43 @@ class _JUnitTally:
         self.failed += parse_count(suite.get("failures"))
         self.errors += parse_count(suite.get("errors"))
         self.skipped += parse_count(suite.get("skipped") if suite.get("skipped") is not None else suite.get("skip"))
+
+
+def _message(element: Element, limit: int) -> str:
+    """First line of a result element's ``message``, else of its text, else its ``type``."""
+    return (
+        first_line(element.get("message") or "", limit)
+        or first_line(element.text or "", limit)
+        or first_line(element.get("type") or "", limit)
+    )
+
+
+def _rerun_message(case: Element) -> str:
+    """For a case that passed after reruns: the message of its first failed attempt."""
+    for child in case:
+        if local_name(child.tag) in RERUN_ELEMENTS:
+            return _message(child, MAX_OUTCOME_MESSAGE)
+    return ""
+
+
+def with_outcomes(summary: TestSummary, extra: list[TestOutcome]) -> TestSummary:
+    """``summary`` with ``extra`` outcomes merged in (e.g. from flake telemetry), bounded again.
+
+    An outcome already in ``summary`` for the same node id wins, except that the larger ``reruns`` is kept
+    (the telemetry may know of attempts the JUnit report does not).
+    """
+    by_id = {o.nodeid: o for o in summary.outcomes}
+    merged = list(summary.outcomes)
+    for item in extra:
+        known = by_id.get(item.nodeid)
+        if known is None:
+            by_id[item.nodeid] = item
+            merged.append(item)
+        elif item.reruns > known.reruns:
+            updated = known.model_copy(update={"reruns": item.reruns, "message": known.message or item.message})
+            merged[merged.index(known)] = updated
+            by_id[item.nodeid] = updated
+    return summary.model_copy(update={"outcomes": bound_outcomes(merged)})
 
 
 def _has_cases(element: Element) -> bool:
@@ -148,7 +202,11 @@ def parse_junit(paths: list[Path]) -> TestSummary:
 
     Returns:
         The totals, with the first ``MAX_FAILURES`` failing or erroring cases
-        (name, class name, first line of the message).
+        (name, class name, first line of the message), and the per-test
+        outcomes (``TestSummary.outcomes``, bounded by ``bound_outcomes``).
+        A case with rerun entries (``RERUN_ELEMENTS``) and no final
+        ``<failure>``/``<error>`` counts as passed, as before, with
+        ``reruns`` > 0: it failed then passed in this run.
 
     Raises:
         ReportError: A file is missing, unreadable, unsafe XML or not a
@@ -173,4 +231,5 @@ def parse_junit(paths: list[Path]) -> TestSummary:
         skipped=tally.skipped,
         duration_seconds=round(tally.duration, 3),
         failures=tally.failures,
+        outcomes=bound_outcomes(tally.outcomes),
     )

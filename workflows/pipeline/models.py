@@ -31,6 +31,11 @@ __all__ = [
     "PipelineNotice",
     "PipelineState",
     "PipelineInput",
+    "TestOutcomeKind",
+    "TestOutcome",
+    "MAX_TEST_OUTCOMES",
+    "MAX_OUTCOME_MESSAGE",
+    "bound_outcomes",
 ]
 
 WORKFLOW = "PipelineWorkflow"
@@ -68,6 +73,8 @@ class TestSummary(BaseModel):
     duration_seconds: float = 0.0
     failures: list[TestFailure] = Field(default_factory=list)
     """The first few failing cases (names and messages)."""
+    outcomes: list[TestOutcome] = Field(default_factory=list)
+    """Per-test outcomes (bounded: ``MAX_TEST_OUTCOMES``, failures first), for flaky-test history."""
 
 
 class CoverageSummary(BaseModel):
@@ -169,3 +176,64 @@ class PipelineInput(BaseModel):
     pending: list[BuildEvent] = Field(default_factory=list)
     max_history: int = 2000
     """Continue-as-new once the history holds this many events."""
+
+
+# --------------------------------------------------------------------------
+# Per-test outcomes (issue 14): what flaky-test detection reads from a build.
+# --------------------------------------------------------------------------
+
+TestOutcomeKind = Literal["passed", "failed", "error", "skipped"]
+
+MAX_TEST_OUTCOMES = 500
+"""How many per-test outcomes one event carries (failures first, then the rest in report order)."""
+MAX_OUTCOME_MESSAGE = 300
+"""Characters kept of one outcome's message."""
+
+
+class TestOutcome(BaseModel):
+    """The final outcome of one test in one CI run."""
+
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    """``classname::name`` for JUnit (pytest node ids are converted to that form)."""
+    outcome: TestOutcomeKind
+    duration_seconds: float = 0.0
+    message: str = ""
+    """First line of the failure or error message (at most ``MAX_OUTCOME_MESSAGE`` characters)."""
+    reruns: int = 0
+    """Failed attempts before the final outcome in this run (pytest-rerunfailures ``rerun``,
+    Surefire ``flakyFailure``/``flakyError``/``rerunFailure``/``rerunError``)."""
+
+    @property
+    def failed(self) -> bool:
+        """The final outcome is a failure or an error."""
+        return self.outcome in ("failed", "error")
+
+    @property
+    def flaky_in_run(self) -> bool:
+        """Failed then passed in this run (a rerun that passed)."""
+        return self.reruns > 0 and self.outcome == "passed"
+
+
+def bound_outcomes(outcomes: list[TestOutcome], limit: int = MAX_TEST_OUTCOMES) -> list[TestOutcome]:
+    """At most ``limit`` outcomes: failures first, then passes that needed reruns, then the rest (report order).
+
+    Messages are cut to ``MAX_OUTCOME_MESSAGE`` characters.
+    """
+
+    def rank(item: TestOutcome) -> int:
+        return 0 if item.failed else 1 if item.reruns else 2
+
+    kept = sorted(outcomes, key=rank)[: max(limit, 0)]
+    return [
+        o
+        if len(o.message) <= MAX_OUTCOME_MESSAGE
+        else o.model_copy(update={"message": o.message[: MAX_OUTCOME_MESSAGE - 1] + "\u2026"})
+        for o in kept
+    ]
+
+
+TestSummary.model_rebuild()
+BuildEvent.model_rebuild()
+PipelineInput.model_rebuild()

@@ -47,6 +47,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.config import Config, Receiver
+from workflows.journal import journal_deliveries
 from workflows.models import DeliveryRecord, Message, MessageField, SendPriority, SendRequest
 from workflows.notify.models import DeadLetter, DeadLetterNotice
 from workflows.patches import patched
@@ -170,6 +171,9 @@ async def deliver(
     else:
         how = _How(action, dedup_key, refs or {}, thread, only_types, priority, sequencer)
         records = await _send(config, receiver, message, step, how)
+    failed = any(r.outcome == "failed" for r in records)
+    dead = dead_letter and failed and not any(r.backup and r.outcome == "delivered" for r in records)
+    journal_deliveries(records, step, dead_lettered=dead)
     if dead_letter:
         await _dead_letter(config, message, step, records, dead_letters)
     return records

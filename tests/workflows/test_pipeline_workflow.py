@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -163,6 +164,11 @@ async def test_continue_as_new_keeps_state_and_numbering(
         for i in range(8):
             await handle.signal(PipelineWorkflow.build_event, event("failure", f"{i:07x}"))
         state = await wait_seq(handle, 8)
+        for _ in range(200):  # the run continues once its last audit journal batch is appended
+            if state.runs > 1:
+                break
+            await asyncio.sleep(0.05)
+            state = await wait_seq(handle, 8)
         desc = await handle.describe()
     assert state.runs > 1, "the entity should have continued-as-new with max_history=20"
     assert desc.run_id != first.run_id

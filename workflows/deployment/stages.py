@@ -19,6 +19,7 @@ from workflows import search
 from workflows.config import TimeInterval
 from workflows.deployment import calls, render
 from workflows.deployment.chat import Chat, ChatKind
+from workflows.deployment.journal import DeploymentJournal
 from workflows.deployment.models import (
     ContextRequest,
     DeployContext,
@@ -32,6 +33,7 @@ from workflows.deployment.models import (
 from workflows.environments import EnvironmentConfig, render_query
 from workflows.identity import Actor
 from workflows.incident.models import Alert, AlertBatch
+from workflows.journal import Journal
 from workflows.models import Message, Severity
 from workflows.policy import gates
 from workflows.policy.canary import Measurement, MetricReading, analysis_verdict, judge_measurement
@@ -54,7 +56,7 @@ class Finished(Exception):
         self.reason = reason
 
 
-class DeploymentStages:
+class DeploymentStages(DeploymentJournal):
     """The state of one deployment and what each of its stages does."""
 
     def __init__(self, input: DeployInput) -> None:
@@ -90,6 +92,7 @@ class DeploymentStages:
         self._hook_gate = False
         """Whether the deploy-hook gate applies (new runs; see ``DeploymentWorkflow.run``)."""
         self._controls = False
+        self._journal = Journal()
         """Whether the status message is edited whenever its buttons change (new runs; see ``DeploymentWorkflow.run``)."""
 
     # ------------------------------------------------------------ helpers
@@ -99,6 +102,7 @@ class DeploymentStages:
         self._s.timeline.append(entry)
         if len(self._s.timeline) > TIMELINE_MAX:
             self._s.timeline = self._s.timeline[-TIMELINE_MAX:]
+        self._journal_entry(actor, action, detail, who)
 
     def _stopped(self) -> bool:
         return self._abort is not None
@@ -119,6 +123,7 @@ class DeploymentStages:
 
     def _set_stage(self, stage: str, status: str | None = None) -> None:
         self._s.stage = stage
+        self._journal_stage(stage)
         if status is not None:
             workflow.upsert_search_attributes([search.STATUS.value_set(status)])
 

@@ -296,6 +296,7 @@ class DeploymentWorkflow(DeploymentStages):
         self._finish_rollback = workflow.patched(PATCH_ROLLBACK_AS_FINISHED)
         self._identities = workflow.patched(PATCH_IDENTITIES)
         self._controls = workflow.patched(PATCH_CHAT_CONTROLS)
+        self._journal.start()
         self._announce(input)
         config = await load_config()
         self._env = environment_of(config.environments, input.env)
@@ -314,7 +315,7 @@ class DeploymentWorkflow(DeploymentStages):
         self._closing = True
         self._chat.close()
         await chat
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._journal.busy())
         assert s.outcome is not None
         return DeployResult(
             workflow_id=s.workflow_id,

@@ -235,6 +235,8 @@ class IncidentInput(BaseModel):
     """Alerts changed since the last "alerts changed" announcement."""
     advance: bool = False
     """An ``escalate_now`` not yet acted on when the run continued as new."""
+    journal_seq: int = 0
+    """Audit journal records made so far by this incident's chain of runs (``workflows.journal``)."""
 
 
 class RollbackTrigger(BaseModel):

@@ -24,6 +24,7 @@ from workflows.identity import Actor
 from workflows.incident.bounded import AlertBook, add_to_timeline, batch_entries
 from workflows.incident.chat import IncidentChat
 from workflows.incident.deliveries import CONCURRENT_DELIVERIES_PATCH, Lanes
+from workflows.incident.journal import IncidentJournal
 from workflows.incident.models import (
     ActionResult,
     AlertBatch,
@@ -31,11 +32,12 @@ from workflows.incident.models import (
     IncidentInput,
     IncidentMetrics,
     IncidentState,
-    RollbackTrigger,
     SnoozeAction,
 )
 from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
+from workflows.incident.rollback import IncidentRollback
 from workflows.incident.visibility import IncidentVisibility
+from workflows.journal import Journal
 from workflows.patches import patched
 from workflows.policy.durations import parse_duration
 from workflows.policy.incidents import Repeats, Rung, ladder
@@ -64,7 +66,7 @@ LEAN_IMPLIES = frozenset(
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
+class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRollback, IncidentJournal):
     """One alert group's incident, from first alert to resolution."""
 
     @workflow.init
@@ -91,6 +93,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
         """This run delivers in the background (``CONCURRENT_DELIVERIES_PATCH``, decided at the start of ``run``)."""
         self._lanes = Lanes()
         self._deliveries: list[asyncio.Task[None]] = []
+        self._journal = Journal(input, spawn=self._spawn)
 
     # ------------------------------------------------------------------ handlers
 
@@ -100,6 +103,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
 
     def _log(self, actor: str, action: str, detail: str = "", who: Actor | None = None) -> None:
         add_to_timeline(self.st, workflow.now(), actor, action, detail, who)
+        self._journal_event(actor, action, detail, who)
 
     @workflow.signal(name="add_alerts")
     def add_alerts(self, batch: AlertBatch) -> None:
@@ -235,35 +239,12 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
         # No ladder: notify the route's receiver, then repeat every repeat_interval while unacknowledged.
         return Repeats(node.receiver, start, repeat, 1000)
 
-    async def _maybe_rollback(self, config: Config) -> None:
-        if self.st.rollback_requested or not config.rollback_triggers:
-            return
-        for alert in self.st.firing():
-            name = alert.labels.get("alertname", "")
-            service = alert.labels.get("service")
-            env = alert.labels.get("env") or alert.labels.get("environment")
-            if name in config.rollback_triggers and service and env:
-                self.st.rollback_requested = True
-                result = await workflow.execute_activity_method(
-                    IncidentActivities.request_rollback,
-                    RollbackTrigger(
-                        service=service,
-                        environment=env,
-                        alertname=name,
-                        incident=self.st.id,
-                        reason=f"rollback trigger {name} fired ({self.st.id})",
-                    ),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=ACTIVITY_RETRY,
-                )
-                self._log("tocsin", "rollback requested", f"{service}/{env}: {result}")
-                return
-
     # ------------------------------------------------------------------ run
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
         self._lean = workflow.patched(LEAN_PATCH)
+        self._journal.start()
         if self._lean:
             self.assumed_patches = LEAN_IMPLIES
             self._inherit_published()
@@ -299,10 +280,12 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
                 retry_policy=ACTIVITY_RETRY,
             )
         await self._deliveries_done()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._journal.busy())
         if self._concurrent and any(a.status == "firing" for b in self._pending for a in b.alerts):
             # Alerts that fired again after the resolution (while its notices went out): a new incident.
-            fresh = IncidentInput(**self._input.model_dump(include={"id", "route_path", "group_labels", "max_history"}))
+            fresh = IncidentInput(
+                **self._input.model_dump(include={"id", "route_path", "group_labels", "max_history", "journal_seq"})
+            )
             workflow.continue_as_new(fresh.model_copy(update={"pending": self._pending}))
         return self.st
 
@@ -477,7 +460,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility):
             if not self._history_long(HOLD_FACTOR):
                 return
             await self._deliveries_done()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._journal.busy())
         folded = self._apply_pending()
         changed = changed or (folded and self.st.notified_at is not None)
         if self.st.status == "resolved":

@@ -165,6 +165,8 @@ class PipelineState(BaseModel):
     """The most recent notifications a channel gave up on (bounded; see ``dead_letter_count``)."""
     dead_letter_count: int = 0
     """Dead letters over the entity's whole life."""
+    journal_seq: int = 0
+    """Audit journal records made so far (``workflows.journal``), carried across continue-as-new."""
 
 
 class PipelineInput(BaseModel):

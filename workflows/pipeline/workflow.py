@@ -6,7 +6,9 @@ routed through the route tree and delivered. Events are classified one at a
 time, in arrival order; their deliveries run beside, so a dead channel never
 holds up the next event (each delivery gives up after its receiver's
 ``give_up_after`` and dead-letters what it could not deliver, see
-``workflows.delivery``). The workflow continues-as-new, carrying its state and
+``workflows.delivery``). Runs with the ``audit-journal`` patch journal each event
+(``build.reported``, with the sender's actor when it carries one) and each delivery
+(``workflows.delivery``) as they happen. The workflow continues-as-new, carrying its state and
 any queued events, before its history grows large: it first waits for the
 deliveries still running (never dropping one) while it goes on classifying
 events and starting their deliveries; only if the history reaches
@@ -27,6 +29,7 @@ from workflows import search
 from workflows.config import Config
 from workflows.delivery import deliver, load_config
 from workflows.incident.models import SuppressionQuery
+from workflows.journal import Journal
 from workflows.models import Message
 from workflows.notify.models import DeadLetter
 from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineNotice, PipelineState, Track
@@ -54,6 +57,15 @@ class PipelineWorkflow:
         self._state = PipelineState()
         self._status = ""
         self._deliveries: list[asyncio.Task[None]] = []
+        self._journal = Journal(self)
+
+    @property
+    def journal_seq(self) -> int:
+        return self._state.journal_seq
+
+    @journal_seq.setter
+    def journal_seq(self, value: int) -> None:
+        self._state.journal_seq = value
 
     @workflow.signal(name="build_event")
     def build_event(self, event: BuildEvent) -> None:
@@ -87,6 +99,7 @@ class PipelineWorkflow:
         if input.state is not None:
             self._state = input.state
         self._queue[:0] = input.pending
+        self._journal.start()
         while True:
             await workflow.wait_condition(
                 lambda: (
@@ -97,7 +110,7 @@ class PipelineWorkflow:
             if self._queue and not self._holding(input):
                 await self._handle(input, self._queue.pop(0))
             if self._should_continue(input.max_history) and not self._in_flight():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._journal.busy())
                 self._state.runs += 1
                 workflow.continue_as_new(input.model_copy(update={"state": self._state, "pending": list(self._queue)}))
 
@@ -116,6 +129,7 @@ class PipelineWorkflow:
         notice = PipelineNotice(
             seq=seq, alertname=result.alertname, commit=event.commit, workflow=event.workflow, notified=result.notify
         )
+        self._journal_event(event, seq, result.alertname)
         labels = build_labels(event, result.alertname)
         if result.notify:
             held = await workflow.execute_local_activity_method(
@@ -144,6 +158,11 @@ class PipelineWorkflow:
         if status != self._status:
             self._status = status
             workflow.upsert_search_attributes([search.STATUS.value_set(status)])
+
+    def _journal_event(self, event: BuildEvent, seq: int, alertname: str) -> None:
+        detail = {"repo": event.repo, "branch": event.branch, "commit": event.commit, "workflow": event.workflow}
+        extra = {"status": event.status, "pr": event.pr, "author": event.author, "seq": seq}
+        self._journal.record("build.reported", actor=event.actor, detail={**detail, **extra, "alertname": alertname})
 
     async def _deliver(self, config: Config, notice: PipelineNotice, message: Message) -> None:
         """Deliver one event's message to its receivers; record the deliveries and any dead letters."""

@@ -73,3 +73,5 @@ class SilencesState(BaseModel):
 
     silences: list[SilenceRecord] = Field(default_factory=list)
     seq: int = 0
+    journal_seq: int = 0
+    """Audit journal records made so far (``workflows.journal``), carried across continue-as-new."""

@@ -2,7 +2,9 @@
 
 One entity workflow, ``silences/<namespace-wide name>`` (default ``silences/default``),
 holds every silence. ``add`` and ``expire`` are updates with identity; each
-silence expires on time (a timer), and its creator is told.
+silence expires on time (a timer), and its creator is told. Runs with the ``audit-journal``
+patch journal ``silence.added`` and ``silence.expired`` (early, with who expired it, or on time)
+as they happen (``workflows.journal``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from temporalio import workflow
 
 from workflows import search
 from workflows.delivery import deliver, load_config
+from workflows.identity import Actor
+from workflows.journal import Journal
 from workflows.models import Message
 from workflows.policy.durations import DurationError, parse_duration
 from workflows.policy.matchers import MatcherError
@@ -33,6 +37,19 @@ class SilencesWorkflow:
         self._state = SilencesState()
         self._told: set[str] = set()
         self._changed = False
+        self._journal = Journal(self)
+
+    @property
+    def journal_seq(self) -> int:
+        return self._state.journal_seq
+
+    @journal_seq.setter
+    def journal_seq(self, value: int) -> None:
+        self._state.journal_seq = value
+
+    def _journal_silence(self, action: str, record: SilenceRecord, actor: Actor | None, **detail: object) -> None:
+        info = {"id": record.id, "matchers": record.matchers, "ends_at": record.ends_at.isoformat()}
+        self._journal.record(action, actor=actor, detail={**info, **detail})
 
     @workflow.query(name="list")
     def list(self) -> SilencesState:
@@ -55,6 +72,7 @@ class SilencesWorkflow:
         )
         self._state.silences.insert(0, record)
         self._changed = True
+        self._journal_silence("silence.added", record, request.actor, by=request.by, comment=request.comment)
         return record
 
     @add.validator
@@ -83,6 +101,7 @@ class SilencesWorkflow:
                 record.expired_by = request.by
                 record.expired_by_actor = request.actor
                 self._changed = True
+                self._journal_silence("silence.expired", record, request.actor, by=request.by, early=True)
                 return record
         raise ValueError(f"unknown silence {request.id}")  # pragma: no cover - validator refuses first
 
@@ -116,11 +135,14 @@ class SilencesWorkflow:
             self._state = state
         self._told = {r.id for r in self._state.silences if r.ends_at <= workflow.now()}
         workflow.upsert_search_attributes([search.KIND.value_set("silences")])
+        self._journal.start()
         while True:
             now = workflow.now()
             for record in self._state.silences:
                 if record.id not in self._told and record.ends_at <= now:
                     self._told.add(record.id)
+                    if record.expired_by is None:
+                        self._journal_silence("silence.expired", record, None, by="tocsin", early=False)
                     await self._tell_expired(record)
             pending = [r.ends_at for r in self._state.silences if r.id not in self._told]
             timeout = max(min(pending) - workflow.now(), timedelta(0)) if pending else None
@@ -134,5 +156,5 @@ class SilencesWorkflow:
                 drop = {r.id for r in expired[KEEP_EXPIRED:]}
                 self._state.silences = [r for r in self._state.silences if r.id not in drop]
             if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._journal.busy())
                 workflow.continue_as_new(self._state)

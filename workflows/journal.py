@@ -1,0 +1,204 @@
+"""A flow's side of the audit journal: records made as events happen, appended in the background.
+
+Each flow keeps one :class:`Journal` and calls :meth:`Journal.record` where an audited event
+happens (``workflows.audit.ACTIONS``). Records are sent in batches by the ``journal_append``
+activity (:data:`workflows.audit.ACTIVITY_APPEND`): one send at a time, the records made while
+it is in flight go in the next batch, so the history grows by one activity per batch. Sends run
+beside the flow and never hold up a page, an approval or a rollback; each retries for
+:data:`SEND_TIMEOUT`, so a journal outage delays records and loses none. A batch that finally
+gives up is logged, never fails the flow. The flow waits for :meth:`Journal.flushed` before it
+completes or continues as new.
+
+Keys are ``<workflow id>/<first run id>/<seq>``: ``seq`` counts the chain's records and is carried
+across continue-as-new (``journal_seq`` on what the flow carries), and the first run id tells apart
+two chains that reuse a workflow id (an incident id after the previous incident ended), so a key
+is unique and the same on every replay: a retried send appends nothing twice.
+
+Runs started before the journal (no ``audit-journal`` patch marker) record nothing; each flow
+decides once per run, at the start of ``run`` or at its first record, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any, Protocol
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+from workflows.audit import ACTIVITY_APPEND, JournalBatch, JournalEntry
+from workflows.identity import Actor
+from workflows.models import DeliveryRecord
+
+__all__ = [
+    "JOURNAL_PATCH",
+    "SEND_TIMEOUT",
+    "ATTEMPT_TIMEOUT",
+    "SEND_RETRY",
+    "MAX_BATCH",
+    "Journal",
+    "journal_of",
+    "journal_deliveries",
+]
+
+JOURNAL_PATCH = "audit-journal"
+SEND_TIMEOUT = timedelta(hours=24)
+"""How long one batch keeps trying (a journal outage shorter than this loses nothing)."""
+ATTEMPT_TIMEOUT = timedelta(minutes=1)
+"""One attempt: an attempt lost with its worker (a crash) is retried after this, not after a day."""
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["NotFoundError"],
+)
+"""``NotFoundError``: no worker on the task queue registers ``journal_append`` (a worker built without
+the journal): retrying would only keep the flow from completing; the batch is logged as not appended."""
+MAX_BATCH = 100
+MAX_TEXT = 500
+"""Longest string kept in ``detail`` (reasons, errors); longer ones are cut."""
+
+
+class SeqCarrier(Protocol):
+    """What a flow carries across continue-as-new: the journal's counter."""
+
+    journal_seq: int
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return value[:MAX_TEXT] + "…"
+    return value
+
+
+class Journal:
+    """One run's journal: numbers records, sends them in batches in the background."""
+
+    def __init__(
+        self,
+        carrier: SeqCarrier | None = None,
+        spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
+    ) -> None:
+        """Args:
+        carrier: keeps ``journal_seq`` (carried across continue-as-new); None for flows that never continue.
+        spawn: starts the sender (a flow that tracks its background tasks passes its own).
+        """
+        self._carrier = carrier
+        self._seq = 0
+        self._spawn = spawn
+        self._enabled: bool | None = None
+        self._pending: list[JournalEntry] = []
+        self._sending = False
+        self.lost = 0
+        """Records whose batch gave up (logged)."""
+
+    @property
+    def seq(self) -> int:
+        return self._carrier.journal_seq if self._carrier is not None else self._seq
+
+    def _next_seq(self) -> int:
+        if self._carrier is not None:
+            self._carrier.journal_seq += 1
+        else:
+            self._seq += 1
+        return self.seq
+
+    def start(self) -> bool:
+        """Whether this run journals (``audit-journal``); asked once per run."""
+        if self._enabled is None:
+            self._enabled = workflow.patched(JOURNAL_PATCH)
+        return self._enabled
+
+    def record(
+        self,
+        action: str,
+        *,
+        object: str = "",
+        actor: Actor | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Journal one event now (``time`` is the workflow's clock); sent in the background."""
+        if not self.start():
+            return
+        info = workflow.info()
+        entry = JournalEntry(
+            key=f"{info.workflow_id}/{info.first_execution_run_id}/{self._next_seq()}",
+            time=workflow.now(),
+            actor=actor,
+            action=action,
+            object=object or info.workflow_id,
+            detail={k: _short(v) for k, v in (detail or {}).items() if v is not None},
+        )
+        self._pending.append(entry)
+        if not self._sending:
+            self._sending = True
+            if self._spawn is not None:
+                self._spawn(self._send())
+            else:
+                asyncio.create_task(self._send())
+
+    def busy(self) -> bool:
+        """Records not yet appended (or given up on)."""
+        return self._sending or bool(self._pending)
+
+    async def flushed(self) -> None:
+        """Wait until every record made so far was appended or given up on (each send is bounded)."""
+        if self.busy():
+            await workflow.wait_condition(lambda: not self.busy())
+
+    async def _send(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    await workflow.execute_activity(
+                        ACTIVITY_APPEND,
+                        JournalBatch(entries=batch),
+                        schedule_to_close_timeout=SEND_TIMEOUT,
+                        start_to_close_timeout=ATTEMPT_TIMEOUT,
+                        retry_policy=SEND_RETRY,
+                    )
+                except ActivityError as exc:
+                    self.lost += len(batch)
+                    workflow.logger.error(
+                        "audit journal: %d record(s) not appended (%s … %s): %s",
+                        len(batch),
+                        batch[0].key,
+                        batch[-1].key,
+                        exc.cause or exc,
+                    )
+        finally:
+            self._sending = False
+
+
+def journal_of() -> Journal | None:
+    """The running flow's journal (its ``_journal``), for helpers shared by flows."""
+    journal = getattr(workflow.instance(), "_journal", None)
+    return journal if isinstance(journal, Journal) else None
+
+
+def journal_deliveries(records: list[DeliveryRecord], step: str, dead_lettered: bool) -> None:
+    """Journal what each channel did with one notification: receiver, channel, outcome, error (never the text)."""
+    journal = journal_of()
+    if journal is None:
+        return
+    for r in records:
+        if r.outcome == "skipped":
+            continue
+        failed = r.outcome == "failed"
+        journal.record(
+            "notification.dead_lettered" if failed and dead_lettered else "notification.delivered",
+            detail={
+                "receiver": r.receiver,
+                "channel": r.channel,
+                "channel_type": r.channel_type or None,
+                "outcome": r.outcome,
+                "step": step,
+                "attempts": r.attempts,
+                "backup": r.backup or None,
+                "error": r.error,
+            },
+        )

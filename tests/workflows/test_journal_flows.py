@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from operations import incidents
-from operations.alerts import dispatch_alerts
+from operations.alerts import dispatch_alerts, group_alerts
 from operations.builds import send_build_event
 from operations.config import ConfigStore
 from operations.deployments import approve, start_deployment
@@ -41,6 +41,8 @@ from workers.registry import WORKFLOWS, workflow_runner
 from workflows.audit import ACTIONS, ACTIVITY_APPEND, JournalBatch, JournalEntry
 from workflows.deployment import ControlRequest, DeployInput
 from workflows.deployment.workflow import DeploymentWorkflow
+from workflows.incident.models import AlertBatch, IncidentInput
+from workflows.incident.workflow import IncidentWorkflow
 from workflows.models import DeliveryRecord, Message, SendRequest
 from workflows.notify.models import NotifyInput
 from workflows.notify.workflow import NotifyWorkflow
@@ -346,3 +348,58 @@ async def test_notification_journal_has_outcomes_never_the_text(
     assert next(e for e in entries if e.detail.get("channel") == "bad").detail["error"]
     dumped = json.dumps([e.model_dump(mode="json") for e in entries])
     assert "hunter2" not in dumped and "connect with" not in dumped and "db creds" not in dumped
+
+
+async def test_incident_keys_go_on_across_continue_as_new(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    cfg, journal = write_config(config_dict()), FakeJournal()
+    ctx = ops(time_env.client, task_queue, cfg)
+    [(wid, group)] = group_alerts(ctx.config, [alert(service=f"svc-{task_queue}")]).items()
+    async with worker(time_env, task_queue, tmp_path, cfg, journal):
+        first = await time_env.client.start_workflow(
+            IncidentWorkflow.run,
+            IncidentInput(id=wid, route_path=group.route_path, group_labels=group.group_labels, max_history=40),
+            id=wid,
+            task_queue=task_queue,
+            start_signal="add_alerts",
+            start_signal_args=[AlertBatch(alerts=group.alerts, source="test")],
+        )
+        await time_env.sleep(timedelta(minutes=16))  # four rungs: the history outgrows max_history
+        await until(lambda: sum(e.detail.get("event") == "notified" for e in journal.of(wid)) == 4)
+        await incidents.resolve(ctx, person("bob"), wid, "fixed")
+        handle = time_env.client.get_workflow_handle(wid)
+        await handle.result()
+        last = (await handle.describe()).run_id
+    assert last != first.result_run_id, "the incident continued as new"
+    entries = journal.of(wid)
+    check_once_in_order(entries, wid)
+    assert {e.key.rsplit("/", 2)[1] for e in entries} == {first.result_run_id}
+    assert [(a, who) for a, who, _ in audited(entries)][-1] == ("incident.resolved", "bob")
+
+
+class BrokenJournal(FakeJournal):
+    """A journal that refuses every batch for good: the flow logs it and goes on."""
+
+    @activity.defn(name=ACTIVITY_APPEND)
+    async def append(self, batch: JournalBatch) -> int:
+        self.calls += 1
+        raise ApplicationError("journal refused the batch", type="JournalBroken", non_retryable=True)
+
+
+async def test_a_batch_that_gives_up_never_fails_the_flow(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    channels = {"channels": {"c": {"type": "console"}}, "receivers": [{"name": "r", "channels": ["c"]}]}
+    cfg = write_config({**channels, "route": {"receiver": "r"}})
+    journal = BrokenJournal()
+    async with worker(time_env, task_queue, tmp_path, cfg, journal):
+        handle = await time_env.client.start_workflow(
+            NotifyWorkflow.run,
+            NotifyInput(receiver="r", message=Message(title="hello"), actor=person("alice")),
+            id=f"notify/{uuid.uuid4()}",
+            task_queue=task_queue,
+        )
+        result = await handle.result()
+    assert [d.outcome for d in result.deliveries] == ["delivered"]
+    assert journal.calls >= 1 and journal.batches == []

@@ -31,9 +31,10 @@ from operations.alerts import dispatch_alerts, group_alerts
 from operations.builds import send_build_event
 from operations.config import ConfigStore
 from operations.deployments import approve, start_deployment
+from operations.journal import open_journal
 from operations.silences import add_silence, expire_silence
 from tests.fakes.hooks import FakeHooks
-from tests.helpers import deployment_config, ops, outbox, person, settings_for
+from tests.helpers import deployment_config, ops, outbox, person, settings_for, tocsin_worker
 from tests.workflows.test_deployment_workflow import FakeContext
 from tests.workflows.test_incident_workflow import alert, config_dict
 from workers.main import ActivitySet, build_worker
@@ -403,3 +404,33 @@ async def test_a_batch_that_gives_up_never_fails_the_flow(
         result = await handle.result()
     assert [d.outcome for d in result.deliveries] == ["delivered"]
     assert journal.calls >= 1 and journal.batches == []
+
+
+async def test_a_real_worker_seals_an_incident_in_its_journal(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    """End to end with the worker's own journal (SQLite under its home): one valid chain, filterable."""
+    cfg, service = write_config(config_dict()), f"svc-{task_queue}"
+    ctx = ops(time_env.client, task_queue, cfg)
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        [wid] = await dispatch_alerts(ctx, [alert(service=service)], source="test")
+        await time_env.sleep(timedelta(seconds=31))
+        await until(lambda: any(r["key"].startswith(f"{wid}/rung-0/") for r in outbox(tmp_path)))
+        await incidents.acknowledge(ctx, person("alice"), wid, "on it")
+        await incidents.resolve(ctx, person("bob"), wid, "fixed")
+        await time_env.client.get_workflow_handle(wid).result()
+    store = await open_journal(None, tmp_path)
+    try:
+        assert (await store.verify()).ok
+        mine = [r async for r in store.records(service=service)]
+        by_alice = [r.action async for r in store.records(actor="alice")]
+    finally:
+        await store.close()
+    assert [r.action for r in mine if not r.action.startswith("notification.")] == [
+        "incident.state",
+        "incident.state",
+        "incident.acknowledged",
+        "incident.resolved",
+    ]
+    assert by_alice == ["incident.acknowledged"]
+    assert all(r.object == wid for r in mine)

@@ -35,6 +35,7 @@ __all__ = [
     "Occurrence",
     "FailureGroup",
     "PatternState",
+    "PipelineHealthState",
     "OUTCOME_CHARS",
 ]
 
@@ -239,3 +240,10 @@ class PatternState(BaseModel):
     groups: list[FailureGroup] = Field(default_factory=list)
     first_seen: dict[str, Occurrence] = Field(default_factory=dict)
     last_seen: dict[str, datetime] = Field(default_factory=dict)
+
+
+class PipelineHealthState(BaseModel):
+    """What one pipeline entity (``pipeline/<repo>/<branch>``) keeps for its health, across continue-as-new."""
+
+    tests: TestHistory = Field(default_factory=TestHistory)
+    builds: BuildHealth = Field(default_factory=BuildHealth)

@@ -292,7 +292,7 @@ def due_groups(state: PatternState, now: datetime) -> list[FailureGroup]:
 
 
 def mark_sent(state: PatternState, key: str, opened: datetime) -> PatternState:
-    """Marks a held group sent; closed windows that were sent are dropped."""
+    """Marks a held group sent (the next :func:`add_failure` drops it once its window has closed)."""
     groups = [
         g.model_copy(update={"state": "sent"}) if g.key == key and g.opened == opened else g for g in state.groups
     ]

@@ -64,6 +64,7 @@ from operations.builds import send_build_event, send_notification  # noqa: E402
 from operations.config import ConfigStore, load_config_file  # noqa: E402
 from operations.deployments import approve, start_deployment  # noqa: E402
 from operations.incidents import acknowledge, resolve  # noqa: E402
+from operations.journal import open_journal  # noqa: E402
 from operations.silences import add_silence, expire_silence  # noqa: E402
 from tests.fakes.hooks import FakeHooks  # noqa: E402
 from tests.helpers import deployment_config, outbox, settings_for  # noqa: E402
@@ -107,7 +108,8 @@ class Run:
     async def worker(self, swap: Swap | None = None) -> AsyncIterator[ActivitySet]:
         """A real Tocsin worker; ``swap`` maps activities to the doubles that replace them."""
         settings = settings_for(self.task_queue, self.home)
-        acts = ActivitySet(self.client, settings, ConfigStore(self.config))
+        journal = await open_journal(None, self.home)  # the audit journal, as a real worker has it
+        acts = ActivitySet(self.client, settings, ConfigStore(self.config), journal=journal)
         doubles = swap(acts) if swap else {}
         functions = [f for f in acts.functions() if f not in doubles] + list(doubles.values())
         try:
@@ -115,6 +117,7 @@ class Run:
                 yield acts
         finally:
             await acts.aclose()
+            await journal.close()
 
     def ctx(self) -> Context:
         """What the operations (Tocsin's front doors) are given: client, config, task queue."""
@@ -342,9 +345,16 @@ async def pipeline_scenario(run: Run) -> dict[str, WorkflowHandle]:
 
         await until("eight events", done)
         first = run.client.get_workflow_handle(wid, run_id=first.result_run_id)
+
+        async def continued() -> bool:  # after its last journal batch is sealed
+            last = (await first.fetch_history()).events[-1]
+            return last.HasField("workflow_execution_continued_as_new_event_attributes")
+
+        try:
+            await until("the first run to continue as new", continued)
+        except Exception as exc:
+            raise RuntimeError("the first run did not continue-as-new") from exc
         last = (await first.fetch_history()).events[-1]
-        if not last.HasField("workflow_execution_continued_as_new_event_attributes"):
-            raise RuntimeError("the first run did not continue-as-new")
         second_run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
     return {"pipeline": first, "pipeline_continued": run.client.get_workflow_handle(wid, run_id=second_run)}
 

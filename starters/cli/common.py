@@ -24,7 +24,10 @@ import typer
 from temporalio.service import RPCError
 
 from operations import Actor, BadInput, Context, NotFound, OperationError, Refused
+from operations.audit import refusal_entry
+from operations.auth import Refusal, set_refusal_sink
 from operations.config import ConfigError, load_config_file
+from operations.journal import dsn_from_env, open_journal
 from starters.cli.remote import Api, run_remote, use_oidc
 from starters.cli.remote import enabled as remote_enabled
 from workers.settings import Settings
@@ -140,7 +143,14 @@ def run_async(
     async def go() -> T:
         if remote is not None and remote_enabled():
             return await run_remote(remote)
-        return await factory()
+        refusals: list[Refusal] = []
+        set_refusal_sink(refusals.append)
+        try:
+            return await factory()
+        finally:
+            set_refusal_sink(None)
+            if refusals:
+                await _journal_refusals(refusals)
 
     try:
         return asyncio.run(go())
@@ -154,6 +164,20 @@ def run_async(
         fail(str(exc))
     except RPCError as exc:
         fail(f"Temporal refused the request: {exc.message}")
+
+
+async def _journal_refusals(refusals: list[Refusal]) -> None:
+    """Append the refusals a direct-mode command met to the audit journal (a warning when it cannot)."""
+    try:
+        journal = await open_journal(dsn_from_env(), Settings().home)
+        try:
+            await journal.append([refusal_entry(r) for r in refusals])
+        finally:
+            await journal.close()
+    except Exception as exc:
+        logging.getLogger("tocsin.audit").warning(
+            "refusal not journaled (TOCSIN_AUDIT_DSN): %s", str(exc).splitlines()[0][:200] if str(exc) else exc
+        )
 
 
 def run_op(

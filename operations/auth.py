@@ -53,6 +53,7 @@ __all__ = [
     "Refusal",
     "recent_refusals",
     "set_refusal_sink",
+    "refused_by_state",
 ]
 
 TOKEN_PREFIX = "tocsin_"
@@ -171,6 +172,12 @@ def _refuse(actor: Actor, role: str, reason: str, kind: str) -> Refused:
         except Exception:  # the refusal stands whatever happens to its record
             log.exception("refusal of %s not handed to the audit journal", actor.name)
     return Refused(reason)
+
+
+def refused_by_state(actor: Actor | None, by: str, what: str, reason: str) -> Refused:
+    """A refusal by the workflow's state (an incident already resolved, a control that does not apply):
+    recorded like an authorization refusal (logged, counted as ``state``, journaled by the door)."""
+    return _refuse(actor or Actor(name=by or "?"), what, reason, "state")
 
 
 def refuse(actor: Actor, role: str, reason: str, kind: str) -> Refused:

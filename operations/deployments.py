@@ -22,7 +22,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from operations.auth import authorize, has_role
+from operations.auth import authorize, has_role, refused_by_state
 from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput, NotFound, OperationError, Refused
 from workflows import search
@@ -185,7 +185,8 @@ async def _decide(ctx: Context, deployment: str, kind: str, decision: Decision) 
             return await handle.execute_update(kind, decision, result_type=DecisionResult)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
-            raise Refused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise refused_by_state(decision.actor, decision.by, kind, reason) from None
         except RPCError as exc:
             message = exc.message.lower()
             if exc.status == RPCStatusCode.NOT_FOUND and not ("update" in message or "completed" in message):
@@ -285,7 +286,7 @@ async def control(ctx: Context, actor: Actor, deployment: str, what: Control, re
         state = await _state_if_answered(ctx.client.get_workflow_handle(deployment))
         refusal = None if state is None else control_refusal(what, stage=state.stage, paused=state.paused)
         if refusal is not None:
-            raise Refused(f"{what} {deployment}: {refusal}")
+            raise refused_by_state(actor, actor.name, what, f"{what} {deployment}: {refusal}")
         try:
             request = ControlRequest(by=actor.name, reason=_text(ctx, reason), actor=actor)
             await ctx.client.get_workflow_handle(deployment).signal(what, request)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from operations.auth import authorize
+from operations.auth import authorize, refused_by_state
 from operations.context import Context, require_actor, temporal_errors
-from operations.errors import BadInput, NotFound, Refused
+from operations.errors import BadInput, NotFound
 from workflows import incident
 from workflows.identity import Actor
 from workflows.incident import ActionResult, HumanAction, IncidentState, SnoozeAction
@@ -38,7 +38,8 @@ async def _act(ctx: Context, incident_id: str, update: str, action: HumanAction)
             return await handle.execute_update(update, action, result_type=ActionResult)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
-            raise Refused(getattr(cause, "message", None) or str(cause)) from None
+            reason = getattr(cause, "message", None) or str(cause)
+            raise refused_by_state(action.actor, action.by, update, reason) from None
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND and "completed" not in exc.message:
                 raise
@@ -50,7 +51,9 @@ async def _act(ctx: Context, incident_id: str, update: str, action: HumanAction)
                 raise NotFound(f"no incident {incident_id}") from None
             raise
     closed = desc.status.name.lower() if desc.status else "closed"
-    raise Refused(f"incident {incident_id} is closed ({closed}), it was resolved")
+    raise refused_by_state(
+        action.actor, action.by, update, f"incident {incident_id} is closed ({closed}), it was resolved"
+    )
 
 
 def _note(ctx: Context, note: str) -> str:

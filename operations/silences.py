@@ -6,9 +6,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from operations.auth import authorize
+from operations.auth import authorize, refused_by_state
 from operations.context import Context, require_actor, temporal_errors
-from operations.errors import BadInput, NotFound, Refused
+from operations.errors import BadInput, NotFound
 from workflows import search, silences
 from workflows.identity import Actor
 from workflows.policy.durations import DurationError, parse_duration
@@ -65,7 +65,8 @@ async def add_silence(ctx: Context, actor: Actor, matchers: list[str], duration:
                 result_type=SilenceRecord,
             )
         except WorkflowUpdateFailedError as exc:
-            raise Refused(getattr(exc.cause, "message", str(exc.cause))) from None
+            reason = getattr(exc.cause, "message", str(exc.cause))
+            raise refused_by_state(actor, actor.name, silences.UPDATE_ADD, reason) from None
 
 
 async def list_silences(ctx: Context) -> SilencesState:
@@ -99,7 +100,8 @@ async def expire_silence(ctx: Context, actor: Actor, silence_id: str) -> Silence
                 result_type=SilenceRecord,
             )
         except WorkflowUpdateFailedError as exc:
-            raise Refused(getattr(exc.cause, "message", str(exc.cause))) from None
+            reason = getattr(exc.cause, "message", str(exc.cause))
+            raise refused_by_state(actor, actor.name, silences.UPDATE_EXPIRE, reason) from None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"unknown silence {silence_id}") from None

@@ -360,9 +360,10 @@ async def _gates_scenario(dev_env: WorkflowEnvironment, stack: dict[str, Any], s
     assert verify_chain(export.stdout.splitlines()) is None
     assert {"deployment", "pipeline", "incident"} <= {r["kind"] for r in records}
     assert any(r["kind"] == "pipeline" and r["actor"] == "carol" for r in records)
-    assert any(
-        r["workflow_id"] == hotfix.id and r["action"] == "started" and "emergency=True" in r["detail"] for r in records
-    )
+    # sealed in the journal when it happened: the emergency request and its override of the incidents gate
+    hot = [r for r in records if r["workflow_id"] == hotfix.id]
+    assert any(r["action"] == "deployment.requested" and r["detail"]["emergency"] is True for r in hot), hot
+    assert any(r["action"] == "deployment.gate" and r["detail"]["gate"] == "emergency" for r in hot), hot
 
 
 async def test_rollback_after_a_rejected_deployment_rolls_back_the_last_that_went_out(

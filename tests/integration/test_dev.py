@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,11 +12,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from operations.journal import open_journal
 from tests.helpers import address_of, cli
 
 TOCSIN = str(Path(sys.executable).parent / "tocsin")
@@ -106,6 +109,9 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
         assert printed
         outbox = tmp_path / ".tocsin" / "outbox.jsonl"
         assert json.loads(outbox.read_text().splitlines()[0])["message"]["labels"]["alertname"] == "BuildFailed"
+        # the embedded default's audit journal: SQLite under TOCSIN_HOME, the build sealed in it
+        reported = _journaled(tmp_path / ".tocsin", "build.reported")
+        assert reported and reported[0]["detail"]["repo"] == "acme/api", reported
     finally:
         code = stop(proc)
     assert code == 0
@@ -135,6 +141,24 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
         wait_for_line(proc, "Build fixed: acme/api@main (ci)", timeout=30)
     finally:
         assert stop(proc) == 0
+
+
+def _journaled(home: Path, action: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """The records of ``action`` in the journal under ``home`` (waiting up to ``timeout`` for one)."""
+
+    async def read() -> list[dict[str, Any]]:
+        journal = await open_journal(None, home)
+        try:
+            return [r.as_dict() async for r in journal.records(action=action)]
+        finally:
+            await journal.close()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = asyncio.run(read())
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def _server_args(port: int) -> list[str]:

@@ -224,7 +224,7 @@ async def test_approved_by_another_walks_the_canary_refusals_and_audit(
             namespace=dev_env.client.namespace, workflow_execution=WorkflowExecution(workflow_id=deploy.id)
         )
     )
-    deadline = asyncio.get_running_loop().time() + 30
+    deadline = asyncio.get_running_loop().time() + 180  # deletion is asynchronous; slow on a busy server
     while asyncio.get_running_loop().time() < deadline:
         try:
             await dev_env.client.get_workflow_handle(deploy.id).describe()

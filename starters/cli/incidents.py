@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Optional
 
 import typer
 
-from operations import BadInput, Context
+from operations import Actor, BadInput, Context
 from operations.alerts import raise_alert
 from operations.incidents import acknowledge
 from operations.incidents import escalate as escalate_incident
@@ -87,6 +88,22 @@ def _show(wid: str, result: ActionResult) -> None:
     typer.echo(f"{wid}: {result.status}" + (f" ({result.detail})" if result.detail else ""))
 
 
+def _incident_action(
+    name: str, op: Callable[[Context, Actor, str, str], Awaitable[ActionResult]], incident: str, by: str, note: str
+) -> None:
+    """One incident action (``ack``, ``resolve``, ``escalate``) in direct or remote mode, and its answer."""
+    actor = actor_from(by)
+    incident = non_empty("ID", incident)
+    _show(
+        incident,
+        run_op(
+            lambda ctx: op(ctx, actor, incident, note),
+            refused=_INCIDENT_REFUSED,
+            remote=lambda api: api.incident(name, incident, by, note),
+        ),
+    )
+
+
 @app.command()
 def ack(
     incident: str = typer.Argument(..., metavar="ID", help="Incident id (incident/<hash>)."),
@@ -94,16 +111,7 @@ def ack(
     note: str = typer.Option("", metavar="TEXT", help="Why / what you are doing."),
 ) -> None:
     """Acknowledge an incident: its escalation stops."""
-    actor = actor_from(by)
-    incident = non_empty("ID", incident)
-    _show(
-        incident,
-        run_op(
-            lambda ctx: acknowledge(ctx, actor, incident, note),
-            refused=_INCIDENT_REFUSED,
-            remote=lambda api: api.incident("ack", incident, by, note),
-        ),
-    )
+    _incident_action("ack", acknowledge, incident, by, note)
 
 
 @app.command()
@@ -113,16 +121,7 @@ def resolve(
     note: str = typer.Option("", metavar="TEXT", help="Resolution note."),
 ) -> None:
     """Resolve an incident; everyone notified is told."""
-    actor = actor_from(by)
-    incident = non_empty("ID", incident)
-    _show(
-        incident,
-        run_op(
-            lambda ctx: resolve_incident(ctx, actor, incident, note),
-            refused=_INCIDENT_REFUSED,
-            remote=lambda api: api.incident("resolve", incident, by, note),
-        ),
-    )
+    _incident_action("resolve", resolve_incident, incident, by, note)
 
 
 @app.command()
@@ -132,16 +131,7 @@ def escalate(
     note: str = typer.Option("", metavar="TEXT", help="Why."),
 ) -> None:
     """Notify the incident's next escalation level now."""
-    actor = actor_from(by)
-    incident = non_empty("ID", incident)
-    _show(
-        incident,
-        run_op(
-            lambda ctx: escalate_incident(ctx, actor, incident, note),
-            refused=_INCIDENT_REFUSED,
-            remote=lambda api: api.incident("escalate", incident, by, note),
-        ),
-    )
+    _incident_action("escalate", escalate_incident, incident, by, note)
 
 
 @app.command()

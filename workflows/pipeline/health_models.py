@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "FlakyConfig",
@@ -65,6 +65,8 @@ class FlakyConfig(BaseModel):
       recently seen are dropped first.
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     window_runs: int = Field(default=20, ge=2, le=200)
     flip_rate: float = Field(default=0.2, gt=0, le=1)
     min_flips: int = Field(default=3, ge=1)
@@ -77,6 +79,8 @@ class FlakyConfig(BaseModel):
 
 class TrendConfig(BaseModel):
     """Thresholds over a branch's builds (seed 002's alerting strategy)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     coverage_drop_points: float = Field(default=5.0, gt=0)
     """A drop of at least this many percentage points from the branch's baseline → warning."""
@@ -102,6 +106,8 @@ class TrendConfig(BaseModel):
 class PatternConfig(BaseModel):
     """Grouping one failure signature across branches and repositories (seed: 5-minute windows)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     window_seconds: int = Field(default=300, ge=1)
     """A group collects occurrences for this long after its first one."""
     group_at: int = Field(default=3, ge=2)
@@ -114,6 +120,8 @@ class PatternConfig(BaseModel):
 
 class PipelineHealthConfig(BaseModel):
     """The config's ``pipelines.health`` section (every part optional)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     flaky: FlakyConfig = Field(default_factory=FlakyConfig)
     trends: TrendConfig = Field(default_factory=TrendConfig)

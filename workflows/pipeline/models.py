@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from workflows.identity import Actor
 from workflows.models import DeliveryRecord
 from workflows.notify.models import DeadLetter
+from workflows.pipeline.health_models import PipelineHealthState
 
 __all__ = [
     "WORKFLOW",
@@ -36,14 +37,26 @@ __all__ = [
     "MAX_TEST_OUTCOMES",
     "MAX_OUTCOME_MESSAGE",
     "bound_outcomes",
+    "FAILED_STATUSES",
+    "SIGNAL_FLAKY_QUARANTINE",
+    "SIGNAL_FLAKY_RELEASE",
+    "MAX_LOG_TAIL",
+    "FlakyQuarantine",
+    "FlakyRelease",
 ]
 
 WORKFLOW = "PipelineWorkflow"
 SIGNAL_BUILD_EVENT = "build_event"
 QUERY_STATE = "state"
 
-BuildStatus = Literal["started", "success", "failure", "cancelled"]
-BUILD_STATUSES: tuple[str, ...] = ("started", "success", "failure", "cancelled")
+BuildStatus = Literal["started", "success", "failure", "cancelled", "timed_out"]
+BUILD_STATUSES: tuple[str, ...] = ("started", "success", "failure", "cancelled", "timed_out")
+FAILED_STATUSES: tuple[str, ...] = ("failure", "cancelled", "timed_out")
+"""Statuses that open or extend a watched branch's CI failure tracking issue."""
+SIGNAL_FLAKY_QUARANTINE = "flaky_quarantine"
+SIGNAL_FLAKY_RELEASE = "flaky_release"
+MAX_LOG_TAIL = 4000
+"""Characters kept of ``--log FILE`` (its end)."""
 
 
 def pipeline_id(repo: str, branch: str) -> str:
@@ -116,6 +129,12 @@ class BuildEvent(BaseModel):
     """When the CLI sent the event (for latency measurements only)."""
     actor: Actor | None = None
     """Who sent it (a CI identity, or a person), and how they were verified; ``author`` is the commit's."""
+    log_tail: str | None = None
+    """The end of the run's log (``--log FILE``, at most ``MAX_LOG_TAIL`` characters, redacted)."""
+    step: str | None = None
+    """The failing step's name (``--step``), when known."""
+    queued_seconds: float | None = None
+    """How long the run waited for a runner (``--queued-seconds``)."""
 
     def dedupe_key(self) -> str:
         """Same key for a CI retry of the same event."""
@@ -167,6 +186,31 @@ class PipelineState(BaseModel):
     """Dead letters over the entity's whole life."""
     journal_seq: int = 0
     """Audit journal records made so far (``workflows.journal``), carried across continue-as-new."""
+    health: PipelineHealthState = Field(default_factory=PipelineHealthState)
+    """Flaky tests, build trends and failure signatures (``workflows.policy.pipeline_health``)."""
+    tracking: list[str] = Field(default_factory=list)
+    """Receivers whose CI failure tracking issue is open (closed on the next success)."""
+    escalated: str | None = None
+    """Fingerprint of the ``BuildFailing`` alert raised for ``pipelines.escalation`` (resolved on success)."""
+    last_event: BuildEvent | None = None
+    """The last finished build (status, commit, duration, coverage; its outcomes and log dropped)."""
+
+
+class FlakyQuarantine(BaseModel):
+    """Signal ``flaky_quarantine``: mute one test's failures in this pipeline."""
+
+    test: str
+    """The test's node id (``classname::name``)."""
+    actor: Actor
+    until: datetime | None = None
+    reason: str = ""
+
+
+class FlakyRelease(BaseModel):
+    """Signal ``flaky_release``: lift a test's quarantine in this pipeline."""
+
+    test: str
+    actor: Actor
 
 
 class PipelineInput(BaseModel):
@@ -238,4 +282,5 @@ def bound_outcomes(outcomes: list[TestOutcome], limit: int = MAX_TEST_OUTCOMES) 
 
 TestSummary.model_rebuild()
 BuildEvent.model_rebuild()
+PipelineState.model_rebuild()
 PipelineInput.model_rebuild()

@@ -43,6 +43,8 @@ __all__ = [
     "MAX_LOG_TAIL",
     "FlakyQuarantine",
     "FlakyRelease",
+    "SecurityFinding",
+    "MAX_SECURITY_FINDINGS",
 ]
 
 WORKFLOW = "PipelineWorkflow"
@@ -99,6 +101,27 @@ class CoverageSummary(BaseModel):
     lines_valid: int = 0
 
 
+class SecurityFinding(BaseModel):
+    """One serious SARIF finding: level ``error``, or a CVSS score of 7 or more."""
+
+    rule: str
+    """The rule id (or the CVE when the rule is one)."""
+    cve: str | None = None
+    """A ``CVE-…`` id found in the rule id, its tags or the message."""
+    package: str | None = None
+    """The affected package (``properties.package``/``packageName``/``purl``, or the message's), when known."""
+    location: str = ""
+    """``file:line`` of the first location."""
+    level: str = "error"
+    cvss: float | None = None
+    """``properties.security-severity`` of the result or the rule (GitHub's convention)."""
+    message: str = ""
+
+
+MAX_SECURITY_FINDINGS = 20
+"""Serious findings carried per SARIF run (the count goes on in ``critical``)."""
+
+
 class SecuritySummary(BaseModel):
     """Findings from one SARIF run, counted by level."""
 
@@ -108,6 +131,10 @@ class SecuritySummary(BaseModel):
     note: int = 0
     top: list[str] = Field(default_factory=list)
     """The first few findings, ``rule: message (file:line)``."""
+    critical: int = 0
+    """Findings of level ``error`` or with a CVSS score ≥ 7 (each is a critical ``kind=security`` notice)."""
+    findings: list[SecurityFinding] = Field(default_factory=list)
+    """The first ``MAX_SECURITY_FINDINGS`` of them."""
 
 
 class BuildEvent(BaseModel):
@@ -166,6 +193,12 @@ class PipelineNotice(BaseModel):
     """True while this event's deliveries are still running (they never hold up later events)."""
     silenced_by: list[str] = Field(default_factory=list)
     """Silences that kept this event quiet (it is still recorded)."""
+    tracking: Literal["trigger", "resolve"] | None = None
+    """What this event did to the CI failure tracking issue: opened or commented (``trigger``), closed (``resolve``)."""
+    tracking_deliveries: list[DeliveryRecord] = Field(default_factory=list)
+    """The tracking issue's deliveries (GitHub channels; ``url`` is the issue's)."""
+    flaky: bool = False
+    """The build failed only on known-flaky or quarantined tests (reported as ``info``, not a page)."""
 
 
 class PipelineState(BaseModel):

@@ -162,3 +162,28 @@ def test_config_section_defaults() -> None:
     assert config.trends.coverage_drop_points == 5.0
     assert config.trends.coverage_min == 75
     assert config.flaky.window_runs == 20 and config.patterns.window_seconds == 300
+
+
+def test_red_spells_are_kept_for_mttr_and_durations_of_every_finished_build_for_the_trend() -> None:
+    branch = Branch(NO_RATE)
+    branch.build("success", duration=100)
+    branch.build("failure", duration=50)
+    first_red = branch.now
+    branch.build("cancelled")
+    branch.build("timed_out", duration=900)
+    assert branch.health.red_since == first_red
+    branch.build("success", duration=110)
+    assert branch.health.red_since is None
+    [spell] = branch.health.recoveries
+    assert (spell.failed_at, spell.fixed_at, spell.failures) == (first_red, branch.now, 2)
+    assert [(s, st) for _, s, st in branch.health.durations_all] == [
+        (100, "success"),
+        (50, "failure"),
+        (900, "timed_out"),
+        (110, "success"),
+    ]
+    for _ in range(120):
+        branch.build("failure", duration=1)
+        branch.build("success", duration=1)
+    assert len(branch.health.recoveries) == 50
+    assert len(branch.health.durations_all) == 100

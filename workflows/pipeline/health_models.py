@@ -32,6 +32,9 @@ __all__ = [
     "TestHistory",
     "DayTally",
     "BuildHealth",
+    "Recovery",
+    "MAX_RECOVERIES",
+    "MAX_DURATION_SAMPLES",
     "Occurrence",
     "FailureGroup",
     "PatternState",
@@ -194,6 +197,21 @@ class DayTally(BaseModel):
     failures: int = 0
 
 
+class Recovery(BaseModel):
+    """One red spell of a branch: from its first failed build to the next successful one."""
+
+    failed_at: datetime
+    fixed_at: datetime
+    failures: int = 1
+    """Failed builds in the spell."""
+
+
+MAX_RECOVERIES = 50
+"""Red spells kept per branch (for MTTR)."""
+MAX_DURATION_SAMPLES = 100
+"""Finished builds' durations kept per branch (the build-time trend)."""
+
+
 class BuildHealth(BaseModel):
     """A branch's bounded build statistics."""
 
@@ -206,6 +224,13 @@ class BuildHealth(BaseModel):
     coverage_baseline: float | None = None
     """Line coverage of the branch's last successful build that reported one."""
     coverage_baseline_commit: str | None = None
+    red_since: datetime | None = None
+    """When the current red spell began (the first failed build since the last success); None while green."""
+    recoveries: list[Recovery] = Field(default_factory=list)
+    """The last ``MAX_RECOVERIES`` red spells that ended green, oldest first (MTTR)."""
+    durations_all: list[tuple[datetime, float, str]] = Field(default_factory=list)
+    """``(time, seconds, status)`` of the last ``MAX_DURATION_SAMPLES`` finished builds that reported a duration
+    (any status; the build-time trend)."""
     active: list[str] = Field(default_factory=list)
     """Kinds of the findings currently raised (a finding notifies when it becomes active, not on every build)."""
 

@@ -36,7 +36,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from workflows.models import SEVERITIES, MessageField, Severity
-from workflows.pipeline.health_models import BuildHealth, DayTally, TrendConfig
+from workflows.pipeline.health_models import (
+    MAX_DURATION_SAMPLES,
+    MAX_RECOVERIES,
+    BuildHealth,
+    DayTally,
+    Recovery,
+    TrendConfig,
+)
 
 __all__ = ["FindingKind", "Finding", "TrendResult", "FAILED_STATUSES", "record_build", "trend_fields"]
 
@@ -234,6 +241,15 @@ def record_build(
         "consecutive_failures": streak,
         "active": active,
     }
+    if failed and health.red_since is None:
+        update["red_since"] = now
+    if success and health.red_since is not None:
+        spell = Recovery(failed_at=health.red_since, fixed_at=now, failures=max(health.consecutive_failures, 1))
+        update["red_since"] = None
+        update["recoveries"] = [*health.recoveries, spell][-MAX_RECOVERIES:]
+    if (failed or success) and duration_seconds is not None:
+        sample = (now, duration_seconds, status)
+        update["durations_all"] = [*health.durations_all, sample][-MAX_DURATION_SAMPLES:]
     if success and duration_seconds is not None:
         update["durations"] = [*health.durations, duration_seconds][-config.duration_baseline_runs :]
     if success and coverage_percent is not None:

@@ -6,6 +6,8 @@
 #   prometheus               real Prometheus for the metrics/canary integration tests
 #   prometheus-alertmanager  real Alertmanager (and amtool) for the webhook/routing tests
 #   postgresql               real PostgreSQL (initdb, pg_ctl) for the audit journal's tests
+#   chromium chromium-driver headless Chromium for the web dashboard's browser test
+#                            (driven by Playwright against /usr/bin/chromium; nothing downloaded)
 #
 # Idempotent: when everything is present it does nothing and touches no network.
 # Safe in containers without systemd: a temporary policy-rc.d stops the
@@ -14,7 +16,7 @@
 # need these tools fail with their own clear message instead.
 set -euo pipefail
 
-PACKAGES=(docker-compose prometheus prometheus-alertmanager postgresql)
+PACKAGES=(docker-compose prometheus prometheus-alertmanager postgresql chromium chromium-driver)
 
 log() { printf 'install-system-deps: %s\n' "$*" >&2; }
 

@@ -16,6 +16,7 @@ from workflows.identity import Actor
 from workflows.models import Message
 from workflows.notify import NotifyInput
 from workflows.pipeline import BuildEvent, PipelineInput, pipeline_id
+from workflows.pipeline.models import MAX_LOG_TAIL
 from workflows.policy.redact import redact_build_event, redact_message, redactor_for
 
 __all__ = ["send_build_event", "send_notification", "check_receiver", "ROLE"]
@@ -27,8 +28,9 @@ ROLE = "builder"
 async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str:
     """Signal-with-start the pipeline's entity workflow with one CI event.
 
-    The event's free text (URL, author, failing tests, findings) is redacted first: secrets never
-    enter workflow history.
+    The event's free text (URL, author, failing step, log tail, failing tests, findings) is redacted
+    first: secrets never enter workflow history. The log tail is kept to its last ``MAX_LOG_TAIL``
+    characters whatever the door.
 
     Returns:
         The workflow id, ``pipeline/<repo>/<branch>``.
@@ -37,6 +39,8 @@ async def send_build_event(ctx: Context, actor: Actor, event: BuildEvent) -> str
     authorize(ctx.config, actor, ROLE)
     event = event.model_copy(update={"actor": actor})  # the sender; ``author`` stays the commit's
     event = redact_build_event(event, redactor_for(ctx.config.redact_patterns))
+    if event.log_tail is not None and len(event.log_tail) > MAX_LOG_TAIL:
+        event = event.model_copy(update={"log_tail": event.log_tail[-MAX_LOG_TAIL:]})
     if event.sent_at is None:
         event = event.model_copy(update={"sent_at": datetime.now(UTC)})
     wid = pipeline_id(event.repo, event.branch)

@@ -21,7 +21,9 @@ POST     ``/rollbacks``                                    roll back a service i
 POST     ``/silences``, GET ``/silences``                  add, list silences
 POST     ``/silences/{id}/expire``                         end one now
 GET      ``/status``                                       incidents, deployments, pipelines
+GET      ``/report?repo=R&period=7d``                      a repository's pipeline health report
 GET      ``/audit``                                        the audit export (chained JSON lines)
+GET      ``/metrics``                                      DORA keys, build success rate, MTTA/MTTR
 =======  ===============================================  =====================================
 """
 
@@ -34,7 +36,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from operations import Actor, Context
+from operations import Actor, BadInput, Context
 from operations.alerts import raise_alert
 from operations.audit import export_audit
 from operations.builds import send_build_event, send_notification
@@ -49,13 +51,17 @@ from operations.deployments import (
     rollback,
     start_deployment,
 )
+from operations.errors import BadInput
 from operations.incidents import acknowledge, escalate, incident_state, resolve, snooze
+from operations.metrics import DEFAULT_LAST_N, DEFAULT_WINDOW, collect_metrics, parse_window
+from operations.reports import parse_period, pipeline_report
 from operations.silences import add_silence, expire_silence, list_silences
 from operations.status import collect_status
 from starters.api_models import (
     AlertBody,
     ApproveBody,
     AuditExport,
+    BuildBody,
     ControlBody,
     Controlled,
     Created,
@@ -86,8 +92,8 @@ from starters.api_support import (
 from starters.journaling import request_journal
 from workflows.deployment import DecisionResult, DeployInput, DeploymentState, DeployResult
 from workflows.incident import ActionResult, IncidentState
-from workflows.pipeline import BuildEvent
 from workflows.policy.durations import DurationError, parse_duration
+from workflows.policy.health_report import HealthReport
 from workflows.silences import SilenceRecord, SilencesState
 
 __all__ = ["router", "install", "PREFIX"]
@@ -115,8 +121,9 @@ Who = Annotated[Actor, Depends(authenticate)]
 
 
 @router.post("/builds", status_code=202, response_model=Created, tags=["builds"])
-async def post_build(request: Request, actor: Who, event: BuildEvent) -> Created:
+async def post_build(request: Request, actor: Who, body: BuildBody) -> Created:
     """One CI event to the pipeline's workflow (``pipeline/<repo>/<branch>``), as ``tocsin build``."""
+    event = body.event()
     return Created(id=await call(request, lambda ctx: send_build_event(ctx, actor, event)))
 
 
@@ -336,6 +343,25 @@ async def get_status(request: Request, actor: Who, service: str | None = None) -
     return await call(request, lambda ctx: collect_status(ctx, service))
 
 
+@router.get("/report", response_model=HealthReport, tags=["status"])
+async def get_report(
+    request: Request,
+    actor: Who,
+    repo: Annotated[str, Query(description="The repository (owner/name).")],
+    period: Annotated[str, Query(description="How far back: 1d, 7d, 30d…")] = "7d",
+) -> HealthReport:
+    """A repository's pipeline health report (``tocsin report --json``); 422 naming ``period`` or ``repo``."""
+    try:
+        parse_period(period, "period")
+    except BadInput as exc:
+        raise ApiError(422, f"period: {exc.message}", "period") from None
+    try:
+        return await call(request, lambda ctx: pipeline_report(ctx, repo, period))
+    except ApiError as exc:
+        exc.field = exc.field.removeprefix("--") if exc.field else exc.field
+        raise
+
+
 @router.get("/audit", response_model=AuditExport, tags=["audit"])
 async def get_audit(
     request: Request,
@@ -361,6 +387,31 @@ async def get_audit(
     except (OSError, SQLAlchemyError, ValueError) as exc:
         raise ApiError(503, f"audit journal unavailable: {str(exc).splitlines()[0][:200]}") from None
     return AuditExport(lines=lines)
+
+
+@router.get("/metrics", response_model=dict[str, Any], tags=["status"])
+async def get_metrics(
+    request: Request,
+    actor: Who,
+    service: str | None = None,
+    env: str | None = None,
+    window: Annotated[str, Query(description="Over this long (30d, 7d, 12h).")] = DEFAULT_WINDOW,
+    last: Annotated[int, Query(ge=1, le=1000, description="Lead time over the last N changes.")] = DEFAULT_LAST_N,
+) -> dict[str, Any]:
+    """The DORA keys per service and environment, build success rate, MTTA/MTTR (``tocsin metrics --json``)."""
+    try:
+        parse_window(window, "window")
+    except BadInput as exc:
+        raise ApiError(422, f"window: {exc.message}", "window") from None
+    try:
+        async with request_journal(request) as journal:
+            report: dict[str, Any] = await call(
+                request,
+                lambda ctx: collect_metrics(journal, service=service, env=env, window=window, last_n=last),
+            )
+    except (OSError, SQLAlchemyError, ValueError) as exc:
+        raise ApiError(503, f"audit journal unavailable: {str(exc).splitlines()[0][:200]}") from None
+    return report
 
 
 @router.get("/audit/verify", response_model=dict[str, Any], tags=["audit"])

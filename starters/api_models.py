@@ -11,8 +11,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from workflows.models import Message
+from workflows.pipeline import BuildEvent
+from workflows.pipeline.models import MAX_LOG_TAIL
 
 __all__ = [
+    "BuildBody",
+    "MAX_STEP",
     "Claim",
     "NoteBody",
     "SnoozeBody",
@@ -39,6 +43,30 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:+@-]*$"
 """Services, environments and versions: they make workflow ids, so no slashes or spaces."""
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=200)]
+
+
+MAX_STEP = 200
+"""Characters of a build's failing step name."""
+
+
+class BuildBody(BuildEvent):
+    """One CI event (``tocsin build``): a :class:`BuildEvent` whose numbers and texts are checked at the door."""
+
+    duration_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    queued_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        None, description="How long the run waited for a runner (seconds, 0 or more)."
+    )
+    log_tail: Annotated[str, StringConstraints(max_length=MAX_LOG_TAIL)] | None = Field(
+        None, description=f"The end of the run's log (at most {MAX_LOG_TAIL} characters; redacted)."
+    )
+    step: Annotated[str, StringConstraints(min_length=1, max_length=MAX_STEP, pattern=r"\S")] | None = Field(
+        None, description="The failing step's name."
+    )
+    pr: Annotated[int, Field(gt=0)] | None = None
+
+    def event(self) -> BuildEvent:
+        """The plain :class:`BuildEvent` the operation takes."""
+        return BuildEvent.model_validate(self.model_dump())
 
 
 class Claim(BaseModel):

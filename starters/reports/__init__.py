@@ -18,6 +18,7 @@ from starters.reports.common import COVERAGE_FLAG, JUNIT_FLAG, SARIF_FLAG, Repor
 from starters.reports.coverage import parse_coverage
 from starters.reports.flake_telemetry import FLAKE_TELEMETRY_FLAG, FlakeTelemetry, junit_id, parse_flake_telemetry
 from starters.reports.junit import MAX_FAILURES, parse_junit, with_outcomes
+from starters.reports.log_tail import LOG_FLAG, read_log_tail
 from starters.reports.sarif import MAX_FINDINGS, parse_sarif
 
 __all__ = [
@@ -35,4 +36,6 @@ __all__ = [
     "parse_flake_telemetry",
     "junit_id",
     "with_outcomes",
+    "LOG_FLAG",
+    "read_log_tail",
 ]

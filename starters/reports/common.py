@@ -19,6 +19,7 @@ __all__ = [
     "COVERAGE_FLAG",
     "SARIF_FLAG",
     "read_report",
+    "file_error",
     "parse_xml",
     "parse_json",
     "local_name",
@@ -56,18 +57,23 @@ class ReportError(ValueError):
         super().__init__(f"{field}: {path}: {reason}")
 
 
+def file_error(field: str, path: Path, exc: OSError) -> ReportError:
+    """The :class:`ReportError` for a file that could not be read."""
+    if isinstance(exc, FileNotFoundError):
+        return ReportError(field, path, "file not found")
+    if isinstance(exc, IsADirectoryError):
+        return ReportError(field, path, "is a directory, not a file")
+    if isinstance(exc, PermissionError):
+        return ReportError(field, path, "permission denied")
+    return ReportError(field, path, f"cannot read file ({exc.strerror or exc})")
+
+
 def read_report(field: str, path: Path) -> bytes:
     """Reads a whole report file, turning OS errors into ``ReportError``."""
     try:
         data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ReportError(field, path, "file not found") from None
-    except IsADirectoryError:
-        raise ReportError(field, path, "is a directory, not a file") from None
-    except PermissionError:
-        raise ReportError(field, path, "permission denied") from None
     except OSError as exc:
-        raise ReportError(field, path, f"cannot read file ({exc.strerror or exc})") from None
+        raise file_error(field, path, exc) from None
     if not data.strip():
         raise ReportError(field, path, "file is empty")
     return data

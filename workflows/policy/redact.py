@@ -255,7 +255,8 @@ def redact_alerts(alerts: Iterable[Alert], extra_patterns: Iterable[str] = ()) -
 
 
 def redact_build_event(event: BuildEvent, redactor: Redactor) -> BuildEvent:
-    """A CI event's free text redacted: its URL, author, failing tests' names and messages, findings.
+    """A CI event's free text redacted: its URL, author, failing step, log tail, failing tests' names and
+    messages (the summary's failures and its per-test outcomes), findings (``top`` and serious findings).
 
     Repository, branch, commit and workflow name are identities (the pipeline's id), not free text.
     """
@@ -263,12 +264,25 @@ def redact_build_event(event: BuildEvent, redactor: Redactor) -> BuildEvent:
     update: dict[str, object] = {
         "url": redactor.url(event.url) if event.url else event.url,
         "author": text(event.author) if event.author else event.author,
+        "step": text(event.step) if event.step else event.step,
+        "log_tail": text(event.log_tail) if event.log_tail else event.log_tail,
     }
     if event.tests is not None:
         failures = [
             f.model_copy(update={"name": text(f.name), "classname": text(f.classname), "message": text(f.message)})
             for f in event.tests.failures
         ]
-        update["tests"] = event.tests.model_copy(update={"failures": failures})
-    update["security"] = [s.model_copy(update={"top": [text(t) for t in s.top]}) for s in event.security]
+        outcomes = [o.model_copy(update={"message": text(o.message)}) if o.message else o for o in event.tests.outcomes]
+        update["tests"] = event.tests.model_copy(update={"failures": failures, "outcomes": outcomes})
+    update["security"] = [
+        s.model_copy(
+            update={
+                "top": [text(t) for t in s.top],
+                "findings": [
+                    f.model_copy(update={"message": text(f.message), "location": text(f.location)}) for f in s.findings
+                ],
+            }
+        )
+        for s in event.security
+    ]
     return event.model_copy(update=update)

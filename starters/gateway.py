@@ -51,6 +51,7 @@ from operations.incidents import acknowledge, resolve
 from starters.alertmanager import AMWebhook
 from starters.api import PREFIX as API_PREFIX
 from starters.api import install as install_api
+from starters.dashboard import install as install_dashboard
 from starters.journaling import journaling
 from starters.slack.routes import install as install_slack
 from workers.settings import Settings
@@ -455,6 +456,7 @@ def create_app(settings: Settings, client: Client | None = None, store: ConfigSt
     app.add_api_route("/webhooks/pagerduty", pagerduty, methods=["POST"], include_in_schema=False)
     install_slack(app)  # /webhooks/slack/commands and /webhooks/slack/interactions (signed by Slack)
     install_api(app)  # /api/v1: the routes behind the remote-mode CLI, and JSON error answers everywhere
+    install_dashboard(app)  # / (web dashboard), /api/v1/dashboard, /badge/<repo>/<branch>.svg: public, read-only
     return app
 
 

@@ -2,7 +2,7 @@
 
 ``common`` holds the app and the shared helpers (one mapping of operation
 errors to exit codes); ``system``, ``builds``, ``incidents``,
-``deployments`` and ``tokens`` add their commands to it when imported.
+``deployments``, ``tokens`` and ``metrics`` add their commands to it when imported.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import sys
 
-from starters.cli import builds, deployments, incidents, system, tokens
+from starters.cli import builds, deployments, incidents, metrics, system, tokens
 from starters.cli.common import app
 
 __all__ = ["app", "main"]
 
-_COMMAND_MODULES = (system, builds, incidents, deployments, tokens)
+_COMMAND_MODULES = (system, builds, incidents, deployments, tokens, metrics)
 
 
 def main() -> None:

@@ -233,6 +233,12 @@ class Api:
         params.update(until=until.isoformat() if until else None, actor=actor, action=action)
         return [str(line) for line in (await self.call("GET", _path("audit"), params=params)).json()["lines"]]
 
+    async def metrics(self, *, service: str | None, env: str | None, window: str, last_n: int) -> dict[str, Any]:
+        """``GET /metrics``: the DORA keys, build success rate, MTTA/MTTR (``tocsin metrics --json``)."""
+        params = {"service": service, "env": env, "window": window, "last": last_n}
+        report: dict[str, Any] = (await self.call("GET", _path("metrics"), params=params)).json()
+        return report
+
     async def audit_verify(self) -> dict[str, Any]:
         """``GET /audit/verify``: the live journal's verdict."""
         verdict: dict[str, Any] = (await self.call("GET", _path("audit", "verify"))).json()

@@ -437,6 +437,45 @@ async def report_scenario(run: Run) -> dict[str, WorkflowHandle]:
     return {"report": handle}
 
 
+async def failure_patterns_scenario(run: Run) -> dict[str, WorkflowHandle]:
+    """One signature on three branches (sent at once), another on two (sent when its window closes)."""
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.patterns import PatternActivities
+    from workflows.patterns import WORKFLOW_ID, FailureSeen, Occurrence
+
+    run.write_config(CONSOLE_ONLY)
+    at = datetime(2026, 3, 2, 10, 2, tzinfo=UTC)
+    reporter = ActivityEnvironment()
+    reporter.info = dataclasses.replace(reporter.info, task_queue=run.task_queue)
+
+    async def seen(key: str, branch: str, commit: str, author: str) -> None:
+        occ = Occurrence(repo="acme/shop", branch=branch, commit=commit, at=at, run=f"run-{commit[:4]}", author=author)
+        item = FailureSeen(
+            key=key, category="test", summary=f"tests/test_{key}.py::test_it: AssertionError", occurrence=occ
+        )
+        await reporter.run(PatternActivities(run.client).report_failure_pattern, item)
+
+    async with run.worker():
+        for branch, commit, author in (
+            ("main", "1a2b3c4d", "alice"),
+            ("feat", "2b3c4d5e", "bob"),
+            ("fix", "3c4d5e6f", "carol"),
+        ):
+            await seen("cart", branch, commit, author)
+        await seen("login", "main", "1a2b3c4d", "alice")
+        await seen("login", "docs", "4d5e6f7a", "dave")
+        await run.env.sleep(timedelta(minutes=6))
+
+        async def both() -> bool:
+            return len([r for r in run.sent() if r["message"]["title"].startswith("Same failure")]) >= 2
+
+        await until("two grouped messages", both)
+    return {"failure_patterns": run.client.get_workflow_handle(WORKFLOW_ID)}
+
+
 SCENARIOS: dict[str, Callable[[Run], Awaitable[dict[str, WorkflowHandle]]]] = {
     "incident": incident_scenario,
     "deployment": deployment_scenario,
@@ -445,6 +484,7 @@ SCENARIOS: dict[str, Callable[[Run], Awaitable[dict[str, WorkflowHandle]]]] = {
     "silences": silences_scenario,
     "notify": notify_scenario,
     "report": report_scenario,
+    "failure_patterns": failure_patterns_scenario,
 }
 
 

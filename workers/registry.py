@@ -8,6 +8,7 @@ from workflows.deployment.lock import DeployLockWorkflow
 from workflows.deployment.workflow import DeploymentWorkflow
 from workflows.incident.workflow import IncidentWorkflow
 from workflows.notify.workflow import NotifyWorkflow
+from workflows.patterns.workflow import FailurePatternsWorkflow
 from workflows.pipeline.workflow import PipelineWorkflow
 from workflows.report.workflow import ReportWorkflow
 from workflows.silences.workflow import SilencesWorkflow
@@ -22,6 +23,7 @@ WORKFLOWS: list[type] = [
     ReportWorkflow,
     DeploymentWorkflow,
     DeployLockWorkflow,
+    FailurePatternsWorkflow,
 ]
 """Every workflow type a worker runs (and the replay test replays)."""
 
@@ -49,6 +51,7 @@ PASSTHROUGH = (
     "workflows.notify.models",
     "workflows.silences.models",
     "workflows.report.models",
+    "workflows.patterns.models",
 )
 """Modules imported once, outside the sandbox.
 

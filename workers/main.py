@@ -30,7 +30,7 @@ from activities.delivery import DeliveryActivities
 from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
 from activities.journal import JournalActivities
-from activities.patterns import PatternActivities
+from activities.pipelines import PipelineActivities
 from operations.config import ConfigStore
 from operations.journal import Journal, dsn_from_env, open_journal
 from workers.config_audit import config_journaling
@@ -71,7 +71,7 @@ class ActivitySet:
         self.delivery = DeliveryActivities(self.store, home=settings.home)
         self.incidents = IncidentActivities(client, self.store)
         self.deployments = DeploymentActivities(client)
-        self.patterns = PatternActivities(client)
+        self.pipelines = PipelineActivities(client, self.store)
 
     def functions(self) -> list[Callable[..., Any]]:
         """The activity callables to register."""
@@ -87,7 +87,7 @@ class ActivitySet:
             self.incidents.held_incidents,
             self.incidents.raise_alerts,
             *self.deployments.functions(),
-            self.patterns.report_failure_pattern,
+            *self.pipelines.functions(),
             *([self.journal.append] if self.journal is not None else []),
         ]
 

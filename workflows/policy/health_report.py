@@ -137,6 +137,8 @@ class HealthReport(BaseModel):
     top_failing: list[TestFailures] = Field(default_factory=list)
     flaky: list[FlakyTest] = Field(default_factory=list)
     coverage: list[CoverageFigure] = Field(default_factory=list)
+    unanswered: list[str] = Field(default_factory=list)
+    """Branches whose pipeline did not answer when the report was made (left out of the figures)."""
 
 
 def watched(branch: str, globs: Iterable[str]) -> bool:
@@ -358,6 +360,8 @@ def report_lines(report: HealthReport) -> list[str]:
         for f in report.flaky:
             why = f"quarantined by {f.quarantined_by}" if f.quarantined_by else f.reason
             lines.append(f"• {f.nodeid}: {why}" + (f" ({', '.join(f.branches)})" if len(report.branches) > 1 else ""))
+    if report.unanswered:
+        lines.append(f"Left out (did not answer): {', '.join(report.unanswered)}")
     for c in report.coverage:
         delta = f" (last build {c.last:.1f}%, {c.delta:+.1f})" if c.delta is not None and c.last is not None else ""
         base = f"{c.baseline:.1f}%" if c.baseline is not None else "—"

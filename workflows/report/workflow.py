@@ -1,9 +1,13 @@
-"""``ReportWorkflow``: scheduled reports (``report/<name>``), today the receivers' digests.
+"""``ReportWorkflow``: scheduled reports (``report/<name>``): the receivers' digests and pipeline health.
 
 A Temporal Schedule starts ``report/digest-<receiver>`` at the receiver's
 ``digest_at`` in ``digest_timezone``. The run collects the incidents held for
 that receiver, sends them as one message, and tells each incident it was sent,
 so none is dropped and none is sent twice.
+
+Kind ``pipeline-health`` (``report/health-<repo>-<every>``, one schedule per ``pipelines.reports`` entry):
+an activity reads the repository's pipeline entities and makes the report
+(``workflows.policy.health_report``); the run sends it as one message to the configured receiver.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from temporalio.common import RetryPolicy
 from workflows.delivery import deliver, load_config
 from workflows.incident.models import HeldIncident
 from workflows.models import Message, MessageField
-from workflows.report.models import ReportInput, ReportResult
+from workflows.policy.health_report import HealthReport, report_message
+from workflows.report.models import KIND_PIPELINE_HEALTH, HealthReportRequest, ReportInput, ReportResult
 
 with workflow.unsafe.imports_passed_through():
     from activities.incidents import IncidentActivities
+    from activities.pipelines import PipelineActivities
 
 __all__ = ["ReportWorkflow", "digest_message"]
 
@@ -56,6 +62,8 @@ class ReportWorkflow:
 
     @workflow.run
     async def run(self, input: ReportInput) -> ReportResult:
+        if input.kind == KIND_PIPELINE_HEALTH:
+            return await self._pipeline_health(input)
         held: list[HeldIncident] = await workflow.execute_activity_method(
             IncidentActivities.held_incidents,
             input.receiver,
@@ -76,3 +84,18 @@ class ReportWorkflow:
             for h in held:
                 await workflow.get_external_workflow_handle(h.id).signal("digest_sent", info.workflow_id)
         return result
+
+    async def _pipeline_health(self, input: ReportInput) -> ReportResult:
+        """One repository's pipeline health report, delivered to the receiver (even when no build ran)."""
+        info = workflow.info()
+        request = HealthReportRequest(repo=input.repo or "", period=input.period or "7d", now=workflow.now())
+        report: HealthReport = await workflow.execute_activity_method(
+            PipelineActivities.health_report,
+            request,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
+        config = await load_config()
+        message = report_message(report, info.workflow_id)
+        deliveries = await deliver(config, input.receiver, message, f"health-{info.run_id}")
+        return ReportResult(deliveries=deliveries, report=report)

@@ -30,6 +30,7 @@ from activities.delivery import DeliveryActivities
 from activities.deployments import DeploymentActivities
 from activities.incidents import IncidentActivities
 from activities.journal import JournalActivities
+from activities.patterns import PatternActivities
 from activities.pipelines import PipelineActivities
 from operations.config import ConfigStore
 from operations.journal import Journal, dsn_from_env, open_journal
@@ -72,6 +73,7 @@ class ActivitySet:
         self.incidents = IncidentActivities(client, self.store)
         self.deployments = DeploymentActivities(client)
         self.pipelines = PipelineActivities(client, self.store)
+        self.patterns = PatternActivities(client)
 
     def functions(self) -> list[Callable[..., Any]]:
         """The activity callables to register."""
@@ -88,6 +90,7 @@ class ActivitySet:
             self.incidents.raise_alerts,
             *self.deployments.functions(),
             *self.pipelines.functions(),
+            self.patterns.report_failure_pattern,
             *([self.journal.append] if self.journal is not None else []),
         ]
 

@@ -21,6 +21,8 @@ POST     ``/rollbacks``                                    roll back a service i
 POST     ``/silences``, GET ``/silences``                  add, list silences
 POST     ``/silences/{id}/expire``                         end one now
 GET      ``/status``                                       incidents, deployments, pipelines
+GET      ``/flaky?repo=R``                                 flaky and quarantined tests
+POST     ``/flaky/quarantine``, ``/flaky/release``          mute a test in a repository's pipelines, or not
 GET      ``/report?repo=R&period=7d``                      a repository's pipeline health report
 GET      ``/audit``                                        the audit export (chained JSON lines)
 GET      ``/metrics``                                      DORA keys, build success rate, MTTA/MTTR
@@ -52,6 +54,7 @@ from operations.deployments import (
     start_deployment,
 )
 from operations.errors import BadInput
+from operations.flaky import FlakyList, Signalled, list_flaky, parse_until, quarantine_test, release_test
 from operations.incidents import acknowledge, escalate, incident_state, resolve, snooze
 from operations.metrics import DEFAULT_LAST_N, DEFAULT_WINDOW, collect_metrics
 from operations.reports import parse_period, pipeline_report
@@ -67,6 +70,8 @@ from starters.api_models import (
     Created,
     DeployBody,
     ErrorBody,
+    FlakyQuarantineBody,
+    FlakyReleaseBody,
     NoteBody,
     NotifyBody,
     Raised,
@@ -131,6 +136,30 @@ async def post_build(request: Request, actor: Who, body: BuildBody) -> Created:
 async def post_notify(request: Request, actor: Who, body: NotifyBody) -> Created:
     """One durable notification to one receiver (``notify/<uuid>``), as ``tocsin notify``."""
     return Created(id=await call(request, lambda ctx: send_notification(ctx, actor, body.receiver, body.message)))
+
+
+@router.get("/flaky", response_model=FlakyList, tags=["builds"])
+async def get_flaky(request: Request, actor: Who, repo: str | None = None) -> FlakyList:
+    """Flaky and quarantined tests of the running pipelines (of one repository), as ``tocsin flaky list``."""
+    return await call(request, lambda ctx: list_flaky(ctx, repo))
+
+
+@router.post("/flaky/quarantine", response_model=Signalled, tags=["builds"])
+async def post_flaky_quarantine(request: Request, actor: Who, body: FlakyQuarantineBody) -> Signalled:
+    """Mute a test in every running pipeline of a repository (``until``: ISO-8601 time or a duration)."""
+    who = claimed(actor, body.by)
+    try:
+        until = parse_until(body.until, field="until")
+    except BadInput as exc:
+        raise ApiError(422, f"until: {exc.message}", "until") from None
+    return await call(request, lambda ctx: quarantine_test(ctx, who, body.repo, body.test, until, body.reason))
+
+
+@router.post("/flaky/release", response_model=Signalled, tags=["builds"])
+async def post_flaky_release(request: Request, actor: Who, body: FlakyReleaseBody) -> Signalled:
+    """Lift a test's quarantine in the pipelines of a repository that hold it."""
+    who = claimed(actor, body.by)
+    return await call(request, lambda ctx: release_test(ctx, who, body.repo, body.test))
 
 
 # ---------------------------------------------------------------------------------------- incidents

@@ -18,6 +18,8 @@ __all__ = [
     "BuildBody",
     "MAX_STEP",
     "Claim",
+    "FlakyQuarantineBody",
+    "FlakyReleaseBody",
     "NoteBody",
     "SnoozeBody",
     "AlertBody",
@@ -75,6 +77,24 @@ class Claim(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: str | None = Field(None, description="Who acts; when given, must be the credential's identity.")
+
+
+Repo = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TestName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class FlakyReleaseBody(Claim):
+    """Lift a test's quarantine in a repository's pipelines."""
+
+    repo: Repo
+    test: TestName = Field(..., description="The test's id, classname::name as the flaky list shows it.")
+
+
+class FlakyQuarantineBody(FlakyReleaseBody):
+    """Mute a test's failures in every running pipeline of a repository."""
+
+    until: str | None = Field(None, description="ISO-8601 time or a duration such as 7d; none: until released.")
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
 class NoteBody(Claim):

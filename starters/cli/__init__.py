@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import sys
 
-from starters.cli import builds, deployments, incidents, metrics, reports, system, tokens
+from starters.cli import builds, deployments, flaky, incidents, metrics, reports, system, tokens
 from starters.cli.common import app
 
 __all__ = ["app", "main"]
 
-_COMMAND_MODULES = (system, builds, incidents, deployments, tokens, metrics, reports)
+_COMMAND_MODULES = (system, builds, incidents, deployments, tokens, metrics, reports, flaky)
 
 
 def main() -> None:

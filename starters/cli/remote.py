@@ -26,6 +26,7 @@ import httpx
 from operations import BadInput, Conflict, NotFound, OperationError, Refused, Unavailable
 from operations.deployments import Control, RollbackOutcome
 from operations.errors import Unauthenticated
+from operations.flaky import FlakyList, Signalled
 from starters.cli.oidc import github_actions_token, oidc_token
 from workflows.deployment import DecisionResult, DeployInput, DeploymentState, DeployResult
 from workflows.incident import ActionResult
@@ -45,7 +46,14 @@ TIMEOUT = 60.0
 
 T = TypeVar("T")
 
-_FLAGS = {"matchers": "--matcher", "labels": "--label", "incident_id": "ID", "deployment_id": "ID", "silence_id": "ID"}
+_FLAGS = {
+    "matchers": "--matcher",
+    "labels": "--label",
+    "incident_id": "ID",
+    "deployment_id": "ID",
+    "silence_id": "ID",
+    "test": "TEST",
+}
 
 _oidc_provider: str | None = None
 
@@ -148,6 +156,20 @@ class Api:
         """``POST /builds``: the pipeline workflow's id."""
         response = await self.call("POST", _path("builds"), event.model_dump(mode="json", exclude_none=True))
         return str(response.json()["id"])
+
+    async def flaky(self, repo: str | None) -> FlakyList:
+        """``GET /flaky``: flaky and quarantined tests (of one repository)."""
+        return FlakyList.model_validate((await self.call("GET", _path("flaky"), params={"repo": repo})).json())
+
+    async def flaky_quarantine(self, by: str | None, repo: str, test: str, until: str | None, reason: str) -> Signalled:
+        """``POST /flaky/quarantine``: mute a test in every running pipeline of a repository."""
+        body = _claim(by, repo=repo, test=test, until=until, reason=reason or None)
+        return Signalled.model_validate((await self.call("POST", _path("flaky", "quarantine"), body)).json())
+
+    async def flaky_release(self, by: str | None, repo: str, test: str) -> Signalled:
+        """``POST /flaky/release``: lift a test's quarantine."""
+        body = _claim(by, repo=repo, test=test)
+        return Signalled.model_validate((await self.call("POST", _path("flaky", "release"), body)).json())
 
     async def notify(self, receiver: str, message: Message) -> str:
         """``POST /notify``: the notification workflow's id."""

@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
-from activities.metrics import DEAD_LETTERS, NOTIFICATIONS, NOTIFY_LATENCY
+from activities.metrics import DEAD_LETTERS, NOTIFICATIONS, NOTIFY_LATENCY, PACING_DELAY
 from activities.redact import redact_message, redactor_for
 from operations.config import ConfigStore, resolve_env
 from workflows.config import ChannelConfig, Config
@@ -159,6 +159,9 @@ class DeliveryActivities:
         latency = time.monotonic() - started
         NOTIFICATIONS.labels(request.channel, "duplicate" if sent.duplicate else "delivered").inc()
         NOTIFY_LATENCY.labels(request.channel).observe(latency)
+        PACING_DELAY.labels(request.channel).observe(
+            _pacing_delay(info, deferred, info.task_queue == self.send_queues.get(request.channel))
+        )
         return DeliveryRecord(
             channel=request.channel,
             receiver=request.receiver,
@@ -199,3 +202,15 @@ def _deferred(details: Any) -> int:
         return max(0, int(value))
     except (TypeError, ValueError, IndexError):
         return 0
+
+
+def _pacing_delay(info: activity.Info, deferred: int, paced_queue: bool) -> float:
+    """Seconds pacing held this send back: since its first scheduling when this worker's bucket deferred it,
+    since this attempt's scheduling when it waited on a queue Temporal paces; else 0."""
+    if deferred:
+        since = info.scheduled_time
+    elif paced_queue:
+        since = info.current_attempt_scheduled_time
+    else:
+        return 0.0
+    return max(0.0, (info.started_time - since).total_seconds())

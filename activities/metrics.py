@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-__all__ = ["NOTIFICATIONS", "NOTIFY_LATENCY", "DEAD_LETTERS"]
+__all__ = ["NOTIFICATIONS", "NOTIFY_LATENCY", "PACING_DELAY", "DEAD_LETTERS"]
 
 NOTIFICATIONS = Counter(
     "tocsin_notifications_total", "Notification sends by channel and outcome", ["channel", "outcome"]
@@ -14,6 +14,12 @@ NOTIFY_LATENCY = Histogram(
     "Time a channel API took to accept a notification",
     ["channel"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+PACING_DELAY = Histogram(
+    "tocsin_notification_pacing_delay_seconds",
+    "How long pacing held a delivered notification back (0 when it was not held)",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 DEAD_LETTERS = Counter(
     "tocsin_dead_letters_total",

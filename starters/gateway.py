@@ -48,6 +48,7 @@ from operations import Actor, BadInput, Context, NotFound, OperationError, Refus
 from operations.alerts import dispatch_alerts
 from operations.config import ConfigStore
 from operations.incidents import acknowledge, resolve
+from operations.metrics_collector import journal_metrics
 from starters.alertmanager import AMWebhook
 from starters.api import PREFIX as API_PREFIX
 from starters.api import install as install_api
@@ -433,7 +434,7 @@ def create_app(settings: Settings, client: Client | None = None, store: ConfigSt
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _announce_auth(settings)
         app.state.client = client or await connect(settings, lazy=True)
-        async with journaling(app, settings):
+        async with journaling(app, settings) as journal, journal_metrics(journal):
             yield
 
     app = FastAPI(

@@ -34,6 +34,7 @@ from activities.patterns import PatternActivities
 from activities.pipelines import PipelineActivities
 from operations.config import ConfigStore
 from operations.journal import Journal, dsn_from_env, open_journal
+from operations.metrics_collector import journal_metrics
 from workers.config_audit import config_journaling
 from workers.registry import WORKFLOWS, workflow_runner
 from workers.retention import ensure_retention
@@ -177,7 +178,11 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
     scheduled = await ensure_schedules(client, store.get(), settings.task_queue)
     if scheduled:
         log.info("schedules: %s", ", ".join(scheduled))
-    async with running_worker(client, settings, store):
-        log.info("worker polling task queue %r on %s", settings.task_queue, settings.address)
-        await stop.wait()
-        log.info("worker stopping")
+    journal = await open_journal(dsn_from_env(), settings.home)
+    try:
+        async with running_worker(client, settings, store, journal), journal_metrics(journal):
+            log.info("worker polling task queue %r on %s", settings.task_queue, settings.address)
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await journal.close()

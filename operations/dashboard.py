@@ -6,8 +6,8 @@ failures; open incidents with level and age; running deployments with stage and 
 
 Lists come from Temporal's visibility (search attributes and memo), each with a limit. Pipeline and
 deployment states come from their ``state`` queries, sent concurrently (at most :data:`QUERY_CONCURRENCY` at a
-time), each with a timeout: a workflow whose worker is gone or stuck shows what visibility knows and is
-marked unanswered, it never holds the page up.
+time), each with a timeout (:data:`QUERY_TIMEOUT`), all within twice that: a workflow whose worker is gone or
+stuck shows what visibility knows and is marked unanswered, it never holds the page up.
 
 It is read-only and needs no authorization: what it shows (names, statuses, commits, links CI sent, counts)
 is what a status page shows; states carry no secrets (they are redacted before they reach a workflow).
@@ -259,13 +259,24 @@ def _repo_matches(repo: str, wanted: str) -> bool:
 # ------------------------------------------------------------------------------------------ queries
 
 
-async def _bounded(gate: asyncio.Semaphore, call: Callable[[], Awaitable[T]], timeout: float) -> T | None:
-    """``call()``'s answer, or None when it fails or takes longer than ``timeout`` seconds."""
-    async with gate:
-        try:
-            return await asyncio.wait_for(call(), timeout=timeout)
-        except Exception:  # a query that fails or times out leaves the row to visibility
-            return None
+class _Budget:
+    """At most ``QUERY_CONCURRENCY`` calls at a time, each within ``timeout`` seconds, all within ``2 × timeout``."""
+
+    def __init__(self, timeout: float, concurrency: int = QUERY_CONCURRENCY) -> None:
+        self.timeout = timeout
+        self.gate = asyncio.Semaphore(concurrency)
+        self.deadline = asyncio.get_running_loop().time() + 2 * timeout
+
+    async def run(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``call()``'s answer, or None when it fails, or does not answer in its time or the budget's."""
+        async with self.gate:
+            left = min(self.timeout, self.deadline - asyncio.get_running_loop().time())
+            if left <= 0:
+                return None
+            try:
+                return await asyncio.wait_for(call(), timeout=left)
+            except Exception:  # a query that fails or times out leaves the row to visibility
+                return None
 
 
 async def _pipeline_state(ctx: Context, workflow_id: str, timeout: float) -> PipelineState:
@@ -346,7 +357,7 @@ async def collect_dashboard(
     """
     now = now or datetime.now(UTC)
     service = repo.rsplit("/", 1)[-1] if repo else None
-    gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+    budget = _Budget(timeout)
     truncated: list[str] = []
     with temporal_errors():
         pipes, more = await _listed(ctx, search.query("pipeline", running=True), MAX_PIPELINES)
@@ -365,9 +376,9 @@ async def collect_dashboard(
     names = [_split_pipeline_id(ex.id, ex.typed_search_attributes.get(search.SERVICE)) for ex in pipes]
     keep = [i for i, (r, _) in enumerate(names) if repo is None or _repo_matches(r, repo)]
     pipe_states, deploy_states, memos = await asyncio.gather(
-        asyncio.gather(*(_bounded(gate, _state_call(ctx, pipes[i].id, timeout), timeout) for i in keep)),
-        asyncio.gather(*(_bounded(gate, _deploy_call(ctx, ex.id, timeout), timeout) for ex in deploys)),
-        asyncio.gather(*(_bounded(gate, ex.memo, timeout) for ex in incidents)),
+        asyncio.gather(*(budget.run(_state_call(ctx, pipes[i].id, timeout)) for i in keep)),
+        asyncio.gather(*(budget.run(_deploy_call(ctx, ex.id, timeout)) for ex in deploys)),
+        asyncio.gather(*(ex.memo() for ex in incidents)),
     )
     views = [pipeline_view(*names[i], state, now) for i, state in zip(keep, pipe_states, strict=True)]
     for i, view in zip(keep, views, strict=True):
@@ -412,9 +423,9 @@ async def pipeline_badge(ctx: Context, repo: str, branch: str, *, timeout: float
     """The badge status of ``pipeline/<repo>/<branch>``; ``unknown`` when there is no such pipeline or Temporal
     does not answer (a badge never errors). When the state query is not answered in time, the status comes from
     visibility (``TocsinStatus``: ``passing`` or ``failing``)."""
-    gate = asyncio.Semaphore(1)
+    budget = _Budget(timeout, concurrency=1)
     wid = pipeline_id(repo, branch)
-    state = await _bounded(gate, _state_call(ctx, wid, timeout), timeout)
+    state = await budget.run(_state_call(ctx, wid, timeout))
     if state is not None:
         return badge_status(state)
-    return _status_from_visibility(await _bounded(gate, lambda: _visible_status(ctx, wid), timeout))
+    return _status_from_visibility(await budget.run(lambda: _visible_status(ctx, wid)))

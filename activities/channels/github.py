@@ -13,11 +13,19 @@ What one send does, by context:
   ``<!-- tocsin:{dedup_key} -->`` (listing open issues labelled ``tocsin``) and comments
   on it, or opens it; acknowledge comments; resolve comments and closes it
   (``state_reason: completed``). Nothing open to acknowledge/resolve: no-op, ``duplicate``.
+  A build's issue (``labels.kind == "build"``: the CI failure tracking issue) also gets the label
+  ``tocsin-ci``, keeps the message's title as given, and its comments say "Failed again" / "Fixed".
 * otherwise, with ``labels.commit`` (a full SHA; or a ``Commit`` field holding one) and
-  ``labels.kind == "build"`` — a **commit status** ``tocsin/<workflow>`` (idempotent: the
-  latest status per context wins);
+  ``labels.kind == "build"`` — **commit statuses**, one per context (idempotent: the latest
+  status per context wins): ``tocsin/<workflow>`` (the build, state from ``labels.status``);
+  ``tocsin/tests`` when the message has a ``Tests`` field (failure when any test failed,
+  description "120 passed, 2 failed"); ``tocsin/coverage`` when it has a ``Coverage`` field
+  (failure when ``labels.coverage_state`` is ``dropped`` or ``below_min``, description
+  "81.2% (−1.3)");
 * and/or with ``labels.pr`` — one **sticky comment** per pull request and per ``source``
-  workflow, found by ``<!-- tocsin:sticky:{source} -->`` and edited in place;
+  workflow, found by ``<!-- tocsin:sticky:{source} -->`` and edited in place; a build's comment
+  is a status table (:func:`render_status_table`: build, tests, coverage and its delta, security
+  findings, flaky tests, duration);
 * otherwise (a plain notify) — an **issue** marked with the idempotency key, so a retry
   finds it instead of opening a second one.
 
@@ -52,11 +60,23 @@ from activities.channels.base import (
 from activities.channels.render import trim
 from workflows.models import Message
 
-__all__ = ["GitHubChannel", "render_markdown", "marker", "send_marker", "sticky_marker", "STATUS_STATE"]
+__all__ = [
+    "GitHubChannel",
+    "render_markdown",
+    "render_status_table",
+    "commit_statuses",
+    "marker",
+    "send_marker",
+    "sticky_marker",
+    "STATUS_STATE",
+    "CI_LABEL",
+]
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 ISSUE_LABEL = "tocsin"
+CI_LABEL = "tocsin-ci"
+"""Also on a build's tracking issue (the CI failure alerts of one pipeline)."""
 MAX_PAGES = 10
 TITLE_LIMIT = 256
 BODY_LIMIT = 65536
@@ -66,6 +86,7 @@ STATUS_STATE: dict[str, str] = {
     "success": "success",
     "failure": "failure",
     "cancelled": "error",
+    "timed_out": "failure",
     "started": "pending",
 }
 """``labels.status`` of a build event → GitHub commit status ``state``."""
@@ -119,6 +140,23 @@ def _cell(text: str) -> str:
     return _md(text).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 
+def _link(text: str, url: str) -> str:
+    return f"[{_md(text).replace(']', '&#93;')}]({url.replace(' ', '%20').replace(')', '%29')})"
+
+
+def _finish(lines: list[str], message: Message, footer: str, markers: tuple[str, ...]) -> str:
+    """``lines`` with the footer (severity, ``footer``, source) and the markers, cut to GitHub's body limit."""
+    footer = f"<sub>{message.severity} · {footer}"
+    if message.source:
+        footer += f" from `{message.source.replace('`', '')}`"
+    lines = [*lines, "", footer + "</sub>"]
+    tail = "\n" + "\n".join(markers) if markers else ""
+    body = "\n".join(lines)
+    if len(body) + len(tail) > BODY_LIMIT:
+        body = body[: BODY_LIMIT - len(tail) - 20] + "\n\n…(truncated)"
+    return body + tail
+
+
 def render_markdown(message: Message, *, markers: tuple[str, ...] = ()) -> str:
     """Markdown body of an issue or comment: heading, text, a fields table, links, footer, markers."""
     lines = [f"### {_EMOJI.get(message.severity, '')} {_md(message.title)}".replace("  ", " ")]
@@ -128,21 +166,141 @@ def render_markdown(message: Message, *, markers: tuple[str, ...] = ()) -> str:
         lines += ["", "| | |", "| --- | --- |"]
         lines += [f"| **{_cell(f.title)}** | {_cell(f.value)} |" for f in message.fields]
     links = [
-        f"[{_md(link.text or link.url).replace(']', '&#93;')}]({link.url.replace(' ', '%20').replace(')', '%29')})"
+        _link(link.text or link.url, link.url)
         for link in message.links
         if link.url.lower().startswith(("http://", "https://"))
     ]
     if links:
         lines += ["", " · ".join(links)]
-    footer = f"<sub>{message.severity} · sent by Tocsin"
-    if message.source:
-        footer += f" from `{message.source.replace('`', '')}`"
-    lines += ["", footer + "</sub>"]
-    tail = "\n" + "\n".join(markers) if markers else ""
-    body = "\n".join(lines)
-    if len(body) + len(tail) > BODY_LIMIT:
-        body = body[: BODY_LIMIT - len(tail) - 20] + "\n\n…(truncated)"
-    return body + tail
+    return _finish(lines, message, "sent by Tocsin", markers)
+
+
+_ALERT_PREFIX = {"trigger": "Still firing", "acknowledge": "Acknowledged", "resolve": "Resolved"}
+_BUILD_PREFIX = {"trigger": "Failed again", "acknowledge": "Acknowledged", "resolve": "Fixed"}
+_BUILD_ICON = {"success": "✅", "failure": "❌", "cancelled": "🚫", "timed_out": "⏱️", "started": "⏳"}
+_COVERAGE_ICON = {"ok": "✅", "dropped": "⚠️", "below_min": "❌"}
+_IDENTITY_FIELDS = {"repository", "branch", "commit", "status", "author", "pull request"}
+_COUNT = re.compile(r"(\d+)\s+(passed|failed|error|errors|warning|warnings|note|notes)\b")
+_COVERAGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%(?:\s*\(\s*([+\-−]?\d+(?:\.\d+)?))?")
+
+
+def _counts(text: str) -> dict[str, int]:
+    """``"120 passed, 2 failed"`` → ``{"passed": 120, "failed": 2}`` (plurals folded)."""
+    return {kind.rstrip("s"): int(n) for n, kind in _COUNT.findall(text)}
+
+
+def _field(message: Message, title: str) -> str | None:
+    wanted = title.lower()
+    return next((f.value for f in message.fields if f.title.strip().lower() == wanted), None)
+
+
+def _run_url(message: Message) -> str | None:
+    """The build's run link: ``labels.url``, else the first web link."""
+    return message.labels.get("url") or next(
+        (link.url for link in message.links if link.url.lower().startswith(("http://", "https://"))), None
+    )
+
+
+def _coverage_text(value: str) -> str:
+    """``"81.2% (-1.3 vs 82.5%)"`` → ``"81.2% (−1.3)"``; a value without a delta is kept as is."""
+    found = _COVERAGE.match(value)
+    if not found:
+        return value.strip()
+    percent, delta = found.group(1), found.group(2)
+    return f"{percent}% ({delta.replace('-', '−')})" if delta else f"{percent}%"
+
+
+def _tests_failed(value: str) -> int:
+    counts = _counts(value)
+    return counts.get("failed", 0) + counts.get("error", 0)
+
+
+def _coverage_bad(message: Message) -> bool:
+    return message.labels.get("coverage_state", "") in ("dropped", "below_min")
+
+
+def render_status_table(message: Message, *, markers: tuple[str, ...] = ()) -> str:
+    """A build's sticky PR comment: heading, what was built, then one row per check.
+
+    Rows: **Build** (status and run link), **Tests** (passed/failed), **Coverage** (with its delta; ⚠️/❌
+    when ``labels.coverage_state`` is ``dropped``/``below_min``), one per **Security (tool)** field,
+    **Flaky tests** (``none`` when the message has tests but no flaky ones), **Duration**, then the
+    message's other fields (trends). The message text (failing tests, findings) follows the table.
+    """
+    labels = message.labels
+    lines = [f"### {_EMOJI.get(message.severity, '')} {_md(message.title)}".replace("  ", " ")]
+    where = []
+    if labels.get("repo") and labels.get("branch"):
+        where.append(f"{_md(labels['repo'])}@{_md(labels['branch'])}")
+    commit = labels.get("commit") or _field(message, "commit") or ""
+    if commit:
+        who = f" by {_md(labels['author'])}" if labels.get("author") else ""
+        where.append(f"commit `{commit[:7].replace('`', '')}`{who}")
+    if where:
+        lines += ["", " · ".join(where)]
+    status = labels.get("status", "")
+    url = _run_url(message)
+    build = f"{_BUILD_ICON.get(status, '')} {_md(status or 'unknown')}".strip()
+    if url:
+        build += " · " + _link("View run", url)
+    rows: list[tuple[str, str]] = [("Build", build)]
+    tests = _field(message, "tests")
+    if tests is not None:
+        rows.append(("Tests", f"{'❌' if _tests_failed(tests) else '✅'} {_cell(tests)}"))
+    coverage = _field(message, "coverage")
+    if coverage is not None:
+        icon = _COVERAGE_ICON.get(labels.get("coverage_state", ""), "")
+        rows.append(("Coverage", f"{icon} {_cell(coverage)}".strip()))
+    for f in message.fields:
+        if f.title.lower().startswith("security"):
+            counts = _counts(f.value)
+            icon = "❌" if counts.get("error") else "⚠️" if counts.get("warning") else "✅"
+            rows.append((f.title, f"{icon} {_cell(f.value)}"))
+    flaky = _field(message, "flaky tests")
+    if flaky is not None:
+        rows.append(("Flaky tests", f"⚠️ {_cell(flaky)}"))
+    elif tests is not None:
+        rows.append(("Flaky tests", "✅ none"))
+    duration = _field(message, "duration")
+    if duration is not None:
+        rows.append(("Duration", _cell(duration)))
+    shown = {"tests", "coverage", "flaky tests", "duration"} | _IDENTITY_FIELDS
+    rows += [
+        (f.title, _cell(f.value))
+        for f in message.fields
+        if f.title.strip().lower() not in shown and not f.title.lower().startswith("security")
+    ]
+    lines += ["", "| Check | Result |", "| --- | --- |"]
+    lines += [f"| **{_cell(title)}** | {value} |" for title, value in rows]
+    if message.text:
+        lines += ["", _md(message.text)]
+    return _finish(lines, message, "updated by Tocsin on every run", markers)
+
+
+def commit_statuses(message: Message) -> list[dict[str, str]]:
+    """The commit statuses of a build message (without ``target_url``), one per context.
+
+    ``tocsin/<workflow>``: ``labels.status`` through :data:`STATUS_STATE` (none for an unknown status);
+    ``tocsin/tests`` with a ``Tests`` field; ``tocsin/coverage`` with a ``Coverage`` field.
+    """
+    out: list[dict[str, str]] = []
+    state = STATUS_STATE.get(message.labels.get("status", ""))
+    if state:
+        workflow = message.labels.get("workflow") or "ci"
+        title = trim(" ".join(message.title.split()), DESCRIPTION_LIMIT)
+        out.append({"context": f"tocsin/{workflow}", "state": state, "description": title})
+    tests = _field(message, "tests")
+    if tests is not None:
+        counts = _counts(tests)
+        failed = _tests_failed(tests)
+        description = f"{counts.get('passed', 0)} passed, {failed} failed"
+        out.append({"context": "tocsin/tests", "state": "failure" if failed else "success", "description": description})
+    coverage = _field(message, "coverage")
+    if coverage is not None:
+        state = "failure" if _coverage_bad(message) else "success"
+        description = trim(_coverage_text(coverage), DESCRIPTION_LIMIT)
+        out.append({"context": "tocsin/coverage", "state": state, "description": description})
+    return out
 
 
 class GitHubChannel(Channel):
@@ -282,33 +440,29 @@ class GitHubChannel(Channel):
         data: dict[str, Any] = response.json()
         return data
 
-    async def _open_issue(self, message: Message, body: str) -> Sent:
+    async def _open_issue(self, message: Message, body: str, labels: list[str] | None = None) -> Sent:
         title = trim(" ".join(message.title.split()) or "(no title)", TITLE_LIMIT)
         response = await self._request(
-            "POST", f"/repos/{self.repo}/issues", json={"title": title, "body": body, "labels": self._labels}
+            "POST", f"/repos/{self.repo}/issues", json={"title": title, "body": body, "labels": labels or self._labels}
         )
         issue = response.json()
         return Sent(message_id=str(issue.get("number")), url=issue.get("html_url"))
 
-    async def _commit_status(self, message: Message, sha: str, state: str) -> Sent:
-        workflow = message.labels.get("workflow") or "ci"
-        payload: dict[str, Any] = {
-            "state": state,
-            "context": f"tocsin/{workflow}",
-            "description": trim(" ".join(message.title.split()), DESCRIPTION_LIMIT),
-        }
-        url = message.labels.get("url") or next(
-            (link.url for link in message.links if link.url.lower().startswith(("http://", "https://"))), None
-        )
-        if url:
-            payload["target_url"] = url
-        response = await self._request("POST", f"/repos/{self.repo}/statuses/{sha}", json=payload)
-        data = response.json()
-        return Sent(message_id=str(data.get("id", "")) or None, url=url)
+    async def _commit_statuses(self, message: Message, sha: str) -> list[Sent]:
+        """One status per context (:func:`commit_statuses`), all with the run's link."""
+        url = _run_url(message)
+        sent = []
+        for payload in commit_statuses(message):
+            body: dict[str, Any] = {**payload, **({"target_url": url} if url else {})}
+            response = await self._request("POST", f"/repos/{self.repo}/statuses/{sha}", json=body)
+            data = response.json()
+            sent.append(Sent(message_id=str(data.get("id", "")) or None, url=url))
+        return sent
 
     async def _sticky(self, message: Message, pr: str, idempotency_key: str) -> Sent:
         mark = sticky_marker(message.source)
-        body = render_markdown(message, markers=(mark, send_marker(idempotency_key)))
+        render = render_status_table if message.labels.get("kind") == "build" else render_markdown
+        body = render(message, markers=(mark, send_marker(idempotency_key)))
         existing = await self._find_comment(pr, mark)
         if existing is not None:
             if existing.get("body") == body:
@@ -330,11 +484,14 @@ class GitHubChannel(Channel):
         dedup_key: str,
     ) -> Sent:
         mark, sent_mark = marker(dedup_key), send_marker(idempotency_key)
+        build = message.labels.get("kind") == "build"
         issue = await self._find_open_issue(mark)
         if issue is None:
             if action != "trigger":
                 return Sent(duplicate=True)  # nothing open to acknowledge or resolve
-            return await self._open_issue(message, render_markdown(message, markers=(mark, sent_mark)))
+            labels = [*self._labels[:1], CI_LABEL, *[x for x in self._labels[1:] if x != CI_LABEL]]
+            body = render_markdown(message, markers=(mark, sent_mark))
+            return await self._open_issue(message, body, labels if build else None)
         number = issue["number"]
         found = Sent(message_id=str(number), url=issue.get("html_url"))
         if sent_mark in (issue.get("body") or ""):
@@ -342,7 +499,8 @@ class GitHubChannel(Channel):
             return found
         already = attempt > 1 and await self._find_comment(number, sent_mark) is not None
         if not already:
-            prefix = {"trigger": "Still firing", "acknowledge": "Acknowledged", "resolve": "Resolved"}[action]
+            prefixes = _BUILD_PREFIX if build else _ALERT_PREFIX
+            prefix = prefixes[action]
             shown = message.model_copy(update={"title": f"{prefix}: {message.title}"})
             await self._comment(number, render_markdown(shown, markers=(sent_mark,)))
         if action == "resolve":
@@ -385,14 +543,13 @@ class GitHubChannel(Channel):
             return await self._tracking(message, idempotency_key, attempt, ctx.action, ctx.dedup_key or idempotency_key)
         results: list[Sent] = []
         sha = self._commit_of(message)
-        state = STATUS_STATE.get(message.labels.get("status", ""))
-        if sha and state and message.labels.get("kind") == "build":
-            results.append(await self._commit_status(message, sha, state))
+        if sha and message.labels.get("kind") == "build":
+            results += await self._commit_statuses(message, sha)
         pr = self._pr_of(message)
         if pr:
-            results.append(await self._sticky(message, pr, idempotency_key))
+            return await self._sticky(message, pr, idempotency_key)
         if results:
-            return results[-1]
+            return results[0]
         mark = marker(idempotency_key)
         if attempt > 1:
             issue = await self._find_open_issue(mark)

@@ -9,7 +9,15 @@ import httpx
 import pytest
 
 from activities.channels.base import ChannelDeps, ChannelError, SendContext
-from activities.channels.github import GitHubChannel, marker, render_markdown, send_marker, sticky_marker
+from activities.channels.github import (
+    GitHubChannel,
+    commit_statuses,
+    marker,
+    render_markdown,
+    render_status_table,
+    send_marker,
+    sticky_marker,
+)
 from tests.fakes.github import FakeGitHub
 from workflows.models import Link, Message, MessageField
 
@@ -132,7 +140,14 @@ async def test_commit_status_with_headers_context_and_target_url(gh: FakeGitHub,
 
 
 @pytest.mark.parametrize(
-    "status,state", [("success", "success"), ("failure", "failure"), ("cancelled", "error"), ("started", "pending")]
+    "status,state",
+    [
+        ("success", "success"),
+        ("failure", "failure"),
+        ("cancelled", "error"),
+        ("timed_out", "failure"),
+        ("started", "pending"),
+    ],
 )
 async def test_build_status_maps_to_commit_state(gh: FakeGitHub, make_channel, status: str, state: str):
     await make_channel().send(build_message(labels={"commit": SHA, "status": status, "workflow": "release"}), "k", 1)
@@ -219,6 +234,161 @@ async def test_sticky_marker_found_beyond_the_first_page(gh: FakeGitHub, make_ch
     assert len(gh.calls("comments.update")) == 1
 
 
+# =========================================================================== PR status table and contexts
+
+
+def checked_build(**overrides: Any) -> Message:
+    """A finished build with tests, coverage (and its delta), a scanner, flaky tests and a duration."""
+    fields = [
+        MessageField(title="Repository", value=REPO),
+        MessageField(title="Branch", value="feature-x"),
+        MessageField(title="Commit", value=SHA[:7]),
+        MessageField(title="Status", value="failure"),
+        MessageField(title="Duration", value="12m 34s"),
+        MessageField(title="Tests", value="120 passed, 2 failed, 3 skipped"),
+        MessageField(title="Coverage", value="81.2% (-1.3 vs 82.5%)"),
+        MessageField(title="Security (trivy)", value="1 error, 2 warning, 0 note"),
+        MessageField(title="Flaky tests", value="tests/test_cart.py::test_total"),
+        MessageField(title="Success rate", value="88%"),
+    ]
+    labels = {"branch": "feature-x", "commit": SHA, "coverage_state": "dropped", **overrides.pop("labels", {})}
+    return build_message(
+        fields=overrides.pop("fields", fields),
+        text="✗ tests.test_cart.test_total: assert 3 == 4",
+        labels=labels,
+        **overrides,
+    )
+
+
+def table_rows(body: str) -> dict[str, str]:
+    """``| **Title** | value |`` rows of a rendered status table."""
+    rows = {}
+    for line in body.splitlines():
+        if line.startswith("| **"):
+            title, value = line[len("| **") :].rstrip(" |").split("** | ", 1)
+            rows[title] = value
+    return rows
+
+
+def test_status_table_has_one_row_per_check():
+    body = render_status_table(checked_build(), markers=(sticky_marker("s"),))
+    assert body.startswith("### ❌ Build failed: acme/api@main (ci)")
+    assert f"acme/api@feature-x · commit `{SHA[:7]}` by alice" in body
+    assert table_rows(body) == {
+        "Build": "❌ failure · [View run](https://ci.example.com/runs/42)",
+        "Tests": "❌ 120 passed, 2 failed, 3 skipped",
+        "Coverage": "⚠️ 81.2% (-1.3 vs 82.5%)",
+        "Security (trivy)": "❌ 1 error, 2 warning, 0 note",
+        "Flaky tests": "⚠️ tests/test_cart.py::test_total",
+        "Duration": "12m 34s",
+        "Success rate": "88%",
+    }
+    assert "| Check | Result |" in body
+    assert body.index("| **Duration**") < body.index("✗ tests.test_cart.test_total")  # the text follows the table
+    assert body.endswith(sticky_marker("s"))
+
+
+def test_status_table_of_a_green_build_without_flaky_tests():
+    fields = [
+        MessageField(title="Tests", value="122 passed, 0 failed, 0 skipped"),
+        MessageField(title="Coverage", value="82.0%"),
+        MessageField(title="Security (semgrep)", value="0 error, 0 warning, 3 note"),
+    ]
+    message = checked_build(
+        title="Build fixed: acme/api@main (ci)",
+        severity="success",
+        fields=fields,
+        labels={"status": "success", "coverage_state": "ok", "url": "https://ci.example.com/r/9"},
+    )
+    assert table_rows(render_status_table(message)) == {
+        "Build": "✅ success · [View run](https://ci.example.com/r/9)",
+        "Tests": "✅ 122 passed, 0 failed, 0 skipped",
+        "Coverage": "✅ 82.0%",
+        "Security (semgrep)": "✅ 0 error, 0 warning, 3 note",
+        "Flaky tests": "✅ none",
+    }
+
+
+def test_status_table_neutralises_html_and_mentions_in_values():
+    fields = [MessageField(title="Flaky tests", value="@acme/devs <!-- tocsin:sticky:x --> a|b")]
+    body = render_status_table(checked_build(fields=fields))
+    assert "<!-- tocsin:sticky:x -->" not in body and "`@acme/devs`" in body
+    assert table_rows(body)["Flaky tests"] == "⚠️ `@acme/devs` &lt;!-- tocsin:sticky:x --&gt; a\\|b"
+
+
+async def test_sticky_status_table_is_edited_in_place_on_the_next_run(gh: FakeGitHub, make_channel):
+    pr = gh.add_pull(REPO)
+    channel = make_channel()
+    first = await channel.send(checked_build(labels={"pr": str(pr)}), "pipeline/acme/api/feature-x/event-1/gh", 1)
+    [comment] = gh.comments(REPO, pr)
+    assert table_rows(comment["body"])["Tests"] == "❌ 120 passed, 2 failed, 3 skipped"
+
+    fixed = [
+        MessageField(title="Tests", value="122 passed, 0 failed, 0 skipped"),
+        MessageField(title="Coverage", value="82.6% (+0.1 vs 82.5%)"),
+    ]
+    second = await channel.send(
+        checked_build(
+            title="Build fixed: acme/api@feature-x (ci)",
+            severity="success",
+            fields=fixed,
+            labels={"pr": str(pr), "status": "success", "coverage_state": "ok"},
+        ),
+        "pipeline/acme/api/feature-x/event-2/gh",
+        1,
+    )
+    [comment] = gh.comments(REPO, pr)
+    assert first.message_id == second.message_id == str(comment["id"])
+    assert table_rows(comment["body"]) == {
+        "Build": "✅ success · [View run](https://ci.example.com/runs/42)",
+        "Tests": "✅ 122 passed, 0 failed, 0 skipped",
+        "Coverage": "✅ 82.6% (+0.1 vs 82.5%)",
+        "Flaky tests": "✅ none",
+    }
+    assert "Build failed" not in comment["body"] and sticky_marker("pipeline/acme/api/main") in comment["body"]
+    assert len(gh.calls("comments.create")) == 1 and len(gh.calls("comments.update")) == 1
+    # Each run also posted its statuses; the latest per context is what GitHub shows.
+    latest = {s["context"]: s for s in gh.statuses(REPO, SHA)}
+    assert {c: (s["state"], s["description"]) for c, s in latest.items()} == {
+        "tocsin/ci": ("success", "Build fixed: acme/api@feature-x (ci)"),
+        "tocsin/tests": ("success", "122 passed, 0 failed"),
+        "tocsin/coverage": ("success", "82.6% (+0.1)"),
+    }
+
+
+async def test_build_posts_a_status_per_context(gh: FakeGitHub, make_channel):
+    sent = await make_channel().send(checked_build(), "wf/event-3/gh", 1)
+    made = gh.statuses(REPO, SHA)
+    assert [(s["context"], s["state"], s["description"]) for s in made] == [
+        ("tocsin/ci", "failure", "Build failed: acme/api@main (ci)"),
+        ("tocsin/tests", "failure", "120 passed, 2 failed"),
+        ("tocsin/coverage", "failure", "81.2% (−1.3)"),
+    ]
+    assert {s["target_url"] for s in made} == {"https://ci.example.com/runs/42"}
+    assert sent.message_id == str(made[0]["id"])  # the build's own status
+    assert gh.issues(REPO) == []
+
+
+@pytest.mark.parametrize(
+    "coverage_state,state", [("ok", "success"), ("", "success"), ("dropped", "failure"), ("below_min", "failure")]
+)
+def test_coverage_context_follows_the_coverage_state(coverage_state: str, state: str):
+    statuses = {s["context"]: s for s in commit_statuses(checked_build(labels={"coverage_state": coverage_state}))}
+    assert statuses["tocsin/coverage"]["state"] == state
+
+
+def test_tests_context_counts_errors_as_failures_and_needs_a_tests_field():
+    message = checked_build(fields=[MessageField(title="Tests", value="10 passed, 0 failed, 2 errors")])
+    statuses = {s["context"]: s for s in commit_statuses(message)}
+    assert statuses["tocsin/tests"] == {
+        "context": "tocsin/tests",
+        "state": "failure",
+        "description": "10 passed, 2 failed",
+    }
+    assert "tocsin/coverage" not in statuses
+    assert [s["context"] for s in commit_statuses(checked_build(fields=[]))] == ["tocsin/ci"]
+
+
 # =========================================================================== tracking issues
 
 
@@ -257,6 +427,38 @@ async def test_trigger_opens_then_comments_then_resolve_closes(gh: FakeGitHub, m
         incident(), "incident/abc/resolve-2/gh", 1, SendContext(action="resolve", dedup_key="incident/abc")
     )
     assert nothing.duplicate and len(gh.calls("issues.update")) == 1
+
+
+async def test_build_tracking_issue_is_labelled_tocsin_ci_and_keeps_its_title(gh: FakeGitHub, make_channel):
+    channel = make_channel(labels=["ci", "tocsin-ci"])
+    ctx = SendContext(action="trigger", dedup_key="pipeline/acme/api/main/tracking")
+    title = "CI failure alerts: acme/api@main"
+    opened = await channel.send(build_message(title=title), "pipeline/acme/api/main/track-1/gh", 1, ctx)
+    [issue] = gh.issues(REPO)
+    assert issue["title"] == title and opened.message_id == str(issue["number"])
+    assert [lb["name"] for lb in issue["labels"]] == ["tocsin", "tocsin-ci", "ci"]
+
+    await channel.send(build_message(title=title), "pipeline/acme/api/main/track-2/gh", 1, ctx)
+    resolve = SendContext(action="resolve", dedup_key="pipeline/acme/api/main/tracking")
+    await channel.send(
+        build_message(title=title, severity="success", labels={"status": "success"}),
+        "pipeline/acme/api/main/track-3/gh",
+        1,
+        resolve,
+    )
+    [issue] = gh.issues(REPO)
+    assert issue["state"] == "closed" and len(gh.calls("issues.create")) == 1
+    assert [c["body"].splitlines()[0] for c in gh.comments(REPO, issue["number"])] == [
+        f"### ❌ Failed again: {title}",
+        f"### ✅ Fixed: {title}",
+    ]
+    assert gh.statuses(REPO) == []  # the tracking issue posts no commit status
+
+
+async def test_alert_tracking_issue_has_no_ci_label(gh: FakeGitHub, make_channel):
+    await make_channel().send(incident(), "t", 1, SendContext(action="trigger", dedup_key="inc-ci"))
+    [issue] = gh.issues(REPO)
+    assert [lb["name"] for lb in issue["labels"]] == ["tocsin"]
 
 
 async def test_acknowledge_comments_without_closing(gh: FakeGitHub, make_channel):

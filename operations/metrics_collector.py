@@ -26,7 +26,7 @@ env}``
 decision}``
 ``tocsin_deployment_queue_size{service,env}``      gauge      requested, not finished yet
 ``tocsin_incidents_total{service,severity}``       counter    incidents triggered
-``tocsin_incidents_open{severity,status}``         gauge      triggered, not resolved or closed
+``tocsin_incidents_open{severity}``                gauge      triggered, not resolved or closed
 ``tocsin_incident_escalation_backlog{severity}``   gauge      open, unacknowledged, escalated to level 2 or more
 ``tocsin_deliveries_total{receiver,channel,        counter    ``notification.delivered`` / ``dead_lettered``
 outcome}``
@@ -150,6 +150,9 @@ class JournalMetrics(Collector):
         )  # fmt: skip
         self.tracks: dict[tuple[str, str, str], tuple[str, bool, datetime]] = {}
         self.pending: dict[str, tuple[str, str]] = {}
+        self.severities: set[str] = set()
+        """Severities and service/environments seen: their gauges read 0 rather than vanish."""
+        self.places: set[tuple[str, str]] = set()
         self.dora_cache: tuple[float, list[Metric]] = (0.0, [])
 
     # ------------------------------------------------------------------ folding
@@ -164,6 +167,7 @@ class JournalMetrics(Collector):
             self._deployment(action, str(record.get("object") or ""), when, detail)
         elif action == "incident.state" and detail.get("event") == "triggered":
             self.incidents.inc((_s(detail.get("service")), _s(detail.get("severity"))))
+            self.severities.add(_s(detail.get("severity")))
         elif action in ("notification.delivered", "notification.dead_lettered"):
             outcome = "dead_lettered" if action.endswith("dead_lettered") else _s(detail.get("outcome"))
             self.deliveries.inc((_s(detail.get("receiver")), _s(detail.get("channel")), outcome))
@@ -191,6 +195,7 @@ class JournalMetrics(Collector):
         before = self.ledger.deployments.get(obj)
         if action == "deployment.requested" and not rollback_run:
             self.pending[obj] = (service, env)
+            self.places.add((service, env))
         elif action in ("deployment.approved", "deployment.rejected") and before and before.requested_at:
             decision = action.removeprefix("deployment.")
             self.approval.observe((env, decision), max(0.0, (when - before.requested_at).total_seconds()))
@@ -260,30 +265,27 @@ class JournalMetrics(Collector):
         yield from (failing, flaky, running)
 
     def _open(self, now: datetime) -> Iterator[Metric]:
-        opened = GaugeMetricFamily(
-            "tocsin_incidents_open", "Incidents not resolved, by severity and status", labels=["severity", "status"]
-        )
+        opened = GaugeMetricFamily("tocsin_incidents_open", "Incidents not resolved, by severity", labels=["severity"])
         backlog = GaugeMetricFamily(
             "tocsin_incident_escalation_backlog", "Open unacknowledged incidents escalated to level 2 or more",
             labels=["severity"],
         )  # fmt: skip
-        counts: dict[tuple[str, str], int] = {}
-        escalated: dict[str, int] = {}
+        counts = dict.fromkeys(self.severities, 0)
+        escalated = dict.fromkeys(self.severities, 0)
         for inc in self.ledger.incidents.values():
             if inc.resolved_at is not None or inc.status in ("resolved", "closed"):
                 continue
-            counts[(inc.severity, inc.status)] = counts.get((inc.severity, inc.status), 0) + 1
+            counts[inc.severity] = counts.get(inc.severity, 0) + 1
             if inc.acked_at is None and inc.level >= 2:
                 escalated[inc.severity] = escalated.get(inc.severity, 0) + 1
-            escalated.setdefault(inc.severity, 0)
-        for key, value in sorted(counts.items()):
-            opened.add_metric(list(key), float(value))
+        for severity, value in sorted(counts.items()):
+            opened.add_metric([severity], float(value))
         for severity, value in sorted(escalated.items()):
             backlog.add_metric([severity], float(value))
         queue = GaugeMetricFamily(
             "tocsin_deployment_queue_size", "Deployments requested and not finished", labels=["service", "env"]
         )
-        waiting: dict[tuple[str, str], int] = {}
+        waiting = dict.fromkeys(self.places, 0)
         for key in self.pending.values():
             waiting[key] = waiting.get(key, 0) + 1
         for key, value in sorted(waiting.items()):

@@ -358,3 +358,93 @@ def test_audit_journal_database_is_created_and_passed_to_tocsin() -> None:
         dsn = str(_environment(svc[name]).get("TOCSIN_AUDIT_DSN"))
         assert re.fullmatch(r"postgresql://tocsin:[^@]+@postgresql:5432/tocsin_audit", dsn), f"{name}: {dsn}"
         assert _depends(svc[name]).get("tocsin-audit-db") == "service_completed_successfully"
+
+
+# ---------------------------------------------------------------- observability (issue 15)
+
+
+def _flag(words: list[str], name: str) -> str | None:
+    for i, word in enumerate(words):
+        if word == name and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith(name + "="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def test_prometheus_scrapes_the_worker_and_the_gateway_with_the_rules() -> None:
+    svc = services()
+    port = _flag(_words(svc["tocsin-worker"].get("command")).split(), "--metrics-port")
+    assert port and int(port) > 0, "the worker must serve /metrics for Prometheus"
+    prom = svc["prometheus"]
+    assert prom["image"].startswith("prom/prometheus:")
+    mounts = _mounts(prom)
+    config_path = _flag(_words(prom.get("command")).split(), "--config.file") or "/etc/prometheus/prometheus.yml"
+    source, read_only = mounts[config_path]
+    assert Path(source).resolve() == DEPLOY / "prometheus" / "prometheus.yml" and read_only
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]] for job in config["scrape_configs"]
+    }
+    assert targets["tocsin-worker"] == [f"tocsin-worker:{port}"]
+    assert targets["tocsin-gateway"] == ["tocsin-gateway:8080"]
+    for rule_file in config["rule_files"]:
+        inside = str(Path(config_path).parent / rule_file)
+        assert Path(mounts[inside][0]).resolve() == DEPLOY / "prometheus" / "tocsin-rules.yml"
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if not Path(promtool).exists():
+        pytest.fail(f"promtool is not installed: {INSTALL_HINT}", pytrace=False)
+    done = subprocess.run(
+        [promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    svc = services()
+    grafana = svc["grafana"]
+    assert grafana["image"].startswith("grafana/grafana:")
+    mounts = _mounts(grafana)
+    assert Path(mounts["/etc/grafana/provisioning"][0]).resolve() == DEPLOY / "grafana" / "provisioning"
+    sources = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text(encoding="utf-8"))
+    (source,) = sources["datasources"]
+    assert (
+        source["type"] == "prometheus" and source["url"] == f"http://prometheus:{_published(svc['prometheus'])[9090]}"
+    )
+    providers = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/tocsin.yml").read_text(encoding="utf-8"))
+    folder = providers["providers"][0]["options"]["path"]
+    dashboards = [
+        target for target, (src, _) in mounts.items() if Path(src).resolve() == DEPLOY / "grafana" / "tocsin.json"
+    ]
+    assert dashboards and all(str(Path(d).parent) == folder for d in dashboards)
+    assert _environment(grafana).get("GF_SECURITY_ADMIN_PASSWORD") == _dummy("GRAFANA_ADMIN_PASSWORD")
+
+
+def test_compose_requires_the_grafana_password() -> None:
+    which = _rendered()[0]
+    env = _compose_env()
+    del env["GRAFANA_ADMIN_PASSWORD"]
+    argv = ["docker-compose"] if which.endswith("(v1)") else ["docker", "compose"]
+    done = _run([*argv, "-f", str(COMPOSE_FILE), "config"], env)
+    assert done.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in done.stderr + done.stdout
+
+
+def test_dashboard_model() -> None:
+    dash = json.loads((DEPLOY / "grafana" / "tocsin.json").read_text(encoding="utf-8"))
+    assert dash["schemaVersion"] >= 39 and dash["uid"] == "tocsin"
+    (var,) = [v for v in dash["templating"]["list"] if v["name"] == "datasource"]
+    assert var["type"] == "datasource" and var["query"] == "prometheus"
+    rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
+    assert rows == ["Pipelines", "Deployments and DORA keys", "Incidents", "Notifications"]
+    panels = [p for p in dash["panels"] if p["type"] != "row"]
+    assert {p["type"] for p in panels} == {"stat", "timeseries"}
+    assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
+    for panel in panels:
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+    titles = {p["title"] for p in panels}
+    for seed in ("Build success rate", "Average build duration", "Deployment frequency", "MTTR", "Pipeline queue time"):
+        assert seed in titles, seed

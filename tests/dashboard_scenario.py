@@ -62,7 +62,12 @@ def _config(home: Path) -> Path:
     data = {
         "channels": {"console": {"type": "console"}},
         "receivers": [{"name": "default", "channels": ["console"]}],
-        "route": {"receiver": "default", "group_wait": "0s", "escalation": "default"},
+        "route": {
+            "receiver": "default",
+            "group_by": ["alertname", "service"],
+            "group_wait": "0s",
+            "escalation": "default",
+        },
         "escalation_policies": {"default": {"levels": [{"after": "0m", "receiver": "default"}]}},
         "environments": {"staging": {"approvers": ["alice"], "required_approvals": 1, "approval_timeout": "2h"}},
     }

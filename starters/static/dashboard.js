@@ -33,19 +33,25 @@
   }
 
   function seconds(value) {
+    if (value === 0) return "0s";
     if (value < 60) return value.toFixed(value < 10 ? 1 : 0) + "s";
     const m = Math.floor(value / 60);
     const s = Math.round(value % 60);
     return m < 60 ? m + "m" + (s ? s + "s" : "") : Math.floor(m / 60) + "h" + (m % 60 ? (m % 60) + "m" : "");
   }
 
-  // x and y of each point in a box: builds are evenly spaced (the order is what matters), y from 0 to the max.
-  function layout(data, left, top, width, height) {
-    const max = Math.max(...data.map((p) => p.seconds), 1);
+  // x and y of each point in a box: builds are evenly spaced (the order is what matters); y from 0 to the
+  // max, or from the min to the max for a sparkline (``fromMin``), so small changes still show.
+  function layout(data, left, top, width, height, fromMin) {
+    const values = data.map((p) => p.seconds);
+    const max = Math.max(...values, fromMin ? 0 : 1);
+    const min = fromMin ? Math.min(...values) : 0;
+    const span = max - min;
     const step = data.length > 1 ? width / (data.length - 1) : 0;
+    const y = (v) => (span > 0 ? top + height - ((v - min) / span) * height : top + height / 2);
     return {
       max: max,
-      xy: data.map((p, i) => [left + (data.length > 1 ? i * step : width / 2), top + height - (p.seconds / max) * height]),
+      xy: data.map((p, i) => [left + (data.length > 1 ? i * step : width / 2), y(p.seconds)]),
     };
   }
 
@@ -61,7 +67,7 @@
       el("text", { x: 2, y: h / 2 + 4, class: "none" }, svg).textContent = "no durations yet";
       return;
     }
-    const { xy } = layout(data, 3, 3, w - 6, h - 6);
+    const { xy } = layout(data, 3, 3, w - 6, h - 6, true);
     el("path", { d: pathOf(xy), class: "line" }, svg);
     const [x, y] = xy[xy.length - 1];
     el("circle", { cx: x, cy: y, r: 2.5, fill: colour(data[data.length - 1].status) }, svg);

@@ -36,7 +36,7 @@ from operations.dashboard import BadgeStatus, Dashboard, TrendPoint, collect_das
 from starters.api_support import PREFIX, ApiError, call, context, error_of
 from workflows.policy.durations import format_duration
 
-__all__ = ["install", "badge_svg", "REFRESH_SECONDS", "MAX_REPO", "MAX_BADGE_PATH"]
+__all__ = ["install", "badge_svg", "render_page", "REFRESH_SECONDS", "MAX_REPO", "MAX_BADGE_PATH"]
 
 HERE = Path(__file__).parent
 REFRESH_SECONDS = 15
@@ -173,6 +173,13 @@ def _repo(repo: str | None) -> str | None:
     return repo.strip()
 
 
+def render_page(view: Dashboard | None, problem: str | None = None, repo: str | None = None) -> str:
+    """The dashboard's HTML for a view (None with a ``problem``: the page that says why there is none)."""
+    return _templates.get_template("dashboard.html").render(
+        view=view, problem=problem, repo=repo, refresh=REFRESH_SECONDS
+    )
+
+
 async def page(request: Request, repo: str | None = Query(None, description="Only this repository.")) -> Response:
     """``GET /``: the dashboard, server-rendered."""
     wanted = _repo(repo)
@@ -184,10 +191,9 @@ async def page(request: Request, repo: str | None = Query(None, description="Onl
         problem = error_of(exc).reason
     except RuntimeError as exc:  # a lazy client that cannot connect
         problem = f"Temporal unavailable: {str(exc).splitlines()[0][:200]}"
-    html = _templates.get_template("dashboard.html").render(
-        view=view, problem=problem, repo=wanted, refresh=REFRESH_SECONDS
+    return HTMLResponse(
+        render_page(view, problem, wanted), status_code=200 if view is not None else 503, headers=_PAGE_HEADERS
     )
-    return HTMLResponse(html, status_code=200 if view is not None else 503, headers=_PAGE_HEADERS)
 
 
 router = APIRouter(prefix=PREFIX, tags=["dashboard"])

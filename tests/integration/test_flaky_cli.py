@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import yaml
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from operations.auth import hash_token, new_token
 from operations.builds import send_build_event
 from operations.context import Context
 from operations.errors import NotFound
 from operations.flaky import FlakyList, list_flaky, quarantine_test, release_test
 from tests.helpers import address_of, cli, ops, person, tocsin_worker
+from tests.procs import TOCSIN, base_env, free_port, process, tocsin_gateway
 from workflows.pipeline import BuildEvent, pipeline_id
 from workflows.pipeline.models import QUERY_STATE, PipelineState, TestOutcome, TestSummary
 
@@ -165,3 +168,96 @@ async def test_a_steady_failure_is_not_listed(dev_env: WorkflowEnvironment, tmp_
         assert FLAKY in state.health.tests.tests  # remembered, as a failing test
         found = await listed(ctx, repo, lambda f: bool(f.pipelines))
         assert found.tests == []  # failing every run is broken, not flaky
+
+
+DATA = Path(__file__).parents[1] / "unit" / "data" / "reports"
+TELEMETRY_FLAKY = ["tests.test_market_data::test_feed_reconnects", "tests.test_fix::test_logon"]
+
+
+async def test_remote_mode_build_inputs_and_flaky_commands(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """Through the gateway (TOCSIN_URL + an API token): ``tocsin build`` with the new inputs, then the flaky
+    commands; the identity comes from the token, a role is needed to quarantine, ``--by`` must be the token's."""
+    tokens = {"ci-bot": new_token(), "viewer": new_token()}
+    config = {
+        "channels": {"console": {"type": "console"}},
+        "receivers": [{"name": "builds", "channels": ["console"]}],
+        "route": {"receiver": "builds"},
+        "users": [
+            {"name": "ci-bot", "roles": ["builder"], "tokens": [{"id": "ci", "sha256": hash_token(tokens["ci-bot"])}]},
+            {"name": "viewer", "roles": [], "tokens": [{"id": "laptop", "sha256": hash_token(tokens["viewer"])}]},
+        ],
+    }
+    path = tmp_path / "tocsin.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = base_env(
+        TEMPORAL_ADDRESS=address_of(dev_env.client),
+        TOCSIN_TASK_QUEUE=f"tq-{uuid.uuid4().hex[:8]}",
+        TOCSIN_CONFIG=str(path),
+        TOCSIN_HOME=str(tmp_path / ".tocsin"),
+        TOCSIN_GATEWAY_TOKEN=new_token(),
+    )
+    repo = f"acme/remote-{uuid.uuid4().hex[:6]}"
+    log = tmp_path / "build.log"
+    log.write_text("\x1b[32m== pytest ==\x1b[0m\nE   TimeoutError: feed did not reconnect\n")
+    with process([TOCSIN, "worker"], tmp_path, env, tmp_path / "worker.log"), tocsin_gateway(tmp_path, env) as url:
+
+        def remote(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+            run_env = {k: v for k, v in base_env().items() if k not in ("TOCSIN_CONFIG", "TOCSIN_OIDC_TOKEN")}
+            run_env.update(TOCSIN_URL=url, TOCSIN_TOKEN=tokens[user], TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}")
+            return subprocess.run([TOCSIN, *args], capture_output=True, text=True, env=run_env, timeout=60)
+
+        async def remote_async(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+            return await asyncio.to_thread(remote, user, *args)
+
+        build = ["build", "--repo", repo, "--branch", "main", "--commit", "cccccc1", "--status", "timed_out"]
+        extra = ["--log", str(log), "--step", "pytest", "--queued-seconds", "12"]
+        done = await remote_async("ci-bot", *build, *extra, "--flake-telemetry", str(DATA / "flake_runs.json"))
+        assert done.returncode == 0 and done.stdout.strip() == pipeline_id(repo, "main"), done.stderr
+        done = await remote_async("ci-bot", *build, "--queued-seconds", "-1")
+        assert done.returncode == 2 and done.stderr.startswith("tocsin: --queued-seconds:"), done.stderr
+
+        async def seen() -> PipelineState | None:
+            state = await state_of(ops(dev_env.client, "unused"), repo, "main")
+            return state if state.seq >= 1 else None
+
+        state = await eventually(seen, "the remote build processed")
+        assert state.last_event is not None
+        assert (state.last_event.status, state.last_event.step, state.last_event.queued_seconds) == (
+            "timed_out",
+            "pytest",
+            12.0,
+        )
+
+        async def listed_remote() -> list[str] | None:
+            done = await remote_async("viewer", "flaky", "list", "--repo", repo, "--json")
+            assert done.returncode == 0, done.stderr
+            names = sorted(t["test"] for t in json.loads(done.stdout)["tests"])
+            return names or None
+
+        assert await eventually(listed_remote, "the telemetry's reruns listed") == sorted(TELEMETRY_FLAKY)
+
+        test = TELEMETRY_FLAKY[0]
+        done = await remote_async("viewer", "flaky", "quarantine", test, "--repo", repo, "--by", "viewer")
+        assert done.returncode == 2 and "builder" in done.stderr, done.stderr  # no role
+        done = await remote_async("ci-bot", "flaky", "quarantine", test, "--repo", repo, "--by", "alice")
+        assert done.returncode == 2 and "credential" in done.stderr, done.stderr  # --by is not the token's
+        done = await remote_async(
+            "ci-bot", "flaky", "quarantine", test, "--repo", repo, "--until", "soon", "--by", "ci-bot"
+        )
+        assert done.returncode == 2 and done.stderr.startswith("tocsin: --until:"), done.stderr
+        done = await remote_async(
+            "ci-bot", "flaky", "quarantine", test, "--repo", repo, "--by", "ci-bot", "--until", "7d"
+        )
+        assert done.returncode == 0 and done.stdout.startswith(f"{test}: quarantined until "), done.stderr
+
+        async def quarantined_by() -> str | None:
+            done = await remote_async("viewer", "flaky", "list", "--repo", repo, "--json")
+            rows = {t["test"]: t for t in json.loads(done.stdout)["tests"]}
+            found = rows.get(test, {}).get("quarantined_by")
+            return str(found) if found else None
+
+        assert await eventually(quarantined_by, "the quarantine listed") == "ci-bot"
+        done = await remote_async("ci-bot", "flaky", "release", test, "--repo", repo)
+        assert done.returncode == 0 and done.stdout.startswith(f"{test}: released in "), done.stderr
+        done = await remote_async("ci-bot", "flaky", "release", "nope::x", "--repo", repo)
+        assert done.returncode == 2 and "nope::x" in done.stderr, done.stderr

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
 from operations.builds import send_build_event
-from operations.context import Context, require_actor, temporal_errors
+from operations.context import Context, require_actor
 from operations.errors import BadInput, Conflict
 from workflows import pipeline
 from workflows.identity import Actor
@@ -91,11 +91,11 @@ def _notice(state: PipelineState | None, commit: str) -> PipelineNotice | None:
 
 
 async def _state(ctx: Context, wid: str) -> PipelineState | None:
+    """The pipeline's state; None while it cannot answer (not started yet, no worker free): the drill waits."""
     try:
-        with temporal_errors():
-            return await ctx.client.get_workflow_handle(wid).query(
-                pipeline.QUERY_STATE, result_type=PipelineState, rpc_timeout=timedelta(seconds=5)
-            )
+        return await ctx.client.get_workflow_handle(wid).query(
+            pipeline.QUERY_STATE, result_type=PipelineState, rpc_timeout=timedelta(seconds=5)
+        )
     except RPCError:
         return None
 

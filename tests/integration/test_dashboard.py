@@ -7,6 +7,7 @@ deployment of it waits for approval.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import uuid
@@ -25,7 +26,7 @@ from starters.gateway import create_app
 from tests.dashboard_scenario import CI_URL, Scenario, row, scenario
 from tests.helpers import ops, person
 from workers.settings import Settings
-from workflows.pipeline import BuildEvent, pipeline_id
+from workflows.pipeline import BuildEvent, TestOutcome, TestSummary, pipeline_id
 
 TOKEN = "dashboard-test-gateway-token"
 
@@ -196,3 +197,42 @@ async def test_temporal_down_page_503_badge_unknown() -> None:
             assert api.status_code == 503 and api.json()["error"].startswith("Temporal unavailable")
             badge = await client.get("/badge/acme/shop/main.svg")
             assert badge.status_code == 200 and "<title>build: unknown</title>" in badge.text
+
+
+def _run(repo: str, commit: str, status: str, n: int, a: str) -> BuildEvent:
+    outcomes = [
+        TestOutcome(nodeid="tests.Checkout::test_pay", outcome=a),
+        TestOutcome(nodeid="tests.Cart::t", outcome="passed"),
+    ]  # type: ignore[arg-type]
+    failed = sum(1 for o in outcomes if o.failed)
+    tests = TestSummary(total=2, failed=failed, outcomes=outcomes)
+    return BuildEvent(repo=repo, branch="main", commit=commit, status=status, url=f"{CI_URL}/{n}", tests=tests)  # type: ignore[arg-type]
+
+
+async def test_badge_flaky_after_a_build_that_failed_on_a_flaky_test_only(
+    dev_env: WorkflowEnvironment, gateway: httpx.AsyncClient, sc: Scenario
+) -> None:
+    repo = f"acme/flaky-{sc.tag}"
+    ci = person("ci")
+    # The same commit fails then passes: the test is flaky; the next failure on it alone is a flaky build.
+    for event in (
+        _run(repo, "f1", "failure", 1, "failed"),
+        _run(repo, "f1", "success", 2, "passed"),
+        _run(repo, "f2", "failure", 3, "failed"),
+    ):
+        await send_build_event(sc.ctx, ci, event)
+    try:
+        status = ""
+        for _ in range(200):
+            _, status = await _badge(gateway, f"{repo}/main.svg")
+            if status == "flaky":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "flaky"
+        resp, _ = await _badge(gateway, f"{repo}/main.svg")
+        assert 'fill="#fe7d37"' in resp.text
+        view = await collect_dashboard(sc.ctx, repo)
+        [flaky] = view.recent_failures[:1]
+        assert flaky.commit == "f2" and flaky.flaky
+    finally:
+        await dev_env.client.get_workflow_handle(pipeline_id(repo, "main")).terminate("test over")

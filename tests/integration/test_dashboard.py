@@ -30,6 +30,8 @@ from workflows.pipeline import BuildEvent, TestOutcome, TestSummary, pipeline_id
 
 TOKEN = "dashboard-test-gateway-token"
 
+pytestmark = pytest.mark.timeout(240)  # the module's scenario is played in its first test's setup
+
 
 @pytest.fixture(scope="module")
 async def sc(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scenario]:

@@ -78,6 +78,7 @@ async def _gateway(dev_env: WorkflowEnvironment, sc: Scenario) -> AsyncIterator[
         await task
 
 
+@pytest.mark.timeout(300)  # a scenario, a browser and a self-refresh (every 15 s) on a busy machine
 async def test_dashboard_in_headless_chromium(
     dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -82,6 +82,8 @@ class AlertGroup(BaseModel):
     route_path: str
     group_labels: dict[str, str]
     alerts: list[Alert] = Field(default_factory=list)
+    escalation: str | None = None
+    """``pipelines.escalation`` for CI alerts (``kind="build"``) whose route names no escalation policy."""
 
 
 def group_alerts(config: Config, alerts: list[Alert]) -> dict[str, AlertGroup]:
@@ -92,7 +94,11 @@ def group_alerts(config: Config, alerts: list[Alert]) -> dict[str, AlertGroup]:
         for node in match_routes(tree, alert.labels):
             labels = node.group_key_labels(alert.labels)
             key = incident_id(node.path, labels)
-            groups.setdefault(key, AlertGroup(route_path=node.path, group_labels=labels)).alerts.append(alert)
+            escalation = None
+            if node.escalation is None and alert.labels.get("kind") == "build":
+                escalation = config.pipelines.escalation
+            group = groups.setdefault(key, AlertGroup(route_path=node.path, group_labels=labels, escalation=escalation))
+            group.alerts.append(alert)
     return groups
 
 
@@ -156,7 +162,12 @@ async def _send_group(ctx: Context, wid: str, group: AlertGroup, source: str) ->
                 try:
                     await ctx.client.start_workflow(
                         incident.WORKFLOW,
-                        IncidentInput(id=wid, route_path=group.route_path, group_labels=group.group_labels),
+                        IncidentInput(
+                            id=wid,
+                            route_path=group.route_path,
+                            group_labels=group.group_labels,
+                            escalation=group.escalation,
+                        ),
                         id=wid,
                         task_queue=ctx.task_queue,
                         start_signal=incident.SIGNAL_ADD_ALERTS,

@@ -49,8 +49,9 @@ async def wait_seq(handle, seq: int, *, delivered: bool = True) -> PipelineState
 
 
 def by_event(records: list[dict]) -> list[dict]:  # type: ignore[type-arg]
-    """Outbox records in event order (``<wid>/event-<seq>/...`` keys)."""
-    return sorted(records, key=lambda r: int(r["key"].split("/event-")[1].split("/")[0]))
+    """The events' own messages in event order (``<wid>/event-<seq>/...`` keys; not the health follow-ups)."""
+    own = [r for r in records if "/event-" in r["key"]]
+    return sorted(own, key=lambda r: int(r["key"].split("/event-")[1].split("/")[0]))
 
 
 async def test_failure_then_fixed_notifies_twice_and_success_is_quiet(

@@ -224,6 +224,8 @@ class IncidentInput(BaseModel):
     id: str
     route_path: str
     group_labels: dict[str, str] = Field(default_factory=dict)
+    escalation: str | None = None
+    """An escalation policy chosen by the sender (a CI pipeline's ``pipelines.escalation``) when the route names none."""
     state: IncidentState | None = None
     pending: list[AlertBatch] = Field(default_factory=list)
     max_history: int = 5000

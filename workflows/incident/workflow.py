@@ -254,7 +254,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
         config = await load_config()
         root = build_tree(config.route)
         node = find_node(root, self.st.route_path) or root
-        self.st.receiver, self.st.escalation = node.receiver, node.escalation
+        self.st.receiver, self.st.escalation = node.receiver, input.escalation or node.escalation
         if self.st.notified_at is None and self.st.status == "resolved" and self._concurrent:
             self._closed("resolved within group_wait: nothing was sent")  # resolved in its first batches
             return await self._finish(record=False)
@@ -284,7 +284,9 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
         if self._concurrent and any(a.status == "firing" for b in self._pending for a in b.alerts):
             # Alerts that fired again after the resolution (while its notices went out): a new incident.
             fresh = IncidentInput(
-                **self._input.model_dump(include={"id", "route_path", "group_labels", "max_history", "journal_seq"})
+                **self._input.model_dump(
+                    include={"id", "route_path", "group_labels", "max_history", "journal_seq", "escalation"}
+                )
             )
             workflow.continue_as_new(fresh.model_copy(update={"pending": self._pending}))
         return self.st

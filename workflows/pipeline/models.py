@@ -225,6 +225,8 @@ class PipelineState(BaseModel):
     """Receivers whose CI failure tracking issue is open (closed on the next success)."""
     escalated: str | None = None
     """Fingerprint of the ``BuildFailing`` alert raised for ``pipelines.escalation`` (resolved on success)."""
+    security_seen: list[str] = Field(default_factory=list)
+    """Serious security findings already reported (``rule|cve|package|location``; the last 200)."""
     last_event: BuildEvent | None = None
     """The last finished build (status, commit, duration, coverage; its outcomes and log dropped)."""
 

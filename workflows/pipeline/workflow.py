@@ -30,11 +30,12 @@ from workflows.config import Config
 from workflows.delivery import deliver, load_config
 from workflows.incident.models import SuppressionQuery
 from workflows.journal import Journal
-from workflows.models import Message
+from workflows.models import Message, MessageField
 from workflows.notify.models import DeadLetter
+from workflows.pipeline.health import HEALTH_PATCH, PipelineHealth
 from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineNotice, PipelineState, Track
-from workflows.policy.builds import build_labels, build_message, classify, pipeline_status
-from workflows.policy.routing import build_tree, match_routes
+from workflows.policy.builds import Classified, build_labels, build_message, classify, flaky_build, pipeline_status
+from workflows.policy.pipeline_health import Assessment, apply, routing_labels
 
 with workflow.unsafe.imports_passed_through():
     from activities.incidents import IncidentActivities
@@ -43,13 +44,12 @@ __all__ = ["PipelineWorkflow"]
 
 RECENT_KEYS = 200
 RECENT_NOTICES = 20
-RECENT_DEAD_LETTERS = 50
 HOLD_FACTOR = 5
 CONCURRENT_DELIVERIES_PATCH = "pipeline-concurrent-deliveries"
 
 
 @workflow.defn(name="PipelineWorkflow")
-class PipelineWorkflow:
+class PipelineWorkflow(PipelineHealth):
     """The pipeline of one repository branch."""
 
     def __init__(self) -> None:
@@ -122,15 +122,19 @@ class PipelineWorkflow:
         self._state.recent_keys = [*self._state.recent_keys, key][-RECENT_KEYS:]
         config = await load_config()
         track = self._state.tracks.get(event.workflow, Track())
-        result = classify(track, event, config.pipelines)
-        self._state.tracks[event.workflow] = result.track
         self._state.seq += 1
         seq = self._state.seq
+        found = self._assess(config, event, seq) if workflow.patched(HEALTH_PATCH) else None
+        flaky = self.is_flaky(event, found)
+        result = flaky_build(track, event) if flaky else classify(track, event, config.pipelines)
+        self._state.tracks[event.workflow] = result.track
         notice = PipelineNotice(
             seq=seq, alertname=result.alertname, commit=event.commit, workflow=event.workflow, notified=result.notify
         )
-        self._journal_event(event, seq, result.alertname)
+        self._journal_event(event, seq, result.alertname, flaky)
         labels = build_labels(event, result.alertname)
+        if found is not None:
+            labels = routing_labels(labels, found)
         if result.notify:
             held = await workflow.execute_local_activity_method(
                 IncidentActivities.check_suppression,
@@ -141,27 +145,54 @@ class PipelineWorkflow:
             )
             # A maintenance window keeps it quiet; the event is still recorded here.
             notice.silenced_by = held.silenced_by
+        receivers = self._routes(config, labels)
         if result.notify and not notice.silenced_by:
-            receivers: list[str] = []
-            for node in match_routes(build_tree(config.route), labels):
-                if node.receiver not in receivers:
-                    receivers.append(node.receiver)
-            message = build_message(event, result, workflow.info().workflow_id)
+            message = self._message(event, result, found)
             notice.receivers = receivers
             if workflow.patched(CONCURRENT_DELIVERIES_PATCH):
                 notice.delivering = True
                 self._deliveries.append(asyncio.create_task(self._deliver(config, notice, message)))
             else:
                 await self._deliver(config, notice, message)
+        if found is not None:
+            self._follow_up(config, event, notice, found, receivers)
         self._state.notices = [*self._state.notices, notice][-RECENT_NOTICES:]
         status = pipeline_status(self._state.tracks.values())
         if status != self._status:
             self._status = status
             workflow.upsert_search_attributes([search.STATUS.value_set(status)])
 
-    def _journal_event(self, event: BuildEvent, seq: int, alertname: str) -> None:
+    @staticmethod
+    def _message(event: BuildEvent, result: Classified, found: Assessment | None) -> Message:
+        """The event's message; with the health memory, its trends, flaky tests and failure signature."""
+        message = build_message(event, result, workflow.info().workflow_id)
+        if found is None:
+            return message
+        message = apply(message, found)
+        extra: list[MessageField] = []
+        if found.flakiness is not None and found.flakiness.flaky:
+            extra.append(MessageField(title="Flaky tests", value=", ".join(found.flakiness.flaky)[:500]))
+        labels = dict(message.labels)
+        if found.trends is not None and found.trends.coverage is not None:
+            kinds = {f.kind for f in found.trends.findings}
+            state = "below_min" if "coverage_below_min" in kinds else "dropped" if "coverage_drop" in kinds else "ok"
+            labels["coverage_state"] = state
+        return message.model_copy(update={"fields": [*message.fields, *extra], "labels": labels})
+
+    def _journal_event(self, event: BuildEvent, seq: int, alertname: str, flaky: bool = False) -> None:
         detail = {"repo": event.repo, "branch": event.branch, "commit": event.commit, "workflow": event.workflow}
-        extra = {"status": event.status, "pr": event.pr, "author": event.author, "seq": seq}
+        extra: dict[str, object] = {"status": event.status, "pr": event.pr, "author": event.author, "seq": seq}
+        if workflow.patched(HEALTH_PATCH):
+            tests = event.tests
+            extra.update(
+                {
+                    "duration_seconds": event.duration_seconds,
+                    "queued_seconds": event.queued_seconds,
+                    "coverage": event.coverage.line_percent if event.coverage is not None else None,
+                    "tests_failed": (tests.failed + tests.errors) if tests is not None else None,
+                    "flaky": flaky,
+                }
+            )
         self._journal.record("build.reported", actor=event.actor, detail={**detail, **extra, "alertname": alertname})
 
     async def _deliver(self, config: Config, notice: PipelineNotice, message: Message) -> None:
@@ -177,6 +208,4 @@ class PipelineWorkflow:
             notice.deliveries = [record for batch in batches for record in batch]
         finally:
             notice.delivering = False
-        if letters:
-            self._state.dead_letters = [*self._state.dead_letters, *letters][-RECENT_DEAD_LETTERS:]
-            self._state.dead_letter_count += len(letters)
+        self._dead_lettered(letters)

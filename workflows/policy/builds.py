@@ -3,7 +3,10 @@
 ``classify`` is the whole state machine of a pipeline track (one per CI
 workflow name on a branch): failure → ``BuildFailed``; the first success after
 failures → ``BuildFixed``; cancelled → ``BuildCancelled``; a plain success →
-``BuildSucceeded`` and ``started`` → ``BuildStarted`` (quiet by default).
+``BuildSucceeded`` and ``started`` → ``BuildStarted`` (quiet by default). A run that
+timed out is a failure (``BuildFailed`` with ``status="timed_out"``). A failed run whose
+only failing tests are known-flaky is ``BuildFlaky`` (see :func:`flaky_build`): severity
+``info``, and the track stays as it was.
 """
 
 from __future__ import annotations
@@ -22,12 +25,19 @@ __all__ = [
     "Classified",
     "PipelineSettings",
     "classify",
+    "flaky_build",
     "build_labels",
     "build_message",
     "format_duration_s",
 ]
 
-_SEVERITY: dict[str, Severity] = {"failure": "error", "cancelled": "warning", "success": "info", "started": "info"}
+_SEVERITY: dict[str, Severity] = {
+    "failure": "error",
+    "timed_out": "error",
+    "cancelled": "warning",
+    "success": "info",
+    "started": "info",
+}
 
 
 class PipelineSettings(Protocol):
@@ -65,7 +75,7 @@ def classify(track: Track, event: BuildEvent, settings: PipelineSettings) -> Cla
     if event.status == "started":
         return Classified(alertname="BuildStarted", notify=settings.notify_started, track=new)
     new.last_status = event.status
-    if event.status == "failure":
+    if event.status in ("failure", "timed_out"):
         new.consecutive_failures += 1
         if new.failing_since is None:
             new.failing_since = event.commit
@@ -77,6 +87,12 @@ def classify(track: Track, event: BuildEvent, settings: PipelineSettings) -> Cla
     if previous > 0:
         return Classified(alertname="BuildFixed", notify=True, track=new, previous_failures=previous)
     return Classified(alertname="BuildSucceeded", notify=settings.notify_success, track=new)
+
+
+def flaky_build(track: Track, event: BuildEvent) -> Classified:
+    """A failed run whose failures are all known-flaky tests: reported as ``info``, the track unchanged."""
+    new = track.model_copy(update={"last_commit": event.commit})
+    return Classified(alertname="BuildFlaky", notify=True, track=new, previous_failures=track.consecutive_failures)
 
 
 def build_labels(event: BuildEvent, alertname: str) -> dict[str, str]:
@@ -120,6 +136,7 @@ _TITLES = {
     "BuildCancelled": "Build cancelled",
     "BuildSucceeded": "Build succeeded",
     "BuildStarted": "Build started",
+    "BuildFlaky": "Build failed on flaky tests",
 }
 _MSG_SEVERITY: dict[str, Severity] = {
     "BuildFailed": "error",
@@ -127,12 +144,14 @@ _MSG_SEVERITY: dict[str, Severity] = {
     "BuildCancelled": "warning",
     "BuildSucceeded": "success",
     "BuildStarted": "info",
+    "BuildFlaky": "info",
 }
 
 
 def build_message(event: BuildEvent, result: Classified, source: str) -> Message:
     """Render a CI event as a channel-neutral message."""
-    title = f"{_TITLES[result.alertname]}: {event.repo}@{event.branch} ({event.workflow})"
+    name = "Build timed out" if event.status == "timed_out" and result.alertname == "BuildFailed" else None
+    title = f"{name or _TITLES[result.alertname]}: {event.repo}@{event.branch} ({event.workflow})"
     lines: list[str] = []
     if result.alertname == "BuildFailed" and result.track.consecutive_failures > 1:
         lines.append(

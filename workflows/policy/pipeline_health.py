@@ -38,7 +38,7 @@ class Assessment(BaseModel):
     trends: TrendResult | None = None
     """None for a ``started`` event."""
     signature: Signature | None = None
-    """For a failed (``failure``/``timed_out``), not flaky, build."""
+    """For a failed (``failure``/``timed_out``), not flaky, build with a failing test, a log tail or a step."""
     notices: list[FlakyNotice] = Field(default_factory=list)
     """Tests newly flaky, quarantines released or expired: tell the owner (``FlakyNotice.owner``)."""
     alerts: list[Finding] = Field(default_factory=list)
@@ -94,7 +94,13 @@ def assess(
         coverage_percent=event.coverage.line_percent if event.coverage is not None else None,
         config=config.trends,
     )
-    sig = signature(outcomes, log_tail, step) if event.status in FAILED_STATUSES and not flaky_build else None
+    evidence = any(o.failed for o in outcomes) or bool(log_tail.strip()) or bool(step)
+    # Without a failing test, a log or a step there is nothing to tell this failure from any other.
+    sig = (
+        signature(outcomes, log_tail, step)
+        if event.status in FAILED_STATUSES and not flaky_build and evidence
+        else None
+    )
     labels: dict[str, str] = {}
     severity: Severity | None = None
     lines: list[str] = []

@@ -5,15 +5,21 @@
   with links, open incidents (level, age), running deployments (stage, weight). Its script
   (``/static/dashboard.js``, no build step, no CDN) draws the trend charts and refreshes the page every
   15 seconds. ``?repo=R`` shows one repository.
-* ``GET /api/v1/dashboard`` — the same view as JSON (:class:`operations.dashboard.Dashboard`).
+* ``GET /api/v1/dashboard`` — the same view as JSON (:class:`operations.dashboard.Dashboard`);
+  ``GET /api/v1/dashboard/me`` — who a bearer token is (for the page's sign-in).
 * ``GET /badge/<repo>/<branch>.svg`` — a shields-style badge ``build | passing`` (green), ``failing`` (red),
   ``flaky`` (orange: the last finished build failed on flaky tests only) or ``unknown`` (grey: no such
   pipeline, no finished build yet, or Temporal not answering — still 200, as shields answers), with
   ``Cache-Control: max-age=60`` and an ``ETag`` (``If-None-Match`` gets 304).
 
 All three are read-only and public (no login): they show statuses, names, commits and counts, never a
-secret. Actions (acknowledge, approve) are not offered here; they stay with the CLI, Slack and ``/api/v1``,
-which authenticate. Pages carry a strict Content-Security-Policy (scripts and styles from this origin only).
+secret. Pages carry a strict Content-Security-Policy (scripts and styles from this origin only).
+
+Actions (acknowledge an incident, approve a deployment) appear only once someone signs in on the page with an
+API token (``tocsin token create``): the script checks it against ``GET /api/v1/dashboard/me``, keeps it in
+the tab's ``sessionStorage`` (gone when the tab closes) and sends it as ``Authorization: Bearer`` to the same
+``/api/v1`` routes the remote-mode CLI uses, where the operations authorize it (roles, four eyes) as for any
+other door. Nothing about a session is kept on the server and no cookie is set, so there is no CSRF surface.
 """
 
 from __future__ import annotations
@@ -21,19 +27,21 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
+from pydantic import BaseModel
 from temporalio.service import RPCError
 
-from operations import OperationError
+from operations import Actor, OperationError
 from operations.dashboard import BadgeStatus, Dashboard, TrendPoint, collect_dashboard, pipeline_badge
-from starters.api_support import PREFIX, ApiError, call, context, error_of
+from starters.api_support import PREFIX, ApiError, authenticate, call, context, error_of
 from workflows.policy.durations import format_duration
 
 __all__ = ["install", "badge_svg", "render_page", "REFRESH_SECONDS", "MAX_REPO", "MAX_BADGE_PATH"]
@@ -207,6 +215,21 @@ async def dashboard_json(
     wanted = _repo(repo)
     view = await call(request, lambda ctx: collect_dashboard(ctx, wanted))
     return JSONResponse(view.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+class Me(BaseModel):
+    """Who a credential is, for the dashboard's sign-in."""
+
+    name: str
+    verified: bool
+    method: str | None = None
+
+
+@router.get("/dashboard/me", response_model=Me)
+async def dashboard_me(actor: Annotated[Actor, Depends(authenticate)]) -> Me:
+    """The identity of ``Authorization: Bearer`` (401 without a valid one): the page's sign-in checks its
+    token here, then offers the actions, which ``/api/v1`` authorizes as for any other door."""
+    return Me(name=actor.name, verified=actor.verified, method=actor.method)
 
 
 def install(app: FastAPI) -> None:

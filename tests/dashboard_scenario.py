@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 
 from operations import Context
 from operations.alerts import raise_alert
+from operations.auth import hash_token, new_token
 from operations.builds import send_build_event
 from operations.dashboard import Dashboard, PipelineView, collect_dashboard
 from operations.deployments import start_deployment
@@ -57,9 +58,17 @@ class Scenario:
         ]
 
 
+TOKEN = new_token()
+"""alice's API token (``users`` in the scenario's config): a responder, and an approver of staging."""
+
+
 def _config(home: Path) -> Path:
     path = home / "tocsin.yaml"
     data = {
+        "users": [
+            {"name": "alice", "roles": ["responder"], "tokens": [{"id": "dashboard", "sha256": hash_token(TOKEN)}]}
+        ],
+        "auth": {"allow_unverified": True},  # the scenario's CI and people act unverified, as the direct CLI does
         "channels": {"console": {"type": "console"}},
         "receivers": [{"name": "default", "channels": ["console"]}],
         "route": {

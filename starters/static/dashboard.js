@@ -120,6 +120,66 @@
     drawChart(chart, pick ? points(pick) : [], pick ? pick.getAttribute("data-title") : "");
   }
 
+  // ---- actions, for someone signed in with an API token (kept in this tab's sessionStorage only)
+
+  const TOKEN_KEY = "tocsin.dashboard.token";
+  const ACTIONS = {
+    ack: { path: (id) => "/api/v1/incidents/" + id + "/ack", body: { note: "acknowledged on the dashboard" }, done: "Acknowledged" },
+    approve: { path: (id) => "/api/v1/deployments/" + id + "/approve", body: { comment: "approved on the dashboard" }, done: "Approved" },
+  };
+  let me = null; // {name, verified, method} once the token is accepted
+
+  function say(text, bad) {
+    const box = document.getElementById("action-state");
+    box.textContent = text;
+    box.classList.toggle("bad", Boolean(bad));
+    box.hidden = !text;
+  }
+
+  function showSession() {
+    document.getElementById("who").textContent = me ? "signed in as " + me.name : "";
+    document.getElementById("signin-open").hidden = Boolean(me);
+    document.getElementById("signout").hidden = !me;
+    if (me) document.getElementById("signin").hidden = true;
+    for (const button of document.querySelectorAll("button.act")) button.hidden = !me;
+  }
+
+  async function whoami(token) {
+    const resp = await fetch("/api/v1/dashboard/me", { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
+    return resp.ok ? resp.json() : null;
+  }
+
+  async function signIn(token) {
+    me = token ? await whoami(token) : null;
+    if (me) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    showSession();
+    return me;
+  }
+
+  async function act(button) {
+    const action = ACTIONS[button.getAttribute("data-act")];
+    const id = button.getAttribute("data-id") || "";
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!action || !token) return;
+    button.disabled = true;
+    const path = action.path(id.split("/").map(encodeURIComponent).join("/"));
+    try {
+      const resp = await fetch(path, {
+        method: "POST",
+        headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
+        body: JSON.stringify(action.body),
+      });
+      const answer = await resp.json().catch(() => ({}));
+      if (resp.ok) say(action.done + " " + id + " as " + me.name + ".", false);
+      else say("Refused (" + resp.status + "): " + (answer.error || resp.statusText), true);
+    } catch (_) {
+      say("The gateway did not answer; try again.", true);
+    }
+    button.disabled = false;
+    await refresh();
+  }
+
   async function refresh() {
     const state = document.getElementById("refresh-state");
     try {
@@ -132,12 +192,18 @@
       if (generated) document.getElementById("generated").textContent = generated.textContent;
       if (state) state.textContent = "";
       draw();
+      showSession();
     } catch (_) {
       if (state) state.textContent = "(refresh failed; retrying)";
     }
   }
 
   document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("button.act") : null;
+    if (button) {
+      act(button);
+      return;
+    }
     const spark = event.target instanceof Element ? event.target.closest("svg.spark") : null;
     const row = spark ? spark.closest("tr.pipeline") : null;
     if (!row) return;
@@ -147,6 +213,24 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     draw();
+    document.getElementById("signin-open").addEventListener("click", () => {
+      const form = document.getElementById("signin");
+      form.hidden = false;
+      document.getElementById("signin-token").focus();
+    });
+    document.getElementById("signout").addEventListener("click", () => {
+      signIn(null);
+      say("", false);
+    });
+    document.getElementById("signin").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = document.getElementById("signin-token");
+      const who = await signIn(input.value.trim());
+      input.value = "";
+      say(who ? "" : "That token was not accepted.", !who);
+    });
+    const kept = sessionStorage.getItem(TOKEN_KEY);
+    if (kept) signIn(kept);
     const every = Number(document.body.getAttribute("data-refresh")) || 15;
     window.setInterval(refresh, every * 1000);
   });

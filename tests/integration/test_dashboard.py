@@ -24,6 +24,7 @@ from operations.config import ConfigStore
 from operations.dashboard import collect_dashboard, pipeline_badge
 from starters.gateway import create_app
 from tests.dashboard_scenario import CI_URL, Scenario, row, scenario
+from tests.dashboard_scenario import TOKEN as TOKEN_ALICE
 from tests.helpers import ops, person
 from workers.settings import Settings
 from workflows.pipeline import BuildEvent, TestOutcome, TestSummary, pipeline_id
@@ -146,6 +147,15 @@ async def test_json_view_is_the_same_model(gateway: httpx.AsyncClient, sc: Scena
     assert datetime.fromisoformat(body["generated_at"]).tzinfo is not None
     assert [d["id"] for d in body["deployments"]] == [sc.deployment]
     assert (await gateway.get("/api/v1/dashboard", params={"repo": "x" * 201})).json()["field"] == "repo"
+
+
+async def test_me_names_the_token_and_refuses_without_one(gateway: httpx.AsyncClient) -> None:
+    resp = await gateway.get("/api/v1/dashboard/me", headers={"Authorization": f"Bearer {TOKEN_ALICE}"})
+    assert resp.status_code == 200 and resp.json() == {"name": "alice", "verified": True, "method": "token"}
+    for headers in ({}, {"Authorization": "Bearer tocsin_not-a-token"}):
+        refused = await gateway.get("/api/v1/dashboard/me", headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"], refused.text
+        assert refused.headers["www-authenticate"].startswith("Bearer")
 
 
 async def _badge(gateway: httpx.AsyncClient, path: str) -> tuple[httpx.Response, str]:

@@ -3,7 +3,8 @@ downloaded): the real gateway served by uvicorn on a free port, against a real d
 ``tests/dashboard_scenario.py``.
 
 The page must render the scenario's data, draw the build-time chart, log no console error and raise no
-page error, and refresh itself when a new build arrives. A screenshot is saved to
+page error, and refresh itself when a new build arrives; its actions show only once signed in with an API token, and then
+acknowledge and approve as that identity. A screenshot is saved to
 ``$TOCSIN_TEST_ARTIFACTS/dashboard.png`` (default: ``build/test-artifacts/dashboard.png`` in the repository,
 a folder git ignores).
 
@@ -27,8 +28,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from operations.builds import send_build_event
 from operations.config import ConfigStore
+from operations.deployments import deployment_state
 from starters.gateway import create_app, server
-from tests.dashboard_scenario import Scenario, scenario
+from tests.dashboard_scenario import TOKEN, Scenario, scenario
 from tests.helpers import person
 from tests.procs import free_port
 from workers.settings import Settings
@@ -137,6 +139,8 @@ async def test_dashboard_in_headless_chromium(
             assert chart["points"] == 3, chart  # main's three builds: the first pipeline with durations
             assert chart["path"].startswith("M") and chart["path"].count("L") == 2, chart
             assert chart["sparks"] == 2 and sc.shop in chart["title"], chart  # main and release/1.2
+            assert await page.locator("button.act").count() == 2  # Acknowledge and Approve, in the markup
+            assert await page.locator("button.act:visible").count() == 0  # read-only without signing in
             box = await page.locator("#trend-chart").bounding_box()
             assert box is not None and box["width"] > 100 and box["height"] > 100
             await page.screenshot(path=str(shot), full_page=True)
@@ -153,6 +157,23 @@ async def test_dashboard_in_headless_chromium(
                 f'tr.pipeline[data-id="{pipeline_id(sc.shop, "main")}"][data-status="passing"]', timeout=60_000
             )
             assert await page.locator("#trend-chart circle.point").count() == 1  # still release/1.2's, kept selected
+
+            # Signed in with alice's API token, the actions show and go through /api/v1 as alice.
+            await page.click("#signin-open")
+            await page.fill("#signin-token", TOKEN)
+            await page.click("#signin button[type=submit]")
+            await page.wait_for_selector("#who:has-text('signed in as alice')")
+            await page.locator(f'button.act[data-act="ack"][data-id="{sc.incident}"]').click()
+            await page.wait_for_selector("#action-state:has-text('Acknowledged')")
+            await page.locator("tr.incident", has_text="by alice").wait_for(timeout=30_000)
+            await page.locator(f'button.act[data-act="approve"][data-id="{sc.deployment}"]').click()
+            await page.wait_for_selector("#action-state:has-text('Approved')")
+            state = await deployment_state(sc.ctx, sc.deployment)
+            assert [(a.by, a.actor.verified if a.actor else None) for a in state.approvals] == [("alice", True)]
+            await page.locator(f'button.act[data-id="{sc.deployment}"]').wait_for(state="detached", timeout=30_000)
+            await page.screenshot(path=str(shot.with_name("dashboard-signed-in.png")), full_page=True)
+            await page.click("#signout")
+            assert await page.locator("button.act:visible").count() == 0
             assert problems == [], problems
         finally:
             await browser.close()

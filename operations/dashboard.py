@@ -360,7 +360,9 @@ async def collect_dashboard(
     budget = _Budget(timeout)
     truncated: list[str] = []
     with temporal_errors():
-        pipes, more = await _listed(ctx, search.query("pipeline", running=True), MAX_PIPELINES)
+        # A full repository name is TocsinService itself; its last part alone is matched below.
+        exact = repo if repo is not None and "/" in repo else None
+        pipes, more = await _listed(ctx, search.query("pipeline", service=exact, running=True), MAX_PIPELINES)
         if more:
             truncated.append("pipelines")
         incidents, more = await _listed(

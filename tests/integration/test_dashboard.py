@@ -101,6 +101,10 @@ async def test_unfiltered_view_holds_the_scenario_among_other_workflows(sc: Scen
     assert {pipeline_id(sc.shop, b) for b in ("main", "release/1.2", "feature/docs")} <= ids
     assert row(view, sc.shop, "main").status == "failing"
     assert sc.incident in {i.id for i in view.incidents} and sc.deployment in {d.id for d in view.deployments}
+    by_short_name = await collect_dashboard(sc.ctx, sc.service)  # shop-<tag>: the repository's last part
+    assert {p.id for p in by_short_name.pipelines} == {
+        pipeline_id(sc.shop, b) for b in ("main", "release/1.2", "feature/docs")
+    }
 
 
 async def test_a_pipeline_whose_worker_is_gone_is_shown_unanswered_not_waited_for(

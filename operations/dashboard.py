@@ -182,9 +182,8 @@ def badge_status(state: PipelineState | None) -> BadgeStatus:
         return "failing"
     if any(t.last_status is not None for t in tracks):
         return "passing"
-    if state.last_event is not None:
-        return "passing" if state.last_event.status == "success" else "failing"
-    return "unknown"
+    last = state.last_event.status if state.last_event is not None else None
+    return "passing" if last == "success" else "failing" if last in ("failure", "timed_out") else "unknown"
 
 
 def _mean(values: list[float]) -> float | None:
@@ -236,7 +235,8 @@ def pipeline_view(repo: str, branch: str, state: PipelineState | None, now: date
     view.red_since = builds.red_since
     view.success_rate_7d = ok / total if total else None
     view.builds_7d = total
-    view.avg_build_seconds = _mean([s for _, s, _ in builds.durations_all]) or _mean(builds.durations)
+    recent = _mean([s for _, s, _ in builds.durations_all])
+    view.avg_build_seconds = recent if recent is not None else _mean(builds.durations)
     view.failures_today = sum(d.failures for d in builds.days if d.day == today)
     view.trend = [TrendPoint(at=at, seconds=seconds, status=status) for at, seconds, status in samples]
     view.failures = _failures(repo, branch, state)

@@ -63,6 +63,7 @@ def test_badge_from_the_last_event_when_there_is_no_track() -> None:
     event = BuildEvent(repo="a/b", branch="main", commit="c1", status="failure")
     assert badge_status(PipelineState(last_event=event)) == "failing"
     assert badge_status(PipelineState(last_event=event.model_copy(update={"status": "success"}))) == "passing"
+    assert badge_status(PipelineState(last_event=event.model_copy(update={"status": "cancelled"}))) == "unknown"
 
 
 def _health(**builds: object) -> PipelineHealthState:

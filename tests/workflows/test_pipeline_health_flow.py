@@ -240,7 +240,7 @@ async def test_tracking_issue_opens_comments_and_closes_once_across_a_worker_res
             state = await p.state(3)
     [issue] = gh.issues(GH_REPO)
     assert issue["title"] == f"CI failure alerts: {repo}@main"
-    assert {label["name"] if isinstance(label, dict) else label for label in issue["labels"]} >= {"tocsin"}
+    assert {label["name"] if isinstance(label, dict) else label for label in issue["labels"]} >= {"tocsin", "tocsin-ci"}
     assert "linker failed" in issue["body"] and "https://ci.example/runs/1" in issue["body"]
     comments = gh.comments(GH_REPO, issue["number"])
     assert any("timed out" in c["body"] for c in comments)
@@ -309,7 +309,7 @@ async def test_duration_regression_and_coverage_drop_are_alerts_with_the_delta_i
         dropped = await until(lambda: _first(p.messages("CoverageDropped")), "the coverage alert")
     assert regression["severity"] == "warning" and "performance regression" in regression["text"].lower()
     assert dropped["severity"] == "warning"
-    last = [m for m in p.messages("BuildSucceeded")][-1]
+    [last] = [r["message"] for r in outbox(tmp_path) if "/event-4/" in r["key"]]
     coverage = next(f["value"] for f in last["fields"] if f["title"] == "Coverage")
     assert "75.5" in coverage and "6.5" in coverage
     assert last["labels"]["coverage_state"] == "dropped"
@@ -363,3 +363,22 @@ async def test_failures_on_a_watched_branch_start_the_escalation_ladder_and_gree
         assert state.escalated is None
     assert page["message"]["severity"] == "critical"
     assert repo in page["message"]["text"]
+
+
+async def test_the_same_failure_on_three_branches_is_one_grouped_message_naming_the_first_run(
+    fresh_time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config: Any, repo: str
+) -> None:
+    """A fresh server: ``report/failure-patterns`` is one entity per namespace, started on the first test's queue."""
+    cfg = write_config(config())
+    failing = summary_of(outcome("test_pay", "failed", message="AssertionError: expected 200, got 503 at 0x7f3a"))
+    async with tocsin_worker(fresh_time_env.client, task_queue, tmp_path, cfg):
+        for i, branch in enumerate(["main", "release/1.2", "feature/pay"]):
+            p = Pipeline(fresh_time_env.client, task_queue, tmp_path, cfg, repo, branch=branch)
+            p.n = 10 * (i + 1)
+            await p.send("failure", tests=failing, author=f"dev{i}", url=f"https://ci.example/runs/{i}")
+            await p.state(1)
+        group = await until(lambda: _first(p.messages("BuildFailurePattern")), "the grouped message", seconds=60)
+    assert len(p.messages("BuildFailurePattern")) == 1
+    for branch in ("main", "release/1.2", "feature/pay"):
+        assert branch in group["text"] or branch in group["title"]
+    assert "dev0" in group["text"] and "https://ci.example/runs/0" in group["text"]

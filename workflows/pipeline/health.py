@@ -39,8 +39,9 @@ from workflows.config import Config
 from workflows.delivery import deliver
 from workflows.incident.models import Alert, AlertBatch
 from workflows.journal import Journal
-from workflows.models import Link, Message, MessageField, Severity
+from workflows.models import Link, Message, MessageField
 from workflows.notify.models import DeadLetter
+from workflows.patterns import FailureSeen
 from workflows.pipeline.health_models import Occurrence
 from workflows.pipeline.models import (
     FAILED_STATUSES,
@@ -405,14 +406,20 @@ class PipelineHealth:
             run=event.url,
             author=event.author,
         )
-        seen = {"key": sig.key, "category": sig.category, "summary": sig.summary, "occurrence": occurrence}
-        severity: Severity = found.severity or "error"
+        seen = FailureSeen(
+            key=sig.key,
+            category=sig.category,
+            summary=sig.summary,
+            occurrence=occurrence,
+            critical=found.severity == "critical",
+            kind=sig.kind,
+        )
 
         async def run() -> None:
             try:
                 await workflow.execute_activity(
                     "report_failure_pattern",
-                    {**seen, "severity": severity},
+                    seen,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=_ACTIVITY_RETRY,
                 )

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -43,7 +44,8 @@ async def sc(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture
 async def gateway(dev_env: WorkflowEnvironment, sc: Scenario) -> AsyncIterator[httpx.AsyncClient]:
     """The real gateway app (with a webhook token set) over httpx's ASGI transport."""
-    settings = replace(Settings(), task_queue=sc.ctx.task_queue, gateway_token=TOKEN)
+    home = sc.config.parent / "gateway"  # the gateway's own audit journal, beside the worker's
+    settings = replace(Settings(), task_queue=sc.ctx.task_queue, gateway_token=TOKEN, home=home)
     app = create_app(settings, dev_env.client, ConfigStore(sc.config))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
@@ -199,11 +201,11 @@ async def test_bad_badge_paths_are_json_4xx(gateway: httpx.AsyncClient) -> None:
     assert resp.status_code == 422 and resp.json()["field"] == "path"
 
 
-async def test_temporal_down_page_503_badge_unknown() -> None:
+async def test_temporal_down_page_503_badge_unknown(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-    app = create_app(replace(Settings(), address=address, gateway_token=TOKEN))
+    app = create_app(replace(Settings(), address=address, gateway_token=TOKEN, home=tmp_path))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
             page = await client.get("/")

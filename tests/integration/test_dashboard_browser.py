@@ -63,7 +63,8 @@ def _artifacts() -> Path:
 @contextlib.asynccontextmanager
 async def _gateway(dev_env: WorkflowEnvironment, sc: Scenario) -> AsyncIterator[str]:
     """The real gateway app under uvicorn on a free loopback port; yields its URL."""
-    settings = replace(Settings(), task_queue=sc.ctx.task_queue, gateway_token="browser-test-token")
+    home = sc.config.parent / "gateway"  # the gateway's own audit journal, beside the worker's
+    settings = replace(Settings(), task_queue=sc.ctx.task_queue, gateway_token="browser-test-token", home=home)
     port = free_port()
     gw = server(create_app(settings, dev_env.client, ConfigStore(sc.config)), "127.0.0.1", port)
     gw.capture_signals = contextlib.nullcontext  # the test runner owns the signals

@@ -3,9 +3,8 @@
 Built once per worker with the worker's Temporal client. The pipeline calls it by name
 (``report_failure_pattern``, :data:`workflows.patterns.ACTIVITY_REPORT`) with a :class:`FailureSeen`; the
 activity signals-with-start the one ``FailurePatternsWorkflow`` on its own task queue, so the entity runs
-where the pipeline runs. A Temporal error is left to the activity's retry policy (signal-with-start
-is safe to repeat: a retried signal is one more occurrence, counted once per attempt that reached the
-server, at worst one run too many in a group's count, never a second message).
+where the pipeline runs. A Temporal error is left to the activity's retry policy: signal-with-start is safe to repeat, the
+entity ignores an occurrence already in its signature's open window.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,11 @@ REPO = "acme/shop"
 T0 = datetime(2026, 3, 2, 10, 2, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-async def _one_entity_per_test(time_env: WorkflowEnvironment) -> AsyncIterator[None]:
-    """The entity has one fixed id: end it after each test so the next starts afresh on its own queue."""
-    yield
-    try:
-        await time_env.client.get_workflow_handle(WORKFLOW_ID).terminate(reason="test over")
-    except RPCError:
-        pass  # never started, or already ended
+@pytest.fixture
+def time_env(fresh_time_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """A server per test: the entity has one fixed id, and time skipping is global to a server (a window
+    another test left open would hold up this test's timers)."""
+    return fresh_time_env
 
 
 def seen(
@@ -157,25 +153,26 @@ async def test_a_window_closing_with_two_pipelines_is_sent_at_its_end(
 ) -> None:
     client = time_env.client
     async with tocsin_worker(client, task_queue, tmp_path):
-        await report(client, task_queue, seen("main", "1a2b3c4d5e6f", author="alice"))
-        await report(client, task_queue, seen("main", "1a2b3c4d5e6f", author="alice"))  # a retry: same pipeline
+        await report(client, task_queue, seen("main", "1a2b3c4d5e6f", author="alice", run="r1"))
+        await report(client, task_queue, seen("main", "1a2b3c4d5e6f", author="alice", run="r1"))  # a retried report
+        await report(client, task_queue, seen("main", "1a2b3c4d5e6f", author="alice", run="r2"))  # a CI rerun
         await report(client, task_queue, seen("release", "5e6f7a8b9c0d", author="dave", repo="acme/api"))
-        state = await state_when(client, settled(3), "held the group")
+        state = await state_when(client, settled(4), "held the group")
         assert state.sent == 0 and patterns(tmp_path) == []
         [group] = state.patterns.groups
         assert group.state == "holding" and group.closes - group.opened == timedelta(minutes=5)
         await time_env.sleep(timedelta(minutes=4))
-        state = await state_when(client, settled(3), "still holding")
+        state = await state_when(client, settled(4), "still holding")
         assert state.sent == 0 and patterns(tmp_path) == []
         await time_env.sleep(timedelta(minutes=2))
-        state = await state_when(client, lambda s: s.sent == 1 and settled(3)(s), "sent at the window's end")
+        state = await state_when(client, lambda s: s.sent == 1 and settled(4)(s), "sent at the window's end")
     [message] = patterns(tmp_path)
     assert message["title"].startswith("Same failure on 2 pipelines since ")  # two repositories
     assert "(3 runs, test)" in message["title"]
     assert "acme/shop@main" in message["text"] and "acme/api@release" in message["text"]
-    assert "on acme/shop@main at 1a2b3c4 by alice" in message["text"]
+    assert "First seen in run r1 on acme/shop@main at 1a2b3c4 by alice" in message["text"]
     assert "repo" not in message["labels"]
-    assert state.patterns.groups[0].state == "sent"
+    assert state.patterns.groups[0].state == "sent" and state.patterns.groups[0].count == 3
 
 
 async def test_a_critical_failure_shared_by_two_pipelines_goes_at_once(
@@ -241,3 +238,20 @@ async def test_continue_as_new_keeps_windows_and_first_sightings(
     assert message["title"].startswith("Same failure on 3 branches")
     assert "First seen in run run-1 on acme/shop@main at 1a2b3c4 by alice" in message["text"]
     assert state.received == 9 and "sig-assert" in state.patterns.first_seen
+
+
+def test_failure_seen_takes_an_occurrence_built_inside_the_sandbox() -> None:
+    """The sandbox re-imports ``workflows.pipeline.health_models``: its Occurrence is another class."""
+    from pydantic import BaseModel
+
+    class SandboxOccurrence(BaseModel):
+        repo: str
+        branch: str
+        commit: str
+        at: datetime
+        run: str | None = None
+        author: str | None = None
+
+    other = SandboxOccurrence(repo=REPO, branch="main", commit="1a2b3c4", at=T0, author="alice")
+    item = FailureSeen(key="k", category="test", summary="s", occurrence=other)  # type: ignore[arg-type]
+    assert isinstance(item.occurrence, Occurrence) and item.occurrence.author == "alice"

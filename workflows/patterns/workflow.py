@@ -12,7 +12,9 @@ activity) carrying its signature. Each goes into its signature's window
 * otherwise the window is held until it closes (one timer, on the earliest closing window): then a window
   with at least two pipelines is sent; a window with one pipeline is dropped quietly (that pipeline's own
   message already told it);
-* further occurrences of a group already sent are counted (query ``state``), not sent again.
+* further occurrences of a group already sent are counted (query ``state``), not sent again;
+* an occurrence already in its open window (a retried report: same pipeline, commit, run and time) is
+  ignored.
 
 The message is routed through the route tree with labels ``alertname=BuildFailurePattern``, ``kind=build``,
 ``category``, ``signature``, ``severity`` (and ``repo``/``service`` when all pipelines are of one repo);
@@ -25,7 +27,7 @@ large, once its deliveries have finished.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 
@@ -140,7 +142,11 @@ class FailurePatternsWorkflow:
             seen = queue.pop(0)
             now = workflow.now()
             self._state.received += 1
+            if self._repeated(seen, now):
+                workflow.logger.info("repeated failure report ignored: %s", seen.key)
+                continue
             sig = Signature(key=seen.key, category=seen.category, summary=seen.summary, kind=seen.kind)
+            self._make_room(seen.key, limits.max_signatures)
             decision = add_failure(
                 self._state.patterns,
                 sig,
@@ -152,6 +158,29 @@ class FailurePatternsWorkflow:
             self._state.patterns = decision.state
             if decision.action == "send":
                 self._send(config, decision.group, decision.first, critical=seen.critical)
+
+    def _make_room(self, key: str, limit: int) -> None:
+        """Forget the least recently seen signatures before a new one comes in, so the new one is kept.
+
+        ``add_failure`` trims to ``max_signatures`` by last sighting after adding; failures handled in
+        one activation share ``workflow.now()``, and on that tie it could drop the signature it just added.
+        """
+        patterns = self._state.patterns
+        if key in patterns.first_seen or len(patterns.first_seen) < limit:
+            return
+        oldest = sorted(patterns.first_seen, key=lambda k: patterns.last_seen.get(k, datetime.min.replace(tzinfo=UTC)))
+        drop = set(oldest[: len(oldest) - limit + 1])
+        self._state.patterns = patterns.model_copy(
+            update={
+                "first_seen": {k: v for k, v in patterns.first_seen.items() if k not in drop},
+                "last_seen": {k: v for k, v in patterns.last_seen.items() if k not in drop},
+            }
+        )
+
+    def _repeated(self, seen: FailureSeen, now: datetime) -> bool:
+        """The same occurrence again (a retried ``report_failure_pattern``): already in its open window."""
+        group = next((g for g in self._state.patterns.groups if g.key == seen.key and g.closes > now), None)
+        return group is not None and seen.occurrence in group.occurrences
 
     def _shared(self, seen: FailureSeen, now: datetime) -> bool:
         """Whether this failure's open window already names another pipeline (a critical one goes at once then)."""

@@ -37,7 +37,20 @@ def test_action_is_a_documented_composite() -> None:
     assert action["name"] and action["description"]
     assert action["runs"]["using"] == "composite"
     inputs = action["inputs"]
-    for name in ("status", "repo", "branch", "commit", "junit", "coverage", "sarif", "pr", "tocsin-url", "log"):
+    for name in (
+        "status",
+        "repo",
+        "branch",
+        "commit",
+        "junit",
+        "coverage",
+        "sarif",
+        "pr",
+        "tocsin-url",
+        "log",
+        "step",
+        "flake-telemetry",
+    ):
         assert name in inputs, name
     for name, spec in inputs.items():
         assert isinstance(spec.get("description"), str) and len(spec["description"]) > 10, name
@@ -101,6 +114,7 @@ def test_the_script_calls_tocsin_build_in_remote_mode_with_oidc(run_build: RunBu
     (tmp_path / "cov.xml").write_text("<coverage/>")
     (tmp_path / "codeql.sarif").write_text("{}")
     (tmp_path / "ci.log").write_text("boom")
+    (tmp_path / "flakes.json").write_text("{}")
     out = run_build(
         INPUT_WORKFLOW="CI",
         INPUT_URL="https://github.com/acme/shop/actions/runs/1",
@@ -111,6 +125,8 @@ def test_the_script_calls_tocsin_build_in_remote_mode_with_oidc(run_build: RunBu
         INPUT_COVERAGE="cov.xml",
         INPUT_SARIF="codeql.sarif none-*.sarif",
         INPUT_LOG="ci.log",
+        INPUT_STEP="Run tests",
+        INPUT_FLAKE_TELEMETRY="flakes.json",
     )
     assert out == [
         "TOKEN=",
@@ -146,6 +162,10 @@ def test_the_script_calls_tocsin_build_in_remote_mode_with_oidc(run_build: RunBu
         "cov.xml",
         "--log",
         "ci.log",
+        "--step",
+        "Run tests",
+        "--flake-telemetry",
+        "flakes.json",
     ]
 
 
@@ -170,3 +190,18 @@ def test_an_input_cannot_inject_shell(run_build: RunBuild, tmp_path: Path) -> No
     out = run_build(INPUT_BRANCH='x"; touch pwned; echo "', INPUT_AUTHOR="$(touch pwned2)")
     assert 'x"; touch pwned; echo "' in out and "$(touch pwned2)" in out
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
+def test_every_flag_the_script_passes_is_one_the_real_cli_takes() -> None:
+    from typer.testing import CliRunner
+
+    from starters.cli import app
+
+    script = _step("tocsin build")["run"]
+    flags = set(re.findall(r"(--[a-z][a-z-]+)", script)) - {"--oidc"}
+    assert {"--log", "--step", "--flake-telemetry", "--junit", "--sarif", "--coverage"} <= flags
+    text = CliRunner().invoke(app, ["build", "--help"], terminal_width=200).output
+    missing = sorted(f for f in flags if f not in text)
+    assert not missing, f"tocsin build --help does not know {missing}"
+    top = CliRunner().invoke(app, ["--help"], terminal_width=200).output
+    assert "--oidc" in top

@@ -88,6 +88,8 @@ class FlakyList(BaseModel):
     """The pipelines asked."""
     unanswered: list[str] = Field(default_factory=list)
     """Pipelines whose state query failed (no worker running, say): their tests are missing from the list."""
+    more: bool = False
+    """More pipelines run than were asked (``MAX_PIPELINES``): narrow the list with a repository."""
 
 
 class Signalled(BaseModel):
@@ -137,19 +139,23 @@ def _check_repo(repo: str | None, field: str = "--repo") -> str:
     return repo.strip()
 
 
-async def _pipelines(ctx: Context, repo: str | None) -> list[tuple[str, str, str]]:
-    """``(workflow id, repo, branch)`` of the running pipelines (of ``repo``, or all)."""
-    found: list[tuple[str, str, str]] = []
+async def _pipelines(ctx: Context, repo: str | None) -> tuple[list[tuple[str, str, str]], bool]:
+    """``(workflow id, repo, branch)`` of the running pipelines (of ``repo``, or all), at most ``MAX_PIPELINES``;
+    and whether there were more."""
+    found: dict[str, tuple[str, str, str]] = {}
+    more = False
     with temporal_errors():
-        async for wf in ctx.client.list_workflows(search.query("pipeline", service=repo, running=True), limit=1000):
+        query = search.query("pipeline", service=repo, running=True)
+        async for wf in ctx.client.list_workflows(query, limit=MAX_PIPELINES + 1):
             name = wf.typed_search_attributes.get(search.SERVICE) or ""
             prefix = pipeline_id(name, "")
-            if not name or not wf.id.startswith(prefix) or any(wf.id == f[0] for f in found):
+            if not name or not wf.id.startswith(prefix) or wf.id in found:
                 continue
-            found.append((wf.id, name, wf.id[len(prefix) :]))
             if len(found) >= MAX_PIPELINES:
+                more = True
                 break
-    return sorted(found)
+            found[wf.id] = (wf.id, name, wf.id[len(prefix) :])
+    return sorted(found.values()), more
 
 
 async def _state(ctx: Context, wid: str) -> PipelineState | None:
@@ -200,7 +206,7 @@ async def list_flaky(ctx: Context, repo: str | None = None) -> FlakyList:
         Unavailable: Temporal did not answer the visibility query.
     """
     repo = repo.strip() if repo and repo.strip() else None
-    pipelines = await _pipelines(ctx, repo)
+    pipelines, more = await _pipelines(ctx, repo)
     states = await asyncio.gather(*(_state(ctx, wid) for wid, _, _ in pipelines))
     rows: list[FlakyRow] = []
     unanswered: list[str] = []
@@ -210,11 +216,12 @@ async def list_flaky(ctx: Context, repo: str | None = None) -> FlakyList:
             continue
         rows.extend(_rows(ctx, name, branch, state))
     rows.sort(key=lambda r: (-_recency(r), r.test, r.repo, r.branch))
-    return FlakyList(tests=rows, pipelines=[wid for wid, _, _ in pipelines], unanswered=unanswered)
+    return FlakyList(tests=rows, pipelines=[wid for wid, _, _ in pipelines], unanswered=unanswered, more=more)
 
 
 async def _repo_pipelines(ctx: Context, repo: str) -> list[str]:
-    ids = [wid for wid, name, _ in await _pipelines(ctx, repo) if name == repo]
+    pipelines, _ = await _pipelines(ctx, repo)
+    ids = [wid for wid, name, _ in pipelines if name == repo]
     if not ids:
         raise NotFound(f"no running pipeline of repository {repo!r} (pipeline/{repo}/*): send a build first")
     return ids

@@ -37,6 +37,8 @@ def _quarantine(row: FlakyRow) -> str:
 def _show_list(found: FlakyList) -> None:
     for wid in found.unanswered:
         typer.echo(f"tocsin: {wid} did not answer (is a worker running?); its tests are not listed", err=True)
+    if found.more:
+        typer.echo(f"tocsin: only {len(found.pipelines)} pipelines were asked; narrow the list with --repo", err=True)
     if not found.tests:
         typer.echo("no flaky or quarantined tests" + ("" if found.pipelines else " (no running pipeline)"))
         return

@@ -12,17 +12,20 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from typer.testing import CliRunner
 
 from operations import BadInput, NotFound, Refused
 from operations.context import Context
-from operations.flaky import list_flaky, parse_until, quarantine_test, release_test
+from operations.flaky import MAX_PIPELINES, list_flaky, parse_until, quarantine_test, release_test
 from starters import api
 from starters.api_support import authenticate
 from starters.cli import app, remote
 from tests.unit.test_redact_doors import RecordingClient
+from workflows import search
 from workflows.config import Config, default_config
 from workflows.identity import Actor
+from workflows.pipeline.models import FlakyQuarantine, FlakyRelease
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CI = Actor(name="ci", via="cli")
@@ -216,7 +219,12 @@ async def test_api_answers_403_404_and_400_as_json(http: tuple[httpx.AsyncClient
         )
         assert resp.status_code == 400, resp.text
         resp = await client.get("/api/v1/flaky", params={"repo": "acme/api"})  # reading needs no role
-        assert resp.status_code == 200 and resp.json() == {"tests": [], "pipelines": [], "unanswered": []}
+        assert resp.status_code == 200 and resp.json() == {
+            "tests": [],
+            "pipelines": [],
+            "unanswered": [],
+            "more": False,
+        }
         client_app = cast(Any, client._transport).app
         client_app.state.store = SimpleNamespace(get=_with_builder)
         resp = await client.post("/api/v1/flaky/quarantine", json=body)
@@ -237,3 +245,44 @@ def test_cli_exits_2_naming_the_repo_when_no_pipeline_runs(monkeypatch: pytest.M
     monkeypatch.setattr(flaky, "run_op", run_op)
     done = CliRunner().invoke(app, ["flaky", "release", "t::a", "--repo", "acme/gone", "--by", "alice"])
     assert done.exit_code == 2 and "acme/gone" in done.output, done.output
+
+
+class ManyPipelines(RecordingClient):
+    """``count`` running pipelines of acme/api (and one of another repo), none of which answers a query."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    async def list_workflows(self, query: str, limit: int) -> Any:  # type: ignore[override]
+        rows = [("acme/api", f"branch-{i:03d}") for i in range(self.count)] + [("acme/other", "main")]
+        for repo, branch in rows[:limit]:
+            yield SimpleNamespace(
+                id=f"pipeline/{repo}/{branch}",
+                typed_search_attributes=TypedSearchAttributes([SearchAttributePair(search.SERVICE, repo)]),
+            )
+
+
+async def test_list_is_bounded_and_says_so() -> None:
+    client = ManyPipelines(MAX_PIPELINES + 5)
+    found = await list_flaky(Context(cast(Client, client), default_config(), "tq"))
+    assert len(found.pipelines) == MAX_PIPELINES and found.more
+    assert found.unanswered == found.pipelines  # no worker answered: said, not hidden
+    few = await list_flaky(Context(cast(Client, ManyPipelines(2)), default_config(), "tq"))
+    assert few.pipelines == ["pipeline/acme/api/branch-000", "pipeline/acme/api/branch-001", "pipeline/acme/other/main"]
+    assert not few.more
+
+
+async def test_signals_go_to_every_pipeline_of_the_repo_only() -> None:
+    client = ManyPipelines(3)
+    ctx = Context(cast(Client, client), default_config(), "tq")
+    until = datetime.now(UTC) + timedelta(days=1)
+    done = await quarantine_test(ctx, CI, "acme/api", " t::a ", until, f"see https://u:{'pw' * 4}@ci.example.com/x")
+    assert done.pipelines == [f"pipeline/acme/api/branch-{i:03d}" for i in range(3)]
+    sent = [a for a in client.sent if isinstance(a, FlakyQuarantine)]
+    assert len(sent) == 3 and all(s.test == "t::a" and s.until == until and s.actor == CI for s in sent)
+    assert "pwpwpwpw" not in sent[0].reason  # the reason is redacted before it enters history
+    # A release where no pipeline can be asked is sent anyway (it changes nothing where the test is not muted).
+    released = await release_test(ctx, CI, "acme/api", "t::a")
+    assert released.pipelines == done.pipelines
+    assert len([a for a in client.sent if isinstance(a, FlakyRelease)]) == 3

@@ -72,7 +72,6 @@ class FailurePatternsWorkflow:
         self._deliveries: list[asyncio.Task[None]] = []
         self._journal = Journal(self)
         self._alarm = Alarm()
-        self._config: Config | None = None
 
     @property
     def journal_seq(self) -> int:
@@ -131,8 +130,7 @@ class FailurePatternsWorkflow:
                 )
 
     async def _snapshot(self) -> Config:
-        self._config = await load_config()
-        return self._config
+        return await load_config()
 
     async def _group(self, queue: list[FailureSeen]) -> None:
         """Put every queued failure in its window; send the groups that are due at once."""
@@ -193,7 +191,7 @@ class FailurePatternsWorkflow:
         due = due_groups(self._state.patterns, workflow.now())
         if not due:
             return
-        config = self._config or await self._snapshot()
+        config = await self._snapshot()  # the receivers as they are when the window closes
         for group in due:
             self._state.patterns = mark_sent(self._state.patterns, group.key, group.opened)
             if len(group.pipelines) >= MIN_PIPELINES:

@@ -55,6 +55,7 @@ def test_digest_at_0800_seoul_and_market_hours_page_high_urgency() -> None:
 SECRETS = {
     "SLACK_BOT_TOKEN": "xoxb-test",
     "SENDGRID_API_KEY": "SG.test",
+    "GITHUB_TOKEN": "ghp_test",
     "PAGERDUTY_ROUTING_KEY": "R0123456789abcdef0123456789abcdef",
     "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/123456/abcdef",
 }

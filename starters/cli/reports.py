@@ -13,33 +13,28 @@ from operations.reports import parse_period, pipeline_report
 from starters.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, app, bad_input, fail, json_default, non_empty, run_op
 from starters.cli.remote import enabled as remote_enabled
 from workflows.policy.durations import DurationError, parse_duration
-from workflows.policy.health_report import HealthReport, build_time_text, period_words, report_lines
+from workflows.policy.health_report import (
+    HealthReport,
+    build_time_text,
+    percent_text,
+    period_words,
+    report_lines,
+    seconds_text,
+)
 
 __all__: list[str] = []
 
 _DRILL = Actor(name="tocsin-drill", via="cli")
 
 
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}".removesuffix(".0") + "%"
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "—"
-    minutes, seconds = divmod(round(value), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{value:.1f}s"
-
-
 def _print_report(report: HealthReport) -> None:
     rows = [
         ("Branches", ", ".join(report.branches) or "—"),
         ("Builds", f"{report.builds} ({report.successes} passed, {report.failures} failed)"),
-        ("Success rate", _percent(report.success_rate)),
+        ("Success rate", percent_text(report.success_rate)),
         ("Median build time", build_time_text(report)),
         ("Failures (watched)", str(report.watched_failures)),
-        ("MTTR (watched)", _seconds(report.mttr_seconds)),
+        ("MTTR (watched)", seconds_text(report.mttr_seconds)),
         ("Flaky tests", str(len(report.flaky))),
     ]
     typer.echo(f"Pipeline health: {report.repo} ({period_words(report.period)})")
@@ -69,14 +64,22 @@ def report(
     _print_report(found)
 
 
+def _timing(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}s"
+
+
 def _print_drill(result: DrillResult) -> None:
     typer.echo(
         f"Drill on {result.workflow_id} (commits {result.failure_commit[:7]}, {(result.recovery_commit or '')[:7]})"
     )
-    typer.echo(f"  sent → notified        {_seconds(result.notified_seconds)}")
     issue = f" {result.issue_url}" if result.issue_url else ""
-    typer.echo(f"  sent → issue opened    {_seconds(result.issue_opened_seconds)}{issue}")
-    typer.echo(f"  recovery → issue closed {_seconds(result.issue_closed_seconds)}")
+    rows = [
+        ("sent → notified", _timing(result.notified_seconds)),
+        ("sent → issue opened", _timing(result.issue_opened_seconds) + issue),
+        ("recovery → issue closed", _timing(result.issue_closed_seconds)),
+    ]
+    for name, value in rows:
+        typer.echo(f"  {name.ljust(23)}  {value}")
 
 
 @app.command()

@@ -165,7 +165,10 @@ def test_report_message() -> None:
     assert "• main: 3 failure(s) in 11 build(s), MTTR 1h over 2 recovery(ies)" in message.text
     assert "• t::broken: 4 failure(s) in 4 run(s)" in message.text
     assert "• t::quarantined: quarantined by alice (feature/x)" in message.text
-    assert "• coverage feature/x: 80.0% (last build 74.0%, -6.0)" in message.text
+    assert message.text.splitlines()[0] == "Watched branches:"
+    assert (
+        "Coverage (last successful build):\n• feature/x: 80.0% (last build 74.0%, -6.0)\n• main: 81.5%" in message.text
+    )
 
 
 def test_watched_globs_red_branch_and_first_half_trend() -> None:

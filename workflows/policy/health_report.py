@@ -51,6 +51,8 @@ __all__ = [
     "period_words",
     "watched",
     "build_time_text",
+    "seconds_text",
+    "percent_text",
     "report_lines",
     "TOP_TESTS",
 ]
@@ -327,19 +329,21 @@ def period_words(period: str) -> str:
     return f"last {period}"
 
 
-def _seconds(value: float | None) -> str:
+def seconds_text(value: float | None) -> str:
+    """``1h``, ``2m30s``, ``0.4s``; ``—`` for None."""
     if value is None:
         return "—"
     return format_duration(timedelta(seconds=round(value))) if value >= 1 else f"{value:.1f}s"
 
 
-def _percent(value: float | None) -> str:
+def percent_text(value: float | None) -> str:
+    """``61.5%``, ``100%``; ``—`` for None."""
     return "—" if value is None else f"{value * 100:.1f}".removesuffix(".0") + "%"
 
 
 def build_time_text(report: HealthReport) -> str:
     """``6m30s (+25% vs previous period)``."""
-    text = _seconds(report.median_build_seconds)
+    text = seconds_text(report.median_build_seconds)
     if report.build_time_trend is not None:
         text += f" ({report.build_time_trend:+.0%} vs {report.trend_basis})"
     return text
@@ -347,10 +351,10 @@ def build_time_text(report: HealthReport) -> str:
 
 def report_lines(report: HealthReport) -> list[str]:
     """The report's body, one line per item (the message text and the CLI's table share it)."""
-    lines: list[str] = []
+    lines: list[str] = ["Watched branches:"] if report.watched else []
     for b in report.watched:
         red = f", red since {b.red_since:%Y-%m-%d %H:%M} UTC" if b.red_since else ""
-        mttr = f", MTTR {_seconds(b.mttr_seconds)} over {b.recoveries} recovery(ies)" if b.recoveries else ""
+        mttr = f", MTTR {seconds_text(b.mttr_seconds)} over {b.recoveries} recovery(ies)" if b.recoveries else ""
         lines.append(f"• {b.branch}: {b.failures} failure(s) in {b.builds} build(s){mttr}{red}")
     if report.top_failing:
         lines.append("Top failing tests:")
@@ -362,10 +366,12 @@ def report_lines(report: HealthReport) -> list[str]:
             lines.append(f"• {f.nodeid}: {why}" + (f" ({', '.join(f.branches)})" if len(report.branches) > 1 else ""))
     if report.unanswered:
         lines.append(f"Left out (did not answer): {', '.join(report.unanswered)}")
+    if report.coverage:
+        lines.append("Coverage (last successful build):")
     for c in report.coverage:
         delta = f" (last build {c.last:.1f}%, {c.delta:+.1f})" if c.delta is not None and c.last is not None else ""
         base = f"{c.baseline:.1f}%" if c.baseline is not None else "—"
-        lines.append(f"• coverage {c.branch}: {base}{delta}")
+        lines.append(f"• {c.branch}: {base}{delta}")
     return lines
 
 
@@ -379,10 +385,10 @@ def report_message(report: HealthReport, source: str = "") -> Message:
     severity: Severity = "warning" if red or poor else "info"
     builds = f"{report.successes}/{report.builds}" if report.builds else "no builds"
     fields = [
-        MessageField(title="Success rate", value=f"{_percent(report.success_rate)} ({builds})"),
+        MessageField(title="Success rate", value=f"{percent_text(report.success_rate)} ({builds})"),
         MessageField(title="Median build time", value=build_time_text(report)),
         MessageField(title="Failures (watched)", value=str(report.watched_failures)),
-        MessageField(title="MTTR (watched)", value=_seconds(report.mttr_seconds)),
+        MessageField(title="MTTR (watched)", value=seconds_text(report.mttr_seconds)),
         MessageField(title="Flaky tests", value=str(len(report.flaky))),
     ]
     if red:

@@ -8,8 +8,9 @@ sends the recovery (a success of a second synthetic commit), and waits until the
 (``tracking == "resolve"``, delivered). The timings are measured by the drill's own clock.
 
 The drill's track is its own (``tocsin-drill``): the branch's real CI tracks are not touched. It is
-recorded by the pipeline itself: each of its two events is a ``build.reported`` record of the audit journal
-with ``workflow: tocsin-drill`` and the sender's actor.
+recorded twice over in the audit journal: by the pipeline itself (each of its two events is a
+``build.reported`` record with ``workflow: tocsin-drill`` and the sender's actor), and by the CLI, which
+seals one ``drill`` record with the timings and what did not happen (:func:`drill_entry`).
 
 Safety: a drill on a branch that is not watched (``pipelines.watch``) is bad input (no tracking issue would
 open), and a drill on a pipeline whose tracking issue is already open is refused (its recovery would close
@@ -30,11 +31,12 @@ from operations.builds import send_build_event
 from operations.context import Context, require_actor
 from operations.errors import BadInput, Conflict
 from workflows import pipeline
+from workflows.audit import JournalEntry
 from workflows.identity import Actor
 from workflows.pipeline import BuildEvent, PipelineNotice, PipelineState
 from workflows.policy.health_report import watched
 
-__all__ = ["DRILL_WORKFLOW", "DrillResult", "run_drill", "drill_commit"]
+__all__ = ["DRILL_WORKFLOW", "DrillResult", "run_drill", "drill_commit", "drill_entry"]
 
 DRILL_WORKFLOW = "tocsin-drill"
 """The CI workflow name of the drill's events (its own track in the pipeline)."""
@@ -70,6 +72,23 @@ class DrillResult(BaseModel):
 def drill_commit(kind: str) -> str:
     """A synthetic commit SHA (40 hex digits of a hash of the time)."""
     return hashlib.sha1(f"tocsin-drill {kind} {time.time_ns()}".encode()).hexdigest()
+
+
+def drill_entry(actor: Actor, result: DrillResult) -> JournalEntry:
+    """The audit journal's ``drill`` record of a drill (key ``drill/<failure commit>``)."""
+    detail = result.model_dump(
+        mode="json",
+        include={"repo", "branch", "failure_commit", "recovery_commit", "issue_url", "missing"}
+        | {"notified_seconds", "issue_opened_seconds", "issue_closed_seconds"},
+    )
+    return JournalEntry(
+        key=f"drill/{result.failure_commit}",
+        time=result.sent_at,
+        actor=actor,
+        action="drill",
+        object=result.workflow_id,
+        detail={**detail, "ok": result.ok},
+    )
 
 
 def _delivered(notice: PipelineNotice | None) -> bool:

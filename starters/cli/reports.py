@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from datetime import timedelta
 
 import typer
 
 from operations import Actor, BadInput
-from operations.drill import DrillResult, run_drill
+from operations.drill import DrillResult, drill_entry, run_drill
+from operations.journal import dsn_from_env, open_journal
 from operations.reports import parse_period, pipeline_report
 from starters.cli.common import EXIT_BAD_INPUT, EXIT_ERROR, app, bad_input, fail, json_default, non_empty, run_op
 from starters.cli.remote import enabled as remote_enabled
+from workers.settings import Settings
+from workflows.audit import JournalEntry
 from workflows.policy.durations import DurationError, parse_duration
 from workflows.policy.health_report import (
     HealthReport,
@@ -64,6 +69,21 @@ def report(
     _print_report(found)
 
 
+async def _seal(entry: JournalEntry) -> None:
+    """Append the drill's record to the audit journal (TOCSIN_AUDIT_DSN, else TOCSIN_HOME's); a warning when it cannot."""
+    journal = None
+    try:
+        journal = await open_journal(dsn_from_env(), Settings().home)
+        await journal.append([entry])
+    except Exception as exc:
+        logging.getLogger("tocsin.audit").warning(
+            "drill not journaled: %s", (str(exc).splitlines() or [repr(exc)])[0][:200]
+        )
+    finally:
+        if journal is not None:
+            await journal.close()
+
+
 def _timing(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}s"
 
@@ -100,6 +120,7 @@ def drill(
     if remote_enabled():
         fail("drill watches the pipeline's state through Temporal: run it without TOCSIN_URL", EXIT_BAD_INPUT)
     result = run_op(lambda ctx: run_drill(ctx, _DRILL, name, where, limit))
+    asyncio.run(_seal(drill_entry(_DRILL, result)))
     if json_out:
         body = {**result.model_dump(mode="json"), "ok": result.ok}
         typer.echo(json.dumps(body, default=json_default, indent=2))

@@ -56,8 +56,8 @@ def config(gh: FakeGitHub | None) -> dict[str, Any]:
 
 
 async def _drill(address: str, queue: str, path: Path, *args: str, **env: str) -> Any:
-    """The real ``tocsin drill``, on the test's task queue."""
-    full = {"TOCSIN_CONFIG": str(path), "TOCSIN_TASK_QUEUE": queue, **env}
+    """The real ``tocsin drill``, on the test's task queue, journaling where the test's worker does."""
+    full = {"TOCSIN_CONFIG": str(path), "TOCSIN_TASK_QUEUE": queue, "TOCSIN_HOME": str(path.parent), **env}
     return await asyncio.to_thread(cli, "drill", *args, address=address, env=full, timeout=180)
 
 
@@ -97,7 +97,8 @@ async def test_drill_opens_and_closes_the_tracking_issue_and_prints_the_timings(
     assert len(mine) == 2 and all(i["state"] == "closed" for i in mine)
     assert result["issue_url"] == mine[0]["html_url"], "the first drill's issue"
 
-    # Recorded: the pipeline journals both events of each drill with the drill's workflow name.
+    # Recorded: the pipeline journals both events of each drill with the drill's workflow name, and the
+    # CLI one drill record with the timings, in the same chain.
     journal = await open_journal(None, tmp_path)
     try:
 
@@ -107,10 +108,19 @@ async def test_drill_opens_and_closes_the_tracking_issue_and_prints_the_timings(
             return drills if len(drills) == 4 else None
 
         details = await eventually(reported)
+        sealed = [r async for r in journal.records(action="drill")]
+        assert (await journal.verify()).ok
     finally:
         await journal.close()
     assert [d["status"] for d in details] == ["failure", "success", "failure", "success"]
-    assert details[0]["commit"] == result["failure_commit"] or details[2]["commit"] == result["failure_commit"]
+    assert [d["commit"] for d in details[:2]] == [result["failure_commit"], result["recovery_commit"]]
+    assert len(sealed) == 2 and sealed[0].object == f"pipeline/{repo}/main"
+    assert sealed[0].actor is not None and sealed[0].actor["name"] == "tocsin-drill"
+    assert sealed[0].detail == {
+        key: result[key]
+        for key in ("repo", "branch", "failure_commit", "recovery_commit", "issue_url", "missing", "ok")
+        + ("notified_seconds", "issue_opened_seconds", "issue_closed_seconds")
+    }
 
 
 async def test_drill_without_a_tracking_channel_fails_and_says_what_did_not_happen(
@@ -143,6 +153,12 @@ async def test_drill_without_a_tracking_channel_fails_and_says_what_did_not_happ
     assert done.stderr.strip() == (
         "tocsin: drill failed: the tracking issue did not open; the tracking issue was not closed (it never opened)"
     )
+    journal = await open_journal(None, tmp_path)
+    try:
+        (sealed,) = [r async for r in journal.records(action="drill")]
+    finally:
+        await journal.close()
+    assert sealed.detail["ok"] is False and sealed.detail["missing"] == result["missing"]
 
 
 async def test_drill_refuses_what_it_cannot_drill(

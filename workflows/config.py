@@ -26,7 +26,7 @@ from pydantic import (
 
 from workflows.audit import AuditConfig
 from workflows.environments import EnvironmentConfig, environment_issues
-from workflows.pipeline.health_models import PipelineHealthConfig
+from workflows.pipeline.settings import PipelineReportConfig, PipelinesConfig, pipelines_issues
 from workflows.policy import timeintervals as _ti
 from workflows.policy.durations import check_duration, parse_duration
 from workflows.policy.escalation import EscalationLevel, EscalationPolicy
@@ -43,6 +43,7 @@ __all__ = [
     "EscalationLevel",
     "EscalationPolicy",
     "PipelinesConfig",
+    "PipelineReportConfig",
     "Config",
     "ConfigIssue",
     "default_config",
@@ -268,42 +269,6 @@ class InhibitRule(_Strict):
         return value
 
 
-class PipelineReportConfig(_Strict):
-    """One scheduled pipeline health report (``report/health-<repo>``, a Temporal Schedule)."""
-
-    repo: str
-    """The repository (``owner/name``) whose pipelines the report covers."""
-    receiver: str
-    """Who gets it (a receiver of ``receivers``)."""
-    every: Literal["weekly", "daily"] = "weekly"
-    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
-    """The day of a weekly report."""
-    at: str = "09:00"
-    """Local time ``HH:MM`` in ``timezone``."""
-    timezone: str = "UTC"
-    period: str = "7d"
-    """How far back the report looks (``1d``, ``7d``, ``30d``)."""
-
-
-class PipelinesConfig(_Strict):
-    """What CI pipeline events notify (failures and fixes always do), and the pipelines' memory (issue 14)."""
-
-    notify_success: bool = False
-    """Notify every green build, not only the first after failures."""
-    notify_started: bool = False
-    """Notify when a build starts."""
-    watch: list[str] = Field(default_factory=lambda: ["main", "master"])
-    """Branches (shell globs) whose failures open a CI failure tracking issue and may escalate."""
-    tracking: bool = True
-    """Open one GitHub tracking issue per broken watched pipeline (on the routed receivers' GitHub channels)."""
-    escalation: str | None = None
-    """An ``escalation_policies`` entry: a failure on a watched branch raises ``BuildFailing`` on that ladder."""
-    health: PipelineHealthConfig = Field(default_factory=PipelineHealthConfig)
-    """Flaky-test, trend and failure-pattern thresholds (``workflows.pipeline.health_models``)."""
-    reports: list[PipelineReportConfig] = Field(default_factory=list)
-    """Scheduled pipeline health reports."""
-
-
 class _RouteTreeCache:
     """What :meth:`Config.route_tree` built, and from which ``route`` object.
 
@@ -490,19 +455,9 @@ def validate_references(config: Config) -> list[ConfigIssue]:
         if config.dead_letter not in receivers:
             error("dead_letter", f"unknown receiver '{config.dead_letter}'")
     used |= {env.receiver for env in config.environments.values() if env.receiver}
-    pipelines = config.pipelines
-    if pipelines.escalation is not None and pipelines.escalation not in config.escalation_policies:
-        error("pipelines.escalation", f"unknown escalation policy '{pipelines.escalation}'")
-    for i, report in enumerate(pipelines.reports):
-        used.add(report.receiver)
-        if report.receiver not in receivers:
-            error(f"pipelines.reports[{i}].receiver", f"unknown receiver '{report.receiver}'")
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", report.at):
-            error(f"pipelines.reports[{i}].at", f"not a time HH:MM: '{report.at}'")
-        try:
-            check_duration(report.period)
-        except ValueError as exc:
-            error(f"pipelines.reports[{i}].period", str(exc))
+    used |= {report.receiver for report in config.pipelines.reports}
+    for path, message in pipelines_issues(config.pipelines, receivers, config.escalation_policies.keys()):
+        error(path, message)
     for i, rcv in enumerate(config.receivers):
         if rcv.name and rcv.name not in used:
             issues.append(

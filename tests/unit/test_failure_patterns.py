@@ -11,6 +11,7 @@ from starters.reports import parse_junit
 from workflows.pipeline.health_models import Occurrence, PatternConfig, PatternState
 from workflows.pipeline.models import TestOutcome
 from workflows.policy.failure_patterns import (
+    Signature,
     add_failure,
     categorise,
     due_groups,
@@ -177,3 +178,15 @@ def test_group_at_and_bounds_are_configurable() -> None:
     assert d.action == "send"
     d = add_failure(d.state, sig, _occ("x", 0.2), now=T0 + timedelta(seconds=6), config=config)
     assert len(d.group.occurrences) == 2 and d.group.count == 3
+
+
+def test_the_signature_just_seen_is_kept_when_the_limit_drops_others_seen_at_the_same_instant() -> None:
+    at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    state = PatternState()
+    config = PatternConfig(max_signatures=2)
+    for i in range(5):
+        occ = Occurrence(repo="acme/api", branch=f"b{i}", commit=f"{i:07d}", at=at)
+        sig = Signature(key=f"k{i}", category="test", summary=f"s{i}", kind="test")
+        state = add_failure(state, sig, occ, now=at, config=config).state
+        assert f"k{i}" in state.first_seen
+        assert len(state.first_seen) <= 2

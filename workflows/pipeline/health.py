@@ -41,8 +41,7 @@ from workflows.incident.models import Alert, AlertBatch
 from workflows.journal import Journal
 from workflows.models import Link, Message, MessageField
 from workflows.notify.models import DeadLetter
-from workflows.patterns import FailureSeen
-from workflows.pipeline.health_models import Occurrence
+from workflows.patterns import FailureSeen, Occurrence
 from workflows.pipeline.models import (
     FAILED_STATUSES,
     BuildEvent,

@@ -221,7 +221,9 @@ def _remember(state: PatternState, key: str, occ: Occurrence, now: datetime, lim
     last_seen = {**state.last_seen, key: now}
     first_seen.setdefault(key, occ)
     if len(first_seen) > limit:
-        keep = set(sorted(first_seen, key=lambda k: last_seen.get(k, now), reverse=True)[:limit])
+        # Least recently seen go first; the key just seen always stays (ties on ``now`` could drop it).
+        others = sorted((k for k in first_seen if k != key), key=lambda k: last_seen.get(k, now), reverse=True)
+        keep = {key, *others[: limit - 1]}
         first_seen = {k: v for k, v in first_seen.items() if k in keep}
         last_seen = {k: v for k, v in last_seen.items() if k in keep}
     return state.model_copy(update={"first_seen": first_seen, "last_seen": last_seen})

@@ -185,6 +185,21 @@ def _rates(
     return rate
 
 
+def _history(health: BuildHealth, status: str, now: datetime, duration: float | None) -> dict[str, object]:
+    """The red spells (MTTR) and the durations of finished builds (the trend), after one build."""
+    failed, success = status in FAILED_STATUSES, status == "success"
+    update: dict[str, object] = {}
+    if failed and health.red_since is None:
+        update["red_since"] = now
+    if success and health.red_since is not None:
+        spell = Recovery(failed_at=health.red_since, fixed_at=now, failures=max(health.consecutive_failures, 1))
+        update["red_since"] = None
+        update["recoveries"] = [*health.recoveries, spell][-MAX_RECOVERIES:]
+    if (failed or success) and duration is not None:
+        update["durations_all"] = [*health.durations_all, (now, duration, status)][-MAX_DURATION_SAMPLES:]
+    return update
+
+
 def record_build(
     health: BuildHealth,
     *,
@@ -241,15 +256,7 @@ def record_build(
         "consecutive_failures": streak,
         "active": active,
     }
-    if failed and health.red_since is None:
-        update["red_since"] = now
-    if success and health.red_since is not None:
-        spell = Recovery(failed_at=health.red_since, fixed_at=now, failures=max(health.consecutive_failures, 1))
-        update["red_since"] = None
-        update["recoveries"] = [*health.recoveries, spell][-MAX_RECOVERIES:]
-    if (failed or success) and duration_seconds is not None:
-        sample = (now, duration_seconds, status)
-        update["durations_all"] = [*health.durations_all, sample][-MAX_DURATION_SAMPLES:]
+    update.update(_history(health, status, now, duration_seconds))
     if success and duration_seconds is not None:
         update["durations"] = [*health.durations, duration_seconds][-config.duration_baseline_runs :]
     if success and coverage_percent is not None:

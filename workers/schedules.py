@@ -78,6 +78,7 @@ def _schedule(
 
 
 def _wanted(config: Config, task_queue: str) -> dict[str, Schedule]:
+    """Every schedule the config asks for; a daily health report looks back one day unless told its period."""
     wanted = {
         digest_schedule_id(r.name): _schedule(
             digest_schedule_id(r.name),
@@ -91,9 +92,8 @@ def _wanted(config: Config, task_queue: str) -> dict[str, Schedule]:
     }
     for report in config.pipelines.reports:
         sid = health_schedule_id(report)
-        request = ReportInput(
-            kind=KIND_PIPELINE_HEALTH, receiver=report.receiver, repo=report.repo, period=report.period
-        )
+        period = report.period if "period" in report.model_fields_set or report.every == "weekly" else "1d"
+        request = ReportInput(kind=KIND_PIPELINE_HEALTH, receiver=report.receiver, repo=report.repo, period=period)
         weekday = report.weekday if report.every == "weekly" else None
         wanted[sid] = _schedule(sid, request, report.at, report.timezone, task_queue, weekday, report.repo)
     return wanted

@@ -67,7 +67,7 @@ def config(repo: str, token: str, reports: list[dict[str, Any]] | None = None) -
             if reports is not None
             else [
                 {"repo": repo, "receiver": "reports", "weekday": "fri", "at": "16:30", "timezone": "Europe/Paris"},
-                {"repo": repo, "receiver": "reports", "every": "daily", "at": "08:15", "period": "1d"},
+                {"repo": repo, "receiver": "reports", "every": "daily", "at": "08:15"},
             ]
         },
         "users": [{"name": "carol", "roles": ["builder"], "tokens": [{"id": "t", "sha256": hash_token(token)}]}],
@@ -117,6 +117,11 @@ async def test_one_schedule_per_report_entry_kept_in_step_with_the_config(
     assert [(r.start, r.end) for r in cal.day_of_week] == [(0, 6)], "every day"
     assert [r.start for r in cal.hour] == [8] and [r.start for r in cal.minute] == [15]
     assert desc.schedule.spec.time_zone_name == "UTC"
+    action = desc.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    (arg,) = action.args
+    sent = json.loads(arg.data) if hasattr(arg, "data") else arg
+    assert sent["period"] == "1d", "a daily report looks back one day unless told otherwise"
 
     # The weekly entry moves to Monday 09:00 and the daily one goes: updated and deleted, the digest kept.
     moved = config(repo, "", [{"repo": repo, "receiver": "reports", "weekday": "mon", "at": "09:00"}])

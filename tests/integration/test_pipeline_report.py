@@ -235,6 +235,8 @@ async def test_report_runs_on_its_schedule_on_demand_and_over_the_api(
                 assert unknown.status_code == 422 and unknown.json()["field"] == "repo", unknown.text
                 anonymous = await http.get("/api/v1/report", params={"repo": repo}, headers={"Authorization": ""})
                 assert anonymous.status_code == 401
+                schema = (await http.get("/api/v1/openapi.json")).json()
+                assert "get" in schema["paths"]["/api/v1/report"]
 
                 api = Api(http)
                 report = await api.report(repo, "7d")

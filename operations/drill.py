@@ -154,11 +154,9 @@ async def run_drill(
     _check(ctx, repo, branch, timeout)
     wid = pipeline.pipeline_id(repo, branch)
     before = await _state(ctx, wid)
-    if before is not None and before.tracking:
-        raise Conflict(
-            f"{wid} is red: its tracking issue is open ({', '.join(before.tracking)}); a drill's recovery would "
-            "close it — drill when the branch is green"
-        )
+    if before is not None and (before.tracking or before.escalated):
+        what = f"its tracking issue is open ({', '.join(before.tracking)})" if before.tracking else "it is escalated"
+        raise Conflict(f"{wid} is red: {what}; a drill's recovery would close it — drill when the branch is green")
     deadline = time.monotonic() + timeout.total_seconds()
     failure = drill_commit("failure")
     event = BuildEvent(repo=repo, branch=branch, commit=failure, status="failure", workflow=DRILL_WORKFLOW)

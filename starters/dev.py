@@ -230,7 +230,7 @@ async def run_dev(*, host: str, port: int, ui_port: int, gateway_port: int) -> i
                     "Tocsin is running:\n"
                     f"  Temporal   {host}:{port}  (namespace {settings.namespace}, state {settings.home / 'temporal.db'})\n"
                     f"  Temporal UI http://{host}:{ui_port}\n"
-                    f"  Gateway    {gateway_url}  (/healthz, /metrics, /webhooks/alertmanager)\n"
+                    f"  Gateway    {gateway_url}  (dashboard /, /badge/<repo>/<branch>.svg, /healthz, /metrics, /webhooks/alertmanager)\n"
                     + _token_lines(token, generated, gateway_url)
                     + f"  Worker     task queue {settings.task_queue!r}\n"
                     f"  Outbox     {settings.home / 'outbox.jsonl'}\n"

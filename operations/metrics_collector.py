@@ -3,7 +3,10 @@
 :class:`JournalMetrics` reads the journal incrementally (records after the last ``seq`` it saw, every
 :data:`REFRESH_SECONDS`) and folds each record into counters, histograms and current-state gauges; a
 restarted process recounts from the journal before it exposes anything, so its counters never go
-back and both processes agree (dashboards and rules take ``max without (instance, job)``).
+back and both processes agree (dashboards and rules take ``max without (instance, job)``). A
+counter's or histogram's series is exposed at 0 from the first record that announces it (a build
+``started`` exposes every status of its branch; a deployment request every outcome, its lead time
+and approval wait), so ``increase()`` counts the first event too.
 
 =================================================  =========  =====================================================
 metric                                             type       from
@@ -32,6 +35,8 @@ decision}``
 outcome}``
 ``tocsin_dora_*{service,env}``                     gauge      the DORA keys over the last 30 days
                                                               (:mod:`workflows.policy.dora`)
+``tocsin_incident_mean_time_to_acknowledge_        gauge      MTTA and MTTR of the last 30 days' incidents
+seconds{service}``, ``…_resolve_seconds``
 ``tocsin_journal_last_seq``                        gauge      the last journal record read
 =================================================  =========  =====================================================
 """
@@ -55,7 +60,7 @@ from prometheus_client.utils import floatToGoString
 
 from operations.journal import Journal
 from operations.journal.store import TABLE
-from workflows.policy.dora import Ledger, dora_keys, parse_time
+from workflows.policy.dora import Ledger, dora_keys, incident_figures, parse_time
 
 __all__ = ["JournalMetrics", "COLLECTOR", "journal_metrics", "REFRESH_SECONDS", "DORA_WINDOW"]
 
@@ -69,6 +74,7 @@ LONG = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 14400)
 LEAD = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
 FAILED = frozenset({"failure", "timed_out"})
 FINAL = frozenset({"success", "failure", "timed_out", "cancelled"})
+OUTCOMES = ("deployed", "rolled_back", "rejected", "expired")
 
 
 class _Hist:
@@ -83,6 +89,10 @@ class _Hist:
         index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
         counts[index] += 1
         total[0] += value
+
+    def ensure(self, key: tuple[str, ...]) -> None:
+        """Expose the series (empty) before its first observation, so ``increase()`` sees that one too."""
+        self.series.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
@@ -99,6 +109,11 @@ class _Counts:
     def __init__(self, name: str, doc: str, labels: tuple[str, ...]):
         self.name, self.doc, self.labels = name, doc, labels
         self.values: dict[tuple[str, ...], float] = {}
+
+    def ensure(self, *keys: tuple[str, ...]) -> None:
+        """Expose the series at 0 before its first count, so ``increase()`` sees that one too."""
+        for key in keys:
+            self.values.setdefault(key, 0.0)
 
     def inc(self, key: tuple[str, ...], by: float = 1.0) -> None:
         self.values[key] = self.values.get(key, 0.0) + by
@@ -175,7 +190,11 @@ class JournalMetrics(Collector):
 
     def _build(self, when: datetime, detail: Mapping[str, Any]) -> None:
         repo, branch, status = _s(detail.get("repo")), _s(detail.get("branch")), _s(detail.get("status"))
+        self.builds.ensure(*((repo, branch, st) for st in ("started", *sorted(FINAL))))
         self.builds.inc((repo, branch, status))
+        self.flaky_builds.ensure((repo,))
+        self.duration.ensure((repo,))
+        self.queued.ensure((repo,))
         track = (repo, branch, _s(detail.get("workflow")) or "ci")
         flaky = bool(detail.get("flaky"))
         if status == "started":
@@ -196,6 +215,11 @@ class JournalMetrics(Collector):
         if action == "deployment.requested" and not rollback_run:
             self.pending[obj] = (service, env)
             self.places.add((service, env))
+            self.deployments.ensure(*((service, env, outcome) for outcome in OUTCOMES))
+            self.rollbacks.ensure((service, env))
+            self.lead.ensure((service, env))
+            self.approval.ensure((env, "approved"))
+            self.approval.ensure((env, "rejected"))
         elif action in ("deployment.approved", "deployment.rejected") and before and before.requested_at:
             decision = action.removeprefix("deployment.")
             self.approval.observe((env, decision), max(0.0, (when - before.requested_at).total_seconds()))
@@ -322,7 +346,21 @@ class JournalMetrics(Collector):
                 cfr.add_metric(where, k.change_failure_rate)
             if k.time_to_restore_median_seconds is not None:
                 ttr.add_metric(where, k.time_to_restore_median_seconds)
-        families = [freq, lead, cfr, ttr]
+        mtta = GaugeMetricFamily(
+            "tocsin_incident_mean_time_to_acknowledge_seconds", "MTTA of the incidents of the last 30 days",
+            labels=["service"],
+        )  # fmt: skip
+        mttr = GaugeMetricFamily(
+            "tocsin_incident_mean_time_to_resolve_seconds", "MTTR of the incidents of the last 30 days",
+            labels=["service"],
+        )  # fmt: skip
+        for service in sorted({i.service for i in self.ledger.incidents.values()}):
+            figures = incident_figures(self.ledger, now, DORA_WINDOW, service)
+            if figures.mtta_seconds is not None:
+                mtta.add_metric([service], figures.mtta_seconds)
+            if figures.mttr_seconds is not None:
+                mttr.add_metric([service], figures.mttr_seconds)
+        families = [freq, lead, cfr, ttr, mtta, mttr]
         self.dora_cache = (time.monotonic(), families)
         return families
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from operations.metrics import metrics_lines
+
 __all__ = ["status_blocks", "metrics_blocks", "reject_view", "REJECT_CALLBACK", "REASON_BLOCK", "REASON_ACTION"]
 
 REJECT_CALLBACK = "tocsin_reject_reason"
@@ -75,14 +77,16 @@ def _summary_field(name: str, summary: dict[str, Any]) -> dict[str, Any]:
 
 DORA_MISSING = (
     "DORA keys (deployment frequency, lead time, change failure rate, time to restore) are not available "
-    "yet: Tocsin has no metrics operation behind `/tocsin metrics`. Shown: MTTA/MTTR of the incidents "
-    "Temporal still lists."
+    "now: the audit journal could not be read. Shown: MTTA/MTTR of the incidents Temporal still lists."
 )
 
 
-def metrics_blocks(status: dict[str, Any], service: str | None = None) -> list[dict[str, Any]]:
-    """``/tocsin metrics``: MTTA/MTTR from ``collect_status``, and that DORA keys are not available yet."""
-    return [
+def metrics_blocks(
+    status: dict[str, Any], service: str | None = None, report: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """``/tocsin metrics``: MTTA/MTTR from ``collect_status`` and, from the audit journal's ``report``
+    (:func:`operations.metrics.collect_metrics`), the DORA keys, build success rate and MTTA/MTTR."""
+    blocks: list[dict[str, Any]] = [
         _header("Tocsin metrics" + (f": {service}" if service else "")),
         {
             "type": "section",
@@ -93,8 +97,11 @@ def metrics_blocks(status: dict[str, Any], service: str | None = None) -> list[d
                 _text(f"*Running deployments*\n{len(status.get('deployments', []))}"),
             ],
         },
-        {"type": "context", "elements": [_text(DORA_MISSING)]},
     ]
+    if report is None:
+        return [*blocks, {"type": "context", "elements": [_text(DORA_MISSING)]}]
+    lines = "\n".join(metrics_lines(report))
+    return [*blocks, {"type": "section", "text": _text(f"*DORA keys*\n```{lines[:2900]}```")}]
 
 
 def reject_view(deployment: str, response_url: str, channel: str = "") -> dict[str, Any]:

@@ -10,6 +10,7 @@ others should see (a deployment started, an approval, an incident raised), ``eph
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,10 +20,13 @@ from operations import Actor, Context
 from operations.alerts import ALERT_SEVERITIES, raise_alert
 from operations.deployments import approve, reject, rollback, start_deployment
 from operations.incidents import acknowledge, resolve
+from operations.journal import dsn_from_env, open_journal
+from operations.metrics import collect_metrics
 from operations.status import collect_status
 from starters.api_models import NAME_PATTERN
 from starters.slack.blocks import metrics_blocks, status_blocks
 from starters.slack.reply import ephemeral, in_channel
+from workers.settings import Settings
 from workflows.deployment import DeployInput
 
 __all__ = ["Invocation", "Usage", "parse_command", "run_command", "USAGE", "ALIASES", "help_text"]
@@ -58,6 +62,7 @@ _SHAPES: dict[str, tuple[int, int, str]] = {
     "help": (0, 0, ""),
 }
 _NAME = re.compile(NAME_PATTERN)
+log = logging.getLogger("tocsin.slack")
 
 
 class Usage(Exception):
@@ -162,10 +167,27 @@ async def _status(ctx: Context, actor: Actor, inv: Invocation) -> dict[str, Any]
     return ephemeral(summary, status_blocks(status, service))
 
 
+async def _dora_report(service: str | None) -> dict[str, Any] | None:
+    """``tocsin metrics --json`` for the service, from the audit journal (None when it cannot be read)."""
+    try:
+        journal = await open_journal(dsn_from_env(), Settings().home)
+    except Exception as exc:
+        log.warning(
+            "/tocsin metrics: audit journal unavailable: %s", str(exc).splitlines()[0][:200] if str(exc) else exc
+        )
+        return None
+    try:
+        return await collect_metrics(journal, service=service)
+    finally:
+        await journal.close()
+
+
 async def _metrics(ctx: Context, actor: Actor, inv: Invocation) -> dict[str, Any]:
     service = inv.args[0] if inv.args else None
     status = await collect_status(ctx, service)
-    return ephemeral("MTTA/MTTR (DORA keys are not available yet)", metrics_blocks(status, service))
+    report = await _dora_report(service)
+    summary = "DORA keys, MTTA/MTTR" if report is not None else "MTTA/MTTR (DORA keys: audit journal unavailable)"
+    return ephemeral(summary, metrics_blocks(status, service, report))
 
 
 async def _approve(ctx: Context, actor: Actor, inv: Invocation) -> dict[str, Any]:

@@ -369,7 +369,25 @@ def test_status_and_metrics_blocks_are_valid_block_kit_and_invent_no_numbers() -
     assert validate_blocks(metrics) is None
     fields = [f["text"] for f in metrics[1]["fields"]]
     assert fields[0] == "*MTTA*\navg 1m30s, max 2m30s over 2 incident(s)" and fields[1] == "*MTTR*\nno data yet"
-    assert "DORA keys" in metrics[2]["elements"][0]["text"] and "not available yet" in metrics[2]["elements"][0]["text"]
+    assert "DORA keys" in metrics[2]["elements"][0]["text"] and "not available" in metrics[2]["elements"][0]["text"]
+    report = {
+        "window": "30d", "until": "2026-11-30T12:00:00+00:00", "service": "a",
+        "dora": [{
+            "service": "a", "env": "prod", "deployments": 3, "deployment_frequency_per_day": 0.1,
+            "lead_time_median_seconds": 5400.0, "lead_time_p90_seconds": 7200.0, "lead_time_changes": 3,
+            "change_failure_rate": 1 / 3, "failed_changes": 1, "changes": 3,
+            "time_to_restore_median_seconds": 600.0, "restored": 1, "unrestored": 0,
+        }],
+        "builds": {"success_rate": 0.9, "successes": 9, "failures": 1, "flaky": 0, "builds": 10,
+                   "duration_avg_seconds": 300.0},
+        "incidents": {"incidents": 2, "open": 0, "mtta_seconds": 90.0, "mtta_median_seconds": 90.0,
+                      "mttr_seconds": 600.0, "mttr_median_seconds": 600.0},
+    }  # fmt: skip
+    dora = metrics_blocks(status, "a", report)
+    assert validate_blocks(dora) is None
+    text = dora[2]["text"]["text"]
+    assert "a in prod:" in text and "0.10/day (3 deployments)" in text and "33.3% (1/3 changes)" in text
+    assert "median 1h30m, p90 2h" in text and "Builds: success rate 90.0%" in text
 
 
 async def test_retried_command_acts_once_and_ssl_check_is_answered(

@@ -33,12 +33,11 @@ from operations.errors import BadInput, Conflict
 from workflows import pipeline
 from workflows.audit import JournalEntry
 from workflows.identity import Actor
-from workflows.pipeline import BuildEvent, PipelineNotice, PipelineState
+from workflows.pipeline import DRILL_WORKFLOW, BuildEvent, PipelineNotice, PipelineState
 from workflows.policy.health_report import watched
 
 __all__ = ["DRILL_WORKFLOW", "DrillResult", "run_drill", "drill_commit", "drill_entry"]
 
-DRILL_WORKFLOW = "tocsin-drill"
 """The CI workflow name of the drill's events (its own track in the pipeline)."""
 POLL_SECONDS = 0.25
 

@@ -61,6 +61,7 @@ def main_state() -> PipelineState:
         ],
         coverage_baseline=81.5,
         coverage_baseline_commit="c4",
+        coverage_history=[(at(17), 70.0), (at(24), 78.0), (at(29), 81.5)],  # the first is before the period
     )
     last = BuildEvent(
         repo=REPO,
@@ -144,6 +145,8 @@ def test_report_figures_on_a_known_history() -> None:
     cov = {c.branch: c for c in report.coverage}
     assert (cov["main"].baseline, cov["main"].last, cov["main"].delta) == (81.5, 81.5, None)
     assert (cov["feature/x"].baseline, cov["feature/x"].last, cov["feature/x"].delta) == (80.0, 74.0, -6.0)
+    assert (cov["main"].period_first, cov["main"].trend) == (78.0, 3.5)
+    assert cov["feature/x"].trend is None  # no successful build with coverage in the period
 
 
 def test_report_message() -> None:

@@ -147,7 +147,10 @@ def test_success_rate_under_ninety_percent_over_seven_days() -> None:
     for _ in range(16):
         result = b.build("success")
     assert result.success_rate == 1.0 and "success_rate" not in result.health.active
-    assert len(result.health.days) <= 7
+    assert len(result.health.days) == 14  # tallies are kept 35 days for reports; the rule reads its 7
+    for _ in range(80):
+        result = b.build("success")
+    assert len(result.health.days) == 35
 
 
 def test_started_changes_nothing_and_inputs_are_not_changed() -> None:
@@ -186,4 +189,7 @@ def test_red_spells_are_kept_for_mttr_and_durations_of_every_finished_build_for_
         branch.build("failure", duration=1)
         branch.build("success", duration=1)
     assert len(branch.health.recoveries) == 50
+    branch.build("success", duration=1, coverage=80.0)
+    branch.build("failure", duration=1, coverage=10.0)  # only green builds' coverage is the trend
+    assert [pct for _, pct in branch.health.coverage_history] == [80.0]
     assert len(branch.health.durations_all) == 100

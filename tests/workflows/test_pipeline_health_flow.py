@@ -382,3 +382,21 @@ async def test_the_same_failure_on_three_branches_is_one_grouped_message_naming_
     for branch in ("main", "release/1.2", "feature/pay"):
         assert branch in group["text"] or branch in group["title"]
     assert "dev0" in group["text"] and "https://ci.example/runs/0" in group["text"]
+
+
+async def test_a_drill_is_kept_out_of_the_health_memory_and_never_pages(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config: Any, repo: str
+) -> None:
+    from workflows.pipeline.models import DRILL_WORKFLOW
+
+    data = config(escalation="ci-ladder")
+    data["escalation_policies"] = {"ci-ladder": {"levels": [{"after": "0s", "receiver": "builds"}]}}
+    cfg = write_config(data)
+    async with tocsin_worker(time_env.client, task_queue, tmp_path, cfg):
+        p = Pipeline(time_env.client, task_queue, tmp_path, cfg, repo)
+        await p.send("failure", workflow=DRILL_WORKFLOW, duration_seconds=3)
+        state = await p.state(1)
+    assert state.escalated is None
+    assert state.health.builds.days == [] and state.health.builds.red_since is None
+    assert state.tracks[DRILL_WORKFLOW].consecutive_failures == 1
+    assert [m["labels"]["alertname"] for m in p.messages()] == ["BuildFailed"]

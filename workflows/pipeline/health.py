@@ -43,6 +43,7 @@ from workflows.models import Link, Message, MessageField
 from workflows.notify.models import DeadLetter
 from workflows.patterns import FailureSeen, Occurrence
 from workflows.pipeline.models import (
+    DRILL_WORKFLOW,
     FAILED_STATUSES,
     BuildEvent,
     FlakyQuarantine,
@@ -183,7 +184,13 @@ class PipelineHealth:
     # ------------------------------------------------------------------ per event
 
     def _assess(self, config: Config, event: BuildEvent, seq: int) -> Assessment:
-        """Add the event to the health memory; what it says about the build."""
+        """Add the event to the health memory; what it says about the build.
+
+        A drill's events (``DRILL_WORKFLOW``) are kept out: they would count in the success rate, MTTR and
+        streaks. They still open and close the tracking issue (that is what a drill checks).
+        """
+        if event.workflow == DRILL_WORKFLOW:
+            return Assessment(state=self._state.health)
         found = assess(
             self._state.health,
             event,
@@ -251,8 +258,8 @@ class PipelineHealth:
         if watched(config, event.branch):
             if config.pipelines.tracking:
                 self._track(config, event, notice, receivers, flaky, source)
-            if config.pipelines.escalation:
-                self._escalate(event, flaky, source)
+            if config.pipelines.escalation and event.workflow != DRILL_WORKFLOW:
+                self._escalate(event, flaky, source)  # a drill never pages on-call
         for finding in found.alerts:
             if finding.kind == "failing_streak" and notice.notified:
                 continue  # the build's own message already says it, as critical

@@ -35,6 +35,7 @@ __all__ = [
     "Recovery",
     "MAX_RECOVERIES",
     "MAX_DURATION_SAMPLES",
+    "TALLY_DAYS",
     "Occurrence",
     "FailureGroup",
     "PatternState",
@@ -209,7 +210,9 @@ class Recovery(BaseModel):
 MAX_RECOVERIES = 50
 """Red spells kept per branch (for MTTR)."""
 MAX_DURATION_SAMPLES = 100
-"""Finished builds' durations kept per branch (the build-time trend)."""
+"""Finished builds' durations kept per branch (the build-time trend), and successful builds' coverage."""
+TALLY_DAYS = 35
+"""Day tallies kept per branch at least (reports over up to 30 days; the success-rate rule reads its own window)."""
 
 
 class BuildHealth(BaseModel):
@@ -228,6 +231,8 @@ class BuildHealth(BaseModel):
     """When the current red spell began (the first failed build since the last success); None while green."""
     recoveries: list[Recovery] = Field(default_factory=list)
     """The last ``MAX_RECOVERIES`` red spells that ended green, oldest first (MTTR)."""
+    coverage_history: list[tuple[datetime, float]] = Field(default_factory=list)
+    """``(time, percent)`` of the last ``MAX_DURATION_SAMPLES`` successful builds that reported coverage (the trend)."""
     durations_all: list[tuple[datetime, float, str]] = Field(default_factory=list)
     """``(time, seconds, status)`` of the last ``MAX_DURATION_SAMPLES`` finished builds that reported a duration
     (any status; the build-time trend)."""

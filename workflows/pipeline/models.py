@@ -38,6 +38,7 @@ __all__ = [
     "MAX_OUTCOME_MESSAGE",
     "bound_outcomes",
     "FAILED_STATUSES",
+    "DRILL_WORKFLOW",
     "SIGNAL_FLAKY_QUARANTINE",
     "SIGNAL_FLAKY_RELEASE",
     "MAX_LOG_TAIL",
@@ -55,6 +56,8 @@ BuildStatus = Literal["started", "success", "failure", "cancelled", "timed_out"]
 BUILD_STATUSES: tuple[str, ...] = ("started", "success", "failure", "cancelled", "timed_out")
 FAILED_STATUSES: tuple[str, ...] = ("failure", "cancelled", "timed_out")
 """Statuses that open or extend a watched branch's CI failure tracking issue."""
+DRILL_WORKFLOW = "tocsin-drill"
+"""The CI workflow name of ``tocsin drill``'s synthetic events: tracked and told, kept out of the health memory."""
 SIGNAL_FLAKY_QUARANTINE = "flaky_quarantine"
 SIGNAL_FLAKY_RELEASE = "flaky_release"
 MAX_LOG_TAIL = 4000

@@ -20,8 +20,9 @@ What each figure is made of (all bounded by what ``PipelineState.health`` keeps)
   tests' bounded histories (``TestHistory``: the last ``flaky.window_runs`` runs with test reports, tests that
   failed in them), summed over branches.
 * **flaky tests**: :func:`workflows.policy.flaky.flaky_tests` of each branch, merged by test.
-* **coverage**: per branch, the coverage baseline (the last successful build's) and the last build's coverage
-  with its delta; the state keeps no coverage history, so there is no trend over the period beyond that delta.
+* **coverage**: per branch, the coverage baseline (the last successful build's), the last build's coverage
+  with its delta, and the trend over the period: the first and last successful builds' coverage in it
+  (``BuildHealth.coverage_history``).
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ class CoverageFigure(BaseModel):
     """The last finished build's coverage."""
     delta: float | None = None
     """``last`` − ``baseline`` (points), when the last build was not the baseline's."""
+    period_first: float | None = None
+    """Coverage of the first successful build in the period."""
+    trend: float | None = None
+    """``baseline`` − ``period_first`` (points): the change over the period's successful builds."""
 
 
 class HealthReport(BaseModel):
@@ -233,8 +238,9 @@ def _branch(
     )
 
 
-def _coverage(branch: str, state: PipelineState) -> CoverageFigure | None:
+def _coverage(branch: str, state: PipelineState, since: datetime) -> CoverageFigure | None:
     builds = state.health.builds
+    in_period = [pct for at, pct in builds.coverage_history if at >= since]
     last_event = state.last_event
     last = last_event.coverage.line_percent if last_event and last_event.coverage else None
     if builds.coverage_baseline is None and last is None:
@@ -251,6 +257,8 @@ def _coverage(branch: str, state: PipelineState) -> CoverageFigure | None:
         baseline_commit=builds.coverage_baseline_commit,
         last=last,
         delta=delta,
+        period_first=in_period[0] if in_period else None,
+        trend=round(in_period[-1] - in_period[0], 1) if len(in_period) > 1 else None,
     )
 
 
@@ -294,7 +302,7 @@ def health_report(
         samples += [(t, seconds) for t, seconds, status in builds.durations_all if status == "success"]
         if watched(branch, globs):
             report.watched.append(_branch(branch, state, first, last, since, now))
-        figure = _coverage(branch, state)
+        figure = _coverage(branch, state, since)
         if figure is not None:
             report.coverage.append(figure)
     report.days_known = len(known_days)
@@ -371,7 +379,8 @@ def report_lines(report: HealthReport) -> list[str]:
     for c in report.coverage:
         delta = f" (last build {c.last:.1f}%, {c.delta:+.1f})" if c.delta is not None and c.last is not None else ""
         base = f"{c.baseline:.1f}%" if c.baseline is not None else "—"
-        lines.append(f"• {c.branch}: {base}{delta}")
+        trend = f", {c.trend:+.1f} over the period (from {c.period_first:.1f}%)" if c.trend is not None else ""
+        lines.append(f"• {c.branch}: {base}{delta}{trend}")
     return lines
 
 

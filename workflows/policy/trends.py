@@ -39,6 +39,7 @@ from workflows.models import SEVERITIES, MessageField, Severity
 from workflows.pipeline.health_models import (
     MAX_DURATION_SAMPLES,
     MAX_RECOVERIES,
+    TALLY_DAYS,
     BuildHealth,
     DayTally,
     Recovery,
@@ -105,7 +106,7 @@ class TrendResult(BaseModel):
 
 
 def _prune(health: BuildHealth, now: datetime, config: TrendConfig) -> tuple[list[DayTally], list[datetime]]:
-    first_day = (now - timedelta(days=config.success_rate_days - 1)).date()
+    first_day = (now - timedelta(days=max(config.success_rate_days, TALLY_DAYS) - 1)).date()
     days = [d for d in health.days if d.day >= first_day]
     failures = [t for t in health.failures_24h if t > now - timedelta(hours=24)]
     return days, failures
@@ -162,7 +163,12 @@ def _duration(
 
 
 def _rates(
-    days: list[DayTally], failures: list[datetime], streak: int, config: TrendConfig, checks: dict[str, str | None]
+    days: list[DayTally],
+    failures: list[datetime],
+    streak: int,
+    now: datetime,
+    config: TrendConfig,
+    checks: dict[str, str | None],
 ) -> float | None:
     checks["failing_streak"] = (
         f"{streak} failed builds in a row" if streak >= config.consecutive_failures_critical else None
@@ -170,8 +176,10 @@ def _rates(
     checks["failure_rate"] = (
         f"{len(failures)} failures in the last 24 h" if len(failures) > config.failures_per_day else None
     )
-    ok = sum(d.successes for d in days)
-    total = ok + sum(d.failures for d in days)
+    first_day = (now - timedelta(days=config.success_rate_days - 1)).date()
+    window = [d for d in days if d.day >= first_day]
+    ok = sum(d.successes for d in window)
+    total = ok + sum(d.failures for d in window)
     if total < config.success_rate_min_builds:
         checks["success_rate"] = None
         return None
@@ -185,8 +193,10 @@ def _rates(
     return rate
 
 
-def _history(health: BuildHealth, status: str, now: datetime, duration: float | None) -> dict[str, object]:
-    """The red spells (MTTR) and the durations of finished builds (the trend), after one build."""
+def _history(
+    health: BuildHealth, status: str, now: datetime, duration: float | None, coverage: float | None
+) -> dict[str, object]:
+    """The red spells (MTTR), durations of finished builds and coverage of green ones (the trends), after one build."""
     failed, success = status in FAILED_STATUSES, status == "success"
     update: dict[str, object] = {}
     if failed and health.red_since is None:
@@ -197,6 +207,8 @@ def _history(health: BuildHealth, status: str, now: datetime, duration: float | 
         update["recoveries"] = [*health.recoveries, spell][-MAX_RECOVERIES:]
     if (failed or success) and duration is not None:
         update["durations_all"] = [*health.durations_all, (now, duration, status)][-MAX_DURATION_SAMPLES:]
+    if success and coverage is not None:
+        update["coverage_history"] = [*health.coverage_history, (now, coverage)][-MAX_DURATION_SAMPLES:]
     return update
 
 
@@ -237,7 +249,7 @@ def record_build(
     checks: dict[str, str | None] = {}
     delta = _coverage(health, coverage_percent, config, checks)
     median = _duration(health, duration_seconds, config, checks) if success else None
-    rate = _rates(days, failures, streak, config, checks)
+    rate = _rates(days, failures, streak, now, config, checks)
     active = [k for k in health.active if k not in checks] + [k for k, text in checks.items() if text]
     findings = [
         Finding(
@@ -256,7 +268,7 @@ def record_build(
         "consecutive_failures": streak,
         "active": active,
     }
-    update.update(_history(health, status, now, duration_seconds))
+    update.update(_history(health, status, now, duration_seconds, coverage_percent))
     if success and duration_seconds is not None:
         update["durations"] = [*health.durations, duration_seconds][-config.duration_baseline_runs :]
     if success and coverage_percent is not None:

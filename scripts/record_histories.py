@@ -75,7 +75,15 @@ from workflows.deployment import ContextRequest, DeployContext, DeployInput, Dep
 from workflows.incident import Alert, IncidentState  # noqa: E402
 from workflows.models import DeliveryRecord, Message, SendRequest  # noqa: E402
 from workflows.notify import NotifyResult  # noqa: E402
-from workflows.pipeline import BuildEvent, PipelineInput, PipelineState, pipeline_id  # noqa: E402
+from workflows.pipeline import (  # noqa: E402
+    BuildEvent,
+    CoverageSummary,
+    PipelineInput,
+    PipelineState,
+    TestOutcome,
+    TestSummary,
+    pipeline_id,
+)
 from workflows.report import ReportInput, ReportResult  # noqa: E402
 from workflows.silences import SILENCES_ID  # noqa: E402
 
@@ -326,6 +334,11 @@ async def pipeline_scenario(run: Run) -> dict[str, WorkflowHandle]:
         sent_at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         for i in range(8):
             status = "failure" if i < 6 else "success"
+            # Per-test outcomes (a rerun, then a real break), a log tail, durations and coverage: the
+            # pipeline-health paths (flaky tests, trends, signature, findings) are in the history.
+            flaky = TestOutcome(nodeid="tests.test_api::test_retry", outcome="passed", reruns=1)
+            broken = TestOutcome(nodeid="tests.test_api::test_pay", outcome="failed", message="AssertionError: 503")
+            outcomes = [flaky, broken] if status == "failure" else [flaky]
             event = BuildEvent(
                 repo=repo,
                 branch="main",
@@ -333,6 +346,10 @@ async def pipeline_scenario(run: Run) -> dict[str, WorkflowHandle]:
                 status=status,
                 author="alice",
                 sent_at=sent_at + timedelta(minutes=i),
+                duration_seconds=100.0 + 10 * i,
+                coverage=CoverageSummary(format="cobertura", line_percent=80.0 - i),
+                tests=TestSummary(total=2, failed=len(outcomes) - 1, outcomes=outcomes),
+                log_tail="error: tests failed" if status == "failure" else None,
             )
             await send_build_event(run.ctx(), Actor(name="ci"), event)
 

@@ -190,3 +190,10 @@ def test_the_signature_just_seen_is_kept_when_the_limit_drops_others_seen_at_the
         state = add_failure(state, sig, occ, now=at, config=config).state
         assert f"k{i}" in state.first_seen
         assert len(state.first_seen) <= 2
+
+
+def test_the_runners_closing_line_is_not_the_error_and_a_linker_failure_is_compile() -> None:
+    tail = "step 3\nerror: linker failed: ld returned 1 exit status\nbuilding docs\nError: Process completed with exit code 1."
+    assert error_class(tail) == normalise("error: linker failed: ld returned 1 exit status")
+    assert categorise(tail) == "compile"
+    assert error_class("Error: Process completed with exit code 2.") == ""

@@ -83,7 +83,8 @@ CATEGORY_RULES: tuple[tuple[Category, re.Pattern[str]], ...] = (
         "compile",
         re.compile(
             r"SyntaxError|IndentationError|error TS\d+|error\[E\d+\]|COMPILATION ERROR|compilation failed|"
-            r"cannot find symbol|undefined reference to|error: expected|error CS\d+|does not compile|"
+            r"cannot find symbol|undefined reference to|error: expected|error CS\d+|does not compile|linker failed|"
+            r"ld returned \d+ exit status|linking failed|"
             r"could not compile|build failed",
             _I,
         ),
@@ -165,15 +166,24 @@ def normalise(text: str) -> str:
     return " ".join(out.split())[:_MAX_PART]
 
 
+_RUNNER_NOISE = re.compile(r"process completed with exit code|^##\[error\]\s*$|^error: process completed", re.I)
+"""The CI runner's own closing lines (GitHub Actions'), which say nothing about the failure."""
+_ERRORISH = re.compile(r"\b(error|fatal|failed|failure)\b", re.I)
+
+
 def error_class(log_tail: str) -> str:
-    """The error class named last in a log tail, else its last non-blank line (normalised)."""
-    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    """The error class named last in a log tail, else its last line saying error (or its last line), normalised.
+
+    The runner's closing lines ("Process completed with exit code 1.") are passed over.
+    """
+    lines = [line.strip() for line in log_tail.splitlines() if line.strip() and not _RUNNER_NOISE.search(line)]
     for line in reversed(lines):
         for pattern in _ERROR_CLASS:
             found = pattern.search(line)
             if found:
                 return found.group(1)
-    return normalise(lines[-1]) if lines else ""
+    errorish = [line for line in lines if _ERRORISH.search(line)]
+    return normalise((errorish or lines)[-1]) if lines else ""
 
 
 def categorise(*texts: str, has_failing_tests: bool = False) -> Category:

@@ -27,7 +27,7 @@ workflow}``                                                   outcome yet (dropp
 env}``
 ``tocsin_deployment_approval_wait_seconds{env,     histogram  request → each approval or rejection
 decision}``
-``tocsin_deployment_queue_size{service,env}``      gauge      requested, not finished yet
+``tocsin_deployment_queue_size{service,env}``      gauge      requested, not finished yet (for at most 7 days)
 ``tocsin_incidents_total{service,severity}``       counter    incidents triggered
 ``tocsin_incidents_open{severity}``                gauge      triggered, not resolved or closed
 ``tocsin_incident_escalation_backlog{severity}``   gauge      open, unacknowledged, escalated to level 2 or more
@@ -310,8 +310,10 @@ class JournalMetrics(Collector):
             "tocsin_deployment_queue_size", "Deployments requested and not finished", labels=["service", "env"]
         )
         waiting = dict.fromkeys(self.places, 0)
-        for key in self.pending.values():
-            waiting[key] = waiting.get(key, 0) + 1
+        for obj, key in self.pending.items():
+            asked = self.ledger.deployments.get(obj)
+            if asked is not None and asked.requested_at is not None and now - asked.requested_at < STALE_RUN:
+                waiting[key] = waiting.get(key, 0) + 1
         for key, value in sorted(waiting.items()):
             queue.add_metric(list(key), float(value))
         yield from (opened, backlog, queue)

@@ -192,3 +192,24 @@ def test_prune_forgets_what_ended_before() -> None:
     assert sorted(ledger.deployments) == ["deploy/pay/prod/4", "deploy/pay/prod/5"]
     assert list(ledger.incidents) == ["incident/b"]
     assert ledger.builds == []
+
+
+def test_an_incident_with_an_env_is_blamed_on_that_environment_only() -> None:
+    r = Records()
+    r.deploy("deploy/api/prod/1", 0, 10, "deployed")
+    r.deploy("deploy/api/staging/2", 12, 14, "deployed")
+    r.incident("incident/x", 20, 21, 30, service="api")  # no env: the last change of api to go live (staging)
+    r.add(40, "incident.state", "incident/y", event="triggered", status="triggered", service="api",
+          severity="error", env="prod")  # fmt: skip
+    r.add(55, "incident.resolved", "incident/y", status="resolved", service="api", severity="error", env="prod")
+    keys = {k.env: k for k in dora_keys(r.ledger(), NOW, WINDOW)}
+    assert (keys["staging"].failed_changes, keys["staging"].time_to_restore_median_seconds) == (1, 10 * 60)
+    assert (keys["prod"].failed_changes, keys["prod"].time_to_restore_median_seconds) == (1, 15 * 60)
+
+
+def test_an_incident_more_than_a_day_after_going_live_is_not_blamed() -> None:
+    r = Records()
+    r.deploy("deploy/api/prod/1", 0, 10, "deployed")
+    r.incident("incident/x", 10 + 24 * 60, 10 + 24 * 60 + 1, 10 + 24 * 60 + 5, service="api")
+    keys = dora_keys(r.ledger(), T0 + timedelta(days=2), timedelta(days=2))[0]
+    assert (keys.changes, keys.failed_changes, keys.change_failure_rate) == (1, 0, 0.0)

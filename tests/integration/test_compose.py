@@ -305,6 +305,7 @@ def test_example_tocsin_config_loads() -> None:
         "users",  # issue 11's: who may act (token hashes only), and CI identities by OIDC
         "oidc",
         "auth",
+        "pipelines",  # issue 14's: watched branches, escalation, health thresholds, reports
     }
     assert set(yaml.safe_load(path.read_text(encoding="utf-8"))) <= contract_keys
 

@@ -16,6 +16,7 @@ metric                                             type       from
 ``tocsin_build_queue_seconds{repo}``               histogram  its ``queued_seconds`` (``--queued-seconds``)
 ``tocsin_flaky_builds_total{repo}``                counter    builds marked flaky
 ``tocsin_pipelines_failing{repo}``                 gauge      CI workflows whose last finished build failed
+                                                              (branches with no event for 30 days left out)
 ``tocsin_pipelines_flaky{repo}``                   gauge      CI workflows whose last finished build was flaky
 ``tocsin_pipeline_running_seconds{repo,branch,     gauge      since the last ``started`` of a workflow with no
 workflow}``                                                   outcome yet (dropped after 7 days)
@@ -279,6 +280,8 @@ class JournalMetrics(Collector):
         per_repo: dict[str, list[int]] = {}
         for (repo, branch, name), (status, is_flaky, when) in sorted(self.tracks.items()):
             tally = per_repo.setdefault(repo, [0, 0])
+            if now - when > DORA_WINDOW:
+                continue  # a branch quiet for 30 days (deleted, abandoned) is no longer counted
             tally[0] += status in FAILED and not is_flaky
             tally[1] += is_flaky
             if status == "started" and now - when < STALE_RUN:

@@ -52,7 +52,7 @@ def worker(
         "--metrics-port",
         metavar="PORT",
         envvar="TOCSIN_METRICS_PORT",
-        help="Serve Prometheus /metrics (notifications, MTTA/MTTR) on this port; 0: off.",
+        help="Serve Prometheus /metrics (builds, deployments, DORA keys, incidents, notifications) on this port; 0: off.",
     ),
 ) -> None:
     """Run one worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM."""

@@ -241,6 +241,7 @@ async def dora(home: Path, service: str) -> dict[str, Any]:
         await journal.close()
 
 
+@pytest.mark.timeout(180)  # about 25 s alone; a dev server, two processes and a Prometheus on a busy machine
 async def test_every_dashboard_panel_has_data_from_a_real_prometheus(stack: dict[str, Any], hooks: FakeHooks) -> None:
     prometheus = stack["prometheus"]
     service = f"shop{uuid.uuid4().hex[:6]}"

@@ -11,7 +11,8 @@ and approval wait), so ``increase()`` counts the first event too.
 =================================================  =========  =====================================================
 metric                                             type       from
 =================================================  =========  =====================================================
-``tocsin_builds_total{repo,branch,status}``        counter    ``build.reported`` (every status, ``started`` too)
+``tocsin_builds_total{repo,branch,status}``        counter    ``build.reported`` (every status, ``started`` too;
+                                                              not ``tocsin drill``'s)
 ``tocsin_build_duration_seconds{repo}``            histogram  its ``duration_seconds`` (when given)
 ``tocsin_build_queue_seconds{repo}``               histogram  its ``queued_seconds`` (``--queued-seconds``)
 ``tocsin_flaky_builds_total{repo}``                counter    builds marked flaky
@@ -61,6 +62,7 @@ from prometheus_client.utils import floatToGoString
 
 from operations.journal import Journal
 from operations.journal.store import TABLE
+from workflows.pipeline.models import DRILL_WORKFLOW
 from workflows.policy.dora import Ledger, dora_keys, incident_figures, parse_time
 
 __all__ = ["JournalMetrics", "COLLECTOR", "journal_metrics", "REFRESH_SECONDS", "DORA_WINDOW"]
@@ -190,6 +192,8 @@ class JournalMetrics(Collector):
         self.ledger.add(record)
 
     def _build(self, when: datetime, detail: Mapping[str, Any]) -> None:
+        if detail.get("workflow") == DRILL_WORKFLOW:
+            return  # a drill's synthetic failure is no build
         repo, branch, status = _s(detail.get("repo")), _s(detail.get("branch")), _s(detail.get("status"))
         self.builds.ensure(*((repo, branch, st) for st in ("started", *sorted(FINAL))))
         self.builds.inc((repo, branch, status))

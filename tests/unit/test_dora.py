@@ -69,6 +69,7 @@ def scenario() -> Records:
     r.build(50, "c3", "timed_out")
     r.build(55, "c9", "cancelled")
     r.build(56, "c8", "success", repo="acme/other")
+    r.build(57, "c7", "failure", workflow="tocsin-drill")  # a drill: no build
     # 1: c1 goes live at 70 (lead 70 min from the first build at 0); an incident at 100 is blamed on it
     r.deploy("deploy/pay/prod/1", 60, 70, "deployed", commit="c1")
     r.incident("incident/a", 100, 105, 130)

@@ -42,6 +42,7 @@ SCENARIO = [
     ("build.reported", "pipeline/acme/pay/main", {"repo": "acme/pay", "branch": "main", "commit": "c1", "status": "success", "workflow": "ci", "duration_seconds": 420, "queued_seconds": 15}, 110),
     ("build.reported", "pipeline/acme/pay/dev", {"repo": "acme/pay", "branch": "dev", "commit": "c2", "status": "failure", "workflow": "ci", "duration_seconds": 100}, 100),
     ("build.reported", "pipeline/acme/pay/dev", {"repo": "acme/pay", "branch": "dev", "commit": "c3", "status": "started", "workflow": "lint"}, 40),
+    ("build.reported", "pipeline/acme/pay/dev", {"repo": "acme/pay", "branch": "dev", "commit": "c4", "status": "failure", "workflow": "tocsin-drill"}, 39),
     ("deployment.requested", "deploy/pay/prod/1", {"service": "pay", "env": "prod", "version": "1", "commit": "c1"}, 100),
     ("deployment.approved", "deploy/pay/prod/1", {"service": "pay", "env": "prod", "version": "1"}, 95),
     ("deployment.finished", "deploy/pay/prod/1", {"service": "pay", "env": "prod", "version": "1", "outcome": "deployed"}, 90),
@@ -59,11 +60,11 @@ SCENARIO = [
 async def test_counts_from_the_journal_incrementally_and_again_after_a_restart(tmp_path: Path) -> None:
     journal = await open_journal(None, tmp_path)
     try:
-        first, rest = SCENARIO[:7], SCENARIO[7:]
+        first, rest = SCENARIO[:8], SCENARIO[8:]
         await journal.append([entry(i, ago, a, o, **d) for i, (a, o, d, ago) in enumerate(first)])
         collector = JournalMetrics()
         assert samples(collector) == {}  # nothing before the journal has been read
-        assert await collector.catch_up(journal) == 7
+        assert await collector.catch_up(journal) == 8
         got = samples(collector)
         assert got[key("tocsin_builds_total", repo="acme/pay", branch="main", status="success")] == 1
         assert got[key("tocsin_deployments_total", service="pay", env="prod", outcome="deployed")] == 1
@@ -80,7 +81,8 @@ async def test_counts_from_the_journal_incrementally_and_again_after_a_restart(t
         assert got[key("tocsin_rollbacks_total", service="pay", env="prod")] == 1
         assert got[key("tocsin_deployments_total", service="pay", env="prod", outcome="rolled_back")] == 1
         assert got[key("tocsin_deployment_queue_size", service="pay", env="prod")] == 1
-        assert got[key("tocsin_pipelines_failing", repo="acme/pay")] == 1
+        assert got[key("tocsin_pipelines_failing", repo="acme/pay")] == 1  # not the drill's
+        assert got[key("tocsin_builds_total", repo="acme/pay", branch="dev", status="failure")] == 1
         running = got[key("tocsin_pipeline_running_seconds", repo="acme/pay", branch="dev", workflow="lint")]
         assert 40 * 60 <= running < 45 * 60
         assert key("tocsin_pipeline_running_seconds", repo="acme/pay", branch="main", workflow="ci") not in got
@@ -93,10 +95,10 @@ async def test_counts_from_the_journal_incrementally_and_again_after_a_restart(t
             got[key("tocsin_dora_change_failure_ratio", service="pay", env="prod")] == 1.0
         )  # 2: rolled back; 1: incident
         assert got[key("tocsin_dora_lead_time_seconds", service="pay", env="prod", quantile="0.5")] == 1800
-        assert got[key("tocsin_journal_last_seq")] == 15
+        assert got[key("tocsin_journal_last_seq")] == 16
         # a restarted process recounts the same figures from the journal
         again = JournalMetrics()
-        assert await again.catch_up(journal) == 15
+        assert await again.catch_up(journal) == 16
         fresh = samples(again)
         for name in ("tocsin_builds_total", "tocsin_deployments_total", "tocsin_rollbacks_total"):
             assert {k: v for k, v in fresh.items() if k[0] == name} == {k: v for k, v in got.items() if k[0] == name}

@@ -34,7 +34,8 @@ environment, over a window ending ``now``, with the definitions of the DORA repo
   unrestored failures are counted in ``unrestored``.
 
 Besides: **build success rate** (``success`` / (``success`` + ``failure`` + ``timed_out``); a
-failure marked flaky counts as neither, nor does ``cancelled``; ``started`` is not an outcome) and
+failure marked flaky counts as neither, nor does ``cancelled``; ``started`` is not an outcome; the
+events of ``tocsin drill``, CI workflow ``tocsin-drill``, are left out) and
 **MTTA / MTTR** (mean and median time from an incident's trigger to its first acknowledgement, and
 to its resolution, by a person or by Alertmanager), for incidents triggered in the window.
 
@@ -51,6 +52,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from workflows.pipeline.models import DRILL_WORKFLOW
 
 __all__ = [
     "ATTRIBUTION",
@@ -183,6 +186,8 @@ class Ledger:
             self._incident(action, obj, when, detail)
 
     def _build(self, when: datetime, detail: Mapping[str, Any]) -> None:
+        if detail.get("workflow") == DRILL_WORKFLOW:
+            return  # a drill's synthetic failure is no build
         commit = str(detail.get("commit") or "")
         if commit and commit not in self.first_seen:
             self.first_seen[commit] = when

@@ -19,6 +19,8 @@ metric                                             type       from
 ``tocsin_pipelines_failing{repo}``                 gauge      CI workflows whose last finished build failed
                                                               (branches with no event for 30 days left out)
 ``tocsin_pipelines_flaky{repo}``                   gauge      CI workflows whose last finished build was flaky
+``tocsin_flaky_tests{repo}``                       gauge      tests known flaky or quarantined, summed over the branches'
+                                                             last reports (``build.reported`` ``flaky_tests``)
 ``tocsin_pipeline_running_seconds{repo,branch,     gauge      since the last ``started`` of a workflow with no
 workflow}``                                                   outcome yet (dropped after 7 days)
 ``tocsin_deployments_total{service,env,outcome}``  counter    ``deployment.finished`` (deployed, rolled_back,
@@ -148,6 +150,7 @@ class JournalMetrics(Collector):
             "tocsin_builds", "CI events reported, by repository, branch and status", ("repo", "branch", "status")
         )
         self.flaky_builds = _Counts("tocsin_flaky_builds", "Builds marked flaky", ("repo",))
+        self.flaky_tests: dict[tuple[str, str], tuple[int, datetime]] = {}
         self.deployments = _Counts(
             "tocsin_deployments", "Deployments finished, by outcome", ("service", "env", "outcome")
         )
@@ -208,6 +211,9 @@ class JournalMetrics(Collector):
             self.tracks[track] = (status, flaky, when)
         if flaky:
             self.flaky_builds.inc((repo,))
+        known = detail.get("flaky_tests")
+        if isinstance(known, int) and known >= 0:
+            self.flaky_tests[(repo, branch)] = (known, when)
         for hist, key in ((self.duration, "duration_seconds"), (self.queued, "queued_seconds")):
             value = detail.get(key)
             if isinstance(value, (int, float)) and value >= 0:
@@ -293,7 +299,16 @@ class JournalMetrics(Collector):
         for repo, (bad, unsure) in per_repo.items():
             failing.add_metric([repo], float(bad))
             flaky.add_metric([repo], float(unsure))
-        yield from (failing, flaky, running)
+        tests = GaugeMetricFamily(
+            "tocsin_flaky_tests", "Tests known flaky or quarantined (the branches' last reports)", labels=["repo"]
+        )
+        known: dict[str, int] = {}
+        for (repo, _branch), (count, when) in sorted(self.flaky_tests.items()):
+            if now - when <= DORA_WINDOW:
+                known[repo] = known.get(repo, 0) + count
+        for repo, count in known.items():
+            tests.add_metric([repo], float(count))
+        yield from (failing, flaky, running, tests)
 
     def _open(self, now: datetime) -> Iterator[Metric]:
         opened = GaugeMetricFamily("tocsin_incidents_open", "Incidents not resolved, by severity", labels=["severity"])

@@ -39,8 +39,8 @@ def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 SCENARIO = [
     ("build.reported", "pipeline/acme/pay/main", {"repo": "acme/pay", "branch": "main", "commit": "c1", "status": "started", "workflow": "ci"}, 120),
-    ("build.reported", "pipeline/acme/pay/main", {"repo": "acme/pay", "branch": "main", "commit": "c1", "status": "success", "workflow": "ci", "duration_seconds": 420, "queued_seconds": 15}, 110),
-    ("build.reported", "pipeline/acme/pay/dev", {"repo": "acme/pay", "branch": "dev", "commit": "c2", "status": "failure", "workflow": "ci", "duration_seconds": 100}, 100),
+    ("build.reported", "pipeline/acme/pay/main", {"repo": "acme/pay", "branch": "main", "commit": "c1", "status": "success", "workflow": "ci", "duration_seconds": 420, "queued_seconds": 15, "flaky_tests": 2}, 110),
+    ("build.reported", "pipeline/acme/pay/dev", {"repo": "acme/pay", "branch": "dev", "commit": "c2", "status": "failure", "workflow": "ci", "duration_seconds": 100, "flaky_tests": 1}, 100),
     ("build.reported", "pipeline/acme/pay/dev", {"repo": "acme/pay", "branch": "dev", "commit": "c3", "status": "started", "workflow": "lint"}, 40),
     ("build.reported", "pipeline/acme/pay/dev", {"repo": "acme/pay", "branch": "dev", "commit": "c4", "status": "failure", "workflow": "tocsin-drill"}, 39),
     ("deployment.requested", "deploy/pay/prod/1", {"service": "pay", "env": "prod", "version": "1", "commit": "c1"}, 100),
@@ -82,6 +82,7 @@ async def test_counts_from_the_journal_incrementally_and_again_after_a_restart(t
         assert got[key("tocsin_deployments_total", service="pay", env="prod", outcome="rolled_back")] == 1
         assert got[key("tocsin_deployment_queue_size", service="pay", env="prod")] == 1
         assert got[key("tocsin_pipelines_failing", repo="acme/pay")] == 1  # not the drill's
+        assert got[key("tocsin_flaky_tests", repo="acme/pay")] == 3  # main's 2 + dev's 1
         assert got[key("tocsin_builds_total", repo="acme/pay", branch="dev", status="failure")] == 1
         running = got[key("tocsin_pipeline_running_seconds", repo="acme/pay", branch="dev", workflow="lint")]
         assert 40 * 60 <= running < 45 * 60

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from operations.builds import send_build_event
+from operations.journal import open_journal
 from tests.fakes.github import FakeGitHub
 from tests.helpers import ops, outbox, person, tocsin_worker
 from workflows.pipeline.models import (
@@ -137,6 +138,7 @@ async def test_rerun_makes_a_test_flaky_and_the_next_failure_only_on_it_is_info_
         )
         state = await p.state(2)
         flaky = await until(lambda: _first(p.messages("BuildFlaky")), f"BuildFlaky in {state.notices}")
+        reported = await until(lambda: _reported(tmp_path, 2), "two build.reported journal records")
     assert flaky["severity"] == "info"
     assert flaky["labels"]["flaky"] == "true"
     assert "test_retry" in flaky["text"]
@@ -144,6 +146,7 @@ async def test_rerun_makes_a_test_flaky_and_the_next_failure_only_on_it_is_info_
     assert [n.flaky for n in state.notices] == [False, True]
     assert state.tracks["ci"].consecutive_failures == 0  # a flaky build does not make the branch red
     assert state.tracking == []  # and opens no tracking issue
+    assert [(d["flaky"], d["flaky_tests"], d["tests_failed"]) for d in reported] == [(False, 1, 0), (True, 1, 1)]
 
 
 async def test_a_consistently_failing_test_is_not_flaky_and_three_failures_in_a_row_are_critical(
@@ -203,6 +206,16 @@ async def test_release_by_hand(
         await p.handle.signal("flaky_release", FlakyRelease(test=test, actor=person("dana")))
         st = await p.handle.query(PipelineWorkflow.state)
         assert test not in st.health.tests.tests or st.health.tests.tests[test].quarantine is None
+
+
+async def _reported(home: Path, n: int) -> list[dict[str, Any]] | None:
+    """The ``build.reported`` details in the worker's journal, once there are ``n``."""
+    journal = await open_journal(None, home)
+    try:
+        found = [dict(r.detail) async for r in journal.records(action="build.reported")]
+    finally:
+        await journal.close()
+    return found if len(found) >= n else None
 
 
 def _first(items: list[T]) -> Awaitable[T | None]:

@@ -35,6 +35,7 @@ from workflows.notify.models import DeadLetter
 from workflows.pipeline.health import HEALTH_PATCH, PipelineHealth
 from workflows.pipeline.models import BuildEvent, PipelineInput, PipelineNotice, PipelineState, Track
 from workflows.policy.builds import Classified, build_labels, build_message, classify, flaky_build, pipeline_status
+from workflows.policy.flaky import flaky_tests
 from workflows.policy.pipeline_health import Assessment, apply, routing_labels
 
 with workflow.unsafe.imports_passed_through():
@@ -131,7 +132,8 @@ class PipelineWorkflow(PipelineHealth):
         notice = PipelineNotice(
             seq=seq, alertname=result.alertname, commit=event.commit, workflow=event.workflow, notified=result.notify
         )
-        self._journal_event(event, seq, result.alertname, flaky)
+        known_flaky = len(flaky_tests(self._state.health.tests, config.pipelines.health.flaky)) if found else None
+        self._journal_event(event, seq, result.alertname, flaky, known_flaky)
         labels = build_labels(event, result.alertname)
         if found is not None:
             labels = routing_labels(labels, found)
@@ -179,7 +181,9 @@ class PipelineWorkflow(PipelineHealth):
             labels["coverage_state"] = state
         return message.model_copy(update={"fields": [*message.fields, *extra], "labels": labels})
 
-    def _journal_event(self, event: BuildEvent, seq: int, alertname: str, flaky: bool = False) -> None:
+    def _journal_event(
+        self, event: BuildEvent, seq: int, alertname: str, flaky: bool = False, known_flaky: int | None = None
+    ) -> None:
         detail = {"repo": event.repo, "branch": event.branch, "commit": event.commit, "workflow": event.workflow}
         extra: dict[str, object] = {"status": event.status, "pr": event.pr, "author": event.author, "seq": seq}
         if workflow.patched(HEALTH_PATCH):
@@ -191,6 +195,7 @@ class PipelineWorkflow(PipelineHealth):
                     "coverage": event.coverage.line_percent if event.coverage is not None else None,
                     "tests_failed": (tests.failed + tests.errors) if tests is not None else None,
                     "flaky": flaky,
+                    "flaky_tests": known_flaky,
                 }
             )
         self._journal.record("build.reported", actor=event.actor, detail={**detail, **extra, "alertname": alertname})

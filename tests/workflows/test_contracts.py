@@ -12,7 +12,7 @@ import pytest
 from temporalio.workflow import _Definition
 
 from workers.registry import WORKFLOWS
-from workflows import deployment, incident, notify, pipeline, report, silences
+from workflows import deployment, incident, notify, patterns, pipeline, report, silences
 
 BY_NAME = {_Definition.must_from_class(cls).name: _Definition.must_from_class(cls) for cls in WORKFLOWS}
 
@@ -24,6 +24,7 @@ CASES: list[tuple[ModuleType, str, str]] = [
     (report, "WORKFLOW", ""),
     (deployment, "WORKFLOW", ""),
     (deployment, "LOCK_WORKFLOW", "LOCK_"),
+    (patterns, "WORKFLOW", ""),
 ]
 
 

@@ -55,7 +55,7 @@ def dead_slack(**receiver: Any) -> dict[str, Any]:
 async def replays(history: WorkflowHistory) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, result.replay_failure
+    assert result.replay_failure is None, str(result.replay_failure)[:3000]
 
 
 def dead_letter_count(receiver: str, channel: str) -> float:
@@ -194,6 +194,7 @@ async def test_continue_as_new_waits_for_in_flight_deliveries_and_drops_none(
     config = dead_slack()
     config["channels"]["console"] = {"type": "console"}
     config["receivers"][0]["channels"] = ["slack", "console"]
+    config["pipelines"] = {"health": {"trends": {"failures_per_day": 100, "success_rate_min_builds": 100}}}
     wid = f"pipeline/{repo}/main"
     async with tocsin_worker(env.client, task_queue, tmp_path, write_config(config)):
         first = await env.client.start_workflow(

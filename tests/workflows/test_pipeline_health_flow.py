@@ -264,8 +264,10 @@ async def test_tracking_issue_opens_comments_and_closes_once_across_a_worker_res
     assert any(d.outcome == "delivered" for d in state.notices[0].tracking_deliveries)
 
 
-async def _incident(env: WorkflowEnvironment) -> dict[str, Any] | None:
-    async for wf in env.client.list_workflows('WorkflowType="IncidentWorkflow"'):
+async def _incident(env: WorkflowEnvironment, service: str) -> dict[str, Any] | None:
+    """The BuildFailing incident of ``service`` (only this test's: the dev server holds every test's incidents)."""
+    query = f'WorkflowType="IncidentWorkflow" AND TocsinService="{service}" AND ExecutionStatus="Running"'
+    async for wf in env.client.list_workflows(query):
         state = await env.client.get_workflow_handle(wf.id).query("state")
         if any(a["labels"].get("alertname") == "BuildFailing" for a in state["alerts"].values()):
             return dict(state)
@@ -367,7 +369,7 @@ async def test_failures_on_a_watched_branch_start_the_escalation_ladder_and_gree
         await p.send("failure")
         state = await p.state(2)
         assert state.escalated is not None
-        incident = await until(lambda: _incident(dev_env), "the BuildFailing incident")
+        incident = await until(lambda: _incident(dev_env, repo.rsplit("/", 1)[-1]), "the BuildFailing incident")
         assert incident["escalation"] == "ci-ladder", incident
         page = await until(lambda: _first(_pages(tmp_path)), "the BuildFailing page", seconds=60)
         assert page["key"].endswith("/rung-0/pager")  # level 1 of the ladder: oncall's channel

@@ -171,7 +171,7 @@ async def test_report_runs_on_its_schedule_on_demand_and_over_the_api(
 
         async def settled() -> PipelineState | None:
             state = await client.get_workflow_handle(wid).query(pipeline.QUERY_STATE, result_type=PipelineState)
-            done = state.seq >= 3 and not any(n.delivering for n in state.notices)
+            done = bool(state.notices) and state.notices[-1].seq >= 3 and not any(n.delivering for n in state.notices)
             return state if done and state.health.builds.recoveries else None
 
         state = await eventually(settled)

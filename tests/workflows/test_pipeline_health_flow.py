@@ -96,7 +96,9 @@ class Pipeline:
     async def state(self, seq: int) -> PipelineState:
         async def ready() -> PipelineState | None:
             st: PipelineState = await self.handle.query(PipelineWorkflow.state)
-            return st if st.seq >= seq and not any(n.delivering for n in st.notices) else None
+            # ``seq`` counts an event as soon as it is taken; its notice is kept once it has been handled.
+            done = bool(st.notices) and st.notices[-1].seq >= seq
+            return st if done and not any(n.delivering for n in st.notices) else None
 
         return await until(ready, f"seq {seq}")
 

@@ -42,7 +42,8 @@ async def wait_seq(handle, seq: int, *, delivered: bool = True) -> PipelineState
         except RPCError:  # a query can race a continue-as-new; ask the new run again
             await asyncio.sleep(0.05)
             continue
-        if state.seq >= seq and not (delivered and any(n.delivering for n in state.notices)):
+        handled = bool(state.notices) and state.notices[-1].seq >= seq  # seq counts an event as soon as it is taken
+        if handled and not (delivered and any(n.delivering for n in state.notices)):
             return state
         await asyncio.sleep(0.05)
     raise AssertionError(f"pipeline never reached seq {seq}: {state}")

@@ -158,11 +158,15 @@ async def poll(check: Any, what: str, timeout: float = 60, step: float = 0.5) ->
     raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
-async def query(http: httpx.AsyncClient, prometheus: str, expr: str, ranged: bool) -> list[dict[str, Any]]:
-    """Grafana's way: an instant query for a stat, a range query over the last 3 minutes for a time series."""
+async def query(
+    http: httpx.AsyncClient, prometheus: str, expr: str, ranged: bool, since: float | None = None
+) -> list[dict[str, Any]]:
+    """Grafana's way: an instant query for a stat, a range query for a time series (from ``since``, as a
+    dashboard's time range covering the scenario; default the last 3 minutes)."""
     now = time.time()
     if ranged:
-        params = {"query": expr, "start": f"{now - 180:.3f}", "end": f"{now:.3f}", "step": "5"}
+        start = min(since, now - 180) if since is not None else now - 180
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{now:.3f}", "step": "5"}
         resp = await http.get(f"{prometheus}/api/v1/query_range", params=params)
     else:
         resp = await http.get(f"{prometheus}/api/v1/query", params={"query": expr, "time": f"{now:.3f}"})
@@ -245,6 +249,7 @@ async def dora(home: Path, service: str) -> dict[str, Any]:
 async def test_every_dashboard_panel_has_data_from_a_real_prometheus(stack: dict[str, Any], hooks: FakeHooks) -> None:
     prometheus = stack["prometheus"]
     service = f"shop{uuid.uuid4().hex[:6]}"
+    started = time.time()  # the time series panels look back to here, however long the scenario took
     async with httpx.AsyncClient(timeout=10) as http:
 
         async def targets_up() -> bool:
@@ -286,7 +291,7 @@ async def test_every_dashboard_panel_has_data_from_a_real_prometheus(stack: dict
         async def all_panels() -> list[str]:
             missing = []
             for title, expr, ranged in queries:
-                if not has_numbers(await query(http, prometheus, expr, ranged)):
+                if not has_numbers(await query(http, prometheus, expr, ranged, since=started - 60)):
                     missing.append(title)
             return missing
 

@@ -359,6 +359,7 @@ async def test_failures_on_a_watched_branch_start_the_escalation_ladder_and_gree
 ) -> None:
     data = config(escalation="ci-ladder")
     data["route"]["group_wait"] = "1s"
+    data["route"]["group_by"] = ["alertname", "repo"]  # this test's own incident (the dev server is shared)
     data["channels"]["pager"] = {"type": "console"}
     data["receivers"].append({"name": "oncall", "channels": ["pager"]})
     data["escalation_policies"] = {

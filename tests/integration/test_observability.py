@@ -324,5 +324,7 @@ async def test_every_dashboard_panel_has_data_from_a_real_prometheus(stack: dict
             (r["name"], r.get("lastError")) for g in rules for r in g["rules"] if r["health"] != "ok"
         ]
         ratio = await query(http, prometheus, f'tocsin:build_success_ratio:rate1h{{repo="acme/{service}"}}', False)
-        assert [float(r["value"][1]) for r in ratio] == [0.5]
+        # one success, one failure: 0.5, give or take rate()'s extrapolation at the ends of two young series
+        [value] = [float(r["value"][1]) for r in ratio]
+        assert value == pytest.approx(0.5, abs=0.1), value
         assert re.fullmatch(r"deploy/\S+/prod/1\.0\.0", ids["deployment"])

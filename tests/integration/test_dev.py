@@ -146,19 +146,19 @@ def test_dev_runs_everything_and_state_survives_restart(tmp_path: Path) -> None:
 def _journaled(home: Path, action: str, timeout: float = 30) -> list[dict[str, Any]]:
     """The records of ``action`` in the journal under ``home`` (waiting up to ``timeout`` for one)."""
 
-    async def read() -> list[dict[str, Any]]:
-        journal = await open_journal(None, home)
-        try:
-            return [r.as_dict() async for r in journal.records(action=action)]
-        finally:
-            await journal.close()
+    async def wait() -> list[dict[str, Any]]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            journal = await open_journal(None, home)
+            try:
+                found = [r.as_dict() async for r in journal.records(action=action)]
+            finally:
+                await journal.close()
+            if found or asyncio.get_running_loop().time() > deadline:
+                return found
+            await asyncio.sleep(0.5)
 
-    deadline = time.monotonic() + timeout
-    while True:
-        found = asyncio.run(read())
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+    return asyncio.run(wait())
 
 
 def _server_args(port: int) -> list[str]:

@@ -27,12 +27,13 @@ large, once its deliveries have finished.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 from workflows.config import Config
 from workflows.delivery import deliver, load_config
+from workflows.entity import Entity
 from workflows.incident.models import SuppressionQuery
 from workflows.journal import Journal
 from workflows.models import Message
@@ -49,7 +50,7 @@ from workflows.patterns.models import (
     PatternNotice,
 )
 from workflows.policy.failure_patterns import Signature, add_failure, due_groups, mark_sent
-from workflows.policy.routing import build_tree, match_routes
+from workflows.policy.routing import receivers_for
 from workflows.timer import Alarm
 
 with workflow.unsafe.imports_passed_through():
@@ -57,13 +58,12 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["FailurePatternsWorkflow"]
 
-RECENT_DEAD_LETTERS = 50
 MIN_PIPELINES = 2
 """A group names at least this many pipelines, else it is not a pattern."""
 
 
 @workflow.defn(name="FailurePatternsWorkflow")
-class FailurePatternsWorkflow:
+class FailurePatternsWorkflow(Entity):
     """Groups one failure signature's occurrences across pipelines."""
 
     def __init__(self) -> None:
@@ -72,14 +72,6 @@ class FailurePatternsWorkflow:
         self._deliveries: list[asyncio.Task[None]] = []
         self._journal = Journal(self)
         self._alarm = Alarm()
-
-    @property
-    def journal_seq(self) -> int:
-        return self._state.journal_seq
-
-    @journal_seq.setter
-    def journal_seq(self, value: int) -> None:
-        self._state.journal_seq = value
 
     @workflow.signal(name="failure_seen")
     def failure_seen(self, seen: FailureSeen) -> None:
@@ -90,17 +82,6 @@ class FailurePatternsWorkflow:
     def state(self) -> FailurePatternsState:
         """Open windows, first sightings, counters and the last grouped messages."""
         return self._state
-
-    def _should_continue(self, limit: int) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
-
-    def _in_flight(self) -> int:
-        """Deliveries still running (finished ones are reaped, re-raising what a bug raised)."""
-        for task in [t for t in self._deliveries if t.done()]:
-            self._deliveries.remove(task)
-            task.result()
-        return len(self._deliveries)
 
     def _next_close(self) -> datetime | None:
         closes = [g.closes for g in self._state.patterns.groups if g.state == "holding"]
@@ -144,7 +125,6 @@ class FailurePatternsWorkflow:
                 workflow.logger.info("repeated failure report ignored: %s", seen.key)
                 continue
             sig = Signature(key=seen.key, category=seen.category, summary=seen.summary, kind=seen.kind)
-            self._make_room(seen.key, limits.max_signatures)
             decision = add_failure(
                 self._state.patterns,
                 sig,
@@ -156,24 +136,6 @@ class FailurePatternsWorkflow:
             self._state.patterns = decision.state
             if decision.action == "send":
                 self._send(config, decision.group, decision.first, critical=seen.critical)
-
-    def _make_room(self, key: str, limit: int) -> None:
-        """Forget the least recently seen signatures before a new one comes in, so the new one is kept.
-
-        ``add_failure`` trims to ``max_signatures`` by last sighting after adding; failures handled in
-        one activation share ``workflow.now()``, and on that tie it could drop the signature it just added.
-        """
-        patterns = self._state.patterns
-        if key in patterns.first_seen or len(patterns.first_seen) < limit:
-            return
-        oldest = sorted(patterns.first_seen, key=lambda k: patterns.last_seen.get(k, datetime.min.replace(tzinfo=UTC)))
-        drop = set(oldest[: len(oldest) - limit + 1])
-        self._state.patterns = patterns.model_copy(
-            update={
-                "first_seen": {k: v for k, v in patterns.first_seen.items() if k not in drop},
-                "last_seen": {k: v for k, v in patterns.last_seen.items() if k not in drop},
-            }
-        )
 
     def _repeated(self, seen: FailureSeen, now: datetime) -> bool:
         """The same occurrence again (a retried ``report_failure_pattern``): already in its open window."""
@@ -227,9 +189,7 @@ class FailurePatternsWorkflow:
             notice.silenced_by = held.silenced_by
             if notice.silenced_by:
                 return
-            for node in match_routes(build_tree(config.route), message.labels):
-                if node.receiver not in notice.receivers:
-                    notice.receivers.append(node.receiver)
+            notice.receivers = list(dict.fromkeys(receivers_for(config.route_tree(), message.labels)))
             batches = await asyncio.gather(
                 *(
                     deliver(config, rcv, message, f"pattern-{notice.seq}/{rcv}", dead_letters=letters)
@@ -239,6 +199,4 @@ class FailurePatternsWorkflow:
             notice.deliveries = [record for batch in batches for record in batch]
         finally:
             notice.delivering = False
-        if letters:
-            self._state.dead_letters = [*self._state.dead_letters, *letters][-RECENT_DEAD_LETTERS:]
-            self._state.dead_letter_count += len(letters)
+        self._dead_lettered(letters)

@@ -37,6 +37,7 @@ from temporalio.exceptions import ActivityError
 
 from workflows.config import Config
 from workflows.delivery import deliver
+from workflows.entity import Entity
 from workflows.incident.models import Alert, AlertBatch
 from workflows.journal import Journal
 from workflows.models import Link, Message, MessageField
@@ -54,12 +55,11 @@ from workflows.pipeline.models import (
 from workflows.policy.builds import pipeline_status
 from workflows.policy.flaky import quarantine, release
 from workflows.policy.pipeline_health import Assessment, assess
-from workflows.policy.routing import build_tree, match_routes
+from workflows.policy.routing import receivers_for
 
 __all__ = ["PipelineHealth", "HEALTH_PATCH", "tracking_message", "security_message"]
 
 HEALTH_PATCH = "pipeline-health"
-RECENT_DEAD_LETTERS = 50
 SECURITY_SEEN = 200
 """Serious findings remembered per pipeline (a finding notifies once, when first seen)."""
 _LOG_LINES = 60
@@ -150,11 +150,10 @@ def _finding_line(rule: str, cve: str | None, package: str | None, location: str
     return " ".join(parts)
 
 
-class PipelineHealth:
+class PipelineHealth(Entity):
     """The health follow-ups of :class:`~workflows.pipeline.workflow.PipelineWorkflow` (see the module doc)."""
 
     _state: PipelineState
-    _deliveries: list[asyncio.Task[None]]
     _journal: Journal
 
     # ------------------------------------------------------------------ people
@@ -222,12 +221,10 @@ class PipelineHealth:
         """Run ``job`` beside the event loop (the run waits for it before continuing as new)."""
         self._deliveries.append(asyncio.create_task(job))
 
-    def _routes(self, config: Config, labels: dict[str, str]) -> list[str]:
-        receivers: list[str] = []
-        for node in match_routes(build_tree(config.route), labels):
-            if node.receiver not in receivers:
-                receivers.append(node.receiver)
-        return receivers
+    @staticmethod
+    def _routes(config: Config, labels: dict[str, str]) -> list[str]:
+        """The receivers ``labels`` route to, each once, in route order."""
+        return list(dict.fromkeys(receivers_for(config.route_tree(), labels)))
 
     def _send(self, config: Config, message: Message, step: str) -> None:
         """Route ``message`` by its labels and deliver it in the background."""
@@ -238,12 +235,6 @@ class PipelineHealth:
         letters: list[DeadLetter] = []
         await deliver(config, receiver, message, step, dead_letters=letters)
         self._dead_lettered(letters)
-
-    def _dead_lettered(self, letters: list[DeadLetter]) -> None:
-        """Keep the most recent dead letters (bounded) and count them all."""
-        if letters:
-            self._state.dead_letters = [*self._state.dead_letters, *letters][-RECENT_DEAD_LETTERS:]
-            self._state.dead_letter_count += len(letters)
 
     def _follow_up(
         self, config: Config, event: BuildEvent, notice: PipelineNotice, found: Assessment, receivers: list[str]

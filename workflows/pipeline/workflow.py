@@ -61,14 +61,6 @@ class PipelineWorkflow(PipelineHealth):
         self._journal = Journal(self)
         self._health = False
 
-    @property
-    def journal_seq(self) -> int:
-        return self._state.journal_seq
-
-    @journal_seq.setter
-    def journal_seq(self, value: int) -> None:
-        self._state.journal_seq = value
-
     @workflow.signal(name="build_event")
     def build_event(self, event: BuildEvent) -> None:
         """A CI event from ``tocsin build``."""
@@ -78,17 +70,6 @@ class PipelineWorkflow(PipelineHealth):
     def state(self) -> PipelineState:
         """Tracks, counters and the most recent notifications."""
         return self._state
-
-    def _should_continue(self, limit: int) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
-
-    def _in_flight(self) -> int:
-        """Deliveries still running (finished ones are reaped, re-raising what a bug raised)."""
-        for task in [t for t in self._deliveries if t.done()]:
-            self._deliveries.remove(task)
-            task.result()
-        return len(self._deliveries)
 
     def _holding(self, input: PipelineInput) -> bool:
         """Hold new events only when deliveries keep the run from continuing and history grows large."""

@@ -15,6 +15,7 @@ from temporalio import workflow
 
 from workflows import search
 from workflows.delivery import deliver, load_config
+from workflows.entity import StateJournal
 from workflows.identity import Actor
 from workflows.journal import Journal
 from workflows.models import Message
@@ -30,7 +31,7 @@ KEEP_EXPIRED = 200
 
 
 @workflow.defn(name="SilencesWorkflow")
-class SilencesWorkflow:
+class SilencesWorkflow(StateJournal):
     """The durable store of silences."""
 
     def __init__(self) -> None:
@@ -38,14 +39,6 @@ class SilencesWorkflow:
         self._told: set[str] = set()
         self._changed = False
         self._journal = Journal(self)
-
-    @property
-    def journal_seq(self) -> int:
-        return self._state.journal_seq
-
-    @journal_seq.setter
-    def journal_seq(self, value: int) -> None:
-        self._state.journal_seq = value
 
     def _journal_silence(self, action: str, record: SilenceRecord, actor: Actor | None, **detail: object) -> None:
         info = {"id": record.id, "matchers": record.matchers, "ends_at": record.ends_at.isoformat()}

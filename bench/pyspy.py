@@ -49,7 +49,7 @@ PIECES: list[tuple[str, Callable[[Stack], bool]]] = [
     ("HTTP server outside the app (uvicorn, h11, asyncio transports, Temporal callbacks)", _outside_app),
     ("Starlette/FastAPI middleware, routing and response, outside the handler", _app_not_path),
     ("  of which the response (Response.__call__, send)", _frames(r"^(Response|JSONResponse)\.__call__ \(")),
-    ("  of which the metrics middleware (_count)", _frames(r"^_count \(starters/gateway")),
+    ("  of which the metrics middleware (CountRequests)", _frames(r"^CountRequests\.__call__ \(starters/gateway")),
     ("the webhook handler and its operation (alertmanager → dispatch_alerts), in all", _on_path),
     ("  auth (_authorized)", _frames(r"^_authorized \(")),
     ("  body read (Request.body/stream)", _frames(r"^Request\.(body|stream) \(starlette")),

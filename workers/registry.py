@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from workers import codecache
 from workflows.deployment.lock import DeployLockWorkflow
 from workflows.deployment.workflow import DeploymentWorkflow
 from workflows.incident.workflow import IncidentWorkflow
@@ -63,5 +64,9 @@ that models returned by activities are the classes the flows validate against.
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox every worker (and the replayer) runs workflows in."""
+    """The sandbox every worker (and the replayer) runs workflows in.
+
+    The flow modules it re-imports for every run are compiled once per process (:mod:`workers.codecache`).
+    """
+    codecache.install()
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))

@@ -48,3 +48,24 @@ async def test_metrics_exposition(dev_env: WorkflowEnvironment) -> None:
 async def test_unknown_route_is_json_404() -> None:
     resp = await _get(create_app(Settings(), await connect(Settings(), lazy=True)), "/nope")
     assert resp.status_code == 404 and resp.json() == {"error": "Not Found", "field": None}
+
+
+async def test_requests_are_counted_by_route_template_and_status(dev_env: WorkflowEnvironment) -> None:
+    """Matched routes by template, unmatched and refused-before-routing requests as ``unmatched``, 413s too."""
+    app = create_app(replace(Settings(), gateway_max_body="1KiB", gateway_token="t"), dev_env.client)
+
+    def count(text: str, route: str, status: str) -> float:
+        line = f'tocsin_gateway_requests_total{{route="{route}",status="{status}"}} '
+        return next((float(x.split(" ")[-1]) for x in text.splitlines() if x.startswith(line)), 0.0)
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            before = (await client.get("/metrics")).text
+            assert (await client.get("/nope")).status_code == 404
+            big = await client.post("/webhooks/alertmanager", content=b"{" + b" " * 2048 + b"}")
+            assert big.status_code == 413
+            assert (await client.post("/webhooks/alertmanager", json={})).status_code == 401
+            after = (await client.get("/metrics")).text
+    for route, status in [("unmatched", "404"), ("unmatched", "413"), ("/webhooks/alertmanager", "401")]:
+        assert count(after, route, status) == count(before, route, status) + 1, (route, status)

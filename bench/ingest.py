@@ -14,10 +14,10 @@ one round's work drains before the next.
 It prints both rates (median of rounds), the per-call latency p50/p90/p99, and the ratio
 Tocsin/raw (target ≥ 0.9).
 
-Profile the gateway path: ``TOCSIN_BENCH_PROFILE=DIR`` attaches ``py-spy`` (``pip install
-py-spy``) to the gateway process for the whole run (idle time is left out), keeps the folded
-stacks in ``DIR/gateway.folded`` and prints where the time went (:mod:`bench.pyspy`). Rates
-measured with the profiler attached are not the benchmark's numbers.
+Profile: ``TOCSIN_BENCH_PROFILE=DIR`` attaches ``py-spy`` (``pip install py-spy``) to the gateway
+and to the worker for the whole run (idle time is left out), keeps the folded stacks in
+``DIR/gateway.folded`` and ``DIR/worker.folded`` and prints where each one's time went
+(:mod:`bench.pyspy`). Rates measured with the profilers attached are not the benchmark's numbers.
 
     python -m bench.ingest [--webhooks 400] [--groups 50] [--concurrency 20] [--rounds 5] [--warmup 1]
 """
@@ -43,7 +43,7 @@ import httpx
 from bench.common import percentile
 from bench.latency import CHAT, alert_body, slack_channel
 from bench.procs import RAW_QUEUE, Stack, production_stack
-from bench.pyspy import summarize
+from bench.pyspy import WORKER_PIECES, summarize
 from bench.raw_entity import ENTITY_SIGNAL
 from tests.fakes import FakeSlack
 
@@ -175,27 +175,33 @@ async def main(shape: Shape, rounds: int, warmup: int) -> int:
             "route": {"receiver": "chat", "group_by": ["alertname", "service"], "group_wait": "0s"},
         }
         async with production_stack(config, raw_slack=slack) as stack:
-            folded = await _start_profiler(stack, Path(profile)) if profile else None
+            folded = await _start_profilers(stack, Path(profile)) if profile else {}
             raw, tocsin = await _rounds(stack, slack, shape, rounds, warmup)
-            if folded is not None:
-                stack.procs.stop("py-spy", signal.SIGINT, timeout=60)
-    if folded is not None:
-        print(summarize(folded))
+            for name in folded:
+                stack.procs.stop(f"py-spy-{name}", signal.SIGINT, timeout=60)
+    if "gateway" in folded:
+        print(summarize(folded["gateway"]))
+    if "worker" in folded:
+        print(summarize(folded["worker"], pieces=WORKER_PIECES, what="worker"))
     _report(shape, rounds, warmup, raw, tocsin)
     return 0
 
 
-async def _start_profiler(stack: Stack, out: Path) -> Path:
-    """Attach py-spy to the gateway process; returns where its folded stacks will be."""
+async def _start_profilers(stack: Stack, out: Path) -> dict[str, Path]:
+    """Attach py-spy to the gateway and the worker; returns where each one's folded stacks will be."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         raise SystemExit("TOCSIN_BENCH_PROFILE needs py-spy: pip install py-spy")
     out.mkdir(parents=True, exist_ok=True)
-    folded = out / "gateway.folded"
-    args = [spy, "record", "--pid", str(stack.gateway_pid), "--rate", "200", "--nonblocking"]
-    stack.procs.start("py-spy", [*args, "--format", "raw", "--output", str(folded)], dict(os.environ), stack.home)
+    folded = {}
+    for name in ("gateway", "worker"):
+        folded[name] = out / f"{name}.folded"
+        pid = stack.procs.running[name].pid
+        args = [spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--format", "raw"]
+        stack.procs.start(f"py-spy-{name}", [*args, "--output", str(folded[name])], dict(os.environ), stack.home)
     await asyncio.sleep(1.0)  # attached before the first round
-    stack.procs.check("py-spy")
+    for name in folded:
+        stack.procs.check(f"py-spy-{name}")
     return folded
 
 

@@ -150,11 +150,6 @@ class Stack:
             timeout=httpx.Timeout(60.0),
         )
 
-    @property
-    def gateway_pid(self) -> int:
-        """The gateway process id (for a profiler)."""
-        return self.procs.running["gateway"].pid
-
 
 async def _wait_pollers(client: Client, procs: Procs, name: str, task_queue: str) -> None:
     """Wait until a worker polls ``task_queue`` for workflow tasks (the worker process ``name`` is up)."""

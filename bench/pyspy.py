@@ -1,10 +1,11 @@
-"""Where the gateway's time goes: a summary of py-spy's folded stacks (``py-spy record --format raw``).
+"""Where the gateway's and the worker's time goes: a summary of py-spy's folded stacks (``py-spy record --format raw``).
 
 Each line of the file is ``frame;frame;...;leaf count`` (root first), a frame being
 ``function (file:line)``. py-spy leaves idle time out, so the shares below are of the time the
-gateway was busy. A piece's share is inclusive (every sample with a matching frame anywhere on
+process was busy. A piece's share is inclusive (every sample with a matching frame anywhere on
 its stack), so pieces nest and overlap; the "self" list is by leaf frame. Samples whose leaf is the
-event loop waiting in ``select`` count as idle (py-spy cannot always tell without pausing the process).
+event loop waiting in ``select``, or a pool thread waiting on its queue, count as idle (py-spy
+cannot always tell without pausing the process).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["read_folded", "summarize"]
+__all__ = ["read_folded", "summarize", "PIECES", "WORKER_PIECES"]
 
 Stack = tuple[str, ...]
 
@@ -22,8 +23,11 @@ _APP = re.compile(r"\((starlette|fastapi)/|\(starters/gateway\.py")
 _HANDLER = r"^alertmanager \(starters/gateway\.py"
 _PATH = re.compile(_HANDLER + r"|\(operations/alerts\.py")
 """The webhook's own path: the handler, and the operation it calls (whose per-group calls run as tasks)."""
-_IDLE = re.compile(r"^(EpollSelector\.select|select) \(selectors\.py")
-"""The event loop waiting for I/O: left out of the busy time."""
+_IDLE = re.compile(
+    r"^(EpollSelector\.select|select) \(selectors\.py"
+    r"|^_worker \(concurrent/futures/thread\.py|^_connection_worker_thread \(aiosqlite/core\.py"
+)
+"""Waiting: the event loop in ``select``, and a worker thread (thread pool, aiosqlite's) blocked on its queue."""
 
 
 def _frames(pattern: str) -> Callable[[Stack], bool]:
@@ -69,6 +73,28 @@ PIECES: list[tuple[str, Callable[[Stack], bool]]] = [
 ]
 """Named pieces of the gateway path, in report order."""
 
+WORKER_PIECES: list[tuple[str, Callable[[Stack], bool]]] = [
+    (
+        "workflow tasks, in all (activations, new runs, payload visiting)",
+        _frames(r"^_WorkflowWorker\._handle_activation \("),
+    ),
+    ("  new runs: the sandbox re-imports the flow modules", _frames(r"^_WorkflowWorker\._create_workflow_instance \(")),
+    ("    of which compiling source (no cached code)", _frames(r"^SourceLoader\.source_to_code \(")),
+    ("  activations in the sandbox (flow code)", _frames(r"^_RunningWorkflow\.activate \(")),
+    (
+        "  payload visiting (decode activation, encode completion)",
+        _frames(r"^(decode_activation|encode_completion) \("),
+    ),
+    ("activities, in all", _frames(r"^_ActivityWorker\._handle_start_activity_task \(")),
+    ("  deliveries (send_notification)", _frames(r"^DeliveryActivities\.send \(")),
+    (
+        "  audit journal appends (journal_append, SQL)",
+        _frames(r"^JournalActivities\.append \(|\(aiosqlite/|\(sqlalchemy/"),
+    ),
+    ("  muting verdicts and config snapshots (local activities)", _frames(r"^IncidentActivities\.|^load_config \(")),
+]
+"""Named pieces of the worker's busy time, in report order."""
+
 
 def read_folded(path: Path) -> Counter[Stack]:
     """The samples per stack of a py-spy ``--format raw`` file."""
@@ -85,19 +111,21 @@ def _leaf(frame: str) -> str:
     return re.sub(r":\d+\)$", ")", frame)
 
 
-def summarize(path: Path, top: int = 12) -> str:
-    """The pieces' inclusive shares and the top leaf functions, as printable text."""
+def summarize(
+    path: Path, top: int = 12, pieces: list[tuple[str, Callable[[Stack], bool]]] | None = None, what: str = "gateway"
+) -> str:
+    """The pieces' inclusive shares (default: the gateway's) and the top leaf functions, as printable text."""
     samples = read_folded(path)
     idle = sum(n for stack, n in samples.items() if _IDLE.search(stack[-1]))
     samples = Counter({stack: n for stack, n in samples.items() if not _IDLE.search(stack[-1])})
     total = sum(samples.values())
     if not total:
-        return f"gateway profile: no samples in {path}"
+        return f"{what} profile: no samples in {path}"
     lines = [
-        f"gateway profile ({path}): {total} busy samples ({idle} more waiting in epoll, left out);",
+        f"{what} profile ({path}): {total} busy samples ({idle} more waiting, left out);",
         "inclusive shares of the busy time (pieces nest and may overlap):",
     ]
-    for name, matches in PIECES:
+    for name, matches in PIECES if pieces is None else pieces:
         share = sum(n for stack, n in samples.items() if matches(stack))
         lines.append(f"  {100 * share / total:5.1f}%  {name}")
     leaves: Counter[str] = Counter()

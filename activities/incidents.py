@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,9 +22,11 @@ from operations.config import ConfigStore
 from operations.context import Context
 from operations.deployments import rollback
 from workflows import incident, search, silences
+from workflows.config import Config
 from workflows.identity import Actor
 from workflows.incident.models import (
     AlertBatch,
+    FirstLook,
     HeldIncident,
     IncidentMetrics,
     IncidentState,
@@ -63,9 +66,17 @@ class IncidentActivities:
     SILENCES_TTL = 1.0
     """Seconds a worker reuses the silences it read (a new silence applies within this)."""
 
-    def __init__(self, client: Client, store: ConfigStore):
+    def __init__(
+        self, client: Client, store: ConfigStore, snapshot: Callable[[], Awaitable[Config]] | None = None
+    ) -> None:
+        """Args:
+        client: reads silences and other incidents.
+        store: the worker's config.
+        snapshot: the config snapshot flows record (``DeliveryActivities.load_config``); default: the store's.
+        """
         self._client = client
         self._store = store
+        self._snapshot = snapshot
         self._silences_cache: tuple[float, list[Any]] | None = None
 
     async def _silences(self, at: datetime | None) -> list[dict]:
@@ -134,6 +145,15 @@ class IncidentActivities:
             muted_by=route.muted_by,
             digest=route.digest,
         )
+
+    @activity.defn(name="first_look")
+    async def first_look(self, query: MuteQuery) -> FirstLook:
+        """A new incident's config snapshot, and its mute verdict when its route waits no ``group_wait``."""
+        config = await self._snapshot() if self._snapshot is not None else self._store.get().snapshot()
+        tree = config.route_tree()
+        node = find_node(tree, query.route_path) or tree
+        verdict = await self.mute_verdict(query) if node.group_wait <= timedelta(0) else None
+        return FirstLook(config=config, verdict=verdict)
 
     @activity.defn(name="route_state")
     async def route_state(self, query: RouteStateQuery) -> RouteState:

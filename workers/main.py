@@ -71,7 +71,7 @@ class ActivitySet:
         self.store = store or ConfigStore()
         self.journal = JournalActivities(journal) if journal is not None else None
         self.delivery = DeliveryActivities(self.store, home=settings.home)
-        self.incidents = IncidentActivities(client, self.store)
+        self.incidents = IncidentActivities(client, self.store, snapshot=self.delivery.load_config)
         self.deployments = DeploymentActivities(client)
         self.pipelines = PipelineActivities(client, self.store)
         self.patterns = PatternActivities(client)
@@ -84,6 +84,7 @@ class ActivitySet:
             self.delivery.dead_letter,
             self.incidents.check_suppression,
             self.incidents.mute_verdict,
+            self.incidents.first_look,
             self.incidents.request_rollback,
             self.incidents.record_metrics,
             self.incidents.route_state,

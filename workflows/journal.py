@@ -32,6 +32,7 @@ from temporalio.exceptions import ActivityError
 from workflows.audit import ACTIVITY_APPEND, JournalBatch, JournalEntry
 from workflows.identity import Actor
 from workflows.models import DeliveryRecord
+from workflows.patches import patched
 
 __all__ = [
     "JOURNAL_PATCH",
@@ -109,7 +110,7 @@ class Journal:
     def start(self) -> bool:
         """Whether this run journals (``audit-journal``); asked once per run."""
         if self._enabled is None:
-            self._enabled = workflow.patched(JOURNAL_PATCH)
+            self._enabled = patched(JOURNAL_PATCH)
         return self._enabled
 
     def record(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.config import Config
 from workflows.identity import Actor
 from workflows.notify.models import DeadLetter
 from workflows.policy.alert_limits import (
@@ -312,6 +313,17 @@ class MuteVerdict(BaseModel):
     def suppressed(self) -> bool:
         """Silenced or inhibited (held until that ends)."""
         return bool(self.silenced_by or self.inhibited_by)
+
+
+class FirstLook(BaseModel):
+    """A new incident's first local activity: the config snapshot and, on a route that waits no group_wait, its mute verdict.
+
+    One round trip instead of two (``load_config``, then ``mute_verdict``) on a first page's path.
+    """
+
+    config: Config
+    verdict: MuteVerdict | None = None
+    """Judged with ``config``'s route when its ``group_wait`` is zero; None when the incident waits first."""
 
 
 class HeldIncident(BaseModel):

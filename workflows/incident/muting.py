@@ -43,6 +43,8 @@ class MutingStage:
     _st: IncidentState
     _pending: list[AlertBatch]
     _events: list[tuple[str, str, str]]
+    _first_verdict: tuple[MuteVerdict, list[dict[str, str]]] | None = None
+    """A new incident's verdict from ``first_look`` and the alerts it judged (``incident-first-look`` runs)."""
 
     @property
     def st(self) -> IncidentState:
@@ -69,17 +71,15 @@ class MutingStage:
         """
         why = "suppressed"
         while self.st.status != "resolved":
-            verdict: MuteVerdict = await workflow.execute_local_activity_method(
-                IncidentActivities.mute_verdict,
-                MuteQuery(
-                    incident=self.st.id,
-                    route_path=self.st.route_path,
-                    alerts=[a.labels for a in self.st.firing()],
-                    at=workflow.now(),
-                ),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=ACTIVITY_RETRY,
-            )
+            firing = [a.labels for a in self.st.firing()]
+            verdict = self._taken_first_verdict(firing)
+            if verdict is None:
+                verdict = await workflow.execute_local_activity_method(
+                    IncidentActivities.mute_verdict,
+                    MuteQuery(incident=self.st.id, route_path=self.st.route_path, alerts=firing, at=workflow.now()),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=ACTIVITY_RETRY,
+                )
             if verdict.suppressed():
                 why = "suppressed"
                 self._suppressed(verdict.silenced_by, verdict.inhibited_by)
@@ -95,6 +95,13 @@ class MutingStage:
                 return True
             await self._recheck()
         return self._closed(f"resolved while {why}: recorded, nothing was sent")
+
+    def _taken_first_verdict(self, firing: list[dict[str, str]]) -> MuteVerdict | None:
+        """The verdict ``first_look`` brought (once), when it judged the alerts firing now."""
+        kept, self._first_verdict = self._first_verdict, None
+        if kept is None or kept[1] != firing:
+            return None
+        return kept[0]
 
     def _suppressed(self, silenced_by: list[str], inhibited_by: list[str]) -> None:
         if self.st.suppressed_by != silenced_by + inhibited_by:

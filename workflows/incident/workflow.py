@@ -32,12 +32,14 @@ from workflows.incident.models import (
     IncidentInput,
     IncidentMetrics,
     IncidentState,
+    MuteQuery,
     SnoozeAction,
 )
+from workflows.incident.muting import ACTIVITY_RETRY as MUTING_RETRY
 from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
 from workflows.incident.rollback import IncidentRollback
 from workflows.incident.visibility import IncidentVisibility
-from workflows.journal import Journal
+from workflows.journal import JOURNAL_PATCH, Journal
 from workflows.patches import patched
 from workflows.policy.durations import parse_duration
 from workflows.policy.incidents import Repeats, Rung, ladder
@@ -63,6 +65,11 @@ update, and keep their timer while its deadline stands (no cancel-and-restart pe
 LEAN_IMPLIES = frozenset(
     {BOUNDED_PATCH, CONCURRENT_DELIVERIES_PATCH, MUTING_STAGE_PATCH, SEND_QUEUES_PATCH, DEAD_LETTER_PATCH}
 )
+FIRST_LOOK_PATCH = "incident-first-look"
+"""Runs started with it follow ``LEAN_PATCH`` and the audit journal without asking (one marker for a
+new incident instead of two), and take their config snapshot and, on a route with no group_wait,
+their mute verdict in one local activity (``first_look``) instead of two in a row."""
+FIRST_LOOK_IMPLIES = LEAN_IMPLIES | {LEAN_PATCH, JOURNAL_PATCH}
 
 
 @workflow.defn(name="IncidentWorkflow")
@@ -243,15 +250,21 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        self._lean = workflow.patched(LEAN_PATCH)
+        first_look = workflow.patched(FIRST_LOOK_PATCH)
+        if first_look:
+            self.assumed_patches = FIRST_LOOK_IMPLIES
+        self._lean = first_look or workflow.patched(LEAN_PATCH)
         self._journal.start()
         if self._lean:
-            self.assumed_patches = LEAN_IMPLIES
+            self.assumed_patches = FIRST_LOOK_IMPLIES if first_look else LEAN_IMPLIES
             self._inherit_published()
         self._bounded = patched(BOUNDED_PATCH)
         self._concurrent = patched(CONCURRENT_DELIVERIES_PATCH)
         self._apply_pending()
-        config = await load_config()
+        if first_look and self.st.notified_at is None and self.st.status != "resolved":
+            config = await self._first_look()
+        else:
+            config = await load_config()
         root = build_tree(config.route)
         node = find_node(root, self.st.route_path) or root
         self.st.receiver, self.st.escalation = node.receiver, input.escalation or node.escalation
@@ -263,6 +276,19 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
                 return await self._finish(record=False)
         await self._escalate(input, config, node)
         return await self._finish(record=True)
+
+    async def _first_look(self) -> Config:
+        """The config snapshot, and the mute verdict when the route waits no group_wait (kept for the muting stage)."""
+        firing = [a.labels for a in self.st.firing()]
+        look = await workflow.execute_local_activity_method(
+            IncidentActivities.first_look,
+            MuteQuery(incident=self.st.id, route_path=self.st.route_path, alerts=firing, at=workflow.now()),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=MUTING_RETRY,
+        )
+        if look.verdict is not None:
+            self._first_verdict = (look.verdict, firing)
+        return look.config
 
     async def _finish(self, record: bool) -> IncidentState:
         """Publish ``resolved``, record MTTA/MTTR when the incident was notified, and end."""

@@ -26,7 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.channels import REGISTRY, Channel, ChannelDeps, ChannelError, SendContext
-from activities.metrics import DEAD_LETTERS, NOTIFICATIONS, NOTIFY_LATENCY, PACING_DELAY
+from activities.metrics import DEAD_LETTERS, NOTIFICATIONS, NOTIFY_LATENCY, PACING_DELAY, start_channel_series
 from activities.redact import redact_message, redactor_for
 from operations.config import ConfigStore, resolve_env
 from workflows.config import ChannelConfig, Config
@@ -45,6 +45,7 @@ class DeliveryActivities:
         self._channels: dict[tuple[str, str], Channel] = {}
         self.send_queues: dict[str, str] = {}
         """channel → the paced task queue this worker polls for its posts (advertised in the snapshot)."""
+        start_channel_series(store.get().channels)
 
     async def aclose(self) -> None:
         """Close the long-lived clients."""

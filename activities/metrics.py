@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Histogram
 
-__all__ = ["NOTIFICATIONS", "NOTIFY_LATENCY", "PACING_DELAY", "DEAD_LETTERS"]
+__all__ = ["NOTIFICATIONS", "NOTIFY_LATENCY", "PACING_DELAY", "DEAD_LETTERS", "start_channel_series"]
 
 NOTIFICATIONS = Counter(
     "tocsin_notifications_total", "Notification sends by channel and outcome", ["channel", "outcome"]
@@ -26,3 +28,15 @@ DEAD_LETTERS = Counter(
     "Notifications a channel could not deliver before its receiver's give_up_after",
     ["receiver", "channel"],
 )
+
+
+def start_channel_series(channels: Iterable[str]) -> None:
+    """Create each channel's latency and pacing series at zero (a worker starting).
+
+    A series that first appears with its first observations already counted shows no increase to
+    ``rate()``, so the dashboard's latency panels would stay empty until a channel's second burst
+    of sends (Prometheus: "avoid missing metrics").
+    """
+    for channel in channels:
+        NOTIFY_LATENCY.labels(channel)
+        PACING_DELAY.labels(channel)

@@ -2,7 +2,9 @@
 
 One local activity (``mute_verdict``) returns one verdict; the incident holds
 (never drops) while silenced, inhibited or muted by time, and a digest
-receiver's incident waits for the digest. Incidents whose history predates the
+receiver's incident waits for the digest. A new incident on a route with no
+group_wait gets its first verdict with its config snapshot (``first_look``, one
+local activity before the first page). Incidents whose history predates the
 one-verdict stage (no ``one-muting-stage`` patch marker) replay the two reads
 they made then (``check_suppression``, then ``route_state``).
 """
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.config import Config
 from workflows.incident.models import (
     AlertBatch,
     IncidentState,
@@ -62,6 +65,19 @@ class MutingStage:
         await wait_until(lambda: bool(self._pending) or self.st.status == "resolved", SUPPRESSION_RECHECK)
         self._apply_pending()
         await self._continue_if_long()
+
+    async def _first_look(self) -> Config:
+        """The config snapshot, and the mute verdict when the route waits no group_wait (kept for the muting stage)."""
+        firing = [a.labels for a in self.st.firing()]
+        look = await workflow.execute_local_activity_method(
+            IncidentActivities.first_look,
+            MuteQuery(incident=self.st.id, route_path=self.st.route_path, alerts=firing, at=workflow.now()),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=ACTIVITY_RETRY,
+        )
+        if look.verdict is not None:
+            self._first_verdict = (look.verdict, firing)
+        return look.config
 
     async def _muting_stage(self) -> bool:
         """Hold while silenced, inhibited or muted by time; hand a digest receiver's incident to the digest.

@@ -32,10 +32,8 @@ from workflows.incident.models import (
     IncidentInput,
     IncidentMetrics,
     IncidentState,
-    MuteQuery,
     SnoozeAction,
 )
-from workflows.incident.muting import ACTIVITY_RETRY as MUTING_RETRY
 from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
 from workflows.incident.rollback import IncidentRollback
 from workflows.incident.visibility import IncidentVisibility
@@ -276,19 +274,6 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
                 return await self._finish(record=False)
         await self._escalate(input, config, node)
         return await self._finish(record=True)
-
-    async def _first_look(self) -> Config:
-        """The config snapshot, and the mute verdict when the route waits no group_wait (kept for the muting stage)."""
-        firing = [a.labels for a in self.st.firing()]
-        look = await workflow.execute_local_activity_method(
-            IncidentActivities.first_look,
-            MuteQuery(incident=self.st.id, route_path=self.st.route_path, alerts=firing, at=workflow.now()),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=MUTING_RETRY,
-        )
-        if look.verdict is not None:
-            self._first_verdict = (look.verdict, firing)
-        return look.config
 
     async def _finish(self, record: bool) -> IncidentState:
         """Publish ``resolved``, record MTTA/MTTR when the incident was notified, and end."""

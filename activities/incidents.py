@@ -66,13 +66,11 @@ class IncidentActivities:
     SILENCES_TTL = 1.0
     """Seconds a worker reuses the silences it read (a new silence applies within this)."""
 
-    def __init__(
-        self, client: Client, store: ConfigStore, snapshot: Callable[[], Awaitable[Config]] | None = None
-    ) -> None:
+    def __init__(self, client: Client, store: ConfigStore, snapshot: Callable[[], Awaitable[Config]]) -> None:
         """Args:
         client: reads silences and other incidents.
         store: the worker's config.
-        snapshot: the config snapshot flows record (``DeliveryActivities.load_config``); default: the store's.
+        snapshot: the config snapshot flows record (``DeliveryActivities.load_config``).
         """
         self._client = client
         self._store = store
@@ -149,11 +147,10 @@ class IncidentActivities:
     @activity.defn(name="first_look")
     async def first_look(self, query: MuteQuery) -> FirstLook:
         """A new incident's config snapshot, and its mute verdict when its route waits no ``group_wait``."""
-        config = await self._snapshot() if self._snapshot is not None else self._store.get().snapshot()
-        tree = config.route_tree()
+        tree = self._store.get().route_tree()  # the store's config keeps its tree; a snapshot would build it anew
         node = find_node(tree, query.route_path) or tree
         verdict = await self.mute_verdict(query) if node.group_wait <= timedelta(0) else None
-        return FirstLook(config=config, verdict=verdict)
+        return FirstLook(config=await self._snapshot(), verdict=verdict)
 
     @activity.defn(name="route_state")
     async def route_state(self, query: RouteStateQuery) -> RouteState:

@@ -426,7 +426,7 @@ async def report_scenario(run: Run) -> dict[str, WorkflowHandle]:
     held: list[str] = []
 
     def listed(acts: ActivitySet) -> dict[Callable[..., Any], Callable[..., Any]]:
-        lister = IncidentActivities(KnownWorkflows(run.client, held), acts.store)  # type: ignore[arg-type]
+        lister = IncidentActivities(KnownWorkflows(run.client, held), acts.store, acts.delivery.load_config)  # type: ignore[arg-type]
         return {acts.incidents.held_incidents: lister.held_incidents}
 
     async with run.worker(listed):

@@ -71,7 +71,7 @@ class MutingStage:
         firing = [a.labels for a in self.st.firing()]
         look = await workflow.execute_local_activity_method(
             IncidentActivities.first_look,
-            MuteQuery(incident=self.st.id, route_path=self.st.route_path, alerts=firing, at=workflow.now()),
+            self._mute_query(firing),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=ACTIVITY_RETRY,
         )
@@ -92,7 +92,7 @@ class MutingStage:
             if verdict is None:
                 verdict = await workflow.execute_local_activity_method(
                     IncidentActivities.mute_verdict,
-                    MuteQuery(incident=self.st.id, route_path=self.st.route_path, alerts=firing, at=workflow.now()),
+                    self._mute_query(firing),
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=ACTIVITY_RETRY,
                 )
@@ -111,6 +111,10 @@ class MutingStage:
                 return True
             await self._recheck()
         return self._closed(f"resolved while {why}: recorded, nothing was sent")
+
+    def _mute_query(self, firing: list[dict[str, str]]) -> MuteQuery:
+        """What a verdict judges: these firing alerts of this incident's route, now."""
+        return MuteQuery(incident=self.st.id, route_path=self.st.route_path, alerts=firing, at=workflow.now())
 
     def _taken_first_verdict(self, firing: list[dict[str, str]]) -> MuteVerdict | None:
         """The verdict ``first_look`` brought (once), when it judged the alerts firing now."""

@@ -249,12 +249,11 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
         first_look = workflow.patched(FIRST_LOOK_PATCH)
-        if first_look:
-            self.assumed_patches = FIRST_LOOK_IMPLIES
         self._lean = first_look or workflow.patched(LEAN_PATCH)
-        self._journal.start()
+        self.assumed_patches = FIRST_LOOK_IMPLIES if first_look else frozenset()
+        self._journal.start()  # asks audit-journal unless first-look implies it
         if self._lean:
-            self.assumed_patches = FIRST_LOOK_IMPLIES if first_look else LEAN_IMPLIES
+            self.assumed_patches |= LEAN_IMPLIES
             self._inherit_published()
         self._bounded = patched(BOUNDED_PATCH)
         self._concurrent = patched(CONCURRENT_DELIVERIES_PATCH)

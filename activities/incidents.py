@@ -6,6 +6,8 @@ workflows (the silences store, firing incidents, deployments) through it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -64,7 +66,11 @@ class IncidentActivities:
     """Activities used by ``IncidentWorkflow``."""
 
     SILENCES_TTL = 1.0
-    """Seconds a worker reuses the silences it read (a new silence applies within this)."""
+    """Seconds a worker reuses the silences it read (a new silence applies within this).
+
+    Past half of it, a read still answers from the cache and refreshes it in the background
+    (one refresh at a time), so while incidents keep arriving no first page waits for the
+    silences store; a read past the whole of it waits for a fresh list, as before."""
 
     def __init__(self, client: Client, store: ConfigStore, snapshot: Callable[[], Awaitable[Config]]) -> None:
         """Args:
@@ -76,25 +82,47 @@ class IncidentActivities:
         self._store = store
         self._snapshot = snapshot
         self._silences_cache: tuple[float, list[Any]] | None = None
+        self._silences_read: asyncio.Task[list[Any]] | None = None
 
     async def _silences(self, at: datetime | None) -> list[dict]:
         cached = self._silences_cache
-        if cached is not None and time.monotonic() - cached[0] < self.SILENCES_TTL:
+        age = time.monotonic() - cached[0] if cached is not None else None
+        if cached is not None and age is not None and age < self.SILENCES_TTL:
             records = cached[1]
+            if age >= self.SILENCES_TTL / 2:
+                self._read_silences()  # refresh ahead: the next read finds a fresh list
         else:
-            try:
-                state = await self._client.get_workflow_handle(silences.SILENCES_ID).query(
-                    silences.QUERY_LIST, result_type=silences.SilencesState, rpc_timeout=timedelta(seconds=5)
-                )
-                records = state.silences
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    # The store did not answer: notify rather than hold everything (never silently lost).
-                    log.warning("silences store did not answer (%s): notifying without silences", exc.message)
-                records = []
-            self._silences_cache = (time.monotonic(), records)
+            records = await asyncio.shield(self._read_silences())
         now = at or datetime.now(UTC)
         return [r.model_dump() for r in records if r.active(now)]
+
+    def _read_silences(self) -> asyncio.Task[list[Any]]:
+        """The read of the silences store in flight, or a new one (concurrent reads share one query)."""
+        if self._silences_read is None or self._silences_read.done():
+            self._silences_read = asyncio.create_task(self._query_silences())
+        return self._silences_read
+
+    async def _query_silences(self) -> list[Any]:
+        started = time.monotonic()
+        try:
+            state = await self._client.get_workflow_handle(silences.SILENCES_ID).query(
+                silences.QUERY_LIST, result_type=silences.SilencesState, rpc_timeout=timedelta(seconds=5)
+            )
+            records: list[Any] = state.silences
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                # The store did not answer: notify rather than hold everything (never silently lost).
+                log.warning("silences store did not answer (%s): notifying without silences", exc.message)
+            records = []
+        self._silences_cache = (started, records)
+        return records
+
+    async def aclose(self) -> None:
+        """Stop a background read of the silences store."""
+        if self._silences_read is not None and not self._silences_read.done():
+            self._silences_read.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._silences_read
 
     async def _firing_elsewhere(self, incident: str) -> list[dict[str, str]]:
         statuses = [s for s in search.OPEN_INCIDENT_STATUSES if s not in ("silenced", "inhibited")]

@@ -118,6 +118,7 @@ class ActivitySet:
         """Close the long-lived clients."""
         await self.delivery.aclose()
         await self.deployments.aclose()
+        await self.incidents.aclose()
 
 
 def build_worker(client: Client, settings: Settings, activities: Sequence[Callable[..., Any]], **kwargs: Any) -> Worker:

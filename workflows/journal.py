@@ -16,6 +16,14 @@ is unique and the same on every replay: a retried send appends nothing twice.
 
 Runs started before the journal (no ``audit-journal`` patch marker) record nothing; each flow
 decides once per run, at the start of ``run`` or at its first record, whichever comes first.
+
+**Holding the first batch.** A flow may :meth:`Journal.hold_while` a condition (an incident: its
+first page is in flight). The first batch then waits until the condition is false, so the page's
+workflow task schedules the page alone (no journal send competing with it for the worker and the
+server) and the records of the page's start and of its deliveries go in one send instead of two.
+A record with a person's identity ends the hold (people's actions are journaled at once), and so
+do :meth:`Journal.flushed` and :meth:`Journal.release`; what the condition waits for must be
+bounded (an incident's page gives up after ``give_up_after``).
 """
 
 from __future__ import annotations
@@ -81,7 +89,7 @@ class Journal:
     def __init__(
         self,
         carrier: SeqCarrier | None = None,
-        spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
+        spawn: Callable[[Coroutine[Any, Any, None]], object] | None = None,
     ) -> None:
         """Args:
         carrier: keeps ``journal_seq`` (carried across continue-as-new); None for flows that never continue.
@@ -93,6 +101,7 @@ class Journal:
         self._enabled: bool | None = None
         self._pending: list[JournalEntry] = []
         self._sending = False
+        self._held: Callable[[], bool] | None = None
         self.lost = 0
         """Records whose batch gave up (logged)."""
 
@@ -134,6 +143,8 @@ class Journal:
             detail={k: _short(v) for k, v in (detail or {}).items() if v is not None},
         )
         self._pending.append(entry)
+        if actor is not None:
+            self.release()  # a person's action is journaled now
         if not self._sending:
             self._sending = True
             if self._spawn is not None:
@@ -141,17 +152,33 @@ class Journal:
             else:
                 asyncio.create_task(self._send())
 
+    def hold_while(self, held: Callable[[], bool]) -> None:
+        """Keep the first batch back while ``held()`` is true (see the module's docstring)."""
+        self._held = held
+
+    def release(self) -> None:
+        """End a hold: what is pending is sent now."""
+        self._held = None
+
+    def _holding(self) -> bool:
+        if self._held is not None and not self._held():
+            self._held = None
+        return self._held is not None
+
     def busy(self) -> bool:
         """Records not yet appended (or given up on)."""
         return self._sending or bool(self._pending)
 
     async def flushed(self) -> None:
         """Wait until every record made so far was appended or given up on (each send is bounded)."""
+        self.release()
         if self.busy():
             await workflow.wait_condition(lambda: not self.busy())
 
     async def _send(self) -> None:
         try:
+            if self._holding():
+                await workflow.wait_condition(lambda: not self._holding())
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:

@@ -3,8 +3,8 @@
 Every alert that reaches an incident wakes it; what it writes then is work for the Temporal
 server, which the gateway's webhooks wait behind. A run started with ``incident-lean``:
 
-* asks one patch instead of six (each ``workflow.patched`` in a new run is a marker and a
-  ``TemporalChangeVersion`` upsert, a visibility write): ``incident-first-look`` implies the rest;
+* asks one patch instead of seven (each ``workflow.patched`` in a new run is a marker and a
+  ``TemporalChangeVersion`` upsert, a visibility write): ``incident-first-page-alone`` implies the rest;
 * takes its config snapshot and, on a route with no group_wait, its muting verdict in one local
   activity (``first_look``) before its first page;
 * does not publish again what its start published (``TocsinStatus=triggered``, the severity);
@@ -92,7 +92,8 @@ async def test_alerts_after_the_first_page_write_no_commands_until_the_update_is
 
     counts = Counter(before_update)
     markers = counts[EventType.EVENT_TYPE_MARKER_RECORDED]
-    # One patch marker (incident-first-look, which implies incident-lean and the audit journal) and
+    # One patch marker (incident-first-page-alone, which implies incident-first-look, incident-lean and
+    # the audit journal) and
     # one local activity (first_look: the config and, with group_wait 0, the muting verdict).
     assert markers == 2, [EventType.Name(t) for t in before_update]
     # One upsert for the patch, one for `notified` (`triggered` and the severity came with the start).

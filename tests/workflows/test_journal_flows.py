@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -199,6 +201,81 @@ async def test_journal_down_delays_records_but_the_page_goes_out(
     entries = journal.of(wid)
     check_once_in_order(entries, wid)
     assert [a for a, _, _ in audited(entries)] == ["incident.state", "incident.state", "incident.resolved"]
+
+
+class HeldSend:
+    """The send activity: each send waits until the test lets it go, then delivers."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.started = 0
+
+    @activity.defn(name="send_notification")
+    async def send(self, request: SendRequest) -> DeliveryRecord:
+        self.started += 1
+        await self.go.wait()
+        return DeliveryRecord(channel=request.channel, receiver=request.receiver, outcome="delivered")
+
+
+def scheduled(events: Sequence[HistoryEvent], name: str) -> list[int]:
+    """Event ids of the activity tasks of type ``name`` scheduled in the history."""
+    return [
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == name
+    ]
+
+
+async def test_a_first_page_goes_out_alone_and_its_records_go_in_one_send(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    """``incident-first-page-alone``: the journal's first batch waits for the first page."""
+    cfg, journal = write_config(config_dict(group_wait="0s")), FakeJournal()
+    ctx = ops(time_env.client, task_queue, cfg)
+    async with worker(time_env, task_queue, tmp_path, cfg, journal):
+        [wid] = await dispatch_alerts(ctx, [alert(service=f"svc-{task_queue}")], source="test")
+        await until(lambda: any(e.action == "notification.delivered" for e in journal.of(wid)))
+        handle = time_env.client.get_workflow_handle(wid)
+        events = (await handle.fetch_history()).events
+    [page] = scheduled(events, "send_notification")
+    [send] = scheduled(events, ACTIVITY_APPEND)  # one journal send for the first page, not two
+    completed = {
+        e.activity_task_completed_event_attributes.scheduled_event_id: e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    }
+    assert send > completed[page], "the journal send is scheduled after the page is done, not beside it"
+    [batch] = [b for b in journal.batches if b.entries[0].key.startswith(wid + "/")]
+    assert [(e.action, e.detail.get("event")) for e in batch.entries] == [
+        ("incident.state", "triggered"),
+        ("notification.delivered", None),
+        ("incident.state", "notified"),
+    ]
+    check_once_in_order(batch.entries, wid)
+    await replay(handle)
+
+
+async def test_a_persons_action_is_journaled_while_the_first_page_is_in_flight(
+    time_env: WorkflowEnvironment, task_queue: str, tmp_path: Path, write_config
+) -> None:  # type: ignore[no-untyped-def]
+    cfg, journal, send = write_config(config_dict(group_wait="0s")), FakeJournal(), HeldSend()
+    ctx = ops(time_env.client, task_queue, cfg)
+    async with worker(time_env, task_queue, tmp_path, cfg, journal, send.send):
+        [wid] = await dispatch_alerts(ctx, [alert(service=f"svc-{task_queue}")], source="test")
+        await until(lambda: send.started == 1)
+        await asyncio.sleep(0.5)
+        assert journal.of(wid) == [], "held while the first page is in flight"
+        await incidents.acknowledge(ctx, person("alice"), wid, "on it")
+        await until(lambda: any(e.action == "incident.acknowledged" for e in journal.of(wid)))
+        assert send.started == 1 and not any(e.action == "notification.delivered" for e in journal.of(wid))
+        send.go.set()
+        await until(lambda: any(e.action == "notification.delivered" for e in journal.of(wid)))
+        handle = time_env.client.get_workflow_handle(wid)
+        await replay(handle)
+    entries = journal.of(wid)
+    check_once_in_order(entries, wid)
+    assert audited(entries)[:2] == [("incident.state", None, "triggered"), ("incident.acknowledged", "alice", None)]
 
 
 # ------------------------------------------------------------------ deployment

@@ -35,10 +35,15 @@ class IncidentChat(IncidentDeliveries):
 
     _concurrent: bool
     """This run delivers in the background (decided at the start of the run)."""
+    _first_page: asyncio.Task[None] | None
 
     if TYPE_CHECKING:  # provided by IncidentWorkflow
 
         def _log(self, actor: str, action: str, detail: str = "") -> None: ...
+
+    def _first_page_in_flight(self) -> bool:
+        """The journal's hold: the first page was started and has not finished (it gives up in bounded time)."""
+        return self._first_page is not None and not self._first_page.done()
 
     def _message(self, note: str = "") -> Message:
         return main_message(self._st, note)
@@ -109,7 +114,9 @@ class IncidentChat(IncidentDeliveries):
             self._logged_rung(rung, records)
             self._dead_lettered(letters)
 
-        self._spawn(page())
+        task = self._spawn(page())
+        if rung.index == 0 and self._first_page is None:
+            self._first_page = task
         if rung.level > 1:
             note = self._escalation_note(rung, message)
             for other, other_refs in self._st.refs.items():

@@ -143,9 +143,11 @@ class IncidentDeliveries:
     _lanes: Lanes
     _deliveries: list[asyncio.Task[None]]
 
-    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``job`` (one delivery and its bookkeeping) beside the escalation loop."""
-        self._deliveries.append(asyncio.create_task(job))
+        task = asyncio.create_task(job)
+        self._deliveries.append(task)
+        return task
 
     def _in_flight(self) -> int:
         """Deliveries still running (finished ones are reaped, re-raising what a bug raised)."""

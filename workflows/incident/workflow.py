@@ -68,6 +68,11 @@ FIRST_LOOK_PATCH = "incident-first-look"
 new incident instead of two), and take their config snapshot and, on a route with no group_wait,
 their mute verdict in one local activity (``first_look``) instead of two in a row."""
 FIRST_LOOK_IMPLIES = LEAN_IMPLIES | {LEAN_PATCH, JOURNAL_PATCH}
+FIRST_PAGE_ALONE_PATCH = "incident-first-page-alone"
+"""Runs started with it follow ``FIRST_LOOK_PATCH`` without asking (still one marker), and hold their
+audit journal's first batch while their first page is in flight (``Journal.hold_while``): the page is
+scheduled alone, and its records go in one journal send with the delivery records instead of two."""
+FIRST_PAGE_ALONE_IMPLIES = FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH}
 
 
 @workflow.defn(name="IncidentWorkflow")
@@ -99,6 +104,8 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
         self._lanes = Lanes()
         self._deliveries: list[asyncio.Task[None]] = []
         self._journal = Journal(input, spawn=self._spawn)
+        self._first_page: asyncio.Task[None] | None = None
+        """The run's first page (rung 0 after the first notification), while the journal waits for it."""
 
     # ------------------------------------------------------------------ handlers
 
@@ -248,9 +255,12 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        first_look = workflow.patched(FIRST_LOOK_PATCH)
+        alone = workflow.patched(FIRST_PAGE_ALONE_PATCH)
+        first_look = alone or workflow.patched(FIRST_LOOK_PATCH)
         self._lean = first_look or workflow.patched(LEAN_PATCH)
-        self.assumed_patches = FIRST_LOOK_IMPLIES if first_look else frozenset()
+        self.assumed_patches = FIRST_PAGE_ALONE_IMPLIES if alone else FIRST_LOOK_IMPLIES if first_look else frozenset()
+        if alone and self.st.notified_at is None:
+            self._journal.hold_while(self._first_page_in_flight)
         self._journal.start()  # asks audit-journal unless first-look implies it
         if self._lean:
             self.assumed_patches |= LEAN_IMPLIES

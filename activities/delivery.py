@@ -132,6 +132,8 @@ class DeliveryActivities:
         attempt = info.attempt
         deferred = _deferred(info.heartbeat_details)
         tried = max(1, attempt - deferred)  # this attempt's number among those that may have reached the API
+        if request.tried_at is not None:
+            tried += 1  # a local try came first (workflows.delivery, local pages)
         started = time.monotonic()
         ctx = SendContext(
             attempt=tried,
@@ -139,6 +141,7 @@ class DeliveryActivities:
             update_of=request.update_of,
             thread_of=request.thread_of,
             dedup_key=request.dedup_key,
+            tried_since=request.tried_at.timestamp() if request.tried_at is not None else None,
         )
         try:
             if not request.update_of and info.task_queue != self.send_queues.get(request.channel):
@@ -147,7 +150,7 @@ class DeliveryActivities:
         except ChannelError as exc:
             paced = exc.kind == "Paced"
             NOTIFICATIONS.labels(request.channel, "paced" if paced else ("retry" if exc.retryable else "failed")).inc()
-            if paced:
+            if paced and not info.is_local:
                 activity.heartbeat(deferred + 1)  # carried to the next attempt: it skips the duplicate look-up
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
             raise ApplicationError(

@@ -27,6 +27,18 @@ priority as Temporal's task priority, so that pages leave the queue before updat
 stay on the workflow's queue (channels do not pace them). Older runs send on the workflow's
 task queue, paced by the worker's bucket.
 
+**Local pages.** A flow that assumes ``LOCAL_PAGE_PATCH`` (incidents started with
+``incident-local-page``) first tries a page on a channel with no paced queue (an unpaced
+channel: webhooks, PagerDuty, a Slack workspace with a high rate) as a local activity, once,
+for at most ``LOCAL_SEND_TIMEOUT``: it is sent from the workflow task that decided it, not after
+that task's completion went to the server and an activity task came back (under load that round
+trip was the largest part of a first page's delay). The worker's bucket still paces it. If that
+try fails or times out, the send goes on as above, a durable activity with retries, failover and
+``give_up_after``; it then counts as a retry and looks for a duplicate from the time of the local
+try (``SendRequest.tried_at``). One case is weaker than a durable send: a worker killed after the
+channel accepted a local page and before its workflow task completed leaves no trace of the try,
+so the replacement worker sends it again (a durable send's retry would find the duplicate).
+
 **Ordering.** A caller that runs deliveries concurrently (the incident) passes a
 :class:`Sequencer`: each channel's send then starts only when the sequencer says it is its
 turn (after earlier sends on the same receiver and channel), reads ``refs`` at that moment, so
@@ -43,14 +55,15 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.config import Config, Receiver
 from workflows.journal import journal_deliveries
 from workflows.models import DeliveryRecord, Message, MessageField, SendPriority, SendRequest
 from workflows.notify.models import DeadLetter, DeadLetterNotice
-from workflows.patches import patched
+from workflows.patches import assumed, patched
 from workflows.policy.durations import parse_duration
 
 with workflow.unsafe.imports_passed_through():
@@ -60,6 +73,7 @@ __all__ = [
     "SEND_RETRY",
     "DEAD_LETTER_PATCH",
     "SEND_QUEUES_PATCH",
+    "LOCAL_PAGE_PATCH",
     "PRIORITY_KEYS",
     "Sequencer",
     "load_config",
@@ -78,6 +92,10 @@ DEAD_LETTER_PATCH = "dead-letters"
 DEAD_LETTER_TIMEOUT = timedelta(minutes=10)
 """How long counting a dead letter and telling the console may retry before it is only logged."""
 SEND_QUEUES_PATCH = "paced-send-queues"
+LOCAL_PAGE_PATCH = "incident-local-page"
+LOCAL_SEND_TIMEOUT = timedelta(seconds=2)
+"""The local try of a page: longer, and the durable send takes over (the incident handles no other
+event while a local try runs: an acknowledgement waits at most this long)."""
 PRIORITY_KEYS: dict[str, int] = {"critical": 1, "page": 2, "update": 3}
 """Temporal task priority (lower goes first) of each send priority."""
 
@@ -215,13 +233,46 @@ class _How:
 
 
 def _start_send(config: Config, receiver: Receiver, request: SendRequest, deadline: datetime) -> Any:
-    """Schedule one send activity (on the channel's paced queue, with a priority, in runs with the patch)."""
+    """Schedule one send activity (on the channel's paced queue, with a priority, in runs with the patch).
+
+    A page on an unpaced channel, in a flow that assumes ``LOCAL_PAGE_PATCH``, is tried locally first.
+    """
     options: dict[str, Any] = {}
     if patched(SEND_QUEUES_PATCH):
         queue = send_queue(config, request.channel)
         if queue is not None and request.update_of is None:
             options["task_queue"] = queue
         options["priority"] = Priority(priority_key=PRIORITY_KEYS[request.priority])
+    page = request.priority != "update" and request.update_of is None and request.thread_of is None
+    if page and "task_queue" not in options and assumed(LOCAL_PAGE_PATCH):
+        return asyncio.create_task(_local_page(receiver, request, deadline, options))
+    return _durable_send(receiver, request, deadline, options)
+
+
+async def _local_page(
+    receiver: Receiver, request: SendRequest, deadline: datetime, options: dict[str, Any]
+) -> DeliveryRecord:
+    """One local try of a page; what it did not deliver goes on as a durable send (module docstring)."""
+    tried_at = workflow.now()
+    try:
+        record: DeliveryRecord = await workflow.execute_local_activity_method(
+            DeliveryActivities.send,
+            request,
+            start_to_close_timeout=LOCAL_SEND_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+        return record
+    except FailureError as exc:  # a local activity's failure is raised as its cause (or a timeout)
+        if isinstance(exc, TemporalCancelledError):
+            raise
+        cause = exc.cause if isinstance(exc, ActivityError) else exc
+        if not (isinstance(cause, ApplicationError) and cause.type == "Paced"):  # a deferral reached no channel
+            request = request.model_copy(update={"tried_at": tried_at})
+    durable: DeliveryRecord = await _durable_send(receiver, request, deadline, options)
+    return durable
+
+
+def _durable_send(receiver: Receiver, request: SendRequest, deadline: datetime, options: dict[str, Any]) -> Any:
     return workflow.start_activity_method(
         DeliveryActivities.send,
         request,

@@ -5,6 +5,7 @@ without breaking running workflows.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -87,6 +88,9 @@ class SendRequest(BaseModel):
     priority: SendPriority = "page"
     """Which sends a paced channel lets through first: ``critical`` pages, then other pages, then
     updates (thread replies, edits, acknowledgements); see ``activities.channels.base.Channel.pace``."""
+    tried_at: datetime | None = None
+    """When a local try of this send was made that may have reached the channel (``workflows.delivery``,
+    local pages): this send counts as a retry and looks for a duplicate from then on."""
 
 
 class DeliveryRecord(BaseModel):

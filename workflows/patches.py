@@ -12,10 +12,15 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-__all__ = ["patched"]
+__all__ = ["patched", "assumed"]
 
 
 def patched(patch_id: str) -> bool:
     """``workflow.patched(patch_id)``, or True when the running flow assumes that patch."""
     assumed: frozenset[str] = getattr(workflow.instance(), "assumed_patches", frozenset())
     return patch_id in assumed or workflow.patched(patch_id)
+
+
+def assumed(patch_id: str) -> bool:
+    """Whether the running flow assumes ``patch_id``; never asks (no marker): for behaviour only some flows opt into."""
+    return patch_id in getattr(workflow.instance(), "assumed_patches", frozenset())

@@ -70,6 +70,9 @@ class SendContext:
     """``message_id`` of an earlier send on this channel to reply under (Slack thread)."""
     dedup_key: str | None = None
     """A key stable across the life of an incident/pipeline (PagerDuty ``dedup_key``, GitHub marker)."""
+    tried_since: float | None = None
+    """Epoch seconds of an earlier try outside this activity (a local page) that may have reached the
+    channel: duplicate look-ups start there, not at this activity's first attempt."""
 
 
 PACE_RANK = {"critical": 0, "page": 1, "update": 2}

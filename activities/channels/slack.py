@@ -137,9 +137,11 @@ class SlackChannel(Channel):
                 break
         return None
 
-    async def _find_existing(self, key: str) -> Sent | None:
-        """The message posted with ``key`` since the first attempt, searched page by page."""
+    async def _find_existing(self, key: str, since: float | None = None) -> Sent | None:
+        """The message posted with ``key`` since the first attempt (or ``since``, when earlier), page by page."""
         first = _first_attempt_at()
+        if since is not None:
+            first = since if first is None else min(first, since)
         args: dict[str, Any] = {"limit": HISTORY_PAGE, "include_all_metadata": True}
         if first is not None:
             args["oldest"] = f"{max(first - LOOKBACK_SKEW, 0):.6f}"
@@ -198,7 +200,7 @@ class SlackChannel(Channel):
             resp = await self._call("chat.update", channel=channel, ts=ctx.update_of, **body)
             return Sent(message_id=resp.get("ts") or ctx.update_of)
         if attempt > 1:
-            existing = await self._find_existing(idempotency_key)
+            existing = await self._find_existing(idempotency_key, ctx.tried_since)
             if existing is not None:
                 return existing
         if ctx.thread_of:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.channels.base import ChannelDeps, ChannelError
+from activities.channels.base import ChannelDeps, ChannelError, SendContext
 from activities.channels.slack import EVENT_TYPE, SlackChannel
 from tests.fakes.slack import FakeSlack, channel_id_for
 from workflows.models import Action, Link, Message, MessageField
@@ -256,6 +256,20 @@ async def test_retry_finds_its_post_behind_a_storm_of_other_messages(fake: FakeS
     assert len(lookups) >= 1
     assert all(float(r.body["oldest"]) <= first_scheduled.timestamp() for r in lookups)
     assert float(lookups[0].body["oldest"]) >= first_scheduled.timestamp() - 3600, "looks back from the first attempt"
+
+
+async def test_a_durable_send_after_a_local_try_looks_back_from_the_local_try(fake: FakeSlack, make_channel):
+    """A local page that timed out after Slack took it: the durable send (attempt 1, later scheduled)
+    looks back from ``tried_since``, finds the post and does not post again."""
+    tried = datetime.now(UTC) - timedelta(seconds=30)
+    await make_channel().send(build_message(), "local-key", 1)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=1, scheduled_time=datetime.now(UTC) + timedelta(seconds=60))
+    ctx = SendContext(attempt=2, tried_since=tried.timestamp())
+    sent = await env.run(make_channel().send, build_message(), "local-key", 2, ctx)
+    assert sent.duplicate and len(fake.messages) == 1
+    [lookup] = fake.calls("conversations.history")
+    assert float(lookup.body["oldest"]) <= tried.timestamp()
 
 
 async def test_retry_lookup_pages_through_history(fake: FakeSlack, make_channel):

@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from workflows.config import Config, EscalationPolicy
-from workflows.delivery import DEAD_LETTER_PATCH, SEND_QUEUES_PATCH, load_config
+from workflows.delivery import DEAD_LETTER_PATCH, LOCAL_PAGE_PATCH, SEND_QUEUES_PATCH, load_config
 from workflows.identity import Actor
 from workflows.incident.bounded import AlertBook, add_to_timeline, batch_entries
 from workflows.incident.chat import IncidentChat
@@ -57,22 +57,25 @@ MAX_HISTORY_BYTES = 4 * 1024 * 1024
 HOLD_FACTOR = 4
 """Past ``HOLD_FACTOR`` x the history limits, a run waits for its deliveries to continue as new."""
 LEAN_PATCH = "incident-lean"
-"""Runs started with it follow every earlier patch without asking (one marker instead of five),
-publish only what their start did not, reload the config only when they are about to send an
-update, and keep their timer while its deadline stands (no cancel-and-restart per signal)."""
+"""Runs started with it publish only what their start did not, reload the config only when an update is
+due, and keep their timer while its deadline stands (no cancel-and-restart per signal)."""
 LEAN_IMPLIES = frozenset(
     {BOUNDED_PATCH, CONCURRENT_DELIVERIES_PATCH, MUTING_STAGE_PATCH, SEND_QUEUES_PATCH, DEAD_LETTER_PATCH}
 )
 FIRST_LOOK_PATCH = "incident-first-look"
-"""Runs started with it follow ``LEAN_PATCH`` and the audit journal without asking (one marker for a
-new incident instead of two), and take their config snapshot and, on a route with no group_wait,
-their mute verdict in one local activity (``first_look``) instead of two in a row."""
+"""Runs started with it take their config snapshot and, on a route with no group_wait, their mute
+verdict in one local activity (``first_look``) instead of two in a row."""
 FIRST_LOOK_IMPLIES = LEAN_IMPLIES | {LEAN_PATCH, JOURNAL_PATCH}
 FIRST_PAGE_ALONE_PATCH = "incident-first-page-alone"
-"""Runs started with it follow ``FIRST_LOOK_PATCH`` without asking (still one marker), and hold their
-audit journal's first batch while their first page is in flight (``Journal.hold_while``): the page is
-scheduled alone, and its records go in one journal send with the delivery records instead of two."""
-FIRST_PAGE_ALONE_IMPLIES = FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH}
+"""Runs started with it hold their audit journal's first batch while their first page is in flight
+(``Journal.hold_while``): the page is scheduled alone, its records go in one send with its deliveries'."""
+NEWEST_FIRST = (
+    (LOCAL_PAGE_PATCH, FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH, LOCAL_PAGE_PATCH}),
+    (FIRST_PAGE_ALONE_PATCH, FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH}),
+    (FIRST_LOOK_PATCH, FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH}),
+)
+"""Umbrella patches, newest first, each with what its runs follow without asking (one marker). With
+``incident-local-page``, pages on unpaced channels are tried locally first (``workflows.delivery``)."""
 
 
 @workflow.defn(name="IncidentWorkflow")
@@ -255,11 +258,10 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentState:
-        alone = workflow.patched(FIRST_PAGE_ALONE_PATCH)
-        first_look = alone or workflow.patched(FIRST_LOOK_PATCH)
+        self.assumed_patches = next((implied for p, implied in NEWEST_FIRST if workflow.patched(p)), frozenset())
+        first_look = FIRST_LOOK_PATCH in self.assumed_patches
         self._lean = first_look or workflow.patched(LEAN_PATCH)
-        self.assumed_patches = FIRST_PAGE_ALONE_IMPLIES if alone else FIRST_LOOK_IMPLIES if first_look else frozenset()
-        if alone and self.st.notified_at is None:
+        if FIRST_PAGE_ALONE_PATCH in self.assumed_patches and self.st.notified_at is None:
             self._journal.hold_while(self._first_page_in_flight)
         self._journal.start()  # asks audit-journal unless first-look implies it
         if self._lean:

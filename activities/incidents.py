@@ -86,8 +86,7 @@ class IncidentActivities:
 
     async def _silences(self, at: datetime | None) -> list[dict]:
         cached = self._silences_cache
-        age = time.monotonic() - cached[0] if cached is not None else None
-        if cached is not None and age is not None and age < self.SILENCES_TTL:
+        if cached is not None and (age := time.monotonic() - cached[0]) < self.SILENCES_TTL:
             records = cached[1]
             if age >= self.SILENCES_TTL / 2:
                 self._read_silences()  # refresh ahead: the next read finds a fresh list

@@ -17,8 +17,7 @@ __all__ = ["patched", "assumed"]
 
 def patched(patch_id: str) -> bool:
     """``workflow.patched(patch_id)``, or True when the running flow assumes that patch."""
-    assumed: frozenset[str] = getattr(workflow.instance(), "assumed_patches", frozenset())
-    return patch_id in assumed or workflow.patched(patch_id)
+    return assumed(patch_id) or workflow.patched(patch_id)
 
 
 def assumed(patch_id: str) -> bool:

@@ -10,7 +10,6 @@ paced deferral, which reached no channel.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
@@ -21,20 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from operations.alerts import dispatch_alerts
 from tests.helpers import ops, outbox
+from tests.workflows.test_incident_lean import local_activities
 from tests.workflows.test_incident_workflow import alert, config_dict
 from tests.workflows.test_journal_flows import FakeJournal, replay, scheduled, until, worker
 from workflows.delivery import LOCAL_SEND_TIMEOUT
 from workflows.incident.workflow import IncidentWorkflow
 from workflows.models import DeliveryRecord, SendRequest
-
-
-def local_activities(events: list[HistoryEvent]) -> list[str]:
-    names = []
-    for e in events:
-        marker = e.marker_recorded_event_attributes
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and marker.marker_name == "core_local_activity":
-            names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
-    return names
 
 
 async def page_recorded(handle: WorkflowHandle) -> list[HistoryEvent]:

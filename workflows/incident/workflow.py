@@ -69,13 +69,10 @@ FIRST_LOOK_IMPLIES = LEAN_IMPLIES | {LEAN_PATCH, JOURNAL_PATCH}
 FIRST_PAGE_ALONE_PATCH = "incident-first-page-alone"
 """Runs started with it hold their audit journal's first batch while their first page is in flight
 (``Journal.hold_while``): the page is scheduled alone, its records go in one send with its deliveries'."""
-NEWEST_FIRST = (
-    (LOCAL_PAGE_PATCH, FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH, LOCAL_PAGE_PATCH}),
-    (FIRST_PAGE_ALONE_PATCH, FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH}),
-    (FIRST_LOOK_PATCH, FIRST_LOOK_IMPLIES | {FIRST_LOOK_PATCH}),
-)
-"""Umbrella patches, newest first, each with what its runs follow without asking (one marker). With
-``incident-local-page``, pages on unpaced channels are tried locally first (``workflows.delivery``)."""
+UMBRELLA = (FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH, LOCAL_PAGE_PATCH)
+NEWEST_FIRST = [(p, FIRST_LOOK_IMPLIES | set(UMBRELLA[: i + 1])) for i, p in enumerate(UMBRELLA)][::-1]
+"""Umbrella patches, newest first, each with what its runs follow without asking (one marker): the
+earlier ones too. With ``incident-local-page``, pages on unpaced channels are tried locally first."""
 
 
 @workflow.defn(name="IncidentWorkflow")

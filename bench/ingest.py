@@ -33,18 +33,19 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.common import percentile
+from bench.cpu import CpuMeter, dev_server_pid
 from bench.latency import CHAT, alert_body, slack_channel
-from bench.procs import RAW_QUEUE, Stack, production_stack
+from bench.procs import KEEPALIVE, RAW_QUEUE, TOKEN, Stack, production_stack
 from bench.pyspy import WORKER_PIECES, summarize
 from bench.raw_entity import ENTITY_SIGNAL
+from bench.wire import Wire
 from tests.fakes import FakeSlack
 
 DRAIN_PAUSE = 1.0
@@ -72,19 +73,19 @@ class Side:
         return [webhooks / s for s in self.seconds]
 
 
-async def _burst(shape: Shape, call: Callable[[int], Awaitable[None]], side: Side, keep: bool) -> None:
-    """``shape.webhooks`` calls over ``shape.concurrency`` lanes; record the round when ``keep``."""
+async def _burst(shape: Shape, call: Callable[[int, int], Awaitable[None]], side: Side, keep: bool) -> None:
+    """``shape.webhooks`` calls ``call(k, lane)`` over ``shape.concurrency`` lanes; record the round when ``keep``."""
     todo = iter(range(shape.webhooks))
     latencies: list[float] = []
 
-    async def lane() -> None:
+    async def lane(i: int) -> None:
         for k in todo:
             t0 = time.perf_counter()
-            await call(k)
+            await call(k, i)
             latencies.append((time.perf_counter() - t0) * 1000)
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(shape.concurrency)))
+    await asyncio.gather(*(lane(i) for i in range(shape.concurrency)))
     if keep:
         side.seconds.append(time.perf_counter() - t0)
         side.calls.extend(latencies)
@@ -95,14 +96,39 @@ def _alert_labels(tag: str, k: int, groups: int) -> dict[str, str]:
     return {"alertname": "BenchIngest", "service": f"{tag}-{k % groups}", "severity": "warning", "instance": f"i{k}"}
 
 
-async def _tocsin_round(http: httpx.AsyncClient, shape: Shape, tag: str, side: Side, keep: bool) -> None:
+Send = Callable[[int, dict[str, Any]], Awaitable[tuple[int, bytes]]]
+"""POST one webhook on a lane; the gateway's status and body."""
+
+WEBHOOK = "/webhooks/alertmanager"
+
+
+@asynccontextmanager
+async def _sender(stack: Stack, kind: str, lanes: int) -> AsyncIterator[Send]:
+    """The Tocsin side's sender: ``wire`` (:mod:`bench.wire`, the default) or ``httpx``."""
+    if kind == "httpx":
+        async with stack.http(lanes) as http:
+
+            async def post(lane: int, body: dict[str, Any]) -> tuple[int, bytes]:
+                resp = await http.post(WEBHOOK, json=body)
+                return resp.status_code, resp.content
+
+            yield post
+        return
+    wire = Wire(stack.gateway_url, {"Authorization": f"Bearer {TOKEN}"}, lanes, idle=KEEPALIVE)
+    try:
+        yield lambda lane, body: wire.post_json(lane, WEBHOOK, body)
+    finally:
+        await wire.aclose()
+
+
+async def _tocsin_round(send: Send, shape: Shape, tag: str, side: Side, keep: bool) -> None:
     """One round of webhooks to the gateway, each answered 202."""
 
-    async def call(k: int) -> None:
+    async def call(k: int, lane: int) -> None:
         labels = _alert_labels(tag, k, shape.groups)
-        resp = await http.post("/webhooks/alertmanager", json=alert_body(labels, labels["service"]))
-        if resp.status_code != 202:
-            raise RuntimeError(f"gateway answered {resp.status_code}: {resp.text[:300]}")
+        status, body = await send(lane, alert_body(labels, labels["service"]))
+        if status != 202:
+            raise RuntimeError(f"gateway answered {status}: {body[:300]!r}")
 
     await _burst(shape, call, side, keep)
 
@@ -110,7 +136,7 @@ async def _tocsin_round(http: httpx.AsyncClient, shape: Shape, tag: str, side: S
 async def _raw_round(stack: Stack, shape: Shape, tag: str, side: Side, keep: bool) -> None:
     """One round of raw signal-with-start calls, one entity per group."""
 
-    async def call(k: int) -> None:
+    async def call(k: int, lane: int) -> None:
         alert: dict[str, Any] = alert_body(_alert_labels(tag, k, shape.groups), tag)["alerts"][0]
         await stack.client.start_workflow(
             "RawEntityWorkflow",
@@ -123,27 +149,32 @@ async def _raw_round(stack: Stack, shape: Shape, tag: str, side: Side, keep: boo
     await _burst(shape, call, side, keep)
 
 
-async def _rounds(stack: Stack, slack: FakeSlack, shape: Shape, rounds: int, warmup: int) -> tuple[Side, Side]:
+async def _rounds(
+    stack: Stack, slack: FakeSlack, shape: Shape, rounds: int, warmup: int, cpu: CpuMeter, client: str
+) -> tuple[Side, Side]:
     """``warmup + rounds`` alternating rounds of each side; returns (raw, Tocsin)."""
     raw, tocsin = Side(), Side()
     run = uuid.uuid4().hex[:6]
     pages = len(slack.messages)
-    async with stack.http(shape.concurrency) as http:
+    async with _sender(stack, client, shape.concurrency) as send:
         for r in range(warmup + rounds):
             keep = r >= warmup
             for side in ("raw", "tocsin") if r % 2 == 0 else ("tocsin", "raw"):
                 tag = f"{side}-{run}-{r}"
+                cpu.begin()
                 if side == "raw":
                     await _raw_round(stack, shape, tag, raw, keep)
                 else:
-                    await _tocsin_round(http, shape, tag, tocsin, keep)
+                    await _tocsin_round(send, shape, tag, tocsin, keep)
                     pages += shape.groups
                     await slack.await_messages(pages, timeout=300)  # every new incident paged
                 await asyncio.sleep(DRAIN_PAUSE)
+                if keep:
+                    cpu.end(side)
     return raw, tocsin
 
 
-def _report(shape: Shape, rounds: int, warmup: int, raw: Side, tocsin: Side) -> None:
+def _report(shape: Shape, rounds: int, warmup: int, raw: Side, tocsin: Side, client: str) -> None:
     """Both rates, per-call latencies, and the rate ratio (last line)."""
     names = ("raw Temporal: signal-with-start, trivial entity", "tocsin gateway: webhook → 202 Accepted")
     width = max(len(n) for n in names) + 2
@@ -152,6 +183,7 @@ def _report(shape: Shape, rounds: int, warmup: int, raw: Side, tocsin: Side) -> 
         f"{shape.concurrency} ({rounds} rounds each, {warmup} warm-up, interleaved)"
     )
     print("topology: Temporal dev server, tocsin worker, tocsin gateway, raw worker, client: separate processes")
+    print(f"webhook sender: {client} (raw side: the Temporal client)")
     for name, side in zip(names, (raw, tocsin), strict=True):
         rates = side.rates(shape.webhooks)
         print(
@@ -164,7 +196,7 @@ def _report(shape: Shape, rounds: int, warmup: int, raw: Side, tocsin: Side) -> 
     print(f"rate ratio tocsin/raw: {ratio:.2f}x   (per round: {', '.join(f'{x:.2f}' for x in paired)}; target ≥ 0.9)")
 
 
-async def main(shape: Shape, rounds: int, warmup: int) -> int:
+async def main(shape: Shape, rounds: int, warmup: int, client: str = "wire") -> int:
     """Start the stack (and the profiler when asked), run the rounds, print the report."""
     profile = os.environ.get("TOCSIN_BENCH_PROFILE")
     with FakeSlack() as slack:
@@ -176,14 +208,19 @@ async def main(shape: Shape, rounds: int, warmup: int) -> int:
         }
         async with production_stack(config, raw_slack=slack) as stack:
             folded = await _start_profilers(stack, Path(profile)) if profile else {}
-            raw, tocsin = await _rounds(stack, slack, shape, rounds, warmup)
+            running = stack.procs.running
+            pids = {name: running[name].pid for name in ("worker", "gateway", "raw-worker")}
+            cpu = CpuMeter({"server": dev_server_pid() or 0, **pids, "client": os.getpid()})
+            raw, tocsin = await _rounds(stack, slack, shape, rounds, warmup, cpu, client)
             for name in folded:
                 stack.procs.stop(f"py-spy-{name}", signal.SIGINT, timeout=60)
     if "gateway" in folded:
         print(summarize(folded["gateway"]))
     if "worker" in folded:
         print(summarize(folded["worker"], pieces=WORKER_PIECES, what="worker"))
-    _report(shape, rounds, warmup, raw, tocsin)
+    _report(shape, rounds, warmup, raw, tocsin, client)
+    print(f"CPU seconds per round (the round, its pages and the {DRAIN_PAUSE:g} s pause after it; median):")
+    print(cpu.table())
     return 0
 
 
@@ -212,6 +249,12 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=20, help="requests in flight (default 20)")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds per side (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds per side (default 1)")
+    parser.add_argument(
+        "--client",
+        choices=("wire", "httpx"),
+        default="wire",
+        help="the webhook sender: bench.wire's lean HTTP/1.1 (default) or httpx",
+    )
     args = parser.parse_args()
     shape = Shape(args.webhooks, args.groups, args.concurrency)
-    sys.exit(asyncio.run(main(shape, args.rounds, args.warmup)))
+    sys.exit(asyncio.run(main(shape, args.rounds, args.warmup, args.client)))

@@ -2,24 +2,25 @@
 
 The production topology (:mod:`bench.procs`: dev server, ``tocsin worker``, ``tocsin gateway`` and
 the raw worker, each its own process). A round sends ``--webhooks`` single-alert webhooks
-(payload version 4) over ``--groups`` groups at ``--concurrency`` (that many lanes, an
-``httpx.AsyncClient`` with as many connections) and measures from the first request to the last
-``202 Accepted``. The raw round does the same count at the same concurrency from the same
+(payload version 4) over ``--groups`` groups at ``--concurrency`` (that many lanes, each with its own
+keep-alive connection: :mod:`bench.wire`, or ``httpx`` with ``--client httpx``) and measures from the
+first request to the last ``202 Accepted``. The raw round does the same count at the same concurrency from the same
 benchmark process, with the same Temporal server: signal-with-start of a trivial entity workflow
 (:class:`bench.raw_entity.RawEntityWorkflow`), one per group. Rounds alternate (raw first in even
 rounds, Tocsin first in odd ones), each on fresh groups; after a Tocsin round the benchmark waits
 for the incidents' first pages to reach the fake Slack, and after every round for a second, so
 one round's work drains before the next.
 
-It prints both rates (median of rounds), the per-call latency p50/p90/p99, and the ratio
-Tocsin/raw (target ≥ 0.9).
+It prints both rates (median of rounds), the per-call latency p50/p90/p99, the ratio Tocsin/raw
+(target ≥ 0.9), and the CPU seconds each process used per round (:mod:`bench.cpu`): on two cores
+the rate is set by what all of them burn, the sender's included.
 
 Profile: ``TOCSIN_BENCH_PROFILE=DIR`` attaches ``py-spy`` (``pip install py-spy``) to the gateway
 and to the worker for the whole run (idle time is left out), keeps the folded stacks in
 ``DIR/gateway.folded`` and ``DIR/worker.folded`` and prints where each one's time went
 (:mod:`bench.pyspy`). Rates measured with the profilers attached are not the benchmark's numbers.
 
-    python -m bench.ingest [--webhooks 400] [--groups 50] [--concurrency 20] [--rounds 5] [--warmup 1]
+    python -m bench.ingest [--webhooks 400] [--groups 50] [--concurrency 20] [--rounds 5] [--warmup 1] [--client wire|httpx]
 """
 
 from __future__ import annotations

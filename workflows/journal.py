@@ -24,6 +24,14 @@ server) and the records of the page's start and of its deliveries go in one send
 A record with a person's identity ends the hold (people's actions are journaled at once), and so
 do :meth:`Journal.flushed` and :meth:`Journal.release`; what the condition waits for must be
 bounded (an incident's page gives up after ``give_up_after``).
+
+**Local appends.** A flow that assumes ``LOCAL_JOURNAL_PATCH`` (incidents started with
+``incident-local-journal``) tries each batch once as a local activity, for at most
+``LOCAL_APPEND_TIMEOUT``, from the workflow task that made it: a marker in the history instead of
+an activity's schedule, start and completion on the server, and no workflow task to hear of it.
+What that try does not append (an error, a timeout) goes on as the durable send above; the journal
+skips keys it holds, so a try that appended before it failed, or a worker lost before the task
+completed, appends nothing twice.
 """
 
 from __future__ import annotations
@@ -35,15 +43,18 @@ from typing import Any, Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 from workflows.audit import ACTIVITY_APPEND, JournalBatch, JournalEntry
 from workflows.identity import Actor
 from workflows.models import DeliveryRecord
-from workflows.patches import patched
+from workflows.patches import assumed, patched
 
 __all__ = [
     "JOURNAL_PATCH",
+    "LOCAL_JOURNAL_PATCH",
+    "LOCAL_APPEND_TIMEOUT",
     "SEND_TIMEOUT",
     "ATTEMPT_TIMEOUT",
     "SEND_RETRY",
@@ -66,6 +77,9 @@ SEND_RETRY = RetryPolicy(
 )
 """``NotFoundError``: no worker on the task queue registers ``journal_append`` (a worker built without
 the journal): retrying would only keep the flow from completing; the batch is logged as not appended."""
+LOCAL_JOURNAL_PATCH = "incident-local-journal"
+LOCAL_APPEND_TIMEOUT = timedelta(seconds=2)
+"""One local try of a batch (flows that assume ``LOCAL_JOURNAL_PATCH``); what it does not append goes on durably."""
 MAX_BATCH = 100
 MAX_TEXT = 500
 """Longest string kept in ``detail`` (reasons, errors); longer ones are cut."""
@@ -182,13 +196,14 @@ class Journal:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
-                    await workflow.execute_activity(
-                        ACTIVITY_APPEND,
-                        JournalBatch(entries=batch),
-                        schedule_to_close_timeout=SEND_TIMEOUT,
-                        start_to_close_timeout=ATTEMPT_TIMEOUT,
-                        retry_policy=SEND_RETRY,
-                    )
+                    if not (assumed(LOCAL_JOURNAL_PATCH) and await _appended_locally(batch)):
+                        await workflow.execute_activity(
+                            ACTIVITY_APPEND,
+                            JournalBatch(entries=batch),
+                            schedule_to_close_timeout=SEND_TIMEOUT,
+                            start_to_close_timeout=ATTEMPT_TIMEOUT,
+                            retry_policy=SEND_RETRY,
+                        )
                 except ActivityError as exc:
                     self.lost += len(batch)
                     workflow.logger.error(
@@ -200,6 +215,23 @@ class Journal:
                     )
         finally:
             self._sending = False
+
+
+async def _appended_locally(batch: list[JournalEntry]) -> bool:
+    """One local try of ``batch`` (at most ``LOCAL_APPEND_TIMEOUT``): whether it was appended."""
+    try:
+        await workflow.execute_local_activity(
+            ACTIVITY_APPEND,
+            JournalBatch(entries=batch),
+            start_to_close_timeout=LOCAL_APPEND_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+    except FailureError as exc:  # a local activity's failure is raised as its cause (or a timeout)
+        if isinstance(exc, TemporalCancelledError):
+            raise
+        workflow.logger.warning("audit journal: local append of %d record(s) failed, sent durably: %s", len(batch), exc)
+        return False
+    return True
 
 
 def journal_of() -> Journal | None:

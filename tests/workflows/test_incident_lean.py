@@ -46,7 +46,9 @@ def alert(service: str, instance: str) -> Alert:
 
 
 def journaling(event: HistoryEvent) -> bool:
-    """An audit journal send (``workflows.journal``): counted apart from the incident's own commands."""
+    """An audit journal send (``workflows.journal``), durable or local: counted apart from the incident's own commands."""
+    if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+        return local_activity_type(event) == ACTIVITY_APPEND
     return event.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_APPEND
 
 
@@ -111,16 +113,20 @@ async def test_alerts_after_the_first_page_write_no_commands_until_the_update_is
     assert added[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED] == 1
 
 
-def local_activities(events: list[HistoryEvent]) -> list[str]:
-    """The activity types of the run's local activities, in order (from their markers)."""
-    names = []
-    for e in events:
-        if e.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
-            continue
-        marker = e.marker_recorded_event_attributes
-        if marker.marker_name == "core_local_activity":
-            names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
-    return names
+def local_activity_type(event: HistoryEvent) -> str | None:
+    """The activity type of a local activity's marker (None for any other event)."""
+    marker = event.marker_recorded_event_attributes
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED or marker.marker_name != "core_local_activity":
+        return None
+    name: str = json.loads(marker.details["data"].payloads[0].data)["activity_type"]
+    return name
+
+
+def local_activities(events: list[HistoryEvent], *, journal: bool = True) -> list[str]:
+    """The activity types of the run's local activities, in order (from their markers); ``journal=False``
+    leaves out the audit journal's appends (``incident-local-journal``)."""
+    names = [local_activity_type(e) for e in events]
+    return [n for n in names if n is not None and (journal or n != ACTIVITY_APPEND)]
 
 
 def console_route(group_wait: str) -> dict:  # type: ignore[type-arg]
@@ -148,7 +154,7 @@ async def test_a_first_page_takes_one_local_activity_when_the_route_waits_no_gro
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
     # The config snapshot and the muting verdict in one round trip; after a group_wait the verdict is
     # judged when the wait ends (the alerts may have changed), by its own local activity.
-    assert [name for name in local_activities(events) if name != "send_notification"] == expected
+    assert [name for name in local_activities(events, journal=False) if name != "send_notification"] == expected
 
 
 async def test_a_silence_found_by_the_first_look_holds_the_incident(
@@ -169,4 +175,4 @@ async def test_a_silence_found_by_the_first_look_holds_the_incident(
         events = list((await handle.fetch_history()).events)
     assert record.id in state.suppressed_by[0]
     assert not any(r["key"].startswith(wid) for r in outbox(tmp_path)), "a silenced incident pages nobody"
-    assert local_activities(events) == ["first_look"]
+    assert local_activities(events, journal=False) == ["first_look"]

@@ -37,7 +37,7 @@ from workflows.incident.models import (
 from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
 from workflows.incident.rollback import IncidentRollback
 from workflows.incident.visibility import IncidentVisibility
-from workflows.journal import JOURNAL_PATCH, Journal
+from workflows.journal import JOURNAL_PATCH, LOCAL_JOURNAL_PATCH, Journal
 from workflows.patches import patched
 from workflows.policy.durations import parse_duration
 from workflows.policy.incidents import Repeats, Rung, ladder
@@ -69,10 +69,11 @@ FIRST_LOOK_IMPLIES = LEAN_IMPLIES | {LEAN_PATCH, JOURNAL_PATCH}
 FIRST_PAGE_ALONE_PATCH = "incident-first-page-alone"
 """Runs started with it hold their audit journal's first batch while their first page is in flight
 (``Journal.hold_while``): the page is scheduled alone, its records go in one send with its deliveries'."""
-UMBRELLA = (FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH, LOCAL_PAGE_PATCH)
+UMBRELLA = (FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH, LOCAL_PAGE_PATCH, LOCAL_JOURNAL_PATCH)
 NEWEST_FIRST = [(p, FIRST_LOOK_IMPLIES | set(UMBRELLA[: i + 1])) for i, p in enumerate(UMBRELLA)][::-1]
 """Umbrella patches, newest first, each with what its runs follow without asking (one marker): the
-earlier ones too. With ``incident-local-page``, pages on unpaced channels are tried locally first."""
+earlier ones too. With ``incident-local-page``, pages on unpaced channels are tried locally first; with
+``incident-local-journal``, audit journal batches too (``workflows.journal``)."""
 
 
 @workflow.defn(name="IncidentWorkflow")

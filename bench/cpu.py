@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["cpu_seconds", "dev_server_pid", "CpuMeter"]
@@ -55,10 +56,11 @@ class CpuMeter:
         """End the span begun last and keep it under ``label``."""
         self.spans[label].append({name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()})
 
-    def table(self) -> str:
-        """Median CPU seconds per span, per label and process, and their total."""
+    def table(self, labels: Sequence[str]) -> str:
+        """Median CPU seconds per span, per label (in this order) and process, and their total."""
         lines = []
-        for label, spans in self.spans.items():
+        for label in labels:
+            spans = self.spans[label]
             cells = [f"{name} {statistics.median(s[name] for s in spans):.2f}" for name in self.pids]
             total = statistics.median(sum(s.values()) for s in spans)
             lines.append(f"  {label:<8} {'  '.join(cells)}   total {total:.2f} s")

@@ -45,4 +45,7 @@ def test_ingest_benchmark_runs_and_reports_a_ratio() -> None:
     lines = run_benchmark("bench.ingest", args)
     assert any(line.startswith("raw Temporal: signal-with-start") and "/s" in line for line in lines)
     assert any(line.startswith("tocsin gateway: webhook → 202") and "/s" in line for line in lines)
-    assert lines[-1].startswith("rate ratio tocsin/raw:")
+    assert lines[-4].startswith("rate ratio tocsin/raw:")
+    assert lines[-3].startswith("CPU seconds per round")
+    for side, line in zip(("tocsin", "raw"), lines[-2:], strict=True):
+        assert line.split()[0] == side and "server" in line and "worker" in line and line.endswith(" s"), line

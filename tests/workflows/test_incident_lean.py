@@ -4,7 +4,7 @@ Every alert that reaches an incident wakes it; what it writes then is work for t
 server, which the gateway's webhooks wait behind. A run started with ``incident-lean``:
 
 * asks one patch instead of eight (each ``workflow.patched`` in a new run is a marker and a
-  ``TemporalChangeVersion`` upsert, a visibility write): ``incident-local-page`` implies the rest;
+  ``TemporalChangeVersion`` upsert, a visibility write): ``incident-local-journal`` implies the rest;
 * takes its config snapshot and, on a route with no group_wait, its muting verdict in one local
   activity (``first_look``) before its first page;
 * does not publish again what its start published (``TocsinStatus=triggered``, the severity);
@@ -94,9 +94,10 @@ async def test_alerts_after_the_first_page_write_no_commands_until_the_update_is
 
     counts = Counter(before_update)
     markers = counts[EventType.EVENT_TYPE_MARKER_RECORDED]
-    # One patch marker (incident-local-page, which implies incident-first-page-alone, incident-first-look,
-    # incident-lean and the audit journal), one local activity for first_look (the config and, with
-    # group_wait 0, the muting verdict) and one for the first page (the console is an unpaced channel).
+    # One patch marker (incident-local-journal, which implies incident-local-page, incident-first-page-alone,
+    # incident-first-look, incident-lean and the audit journal), one local activity for first_look (the
+    # config and, with group_wait 0, the muting verdict) and one for the first page (the console is an
+    # unpaced channel); the journal's local appends are counted apart.
     assert markers == 3, [EventType.Name(t) for t in before_update]
     assert counts[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED] == 0, "the first page went out locally"
     # One upsert for the patch, one for `notified` (`triggered` and the severity came with the start).

@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.alert_under_load
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.storm
+	$(BIN)/python -m bench.new_run --modules
 
 ## histories: re-record tests/histories/*.json (one scenario per workflow type, time-skipping server) from this tree.
 histories: $(STAMP)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 import threading
 from collections.abc import Sequence
@@ -56,7 +57,14 @@ class CachedSourceLoader(importlib.machinery.SourceFileLoader):
 
 
 class _OwnModulesFinder(importlib.abc.MetaPathFinder):
-    """Finds Tocsin's modules like ``PathFinder`` does, with a :class:`CachedSourceLoader`."""
+    """Finds Tocsin's modules like ``PathFinder`` does, with a :class:`CachedSourceLoader`.
+
+    Where each module was found is kept too (by name and search path): a new run's imports then
+    build a fresh spec without asking the file system again (a dozen ``stat`` calls per module).
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, tuple[str, ...] | None], tuple[str, list[str] | None]] = {}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -64,10 +72,20 @@ class _OwnModulesFinder(importlib.abc.MetaPathFinder):
         """The path finder's spec for one of Tocsin's modules, loading through the code cache."""
         if fullname.partition(".")[0] not in OWN_PACKAGES:
             return None
+        where = (fullname, tuple(path) if path is not None else None)
+        found = self._found.get(where)
+        if found is not None:
+            origin, locations = found
+            return importlib.util.spec_from_file_location(
+                fullname, origin, loader=CachedSourceLoader(fullname, origin), submodule_search_locations=locations
+            )
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
             return spec
         spec.loader = CachedSourceLoader(spec.loader.name, spec.loader.path)
+        locations = list(spec.submodule_search_locations) if spec.submodule_search_locations is not None else None
+        with _lock:
+            self._found[where] = (spec.loader.path, locations)
         return spec
 
 

@@ -49,3 +49,11 @@ def test_ingest_benchmark_runs_and_reports_a_ratio() -> None:
     assert lines[-3].startswith("CPU seconds per round")
     for side, line in zip(("tocsin", "raw"), lines[-2:], strict=True):
         assert line.split()[0] == side and "server" in line and "worker" in line and line.endswith(" s"), line
+
+
+def test_new_run_benchmark_reports_both_workflows_and_the_flow_modules() -> None:
+    lines = run_benchmark("bench.new_run", ["--samples", "3", "--warmup", "1", "--modules"])
+    assert any(line.startswith("raw entity") and "p50" in line for line in lines)
+    assert any(line.startswith("IncidentWorkflow ") and "p50" in line for line in lines)
+    assert any(line.strip().endswith("workflows.incident.workflow") for line in lines), lines
+    assert lines[-1].startswith("p50 ratio IncidentWorkflow/raw entity:")

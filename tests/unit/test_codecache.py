@@ -65,3 +65,28 @@ def test_other_packages_are_left_to_the_usual_finders() -> None:
     finder = next(f for f in sys.meta_path if type(f).__name__ == "_OwnModulesFinder")
     assert finder.find_spec("yaml.constructor", yaml.__path__) is None
     assert finder.find_spec("workflows.timer", workflows.__path__) is not None
+
+
+@pytest.mark.parametrize("name", ["workflows.incident", "workflows.incident.chat"])  # a package, a module
+def test_a_module_found_once_is_found_again_without_the_file_system(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    codecache.install()
+    import workflows
+
+    finder = next(f for f in sys.meta_path if type(f).__name__ == "_OwnModulesFinder")
+    path = workflows.__path__ if name.count(".") == 1 else sys.modules["workflows.incident"].__path__
+    first = finder.find_spec(name, path)
+    searched: list[str] = []
+    real = importlib.machinery.PathFinder.find_spec
+
+    def counting(fullname: str, *args: object) -> object:
+        searched.append(fullname)
+        return real(fullname, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.machinery.PathFinder, "find_spec", counting)
+    second = finder.find_spec(name, path)
+    assert searched == [], "the second look-up asked the file system again"
+    assert first is not None and second is not None and first is not second
+    assert isinstance(second.loader, codecache.CachedSourceLoader)
+    for attribute in ("name", "origin", "parent", "submodule_search_locations", "cached", "has_location"):
+        assert getattr(second, attribute) == getattr(first, attribute), attribute
+    assert _fresh(name).__spec__.origin == first.origin

@@ -56,11 +56,11 @@ from typing import Any, Protocol
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
-from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.config import Config, Receiver
 from workflows.journal import journal_deliveries
+from workflows.local import try_locally
 from workflows.models import DeliveryRecord, Message, MessageField, SendPriority, SendRequest
 from workflows.notify.models import DeadLetter, DeadLetterNotice
 from workflows.patches import assumed, patched
@@ -254,20 +254,13 @@ async def _local_page(
 ) -> DeliveryRecord:
     """One local try of a page; what it did not deliver goes on as a durable send (module docstring)."""
     tried_at = workflow.now()
-    try:
-        record: DeliveryRecord = await workflow.execute_local_activity_method(
-            DeliveryActivities.send,
-            request,
-            start_to_close_timeout=LOCAL_SEND_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=1),
-        )
+    outcome = await try_locally(DeliveryActivities.send, request, LOCAL_SEND_TIMEOUT)
+    if not isinstance(outcome, FailureError):
+        record: DeliveryRecord = outcome
         return record
-    except FailureError as exc:  # a local activity's failure is raised as its cause (or a timeout)
-        if isinstance(exc, TemporalCancelledError):
-            raise
-        cause = exc.cause if isinstance(exc, ActivityError) else exc
-        if not (isinstance(cause, ApplicationError) and cause.type == "Paced"):  # a deferral reached no channel
-            request = request.model_copy(update={"tried_at": tried_at})
+    cause = outcome.cause if isinstance(outcome, ActivityError) else outcome
+    if not (isinstance(cause, ApplicationError) and cause.type == "Paced"):  # a deferral reached no channel
+        request = request.model_copy(update={"tried_at": tried_at})
     durable: DeliveryRecord = await _durable_send(receiver, request, deadline, options)
     return durable
 

@@ -44,10 +44,10 @@ from typing import Any, Protocol
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
-from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 from workflows.audit import ACTIVITY_APPEND, JournalBatch, JournalEntry
 from workflows.identity import Actor
+from workflows.local import try_locally
 from workflows.models import DeliveryRecord
 from workflows.patches import assumed, patched
 
@@ -219,17 +219,11 @@ class Journal:
 
 async def _appended_locally(batch: list[JournalEntry]) -> bool:
     """One local try of ``batch`` (at most ``LOCAL_APPEND_TIMEOUT``): whether it was appended."""
-    try:
-        await workflow.execute_local_activity(
-            ACTIVITY_APPEND,
-            JournalBatch(entries=batch),
-            start_to_close_timeout=LOCAL_APPEND_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=1),
+    outcome = await try_locally(ACTIVITY_APPEND, JournalBatch(entries=batch), LOCAL_APPEND_TIMEOUT)
+    if isinstance(outcome, FailureError):
+        workflow.logger.warning(
+            "audit journal: local append of %d record(s) failed, sent durably: %s", len(batch), outcome
         )
-    except FailureError as exc:  # a local activity's failure is raised as its cause (or a timeout)
-        if isinstance(exc, TemporalCancelledError):
-            raise
-        workflow.logger.warning("audit journal: local append of %d record(s) failed, sent durably: %s", len(batch), exc)
         return False
     return True
 

@@ -19,6 +19,8 @@ Profile: ``TOCSIN_BENCH_PROFILE=DIR`` attaches ``py-spy`` (``pip install py-spy`
 and to the worker for the whole run (idle time is left out), keeps the folded stacks in
 ``DIR/gateway.folded`` and ``DIR/worker.folded`` and prints where each one's time went
 (:mod:`bench.pyspy`). Rates measured with the profilers attached are not the benchmark's numbers.
+``TOCSIN_BENCH_PROFILE_GIL=1`` samples only the thread holding the GIL (``py-spy --gil``): the shares are
+then of Python CPU time; without it, a thread waiting for the GIL counts as busy where it waits.
 
     python -m bench.ingest [--webhooks 400] [--groups 50] [--concurrency 20] [--rounds 5] [--warmup 1] [--client wire|httpx]
 """
@@ -236,6 +238,8 @@ async def _start_profilers(stack: Stack, out: Path) -> dict[str, Path]:
         folded[name] = out / f"{name}.folded"
         pid = stack.procs.running[name].pid
         args = [spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--format", "raw"]
+        if os.environ.get("TOCSIN_BENCH_PROFILE_GIL"):
+            args.append("--gil")
         stack.procs.start(f"py-spy-{name}", [*args, "--output", str(folded[name])], dict(os.environ), stack.home)
     await asyncio.sleep(1.0)  # attached before the first round
     for name in folded:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from workers import codecache
+from workers.runner import SandboxedFlows
 from workflows.deployment.lock import DeployLockWorkflow
 from workflows.deployment.workflow import DeploymentWorkflow
 from workflows.incident.workflow import IncidentWorkflow
@@ -63,10 +64,12 @@ that models returned by activities are the classes the flows validate against.
 """
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
+def workflow_runner() -> SandboxedFlows:
     """The sandbox every worker (and the replayer) runs workflows in.
 
-    The flow modules it re-imports for every run are compiled once per process (:mod:`workers.codecache`).
+    The flow modules it re-imports for every run are compiled once per process (:mod:`workers.codecache`);
+    the SDK's per-payload context lookups are answered without re-entering the sandbox
+    (:mod:`workers.runner`).
     """
     codecache.install()
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+    return SandboxedFlows(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))

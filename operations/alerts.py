@@ -17,6 +17,15 @@ payload over 2 MB and a search attribute value over 2 KB, so before anything is 
   is it :class:`~operations.errors.BadInput`, and Temporal not answering is
   :class:`~operations.errors.Unavailable` (a re-sent webhook changes nothing for the groups
   already accepted: alerts are merged by fingerprint).
+
+**Search attributes** (``TocsinKind``, ``TocsinStatus``, ``TocsinSeverity``, ``TocsinService``,
+``TocsinEnvironment``) count only when a signal-with-start starts the incident; for a running one
+Temporal ignores them, yet checks each against its search-attribute registry (on the dev server,
+a database read per call). So they go with the first signal-with-start of an incident this process
+has not sent them for in the last :data:`ATTRIBUTES_FRESH` seconds: the incident is listed with
+them from its start, even with no worker running. An incident started without them (it ended and
+started again within that window, or another gateway sent them) publishes them from its first
+workflow task (``workflows.incident.visibility``, ``incident-own-attributes``).
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -34,12 +45,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from operations.auth import authorize
 from operations.context import Context, require_actor, temporal_errors
 from operations.errors import BadInput
-from workflows import incident, search
+from workflows import incident
 from workflows.config import Config
 from workflows.identity import Actor
 from workflows.incident import Alert, AlertBatch, IncidentInput
-from workflows.policy.alert_limits import SEARCH_ATTRIBUTE_MAX, SIGNAL_BUDGET, alert_size, truncate
-from workflows.policy.incidents import group_severity, incident_id
+from workflows.policy.alert_limits import SIGNAL_BUDGET, alert_size, truncate
+from workflows.policy.incidents import group_severity, incident_attributes, incident_id, incident_service
 from workflows.policy.redact import redact_alerts
 from workflows.policy.routing import match_routes
 
@@ -50,7 +61,34 @@ SUMMARY_MAX = 200
 """Bytes of a workflow's static summary (the Temporal UI's one-line title)."""
 _REFUSED_FOR_GOOD = {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.OUT_OF_RANGE}
 
+ATTRIBUTES_FRESH = 300.0
+"""Seconds for which an incident this process sent its search attributes for is sent none again."""
+ATTRIBUTES_REMEMBERED = 10_000
+"""Incidents remembered at most (the oldest are forgotten first)."""
+
 log = logging.getLogger("tocsin.alerts")
+
+
+class _SentAttributes:
+    """Incidents (by task queue and id) whose search attributes this process sent lately, and when."""
+
+    def __init__(self) -> None:
+        self._sent: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def due(self, key: tuple[str, str]) -> bool:
+        """Send them with this incident's next signal-with-start."""
+        sent = self._sent.get(key)
+        return sent is None or time.monotonic() - sent > ATTRIBUTES_FRESH
+
+    def sent(self, key: tuple[str, str]) -> None:
+        """Temporal accepted a signal-with-start carrying them."""
+        self._sent[key] = time.monotonic()
+        self._sent.move_to_end(key)
+        while len(self._sent) > ATTRIBUTES_REMEMBERED:
+            self._sent.popitem(last=False)
+
+
+_sent_attributes = _SentAttributes()
 
 
 def fingerprint(labels: dict[str, str]) -> str:
@@ -104,24 +142,10 @@ def group_alerts(config: Config, alerts: list[Alert]) -> dict[str, AlertGroup]:
 
 def _attributes(group: AlertGroup) -> tuple[list[SearchAttributePair], str]:
     labels = [a.labels for a in group.alerts]
-    service = next((lbl["service"] for lbl in labels if lbl.get("service")), "")
-    env = next(
-        (lbl.get("env") or lbl.get("environment") or "" for lbl in labels if lbl.get("env") or lbl.get("environment")),
-        "",
-    )
-    service, env = truncate(service, SEARCH_ATTRIBUTE_MAX), truncate(env, SEARCH_ATTRIBUTE_MAX)
-    attrs = [
-        SearchAttributePair(search.KIND, "incident"),
-        SearchAttributePair(search.STATUS, "triggered"),
-        SearchAttributePair(search.SEVERITY, group_severity(labels)),
-    ]
-    if service:
-        attrs.append(SearchAttributePair(search.SERVICE, service))
-    if env:
-        attrs.append(SearchAttributePair(search.ENVIRONMENT, env))
+    service, _ = incident_service(labels)
     names = sorted({lbl.get("alertname", "?") for lbl in labels})
     summary = f"Incident: {', '.join(names)[:150]}" + (f" on {service}" if service else "")
-    return attrs, truncate(summary, SUMMARY_MAX)
+    return incident_attributes(labels, group_severity(labels), "triggered"), truncate(summary, SUMMARY_MAX)
 
 
 def _size(alert: Alert) -> int:
@@ -155,8 +179,10 @@ async def _send_group(ctx: Context, wid: str, group: AlertGroup, source: str) ->
     """Signal-with-start the group's incident, one batch at a time (in order)."""
     attrs, summary = _attributes(group)
     batches = signal_batches(group.alerts)
+    key = (ctx.task_queue, wid)
     sent = 0
     for batch in batches:
+        attributes = TypedSearchAttributes(attrs) if sent == 0 and _sent_attributes.due(key) else None
         try:
             with temporal_errors():
                 try:
@@ -172,9 +198,11 @@ async def _send_group(ctx: Context, wid: str, group: AlertGroup, source: str) ->
                         task_queue=ctx.task_queue,
                         start_signal=incident.SIGNAL_ADD_ALERTS,
                         start_signal_args=[AlertBatch(alerts=batch, source=source)],
-                        search_attributes=TypedSearchAttributes(attrs),
+                        search_attributes=attributes,
                         static_summary=summary,
                     )
+                    if attributes is not None:
+                        _sent_attributes.sent(key)
                 except RPCError as exc:
                     if not _refused_for_good(exc):
                         raise

@@ -94,10 +94,10 @@ async def test_alerts_after_the_first_page_write_no_commands_until_the_update_is
 
     counts = Counter(before_update)
     markers = counts[EventType.EVENT_TYPE_MARKER_RECORDED]
-    # One patch marker (incident-local-journal, which implies incident-local-page, incident-first-page-alone,
-    # incident-first-look, incident-lean and the audit journal), one local activity for first_look (the
-    # config and, with group_wait 0, the muting verdict) and one for the first page (the console is an
-    # unpaced channel); the journal's local appends are counted apart.
+    # One patch marker (incident-own-attributes, which implies incident-local-journal, incident-local-page,
+    # incident-first-page-alone, incident-first-look, incident-lean and the audit journal), one local
+    # activity for first_look (the config and, with group_wait 0, the muting verdict) and one for the
+    # first page (the console is an unpaced channel); the journal's local appends are counted apart.
     assert markers == 3, [EventType.Name(t) for t in before_update]
     assert counts[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED] == 0, "the first page went out locally"
     # One upsert for the patch, one for `notified` (`triggered` and the severity came with the start).

@@ -4,6 +4,12 @@ Each publication is a visibility write on the server, so an incident publishes o
 changed. Runs started with the ``incident-lean`` patch also know what their start already
 published (the gateway sets ``TocsinStatus=triggered`` and ``TocsinSeverity`` when it starts the
 incident; a continued run inherits its predecessor's) and do not publish it again.
+
+Runs started with the ``incident-own-attributes`` patch whose start carried no search attributes
+publish them all themselves, in one upsert with their first severity. The gateway sends them only
+with the first signal-with-start of an incident it has not started lately
+(``operations.alerts``): on the dev server each search attribute on a call costs the server a
+database read, and for a running incident they are ignored anyway.
 """
 
 from __future__ import annotations
@@ -12,8 +18,12 @@ from temporalio import workflow
 
 from workflows import search
 from workflows.incident.models import IncidentState
+from workflows.policy.incidents import incident_attributes
 
-__all__ = ["IncidentVisibility"]
+__all__ = ["IncidentVisibility", "OWN_ATTRIBUTES_PATCH"]
+
+OWN_ATTRIBUTES_PATCH = "incident-own-attributes"
+"""Runs started with it publish the search attributes their start did not carry."""
 
 
 class IncidentVisibility:
@@ -24,16 +34,31 @@ class IncidentVisibility:
     _published_status: str | None = None
     _published_severity: str | None = None
     _published_memo: dict[str, object] | None = None
+    _own_attributes: bool = False
+    """The start carried no search attributes: the first severity publishes them all."""
 
-    def _inherit_published(self) -> None:
-        """Take what the start (or the previous run) published as published (``incident-lean`` runs)."""
+    def _inherit_published(self, own: bool = False) -> None:
+        """Take what the start (or the previous run) published as published (``incident-lean`` runs).
+
+        Args:
+            own: the run follows ``OWN_ATTRIBUTES_PATCH``: with none from its start, it owes them all.
+        """
         attributes = workflow.info().typed_search_attributes
         self._published_status = attributes.get(search.STATUS)
         self._published_severity = attributes.get(search.SEVERITY)
+        self._own_attributes = own and attributes.get(search.KIND) is None
 
     def _set_severity(self, severity: str) -> None:
         """The group's severity changed (or was computed for the first time)."""
-        if self._lean:
+        if self._own_attributes:
+            self._own_attributes = False
+            self._st.severity = severity
+            status = self._published_status = self._published_status or self._st.status
+            self._published_severity = severity
+            labels = [self._st.group_labels, *(a.labels for a in self._st.alerts.values())]
+            attrs = incident_attributes(labels, severity, status)
+            workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in attrs])
+        elif self._lean:
             self._st.severity = severity
             if severity != self._published_severity:
                 self._published_severity = severity

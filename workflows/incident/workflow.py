@@ -36,7 +36,7 @@ from workflows.incident.models import (
 )
 from workflows.incident.muting import MUTING_STAGE_PATCH, MutingStage
 from workflows.incident.rollback import IncidentRollback
-from workflows.incident.visibility import IncidentVisibility
+from workflows.incident.visibility import OWN_ATTRIBUTES_PATCH, IncidentVisibility
 from workflows.journal import JOURNAL_PATCH, LOCAL_JOURNAL_PATCH, Journal
 from workflows.patches import patched
 from workflows.policy.durations import parse_duration
@@ -69,11 +69,12 @@ FIRST_LOOK_IMPLIES = LEAN_IMPLIES | {LEAN_PATCH, JOURNAL_PATCH}
 FIRST_PAGE_ALONE_PATCH = "incident-first-page-alone"
 """Runs started with it hold their audit journal's first batch while their first page is in flight
 (``Journal.hold_while``): the page is scheduled alone, its records go in one send with its deliveries'."""
-UMBRELLA = (FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH, LOCAL_PAGE_PATCH, LOCAL_JOURNAL_PATCH)
+UMBRELLA = (FIRST_LOOK_PATCH, FIRST_PAGE_ALONE_PATCH, LOCAL_PAGE_PATCH, LOCAL_JOURNAL_PATCH, OWN_ATTRIBUTES_PATCH)
 NEWEST_FIRST = [(p, FIRST_LOOK_IMPLIES | set(UMBRELLA[: i + 1])) for i, p in enumerate(UMBRELLA)][::-1]
 """Umbrella patches, newest first, each with what its runs follow without asking (one marker): the
 earlier ones too. With ``incident-local-page``, pages on unpaced channels are tried locally first; with
-``incident-local-journal``, audit journal batches too (``workflows.journal``)."""
+``incident-local-journal``, audit journal batches too (``workflows.journal``); with ``incident-own-attributes``,
+a run whose start carried no search attributes publishes them (``workflows.incident.visibility``)."""
 
 
 @workflow.defn(name="IncidentWorkflow")
@@ -229,7 +230,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
             for actor, action, detail in batch_entries(batch.source, alerts):
                 self._log(actor, action, detail)
             changed = changed or bool(alerts)
-        if changed:
+        if changed or self._own_attributes:
             self._set_severity(self._book.severity())
         if changed and self._book.all_resolved() and self.st.status != "resolved":
             self._mark_resolved("alertmanager", "all alerts resolved")
@@ -264,7 +265,7 @@ class IncidentWorkflow(MutingStage, IncidentChat, IncidentVisibility, IncidentRo
         self._journal.start()  # asks audit-journal unless first-look implies it
         if self._lean:
             self.assumed_patches |= LEAN_IMPLIES
-            self._inherit_published()
+            self._inherit_published(own=OWN_ATTRIBUTES_PATCH in self.assumed_patches)
         self._bounded = patched(BOUNDED_PATCH)
         self._concurrent = patched(CONCURRENT_DELIVERIES_PATCH)
         self._apply_pending()

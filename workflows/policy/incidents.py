@@ -10,13 +10,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from temporalio.common import SearchAttributePair
+
+from workflows import search
 from workflows.models import Action, Link, Message, MessageField, Severity
+from workflows.policy.alert_limits import SEARCH_ATTRIBUTE_MAX, truncate
 from workflows.policy.escalation import DEFAULT_LADDER, EscalationLevel, EscalationPolicy, Repeats, Rung, ladder
 
 __all__ = [
     "incident_id",
     "SEVERITY_ORDER",
     "group_severity",
+    "incident_service",
+    "incident_attributes",
     "EscalationLevel",
     "EscalationPolicy",
     "Rung",
@@ -45,6 +51,30 @@ def group_severity(labels: Iterable[Mapping[str, str]]) -> Severity:
         if SEVERITY_ORDER[sev] > SEVERITY_ORDER[best]:
             best = sev  # type: ignore[assignment]
     return best
+
+
+def incident_service(labels: Iterable[Mapping[str, str]]) -> tuple[str, str]:
+    """An incident's service and environment: the first alert's that has one (``env`` or ``environment``), cut to fit a search attribute."""
+    service = env = ""
+    for item in labels:
+        service = service or item.get("service", "")
+        env = env or item.get("env") or item.get("environment") or ""
+    return truncate(service, SEARCH_ATTRIBUTE_MAX), truncate(env, SEARCH_ATTRIBUTE_MAX)
+
+
+def incident_attributes(labels: Sequence[Mapping[str, str]], severity: str, status: str) -> list[SearchAttributePair]:
+    """An incident's search attributes: kind, status, severity, and its service and environment when it has them."""
+    service, env = incident_service(labels)
+    attrs = [
+        SearchAttributePair(search.KIND, "incident"),
+        SearchAttributePair(search.STATUS, status),
+        SearchAttributePair(search.SEVERITY, severity),
+    ]
+    if service:
+        attrs.append(SearchAttributePair(search.SERVICE, service))
+    if env:
+        attrs.append(SearchAttributePair(search.ENVIRONMENT, env))
+    return attrs
 
 
 def incident_message(

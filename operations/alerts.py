@@ -50,9 +50,10 @@ from workflows.config import Config
 from workflows.identity import Actor
 from workflows.incident import Alert, AlertBatch, IncidentInput
 from workflows.policy.alert_limits import SIGNAL_BUDGET, alert_size, truncate
-from workflows.policy.incidents import group_severity, incident_attributes, incident_id, incident_service
+from workflows.policy.incidents import group_severity, incident_id, incident_service
 from workflows.policy.redact import redact_alerts
 from workflows.policy.routing import match_routes
+from workflows.search import incident_attributes
 
 __all__ = ["fingerprint", "group_alerts", "dispatch_alerts", "raise_alert", "Dispatched", "ALERT_SEVERITIES"]
 

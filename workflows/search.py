@@ -8,10 +8,12 @@ quoting and the attribute names live here once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair
+
+from workflows.policy.incidents import incident_service
 
 __all__ = [
     "KIND",
@@ -24,6 +26,7 @@ __all__ = [
     "ALERTING_INCIDENT_STATUSES",
     "quote",
     "query",
+    "incident_attributes",
 ]
 
 KIND = SearchAttributeKey.for_keyword("TocsinKind")
@@ -101,3 +104,18 @@ def query(
     if started_since is not None:
         parts.append(f"StartTime >= '{_iso(started_since)}'")
     return " AND ".join(parts)
+
+
+def incident_attributes(labels: Sequence[Mapping[str, str]], severity: str, status: str) -> list[SearchAttributePair]:
+    """An incident's search attributes: kind, status, severity, and its service and environment when it has them."""
+    service, env = incident_service(labels)
+    attrs = [
+        SearchAttributePair(KIND, "incident"),
+        SearchAttributePair(STATUS, status),
+        SearchAttributePair(SEVERITY, severity),
+    ]
+    if service:
+        attrs.append(SearchAttributePair(SERVICE, service))
+    if env:
+        attrs.append(SearchAttributePair(ENVIRONMENT, env))
+    return attrs

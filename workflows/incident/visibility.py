@@ -18,7 +18,6 @@ from temporalio import workflow
 
 from workflows import search
 from workflows.incident.models import IncidentState
-from workflows.policy.incidents import incident_attributes
 
 __all__ = ["IncidentVisibility", "OWN_ATTRIBUTES_PATCH"]
 
@@ -56,7 +55,7 @@ class IncidentVisibility:
             status = self._published_status = self._published_status or self._st.status
             self._published_severity = severity
             labels = [self._st.group_labels, *(a.labels for a in self._st.alerts.values())]
-            attrs = incident_attributes(labels, severity, status)
+            attrs = search.incident_attributes(labels, severity, status)
             workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in attrs])
         elif self._lean:
             self._st.severity = severity

@@ -10,9 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from temporalio.common import SearchAttributePair
-
-from workflows import search
 from workflows.models import Action, Link, Message, MessageField, Severity
 from workflows.policy.alert_limits import SEARCH_ATTRIBUTE_MAX, truncate
 from workflows.policy.escalation import DEFAULT_LADDER, EscalationLevel, EscalationPolicy, Repeats, Rung, ladder
@@ -22,7 +19,6 @@ __all__ = [
     "SEVERITY_ORDER",
     "group_severity",
     "incident_service",
-    "incident_attributes",
     "EscalationLevel",
     "EscalationPolicy",
     "Rung",
@@ -60,21 +56,6 @@ def incident_service(labels: Iterable[Mapping[str, str]]) -> tuple[str, str]:
         service = service or item.get("service", "")
         env = env or item.get("env") or item.get("environment") or ""
     return truncate(service, SEARCH_ATTRIBUTE_MAX), truncate(env, SEARCH_ATTRIBUTE_MAX)
-
-
-def incident_attributes(labels: Sequence[Mapping[str, str]], severity: str, status: str) -> list[SearchAttributePair]:
-    """An incident's search attributes: kind, status, severity, and its service and environment when it has them."""
-    service, env = incident_service(labels)
-    attrs = [
-        SearchAttributePair(search.KIND, "incident"),
-        SearchAttributePair(search.STATUS, status),
-        SearchAttributePair(search.SEVERITY, severity),
-    ]
-    if service:
-        attrs.append(SearchAttributePair(search.SERVICE, service))
-    if env:
-        attrs.append(SearchAttributePair(search.ENVIRONMENT, env))
-    return attrs
 
 
 def incident_message(

@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from operations.auth import authorize
@@ -141,12 +141,12 @@ def group_alerts(config: Config, alerts: list[Alert]) -> dict[str, AlertGroup]:
     return groups
 
 
-def _attributes(group: AlertGroup) -> tuple[list[SearchAttributePair], str]:
-    labels = [a.labels for a in group.alerts]
+def _summary(labels: list[dict[str, str]]) -> str:
+    """The workflow's one-line title in the Temporal UI: its alert names, and its service."""
     service, _ = incident_service(labels)
     names = sorted({lbl.get("alertname", "?") for lbl in labels})
     summary = f"Incident: {', '.join(names)[:150]}" + (f" on {service}" if service else "")
-    return incident_attributes(labels, group_severity(labels), "triggered"), truncate(summary, SUMMARY_MAX)
+    return truncate(summary, SUMMARY_MAX)
 
 
 def _size(alert: Alert) -> int:
@@ -178,12 +178,14 @@ def signal_batches(alerts: list[Alert], budget: int = SIGNAL_BUDGET) -> list[lis
 
 async def _send_group(ctx: Context, wid: str, group: AlertGroup, source: str) -> None:
     """Signal-with-start the group's incident, one batch at a time (in order)."""
-    attrs, summary = _attributes(group)
-    batches = signal_batches(group.alerts)
+    labels = [a.labels for a in group.alerts]
+    summary = _summary(labels)
     key = (ctx.task_queue, wid)
+    attributes = None
+    if _sent_attributes.due(key):
+        attributes = TypedSearchAttributes(incident_attributes(labels, group_severity(labels), "triggered"))
     sent = 0
-    for batch in batches:
-        attributes = TypedSearchAttributes(attrs) if sent == 0 and _sent_attributes.due(key) else None
+    for batch in signal_batches(group.alerts):
         try:
             with temporal_errors():
                 try:
@@ -204,6 +206,7 @@ async def _send_group(ctx: Context, wid: str, group: AlertGroup, source: str) ->
                     )
                     if attributes is not None:
                         _sent_attributes.sent(key)
+                        attributes = None  # the first batch carried them
                 except RPCError as exc:
                     if not _refused_for_good(exc):
                         raise

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -128,3 +130,15 @@ def deployment_config(
         "route": {"receiver": "default"},
         "environments": {"prod": env, **(extra_environments or {})},
     }
+
+
+async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 15.0) -> None:
+    """Wait until ``predicate()`` (a plain or an async check) is true, polling every 50 ms."""
+    for _ in range(int(timeout / 0.05)):
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never became true")

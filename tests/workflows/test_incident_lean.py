@@ -31,7 +31,7 @@ from temporalio.worker import Replayer
 
 from operations.alerts import dispatch_alerts, fingerprint
 from operations.silences import add_silence
-from tests.helpers import ops, outbox, person, tocsin_worker
+from tests.helpers import ops, outbox, person, tocsin_worker, until
 from workers.registry import WORKFLOWS, workflow_runner
 from workflows.audit import ACTIVITY_APPEND
 from workflows.incident.models import Alert
@@ -50,14 +50,6 @@ def journaling(event: HistoryEvent) -> bool:
     if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
         return local_activity_type(event) == ACTIVITY_APPEND
     return event.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_APPEND
-
-
-async def until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never became true")
 
 
 async def test_alerts_after_the_first_page_write_no_commands_until_the_update_is_due(

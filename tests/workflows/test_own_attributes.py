@@ -8,7 +8,6 @@ environment in one upsert, and ``tocsin status`` lists it like any other.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from operations.alerts import dispatch_alerts, fingerprint
-from tests.helpers import ops, outbox, tocsin_worker
+from tests.helpers import ops, outbox, tocsin_worker, until
 from workers.registry import WORKFLOWS, workflow_runner
 from workflows import search
 from workflows.incident.models import Alert
@@ -35,14 +34,6 @@ CONFIG = {
 def alert(service: str, status: str = "firing") -> Alert:
     labels = {"alertname": "DiskFull", "service": service, "env": "prod", "severity": "critical", "instance": "i0"}
     return Alert(fingerprint=fingerprint(labels), labels=labels, status=status)  # type: ignore[arg-type]
-
-
-async def until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never became true")
 
 
 async def test_an_incident_started_again_without_attributes_publishes_them(
@@ -61,10 +52,7 @@ async def test_an_incident_started_again_without_attributes_publishes_them(
         first = await client.get_workflow_handle(wid).describe()
         assert first.typed_search_attributes.get(search.KIND) == "incident", "the first start carries them"
 
-        async def paged() -> bool:
-            return pages(wid) >= 1
-
-        await until(paged)
+        await until(lambda: pages(wid) >= 1, timeout=20)
         await dispatch_alerts(ctx, [alert(service, "resolved")], source="t")
 
         async def ended() -> bool:
@@ -72,7 +60,7 @@ async def test_an_incident_started_again_without_attributes_publishes_them(
                 WorkflowExecutionStatus.COMPLETED
             )
 
-        await until(ended)
+        await until(ended, timeout=20)
         await dispatch_alerts(ctx, [alert(service)], source="t")  # fires again, within the gateway's window
         handle = client.get_workflow_handle(wid)
 
@@ -82,7 +70,7 @@ async def test_an_incident_started_again_without_attributes_publishes_them(
                 "notified"
             )
 
-        await until(listed_as_notified)
+        await until(listed_as_notified, timeout=20)
         described = await handle.describe()
         history = await handle.fetch_history()
 
